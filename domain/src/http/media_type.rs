@@ -1,0 +1,99 @@
+/// Why a `Content-Type` was refused (the 415 problem's detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MediaTypeError {
+    /// No `Content-Type`.
+    #[error("Content-Type is required and must be application/json.")]
+    Missing,
+    /// A media type other than `application/json` (including `+json` types), or a malformed header.
+    #[error("Content-Type must be application/json.")]
+    NotJson,
+    /// `application/json` with a charset other than utf-8.
+    #[error("application/json must be encoded as utf-8; other charsets are not accepted.")]
+    Charset,
+}
+
+/// Accepts `application/json` (any case, optional parameters), with no charset or charset utf-8
+/// (any case, optionally quoted). Everything else is 415.
+///
+/// ```
+/// use paracell_domain::http::{require_json, MediaTypeError};
+/// assert!(require_json(Some("application/json")).is_ok());
+/// assert!(require_json(Some("Application/JSON; charset=\"UTF-8\"")).is_ok());
+/// assert_eq!(require_json(Some("application/json; charset=latin1")), Err(MediaTypeError::Charset));
+/// assert_eq!(require_json(Some("application/vnd.api+json")), Err(MediaTypeError::NotJson));
+/// assert_eq!(require_json(None), Err(MediaTypeError::Missing));
+/// ```
+pub fn require_json(content_type: Option<&str>) -> Result<(), MediaTypeError> {
+    let value = content_type.ok_or(MediaTypeError::Missing)?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim_matches([' ', '\t']);
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(MediaTypeError::NotJson);
+    }
+    for param in parts {
+        let param = param.trim_matches([' ', '\t']);
+        if param.is_empty() {
+            continue;
+        }
+        let (name, raw) = param.split_once('=').ok_or(MediaTypeError::NotJson)?;
+        if !name
+            .trim_end_matches([' ', '\t'])
+            .eq_ignore_ascii_case("charset")
+        {
+            continue;
+        }
+        let raw = raw.trim_start_matches([' ', '\t']);
+        let charset = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            Some(quoted) => quoted.replace('\\', ""),
+            None => raw.to_owned(),
+        };
+        if !charset.eq_ignore_ascii_case("utf-8") {
+            return Err(MediaTypeError::Charset);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_spellings() {
+        for ok in [
+            "application/json",
+            "APPLICATION/JSON",
+            "application/json;charset=utf-8",
+            "application/json ; charset=UTF-8",
+            "application/json; charset=\"utf-8\"",
+            "application/json; foo=bar",
+            "application/json;",
+        ] {
+            assert_eq!(require_json(Some(ok)), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refused_spellings() {
+        for (bad, why) in [
+            ("text/json", MediaTypeError::NotJson),
+            ("application/problem+json", MediaTypeError::NotJson),
+            (
+                "application/json, application/json",
+                MediaTypeError::NotJson,
+            ),
+            ("application/jsonx", MediaTypeError::NotJson),
+            ("application/json; charset", MediaTypeError::NotJson),
+            ("application/json; charset=utf-16", MediaTypeError::Charset),
+            (
+                "application/json; charset=iso-8859-1",
+                MediaTypeError::Charset,
+            ),
+            ("application/json; charset=utf8", MediaTypeError::Charset),
+            ("multipart/form-data; boundary=x", MediaTypeError::NotJson),
+            ("", MediaTypeError::NotJson),
+        ] {
+            assert_eq!(require_json(Some(bad)), Err(why), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,225 @@
+use super::{ApiResponse, PROBLEM_JSON};
+use crate::validation::Violation;
+
+/// Every problem the contract can answer with: one stable `type` URI, title and status each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProblemType {
+    /// 400: the body is not JSON, or not a JSON object.
+    MalformedRequest,
+    /// 400: no `X-Tenant-ID`.
+    MissingTenant,
+    /// 400: `X-Tenant-ID` is not a valid tenant id, or conflicts with the authenticated tenant.
+    InvalidTenant,
+    /// 400: no `Idempotency-Key`.
+    MissingIdempotencyKey,
+    /// 400: `Idempotency-Key` is not 1–255 visible ASCII characters without commas.
+    InvalidIdempotencyKey,
+    /// 404: no such route.
+    NotFound,
+    /// 404: no such transaction for this tenant.
+    TransactionNotFound,
+    /// 404: no such account (no transactions) for this tenant.
+    AccountNotFound,
+    /// 405: the route exists but not with this method; see `Allow`.
+    MethodNotAllowed,
+    /// 409: a debit larger than the available balance.
+    InsufficientFunds,
+    /// 409: the same key is still being processed.
+    IdempotencyKeyInUse,
+    /// 413: the body is over the cell's limit.
+    PayloadTooLarge,
+    /// 415: not `application/json` (with utf-8 or no charset).
+    UnsupportedMediaType,
+    /// 421: a valid tenant this cell does not serve.
+    TenantNotInCell,
+    /// 422: the body breaks one or more rules; see `errors`.
+    ValidationFailed,
+    /// 422: the key was used before with a different payload.
+    IdempotencyKeyReused,
+    /// 500: a bug; nothing internal is revealed.
+    Internal,
+    /// 503: the store is throttled or unreachable; see `Retry-After`.
+    StoreUnavailable,
+}
+
+impl ProblemType {
+    /// Every problem type, for documentation checks.
+    pub const ALL: [ProblemType; 18] = [
+        Self::MalformedRequest,
+        Self::MissingTenant,
+        Self::InvalidTenant,
+        Self::MissingIdempotencyKey,
+        Self::InvalidIdempotencyKey,
+        Self::NotFound,
+        Self::TransactionNotFound,
+        Self::AccountNotFound,
+        Self::MethodNotAllowed,
+        Self::InsufficientFunds,
+        Self::IdempotencyKeyInUse,
+        Self::PayloadTooLarge,
+        Self::UnsupportedMediaType,
+        Self::TenantNotInCell,
+        Self::ValidationFailed,
+        Self::IdempotencyKeyReused,
+        Self::Internal,
+        Self::StoreUnavailable,
+    ];
+
+    /// The slug in `urn:paracell:problem:<slug>`.
+    pub fn slug(self) -> &'static str {
+        self.describe().0
+    }
+
+    /// HTTP status.
+    pub fn status(self) -> u16 {
+        self.describe().1
+    }
+
+    /// The title, the same for every occurrence (RFC 9457 §3.1.3).
+    pub fn title(self) -> &'static str {
+        self.describe().2
+    }
+
+    /// The `type` URI (a URN: identifies the problem, is not meant to be dereferenced).
+    pub fn uri(self) -> String {
+        format!("urn:paracell:problem:{}", self.slug())
+    }
+
+    fn describe(self) -> (&'static str, u16, &'static str) {
+        match self {
+            Self::MalformedRequest => ("malformed-request", 400, "Malformed request"),
+            Self::MissingTenant => ("missing-tenant", 400, "Missing tenant"),
+            Self::InvalidTenant => ("invalid-tenant", 400, "Invalid tenant"),
+            Self::MissingIdempotencyKey => {
+                ("missing-idempotency-key", 400, "Missing idempotency key")
+            }
+            Self::InvalidIdempotencyKey => {
+                ("invalid-idempotency-key", 400, "Invalid idempotency key")
+            }
+            Self::NotFound => ("not-found", 404, "Not found"),
+            Self::TransactionNotFound => ("transaction-not-found", 404, "Transaction not found"),
+            Self::AccountNotFound => ("account-not-found", 404, "Account not found"),
+            Self::MethodNotAllowed => ("method-not-allowed", 405, "Method not allowed"),
+            Self::InsufficientFunds => ("insufficient-funds", 409, "Insufficient funds"),
+            Self::IdempotencyKeyInUse => ("idempotency-key-in-use", 409, "Idempotency key in use"),
+            Self::PayloadTooLarge => ("payload-too-large", 413, "Payload too large"),
+            Self::UnsupportedMediaType => ("unsupported-media-type", 415, "Unsupported media type"),
+            Self::TenantNotInCell => ("tenant-not-in-cell", 421, "Tenant not in this cell"),
+            Self::ValidationFailed => ("validation-failed", 422, "Validation failed"),
+            Self::IdempotencyKeyReused => ("idempotency-key-reused", 422, "Idempotency key reused"),
+            Self::Internal => ("internal", 500, "Internal error"),
+            Self::StoreUnavailable => ("store-unavailable", 503, "Store unavailable"),
+        }
+    }
+
+    fn default_detail(self) -> &'static str {
+        match self {
+            Self::MalformedRequest => "The request body is not a JSON object.",
+            Self::MissingTenant => "The X-Tenant-ID header is required.",
+            Self::InvalidTenant => {
+                "X-Tenant-ID must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit."
+            }
+            Self::MissingIdempotencyKey => "The Idempotency-Key header is required.",
+            Self::InvalidIdempotencyKey => {
+                "Idempotency-Key must be 1-255 visible ASCII characters, without spaces or commas."
+            }
+            Self::NotFound => "No resource exists at this path.",
+            Self::TransactionNotFound => "No transaction with this id exists for this tenant.",
+            Self::AccountNotFound => "No account with this id has transactions for this tenant.",
+            Self::MethodNotAllowed => {
+                "The resource does not support this method; see the Allow header."
+            }
+            Self::InsufficientFunds => "The debit exceeds the available balance.",
+            Self::IdempotencyKeyInUse => {
+                "A request with this Idempotency-Key is still being processed; retry later."
+            }
+            Self::PayloadTooLarge => "The request body is larger than this cell accepts.",
+            Self::UnsupportedMediaType => {
+                "Content-Type must be application/json (charset utf-8, if given)."
+            }
+            Self::TenantNotInCell => {
+                "This cell does not serve the tenant; route the request to the tenant's cell."
+            }
+            Self::ValidationFailed => "The request body breaks one or more rules; see errors.",
+            Self::IdempotencyKeyReused => {
+                "This Idempotency-Key was used with a different request payload."
+            }
+            Self::Internal => "An unexpected error occurred.",
+            Self::StoreUnavailable => {
+                "The cell's store is temporarily unavailable; retry after the indicated delay."
+            }
+        }
+    }
+}
+
+/// An RFC 9457 problem details document.
+///
+/// ```
+/// use paracell_domain::http::{Problem, ProblemType};
+/// let r = Problem::new(ProblemType::MissingTenant).into_response();
+/// assert_eq!(r.status, 400);
+/// assert_eq!(r.header("content-type"), Some("application/problem+json; charset=utf-8"));
+/// let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+/// assert_eq!(body["type"], "urn:paracell:problem:missing-tenant");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<Violation>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cell_id: Option<String>,
+    #[serde(skip)]
+    kind: Option<ProblemType>,
+}
+
+impl Problem {
+    /// A problem with its default detail.
+    pub fn new(kind: ProblemType) -> Self {
+        Self {
+            type_uri: kind.uri(),
+            title: kind.title(),
+            status: kind.status(),
+            detail: kind.default_detail().to_owned(),
+            errors: None,
+            cell_id: None,
+            kind: Some(kind),
+        }
+    }
+
+    /// Replaces the detail (never put secrets or other tenants' data here).
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Adds the `errors` extension (validation failures).
+    pub fn errors(mut self, errors: Vec<Violation>) -> Self {
+        self.errors = Some(errors);
+        self
+    }
+
+    /// Adds the `cell_id` extension: which cell answered.
+    pub fn cell(mut self, cell_id: &str) -> Self {
+        self.cell_id = Some(cell_id.to_owned());
+        self
+    }
+
+    /// The problem type.
+    pub fn kind(&self) -> Option<ProblemType> {
+        self.kind
+    }
+
+    /// The response carrying this problem.
+    pub fn into_response(self) -> ApiResponse {
+        ApiResponse::new(
+            self.status,
+            PROBLEM_JSON,
+            serde_json::to_vec(&self).unwrap_or_default(),
+        )
+    }
+}

@@ -1,0 +1,238 @@
+//! Routing: which endpoint a method and raw path select. The table here is the single source the
+//! OpenAPI document is checked against.
+
+/// One endpoint of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Path template as in the OpenAPI document.
+    pub template: &'static str,
+    /// The method that does the work (`GET` endpoints also answer `HEAD`).
+    pub method: &'static str,
+    /// The `Allow` header for this path.
+    pub allow: &'static str,
+    /// Every status this endpoint can answer with for its own method.
+    pub statuses: &'static [u16],
+}
+
+/// `GET /health`.
+pub const HEALTH: Endpoint = Endpoint {
+    template: "/health",
+    method: "GET",
+    allow: "GET, HEAD, OPTIONS",
+    statuses: &[200, 413, 500],
+};
+/// `POST /v1/transactions`.
+pub const CREATE_TRANSACTION: Endpoint = Endpoint {
+    template: "/v1/transactions",
+    method: "POST",
+    allow: "POST, OPTIONS",
+    statuses: &[201, 400, 409, 413, 415, 421, 422, 500, 503],
+};
+/// `GET /v1/transactions/{transaction_id}`.
+pub const GET_TRANSACTION: Endpoint = Endpoint {
+    template: "/v1/transactions/{transaction_id}",
+    method: "GET",
+    allow: "GET, HEAD, OPTIONS",
+    statuses: &[200, 400, 404, 413, 421, 500, 503],
+};
+/// `GET /v1/accounts/{account_id}/balances`.
+pub const GET_BALANCES: Endpoint = Endpoint {
+    template: "/v1/accounts/{account_id}/balances",
+    method: "GET",
+    allow: "GET, HEAD, OPTIONS",
+    statuses: &[200, 400, 404, 413, 421, 500, 503],
+};
+
+/// Every endpoint.
+pub const ENDPOINTS: [Endpoint; 4] = [HEALTH, CREATE_TRANSACTION, GET_TRANSACTION, GET_BALANCES];
+
+/// Statuses any path can produce whatever the endpoint: unknown path, wrong method, `OPTIONS`.
+pub const ROUTING_STATUSES: [u16; 3] = [404, 405, 204];
+
+/// A matched route with its decoded path parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/health`.
+    Health,
+    /// `/v1/transactions`.
+    CreateTransaction,
+    /// `/v1/transactions/{transaction_id}` with the decoded id segment.
+    GetTransaction(String),
+    /// `/v1/accounts/{account_id}/balances` with the decoded account segment.
+    GetBalances(String),
+}
+
+impl Route {
+    /// Its endpoint.
+    pub fn endpoint(&self) -> &'static Endpoint {
+        match self {
+            Self::Health => &HEALTH,
+            Self::CreateTransaction => &CREATE_TRANSACTION,
+            Self::GetTransaction(_) => &GET_TRANSACTION,
+            Self::GetBalances(_) => &GET_BALANCES,
+        }
+    }
+}
+
+/// What a method and path resolve to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// Do the endpoint's work; `head` means answer without a body.
+    Matched {
+        /// The route.
+        route: Route,
+        /// `HEAD` on a `GET` endpoint.
+        head: bool,
+    },
+    /// `OPTIONS` on a known path.
+    Options(&'static Endpoint),
+    /// Known path, other method.
+    MethodNotAllowed(&'static Endpoint),
+    /// Unknown path.
+    NotFound,
+}
+
+/// Resolves a method and a raw path (percent-encoding intact).
+///
+/// Segments are percent-decoded after splitting on `/`, so an encoded slash stays inside its
+/// segment. Paths are matched exactly: a trailing slash, an empty segment or invalid percent-encoding
+/// is a different (unknown) path.
+///
+/// ```
+/// use paracell_domain::http::router::{resolve, Resolution, Route};
+/// assert_eq!(
+///     resolve("GET", "/v1/accounts/ACC%2D1/balances"),
+///     Resolution::Matched { route: Route::GetBalances("ACC-1".into()), head: false }
+/// );
+/// assert_eq!(resolve("GET", "/v1/transactions/"), Resolution::NotFound);
+/// ```
+pub fn resolve(method: &str, raw_path: &str) -> Resolution {
+    let Some(rest) = raw_path.strip_prefix('/') else {
+        return Resolution::NotFound;
+    };
+    let Some(segments) = rest
+        .split('/')
+        .map(percent_decode)
+        .collect::<Option<Vec<_>>>()
+    else {
+        return Resolution::NotFound;
+    };
+    let route = match segments
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["health"] => Route::Health,
+        ["v1", "transactions"] => Route::CreateTransaction,
+        ["v1", "transactions", id] if !id.is_empty() => Route::GetTransaction((*id).to_owned()),
+        ["v1", "accounts", id, "balances"] if !id.is_empty() => {
+            Route::GetBalances((*id).to_owned())
+        }
+        _ => return Resolution::NotFound,
+    };
+    let endpoint = route.endpoint();
+    match method {
+        m if m == endpoint.method => Resolution::Matched { route, head: false },
+        "HEAD" if endpoint.method == "GET" => Resolution::Matched { route, head: true },
+        "OPTIONS" => Resolution::Options(endpoint),
+        _ => Resolution::MethodNotAllowed(endpoint),
+    }
+}
+
+/// Decodes `%XX` escapes; `None` on a malformed escape or a result that is not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    if !segment.contains('%') {
+        return Some(segment.to_owned());
+    }
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_per_path() {
+        assert_eq!(
+            resolve("GET", "/health"),
+            Resolution::Matched {
+                route: Route::Health,
+                head: false
+            }
+        );
+        assert_eq!(
+            resolve("HEAD", "/health"),
+            Resolution::Matched {
+                route: Route::Health,
+                head: true
+            }
+        );
+        assert_eq!(
+            resolve("OPTIONS", "/v1/transactions"),
+            Resolution::Options(&CREATE_TRANSACTION)
+        );
+        assert_eq!(
+            resolve("GET", "/v1/transactions"),
+            Resolution::MethodNotAllowed(&CREATE_TRANSACTION)
+        );
+        assert_eq!(
+            resolve("HEAD", "/v1/transactions"),
+            Resolution::MethodNotAllowed(&CREATE_TRANSACTION)
+        );
+        assert_eq!(
+            resolve("get", "/health"),
+            Resolution::MethodNotAllowed(&HEALTH)
+        );
+        assert_eq!(
+            resolve("DELETE", "/v1/transactions/x"),
+            Resolution::MethodNotAllowed(&GET_TRANSACTION)
+        );
+    }
+
+    #[test]
+    fn exact_paths_only() {
+        for path in [
+            "",
+            "health",
+            "/health/",
+            "//health",
+            "/v1/transactions//",
+            "/v1/accounts//balances",
+            "/v1/%zz",
+            "/v1/%C3",
+            "/V1/transactions",
+            "/health%",
+        ] {
+            assert_eq!(resolve("GET", path), Resolution::NotFound, "{path:?}");
+        }
+        assert_eq!(
+            resolve("GET", "/v1/transactions/a%2Fb"),
+            Resolution::Matched {
+                route: Route::GetTransaction("a/b".into()),
+                head: false
+            }
+        );
+        assert_eq!(
+            resolve("GET", "/v1/accounts/caf%C3%A9/balances"),
+            Resolution::Matched {
+                route: Route::GetBalances("café".into()),
+                head: false
+            }
+        );
+    }
+}

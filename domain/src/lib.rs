@@ -1,0 +1,59 @@
+//! # paracell-domain
+//!
+//! The pure core of a Paracell cell. Both cloud adapters call exactly one entry point,
+//! [`Cell::handle`], with a neutral [`http::ApiRequest`] and get a neutral [`http::ApiResponse`]
+//! back; every business and HTTP rule lives in this crate, once. No cloud SDK, no async runtime.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`cell`] | the entry point and the use cases behind each route |
+//! | [`http`] | the neutral request/response, routing, media types, RFC 9457 problems |
+//! | [`validation`] | body → [`NewTransaction`], all violations at once |
+//! | [`money`], [`transaction`], [`tenancy`], [`idempotency`], [`time`] | values that can only be built valid |
+//! | [`ledger`] | balance arithmetic (no overdraft) |
+//! | [`events`] | the CloudEvents outbox documents |
+//! | [`ports`] | traits the outside world implements: store, clock, ids |
+//! | [`memory`] | in-memory implementations of every port (feature `memory`) |
+//! | [`config`] | [`CellConfig`] from the environment |
+//!
+//! ```
+//! use paracell_domain::{Cell, CellConfig, TenantScope, http::ApiRequest, testing::block_on};
+//!
+//! let cell = Cell::in_memory(CellConfig::new("cell-a", TenantScope::All).unwrap());
+//! let created = block_on(cell.handle(
+//!     ApiRequest::new("POST", "/v1/transactions")
+//!         .with_header("Content-Type", "application/json")
+//!         .with_header("X-Tenant-ID", "coop-1")
+//!         .with_header("Idempotency-Key", "k-1")
+//!         .with_body(r#"{"account_id":"ACC-1","type":"credit","amount":"125.5","currency":"EUR"}"#),
+//! ));
+//! assert_eq!(created.status, 201);
+//! let body: serde_json::Value = serde_json::from_slice(&created.body).unwrap();
+//! assert_eq!(body["amount"], "125.50");
+//! ```
+
+pub mod cell;
+pub mod config;
+pub mod events;
+pub mod http;
+pub mod idempotency;
+pub mod ledger;
+#[cfg(feature = "memory")]
+pub mod memory;
+pub mod money;
+pub mod ports;
+pub mod tenancy;
+pub mod testing;
+pub mod time;
+pub mod transaction;
+pub mod validation;
+
+pub use cell::{Cell, CellPorts};
+pub use config::{CellConfig, ConfigError, Limits, TenantScope};
+pub use idempotency::IdempotencyKey;
+pub use money::{Amount, AmountError, Currency, CurrencyError};
+pub use tenancy::{CellId, TenantId};
+pub use time::Timestamp;
+pub use transaction::{
+    AccountId, NewTransaction, Transaction, TransactionId, TransactionKind, TransactionStatus,
+};
