@@ -124,6 +124,18 @@ impl Cell {
         response
     }
 
+    /// The `413 payload-too-large` answer. Adapters use it only when a platform envelope is too large
+    /// to even parse (it can then only carry a body over the limit); the size is not repeated because
+    /// adapters stop reading a streamed body one byte past the limit.
+    pub fn oversized_request(&self) -> ApiResponse {
+        let limit = self.config.limits.max_body_bytes;
+        Problem::new(ProblemType::PayloadTooLarge)
+            .detail(format!(
+                "The request body is larger than this cell accepts (at most {limit} bytes)."
+            ))
+            .into_response()
+    }
+
     async fn dispatch(&self, route: Route, request: &ApiRequest) -> ApiResponse {
         let limit = self.config.limits.max_body_bytes;
         if request.body.len() > limit {

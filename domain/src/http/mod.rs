@@ -16,3 +16,19 @@ pub use panic::{CatchPanic, catch_panic};
 pub use problem::{Problem, ProblemType};
 pub use request::{ApiRequest, Headers};
 pub use response::{ApiResponse, JSON, PROBLEM_JSON, Telemetry};
+
+/// The answer when a platform delivered a request its adapter cannot translate into an
+/// [`ApiRequest`] (an invalid base64 body, a malformed Functions-host envelope): `400 malformed-request`.
+/// Adapters call this instead of inventing their own error, so the answer is the same on every cloud.
+///
+/// ```
+/// let r = paracell_domain::http::untranslatable_request("the body is not valid base64");
+/// assert_eq!(r.status, 400);
+/// ```
+pub fn untranslatable_request(detail: impl Into<String>) -> ApiResponse {
+    let mut response = Problem::new(ProblemType::MalformedRequest)
+        .detail(detail)
+        .into_response();
+    response.telemetry.route = "untranslatable";
+    response
+}

@@ -1,1 +1,63 @@
-fn main() {}
+//! A cell on your machine: plain HTTP on `127.0.0.1:$PORT` (default 8080), in-memory store.
+//!
+//! ```sh
+//! cargo run -p paracell-examples --bin local-cell
+//! curl -s localhost:8080/health
+//! ```
+//!
+//! Configuration is the same as on the clouds (`PARACELL_*`), with local defaults:
+//! `PARACELL_CELL_ID=local`, `PARACELL_TENANTS=*`. It is the Azure adapter's forwarding mode with no
+//! route prefix, so what you `curl` here is exactly what an Azure cell answers.
+
+use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix, server};
+use paracell_domain::{Cell, CellConfig};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    paracell_azure::logging::init();
+    let defaults = |name: &str| match name {
+        "PARACELL_CELL_ID" => Some("local".to_owned()),
+        "PARACELL_TENANTS" => Some("*".to_owned()),
+        _ => None,
+    };
+    let config = match CellConfig::from_lookup(|k| std::env::var(k).ok().or_else(|| defaults(k))) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("local-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let port = match std::env::var("PORT").map(|p| p.parse::<u16>()) {
+        Err(_) => 8080,
+        Ok(Ok(port)) => port,
+        Ok(Err(_)) => {
+            eprintln!("local-cell: PORT must be a port number");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("local-cell: cannot listen on 127.0.0.1:{port}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!(
+        "local-cell: cell {} listening on http://127.0.0.1:{port}",
+        config.cell_id
+    );
+    let adapter = AzureConfig {
+        mode: Mode::Forwarding,
+        route_prefix: RoutePrefix::new(""),
+        trust_client_principal: false,
+    };
+    let handler = AzureHandler::new(Cell::in_memory(config), adapter);
+    match server::serve(listener, handler, server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("local-cell: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

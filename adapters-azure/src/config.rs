@@ -1,0 +1,175 @@
+//! How the adapter is set up: read from the same `host.json` the Functions host reads, so the two can
+//! never disagree about the mode or the route prefix.
+
+use std::path::Path;
+
+/// How the host hands requests to the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The default: `POST /{FunctionName}` with a JSON envelope; the reply is an envelope too.
+    #[default]
+    Payload,
+    /// `customHandler.enableForwardingHttpRequest`: the caller's request, forwarded as plain HTTP.
+    Forwarding,
+}
+
+/// The `extensions.http.routePrefix` of the function app (default `api`, may be empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutePrefix(String);
+
+impl RoutePrefix {
+    /// A prefix; surrounding slashes are ignored (`"api"`, `"/api/"` and `"api/"` are the same).
+    pub fn new(prefix: &str) -> Self {
+        Self(prefix.trim_matches('/').to_owned())
+    }
+
+    /// Removes the prefix from a raw path. ASP.NET Core matches routes case-insensitively, so the
+    /// prefix is too. A path outside the prefix is returned unchanged (the domain answers 404).
+    ///
+    /// ```
+    /// use paracell_azure::RoutePrefix;
+    /// let p = RoutePrefix::new("api");
+    /// assert_eq!(p.strip("/api/v1/transactions"), "/v1/transactions");
+    /// assert_eq!(p.strip("/API/health"), "/health");
+    /// assert_eq!(p.strip("/api"), "/");
+    /// assert_eq!(p.strip("/apix/health"), "/apix/health");
+    /// assert_eq!(RoutePrefix::new("").strip("/health"), "/health");
+    /// ```
+    pub fn strip<'a>(&self, path: &'a str) -> &'a str {
+        if self.0.is_empty() {
+            return path;
+        }
+        let Some(rest) = path.strip_prefix('/') else {
+            return path;
+        };
+        let n = self.0.len();
+        if rest.len() >= n && rest.is_char_boundary(n) && rest[..n].eq_ignore_ascii_case(&self.0) {
+            match &rest[n..] {
+                "" => return "/",
+                tail if tail.starts_with('/') => return &path[1 + n..],
+                _ => {}
+            }
+        }
+        path
+    }
+}
+
+impl Default for RoutePrefix {
+    fn default() -> Self {
+        Self::new("api")
+    }
+}
+
+/// The adapter's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AzureConfig {
+    /// Payload or forwarding mode.
+    pub mode: Mode,
+    /// Route prefix to remove from public paths.
+    pub route_prefix: RoutePrefix,
+    /// Whether `X-MS-CLIENT-PRINCIPAL` comes from App Service authentication (and so can be trusted).
+    /// Only App Service authentication may set it: when authentication is off, any client could.
+    pub trust_client_principal: bool,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `host.json` exists but is not valid JSON.
+    #[error("{path}: not valid JSON: {source}")]
+    HostJson {
+        /// The file.
+        path: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// `PARACELL_AZURE_MODE` is neither `payload` nor `forwarding`.
+    #[error("PARACELL_AZURE_MODE {0:?} must be payload or forwarding")]
+    Mode(String),
+}
+
+impl AzureConfig {
+    /// Reads the environment and the function app's `host.json`
+    /// (`$FUNCTIONS_APP_ROOT_PATH/host.json`, else `./host.json`).
+    ///
+    /// `PARACELL_AZURE_MODE` (`payload`|`forwarding`) and `PARACELL_ROUTE_PREFIX` override `host.json`;
+    /// principal trust follows App Service's own `WEBSITE_AUTH_ENABLED`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let root = std::env::var("FUNCTIONS_APP_ROOT_PATH").unwrap_or_else(|_| ".".into());
+        let host_json = Path::new(&root).join("host.json");
+        let text = std::fs::read_to_string(&host_json).ok();
+        Self::from_parts(text.as_deref(), &host_json.display().to_string(), |k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    /// [`AzureConfig::from_env`] with explicit inputs.
+    ///
+    /// ```
+    /// use paracell_azure::{AzureConfig, Mode};
+    /// let host_json = r#"{"customHandler":{"enableForwardingHttpRequest":true},"extensions":{"http":{"routePrefix":""}}}"#;
+    /// let c = AzureConfig::from_parts(Some(host_json), "host.json", |_| None).unwrap();
+    /// assert_eq!(c.mode, Mode::Forwarding);
+    /// assert_eq!(c.route_prefix.strip("/health"), "/health");
+    /// ```
+    pub fn from_parts(
+        host_json: Option<&str>,
+        host_json_path: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        if let Some(text) = host_json {
+            let doc: serde_json::Value =
+                serde_json::from_str(text).map_err(|source| ConfigError::HostJson {
+                    path: host_json_path.to_owned(),
+                    source,
+                })?;
+            if doc["customHandler"]["enableForwardingHttpRequest"].as_bool() == Some(true) {
+                config.mode = Mode::Forwarding;
+            }
+            if let Some(prefix) = doc["extensions"]["http"]["routePrefix"].as_str() {
+                config.route_prefix = RoutePrefix::new(prefix);
+            }
+        }
+        if let Some(mode) = env("PARACELL_AZURE_MODE") {
+            config.mode = match mode.to_ascii_lowercase().as_str() {
+                "payload" => Mode::Payload,
+                "forwarding" => Mode::Forwarding,
+                _ => return Err(ConfigError::Mode(mode)),
+            };
+        }
+        if let Some(prefix) = env("PARACELL_ROUTE_PREFIX") {
+            config.route_prefix = RoutePrefix::new(&prefix);
+        }
+        config.trust_client_principal =
+            env("WEBSITE_AUTH_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_overrides_host_json() {
+        let c = AzureConfig::from_parts(Some("{}"), "host.json", |k| match k {
+            "PARACELL_AZURE_MODE" => Some("Forwarding".into()),
+            "PARACELL_ROUTE_PREFIX" => Some("/edge/".into()),
+            "WEBSITE_AUTH_ENABLED" => Some("True".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.mode, Mode::Forwarding);
+        assert_eq!(c.route_prefix.strip("/edge/health"), "/health");
+        assert!(c.trust_client_principal);
+        assert!(AzureConfig::from_parts(Some("{"), "host.json", |_| None).is_err());
+        assert!(
+            AzureConfig::from_parts(None, "host.json", |k| (k == "PARACELL_AZURE_MODE")
+                .then(|| "both".into()))
+            .is_err()
+        );
+        let defaults = AzureConfig::from_parts(None, "host.json", |_| None).unwrap();
+        assert_eq!(defaults, AzureConfig::default());
+    }
+}

@@ -1,0 +1,53 @@
+//! Structured JSON logs. Never logged: bodies, `Authorization`, `x-functions-key`, the `code` query
+//! parameter, `X-MS-CLIENT-PRINCIPAL`, idempotency keys. Only the fields below are.
+
+use paracell_domain::http::ApiResponse;
+use std::time::Duration;
+
+/// Installs a JSON `tracing` subscriber (level from `RUST_LOG`, default `info`). Safe to call twice.
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Logs one answered request and returns the line for payload mode's `Logs`.
+pub fn request_done(
+    invocation_id: Option<&str>,
+    method: &str,
+    response: &ApiResponse,
+    latency: Duration,
+) -> String {
+    let route = response.telemetry.route;
+    let tenant = response.telemetry.tenant.as_deref().unwrap_or("-");
+    let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    tracing::info!(
+        invocation_id = invocation_id.unwrap_or("-"),
+        method = safe_method(method),
+        route,
+        tenant,
+        status = response.status,
+        latency_us,
+        "request"
+    );
+    // No latency here: the line is part of the reply envelope, which must be reproducible.
+    format!(
+        "{} {route} -> {} (tenant {tenant})",
+        safe_method(method),
+        response.status
+    )
+}
+
+/// Methods are logged only when they are plain tokens (no log injection).
+fn safe_method(method: &str) -> &str {
+    if method.len() <= 16 && method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        method
+    } else {
+        "?"
+    }
+}

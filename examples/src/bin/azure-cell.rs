@@ -1,0 +1,17 @@
+//! The Azure Functions custom handler: the Functions host starts it (see `examples/azure/app/`),
+//! passes `FUNCTIONS_CUSTOMHANDLER_PORT`, probes `GET /`, then invokes it in payload or forwarding
+//! mode as `host.json` says. Cell configuration comes from app settings (`PARACELL_*`).
+
+use paracell_domain::Cell;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match paracell_azure::server::run(Cell::in_memory).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("azure-cell: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
