@@ -16,13 +16,15 @@ pub fn init() {
         .try_init();
 }
 
-/// Logs one answered request and returns the line for payload mode's `Logs`.
+/// Logs one answered request and returns the line for payload mode's `Logs`. `leg_method` is the
+/// method on the host leg, used only when the client's method is unknown (an untranslatable envelope).
 pub fn request_done(
     invocation_id: Option<&str>,
-    method: &str,
+    leg_method: &str,
     response: &ApiResponse,
     latency: Duration,
 ) -> String {
+    let method = response.telemetry.method.as_deref().unwrap_or(leg_method);
     let route = response.telemetry.route;
     let tenant = response.telemetry.tenant.as_deref().unwrap_or("-");
     let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);

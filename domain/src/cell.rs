@@ -89,6 +89,12 @@ impl Cell {
 
     /// Answers one request. Every outcome, errors included, is a response.
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
+        let mut response = self.route(&request).await;
+        response.telemetry.method = Some(request.method);
+        response
+    }
+
+    async fn route(&self, request: &ApiRequest) -> ApiResponse {
         let (route, head) = match router::resolve(&request.method, &request.path) {
             Resolution::Matched { route, head } => (route, head),
             Resolution::NotFound => {
@@ -116,7 +122,7 @@ impl Cell {
             }
         };
         let endpoint = route.endpoint().template;
-        let mut response = self.dispatch(route, &request).await;
+        let mut response = self.dispatch(route, request).await;
         response.telemetry.route = endpoint;
         if head {
             response.body.clear();
@@ -454,7 +460,11 @@ fn with_route(
     route: &'static str,
     tenant: Option<String>,
 ) -> ApiResponse {
-    response.telemetry = Telemetry { route, tenant };
+    response.telemetry = Telemetry {
+        route,
+        tenant,
+        method: None,
+    };
     response
 }
 

@@ -12,6 +12,8 @@ pub struct Telemetry {
     pub route: &'static str,
     /// The tenant the request was resolved to, once known.
     pub tenant: Option<String>,
+    /// The client's method, once the request was translated.
+    pub method: Option<String>,
 }
 
 /// A response as every platform can express it: status, headers (lower-case names, never repeated,
