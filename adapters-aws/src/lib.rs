@@ -1,1 +1,43 @@
-//! Placeholder: filled in by its own issue.
+//! # paracell-aws
+//!
+//! Runs a Paracell [`Cell`](paracell_domain::Cell) as one AWS Lambda function behind API Gateway REST
+//! APIs (payload 1.0, single and multi-value maps), HTTP APIs (payload 2.0), Function URLs and ALB
+//! (multi-value mode on and off), with identical behaviour behind each.
+//!
+//! The adapter only translates: a raw Lambda event into the domain's
+//! [`ApiRequest`](paracell_domain::http::ApiRequest), and the domain's response into the exact
+//! response shape that event source expects. It reads the raw event itself, because `lambda_http`'s
+//! request conversion loses repeated header values (REST/ALB), can panic (invalid base64, unusual
+//! URIs) and depends on a process-wide variable for stage handling. `lambda_http` still decides which
+//! source an event is and serialises the response: see [`runtime`], the one module that relies on its
+//! undocumented API (pinned `=1.3.2`).
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`event`] | raw event → neutral request, per source (stage, query, repeated headers, base64, authorizer) |
+//! | [`runtime`] | source detection and per-source response serialisation through `lambda_http` |
+//! | [`handler`] | [`LambdaCell`]: the in-process entry point and the runtime loop |
+//! | [`logging`] | structured JSON logs |
+//!
+//! ```
+//! use paracell_aws::LambdaCell;
+//! use paracell_domain::{Cell, CellConfig, TenantScope};
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let cell = LambdaCell::new(Cell::in_memory(CellConfig::new("cell-a", TenantScope::All).unwrap()));
+//! let event = br#"{"version":"2.0","routeKey":"$default","rawPath":"/health","rawQueryString":"",
+//!   "headers":{},"requestContext":{"http":{"method":"GET","path":"/health","protocol":"HTTP/1.1",
+//!   "sourceIp":"127.0.0.1","userAgent":"curl"},"stage":"$default","requestId":"r","routeKey":"$default",
+//!   "accountId":"1","apiId":"a","domainName":"d","domainPrefix":"d","time":"t","timeEpoch":0},"isBase64Encoded":false}"#;
+//! let response: serde_json::Value = serde_json::from_slice(&cell.invoke(event).await.unwrap()).unwrap();
+//! assert_eq!(response["statusCode"], 200);
+//! assert_eq!(response["body"], r#"{"status":"ok","cell":"cell-a"}"#);
+//! # });
+//! ```
+
+pub mod event;
+pub mod handler;
+pub mod logging;
+pub mod runtime;
+
+pub use event::Source;
+pub use handler::LambdaCell;

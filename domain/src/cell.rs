@@ -143,14 +143,8 @@ impl Cell {
     }
 
     async fn dispatch(&self, route: Route, request: &ApiRequest) -> ApiResponse {
-        let limit = self.config.limits.max_body_bytes;
-        if request.body.len() > limit {
-            return Problem::new(ProblemType::PayloadTooLarge)
-                .detail(format!(
-                    "The request body is {} bytes; this cell accepts at most {limit}.",
-                    request.body.len()
-                ))
-                .into_response();
+        if request.body.len() > self.config.limits.max_body_bytes {
+            return self.oversized_request();
         }
         if route == Route::Health {
             let body = Health {
@@ -186,11 +180,7 @@ impl Cell {
             (None, Some(header)) => header,
             (None, None) => return Err(Problem::new(ProblemType::MissingTenant)),
         };
-        let tenant = TenantId::parse(raw).map_err(|e| {
-            Problem::new(ProblemType::InvalidTenant).detail(format!(
-                "The tenant id {e}: 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit."
-            ))
-        })?;
+        let tenant = TenantId::parse(raw).map_err(|_| Problem::new(ProblemType::InvalidTenant))?;
         if !self.config.tenants.serves(&tenant) {
             return Err(Problem::new(ProblemType::TenantNotInCell)
                 .detail(format!(

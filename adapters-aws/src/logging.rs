@@ -1,0 +1,35 @@
+//! Structured JSON logs for CloudWatch. Never logged: bodies, `Authorization`, idempotency keys,
+//! query strings, other headers. Only the fields of [`request_done`].
+
+use paracell_domain::http::ApiResponse;
+use std::time::Duration;
+
+/// Installs a JSON `tracing` subscriber (level from `RUST_LOG`, default `info`). Safe to call twice.
+pub fn init() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .without_time() // CloudWatch stamps every line
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Logs one answered request.
+pub fn request_done(
+    request_id: &str,
+    source: crate::Source,
+    response: &ApiResponse,
+    latency: Duration,
+) {
+    tracing::info!(
+        request_id,
+        source = ?source,
+        route = response.telemetry.route,
+        tenant = response.telemetry.tenant.as_deref().unwrap_or("-"),
+        status = response.status,
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+}

@@ -1,0 +1,24 @@
+//! The AWS Lambda function (`bootstrap` for `provided.al2023`): one function behind API Gateway REST
+//! and HTTP APIs, a Function URL and an ALB. Build it with `cargo lambda build --release --bin lambda-cell`.
+//! Cell configuration comes from the function's environment (`PARACELL_*`).
+
+use paracell_domain::Cell;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let lambda = match paracell_aws::handler::start(Cell::in_memory) {
+        Ok(lambda) => lambda,
+        Err(e) => {
+            eprintln!("lambda-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match lambda.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lambda-cell: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
