@@ -90,13 +90,19 @@ impl Cell {
     /// Answers one request. Every outcome, errors included, is a response.
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
         let mut response = self.route(&request).await;
+        if request.method == "HEAD" {
+            // A HEAD answer never has content (RFC 9110 §9.3.2), whatever its status; platforms strip
+            // it anyway, so the cell must not depend on them.
+            response.body.clear();
+        }
         response.telemetry.method = Some(request.method);
         response
     }
 
     async fn route(&self, request: &ApiRequest) -> ApiResponse {
-        let (route, head) = match router::resolve(&request.method, &request.path) {
-            Resolution::Matched { route, head } => (route, head),
+        let route = match router::resolve(&request.method, &request.path) {
+            // HEAD bodies are removed in `handle`, for every outcome.
+            Resolution::Matched { route, .. } => route,
             Resolution::NotFound => {
                 return with_route(
                     Problem::new(ProblemType::NotFound).into_response(),
@@ -124,9 +130,6 @@ impl Cell {
         let endpoint = route.endpoint().template;
         let mut response = self.dispatch(route, request).await;
         response.telemetry.route = endpoint;
-        if head {
-            response.body.clear();
-        }
         response
     }
 
@@ -159,8 +162,8 @@ impl Cell {
         };
         let mut response = match route {
             Route::CreateTransaction => self.create(&tenant, request).await,
-            Route::GetTransaction(id) => self.get_transaction(&tenant, &id).await,
-            Route::GetBalances(account) => self.get_balances(&tenant, &account).await,
+            Route::GetTransaction(id) => self.get_transaction(&tenant, id).await,
+            Route::GetBalances(account) => self.get_balances(&tenant, account).await,
             Route::Health => unreachable_health(),
         };
         response.telemetry.tenant = Some(tenant.to_string());
@@ -192,10 +195,7 @@ impl Cell {
         Ok(tenant)
     }
 
-    async fn get_transaction(&self, tenant: &TenantId, raw_id: &str) -> ApiResponse {
-        let Some(id) = TransactionId::parse(raw_id) else {
-            return Problem::new(ProblemType::TransactionNotFound).into_response();
-        };
+    async fn get_transaction(&self, tenant: &TenantId, id: TransactionId) -> ApiResponse {
         match self.ports.store.transaction(tenant, id).await {
             Ok(Some(tx)) => ApiResponse::json(200, tx.to_json()),
             Ok(None) => Problem::new(ProblemType::TransactionNotFound).into_response(),
@@ -203,10 +203,7 @@ impl Cell {
         }
     }
 
-    async fn get_balances(&self, tenant: &TenantId, raw_account: &str) -> ApiResponse {
-        let Ok(account) = AccountId::parse(raw_account) else {
-            return Problem::new(ProblemType::AccountNotFound).into_response();
-        };
+    async fn get_balances(&self, tenant: &TenantId, account: AccountId) -> ApiResponse {
         let mut balances = match self.ports.store.balances(tenant, &account).await {
             Ok(b) if b.is_empty() => {
                 return Problem::new(ProblemType::AccountNotFound).into_response();

@@ -364,3 +364,22 @@ impl IdGenerator for SequentialIds {
         uuid::Builder::from_unix_timestamp_millis(self.millis, &random).into_uuid()
     }
 }
+
+/// A cell on fresh in-memory ports that make every response reproducible: a [`SteppingClock`] from
+/// [`SteppingClock::CONFORMANCE_EPOCH`] (1 ms per reading) and [`SequentialIds`]. Returns the store
+/// too, so its state can be compared ([`MemoryStore::snapshot`]). For tests and the conformance suite.
+///
+/// ```
+/// use paracell_domain::{memory, CellConfig, TenantScope};
+/// let (cell, store) = memory::deterministic(CellConfig::new("cell-a", TenantScope::All).unwrap());
+/// # let _ = (cell, store);
+/// ```
+pub fn deterministic(config: crate::CellConfig) -> (crate::Cell, std::sync::Arc<MemoryStore>) {
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let ports = crate::CellPorts {
+        store: store.clone(),
+        clock: std::sync::Arc::new(SteppingClock::new(SteppingClock::CONFORMANCE_EPOCH, 1)),
+        ids: std::sync::Arc::new(SequentialIds::new(0x0190_0000_0000)),
+    };
+    (crate::Cell::new(config, ports), store)
+}

@@ -31,7 +31,11 @@ fn options_and_wrong_methods_name_the_allowed_ones() {
     assert!(o.body.is_empty());
     let m = send(
         &cell,
-        ApiRequest::new("PUT", "/v1/transactions/x").with_header("X-Tenant-ID", "coop-1"),
+        ApiRequest::new(
+            "PUT",
+            "/v1/transactions/01900000-0000-7000-8000-000000000001",
+        )
+        .with_header("X-Tenant-ID", "coop-1"),
     );
     assert_eq!(
         (m.status, m.header("allow")),
@@ -313,7 +317,7 @@ fn create_renders_the_resource_and_writes_the_event() {
         (404, "transaction-not-found".into())
     );
     let junk = send(&cell, get("/v1/transactions/not-a-uuid", "coop-1"));
-    assert_eq!(problem_slug(&junk), "transaction-not-found");
+    assert_eq!(problem_slug(&junk), "not-found");
 }
 
 #[test]
@@ -462,7 +466,7 @@ fn balances_are_sorted_by_currency_and_scoped_to_the_tenant() {
         (404, "account-not-found".into())
     );
     let invalid = send(&cell, get("/v1/accounts/a%20b/balances", "coop-1"));
-    assert_eq!(problem_slug(&invalid), "account-not-found");
+    assert_eq!(problem_slug(&invalid), "not-found");
 }
 
 #[test]

@@ -3,11 +3,11 @@
 //! host-shaped requests over loopback HTTP.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use paracell_azure::host_model::{self, ClientRequest, HttpOutputBinding};
 use std::process::Command;
+use support::*;
 
 fn azure_cell(port: u16, mode: &str) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_azure-cell"));
@@ -173,7 +173,7 @@ fn payload_mode_over_loopback() {
         true,
     );
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.json()["Outputs"]["res"]["statusCode"], 400);
+    assert_eq!(json(&reply)["Outputs"]["res"]["statusCode"], 400);
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn forwarding_mode_over_loopback_and_graceful_shutdown() {
         false,
     );
     assert_eq!(
-        (other.status, other.json()["cell_id"].as_str()),
+        (other.status, json(&other)["cell_id"].as_str()),
         (421, Some("cell-az"))
     );
 

@@ -6,16 +6,19 @@
 //! `.ci/run` installs both and runs it with `--ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod common;
+mod support;
 
-use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn wait_for_port(port: u16) {
@@ -27,9 +30,21 @@ fn wait_for_port(port: u16) {
 }
 
 fn invoke(port: u16, event: &Value) -> Value {
-    let reply = send(port, "POST", "/2015-03-31/functions/_/invocations", &[("Content-Type", "application/json")], &serde_json::to_vec(event).unwrap(), false);
-    assert_eq!(reply.status, 200, "invoke failed: {}", String::from_utf8_lossy(&reply.body));
-    reply.json()
+    let reply = send(
+        port,
+        "POST",
+        "/2015-03-31/functions/_/invocations",
+        &[("Content-Type", "application/json")],
+        &serde_json::to_vec(event).unwrap(),
+        false,
+    );
+    assert_eq!(
+        reply.status,
+        200,
+        "invoke failed: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    json(&reply)
 }
 
 #[test]
@@ -38,11 +53,23 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
     let bootstrap = std::env::var_os("PARACELL_LAMBDA_BOOTSTRAP")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target/lambda/lambda-cell/bootstrap"));
-    assert!(bootstrap.is_file(), "{} is missing: run cargo lambda build --release --bin lambda-cell", bootstrap.display());
+    assert!(
+        bootstrap.is_file(),
+        "{} is missing: run cargo lambda build --release --bin lambda-cell",
+        bootstrap.display()
+    );
     let port = free_port();
     let _emulator = Running(
         Command::new("cargo")
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
             .current_dir(workspace())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -56,7 +83,10 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("PARACELL_CELL_ID", "cell-a")
             .env("PARACELL_TENANTS", "coop-1")
             .env("RUST_LOG", "warn")
@@ -65,11 +95,15 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
     );
 
     let dir = workspace().join("adapters-aws/tests/fixtures");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut checked = 0;
     for file in files {
-        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let fixture: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         if !fixture["max_body_bytes"].is_null() {
             continue; // needs another cell configuration; the 413 is checked below with the default limit
@@ -81,14 +115,29 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
         let status = expected["statusCode"].as_u64().unwrap();
         if status == 201 {
             // Real clock and UUIDv7 ids here; an earlier fixture may have used the same key (a replay).
-            let (a, e): (Value, Value) = (serde_json::from_str(actual["body"].as_str().unwrap()).unwrap(), serde_json::from_str(expected["body"].as_str().unwrap()).unwrap());
-            for member in ["tenant_id", "account_id", "type", "amount", "currency", "status", "balance_after", "cell_id"] {
+            let (a, e): (Value, Value) = (
+                serde_json::from_str(actual["body"].as_str().unwrap()).unwrap(),
+                serde_json::from_str(expected["body"].as_str().unwrap()).unwrap(),
+            );
+            for member in [
+                "tenant_id",
+                "account_id",
+                "type",
+                "amount",
+                "currency",
+                "status",
+                "balance_after",
+                "cell_id",
+            ] {
                 assert_eq!(a[member], e[member], "{name}: {member}");
             }
         } else {
             assert_eq!(actual["body"], expected["body"], "{name}");
             assert_eq!(actual["headers"], expected["headers"], "{name}");
-            assert_eq!(actual["multiValueHeaders"], expected["multiValueHeaders"], "{name}");
+            assert_eq!(
+                actual["multiValueHeaders"], expected["multiValueHeaders"],
+                "{name}"
+            );
         }
         checked += 1;
     }

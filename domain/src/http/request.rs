@@ -28,20 +28,31 @@ impl Headers {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The field value of `name`: its lines joined with `", "`, surrounding whitespace removed
-    /// (RFC 9110 §5.3, §5.5). `None` when absent or empty, because some platforms drop empty headers
-    /// and others keep them: an empty header must mean the same as a missing one everywhere.
+    /// The field value of `name`, read as an HTTP list (RFC 9110 §5.3, §5.6.1): its lines joined,
+    /// split on commas, elements trimmed, empty elements dropped, rejoined with `", "`. `None` when no
+    /// element is left. Some hops merge repeated lines into one comma-separated line and others keep
+    /// them apart, and some drop empty headers: reading every header this way makes all of those
+    /// spellings the same value.
+    ///
+    /// ```
+    /// use paracell_domain::http::Headers;
+    /// let lines: Headers = [("X-Tenant-ID", ""), ("x-tenant-id", "coop-1")].into_iter().collect();
+    /// let merged: Headers = [("x-tenant-id", ",coop-1")].into_iter().collect();
+    /// assert_eq!(lines.get("X-Tenant-ID").as_deref(), Some("coop-1"));
+    /// assert_eq!(merged.get("X-Tenant-ID").as_deref(), Some("coop-1"));
+    /// ```
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
-        let mut values = self
+        let mut elements = self
             .get_all(name)
+            .flat_map(|line| line.split(','))
             .map(|v| v.trim_matches([' ', '\t']))
             .filter(|v| !v.is_empty());
-        let first = values.next()?;
-        match values.next() {
+        let first = elements.next()?;
+        match elements.next() {
             None => Some(Cow::Borrowed(first)),
             Some(second) => {
                 let mut joined = format!("{first}, {second}");
-                for v in values {
+                for v in elements {
                     joined.push_str(", ");
                     joined.push_str(v);
                 }

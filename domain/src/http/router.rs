@@ -1,6 +1,8 @@
 //! Routing: which endpoint a method and raw path select. The table here is the single source the
 //! OpenAPI document is checked against.
 
+use crate::transaction::{AccountId, TransactionId};
+
 /// One endpoint of the contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Endpoint {
@@ -49,17 +51,17 @@ pub const ENDPOINTS: [Endpoint; 4] = [HEALTH, CREATE_TRANSACTION, GET_TRANSACTIO
 /// Statuses any path can produce whatever the endpoint: unknown path, wrong method, `OPTIONS`.
 pub const ROUTING_STATUSES: [u16; 3] = [404, 405, 204];
 
-/// A matched route with its decoded path parameters.
+/// A matched route with its parsed path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `/health`.
     Health,
     /// `/v1/transactions`.
     CreateTransaction,
-    /// `/v1/transactions/{transaction_id}` with the decoded id segment.
-    GetTransaction(String),
-    /// `/v1/accounts/{account_id}/balances` with the decoded account segment.
-    GetBalances(String),
+    /// `/v1/transactions/{transaction_id}`.
+    GetTransaction(TransactionId),
+    /// `/v1/accounts/{account_id}/balances`.
+    GetBalances(AccountId),
 }
 
 impl Route {
@@ -96,15 +98,18 @@ pub enum Resolution {
 ///
 /// Segments are percent-decoded after splitting on `/`, so an encoded slash stays inside its
 /// segment. Paths are matched exactly: a trailing slash, an empty segment or invalid percent-encoding
-/// is a different (unknown) path.
+/// is a different (unknown) path. Path parameters are typed: a segment that is not a valid
+/// transaction or account id does not match, so routing alone decides `404 not-found`, before any
+/// header or body is looked at (platforms that decode paths differently then still agree).
 ///
 /// ```
-/// use paracell_domain::http::router::{resolve, Resolution, Route};
+/// use paracell_domain::{AccountId, http::router::{resolve, Resolution, Route}};
 /// assert_eq!(
 ///     resolve("GET", "/v1/accounts/ACC%2D1/balances"),
-///     Resolution::Matched { route: Route::GetBalances("ACC-1".into()), head: false }
+///     Resolution::Matched { route: Route::GetBalances(AccountId::parse("ACC-1").unwrap()), head: false }
 /// );
 /// assert_eq!(resolve("GET", "/v1/transactions/"), Resolution::NotFound);
+/// assert_eq!(resolve("GET", "/v1/transactions/not-a-uuid"), Resolution::NotFound);
 /// ```
 pub fn resolve(method: &str, raw_path: &str) -> Resolution {
     let Some(rest) = raw_path.strip_prefix('/') else {
@@ -125,10 +130,14 @@ pub fn resolve(method: &str, raw_path: &str) -> Resolution {
     {
         ["health"] => Route::Health,
         ["v1", "transactions"] => Route::CreateTransaction,
-        ["v1", "transactions", id] if !id.is_empty() => Route::GetTransaction((*id).to_owned()),
-        ["v1", "accounts", id, "balances"] if !id.is_empty() => {
-            Route::GetBalances((*id).to_owned())
-        }
+        ["v1", "transactions", id] => match TransactionId::parse(id) {
+            Some(id) => Route::GetTransaction(id),
+            None => return Resolution::NotFound,
+        },
+        ["v1", "accounts", id, "balances"] => match AccountId::parse(id) {
+            Ok(id) => Route::GetBalances(id),
+            Err(_) => return Resolution::NotFound,
+        },
         _ => return Resolution::NotFound,
     };
     let endpoint = route.endpoint();
@@ -199,8 +208,15 @@ mod tests {
             Resolution::MethodNotAllowed(&HEALTH)
         );
         assert_eq!(
-            resolve("DELETE", "/v1/transactions/x"),
+            resolve(
+                "DELETE",
+                "/v1/transactions/01900000-0000-7000-8000-000000000001"
+            ),
             Resolution::MethodNotAllowed(&GET_TRANSACTION)
+        );
+        assert_eq!(
+            resolve("DELETE", "/v1/transactions/x"),
+            Resolution::NotFound
         );
     }
 
@@ -220,17 +236,18 @@ mod tests {
         ] {
             assert_eq!(resolve("GET", path), Resolution::NotFound, "{path:?}");
         }
+        for invalid in [
+            "/v1/transactions/a%2Fb",
+            "/v1/accounts/caf%C3%A9/balances",
+            "/v1/transactions/%80",
+            "/v1/accounts/a%20b/balances",
+        ] {
+            assert_eq!(resolve("GET", invalid), Resolution::NotFound, "{invalid}");
+        }
         assert_eq!(
-            resolve("GET", "/v1/transactions/a%2Fb"),
+            resolve("GET", "/v1/accounts/ACC%3A1/balances"),
             Resolution::Matched {
-                route: Route::GetTransaction("a/b".into()),
-                head: false
-            }
-        );
-        assert_eq!(
-            resolve("GET", "/v1/accounts/caf%C3%A9/balances"),
-            Resolution::Matched {
-                route: Route::GetBalances("café".into()),
+                route: Route::GetBalances(AccountId::parse("ACC:1").unwrap()),
                 head: false
             }
         );

@@ -2,12 +2,11 @@
 //! passes `FUNCTIONS_CUSTOMHANDLER_PORT`, probes `GET /`, then invokes it in payload or forwarding
 //! mode as `host.json` says. Cell configuration comes from app settings (`PARACELL_*`).
 
-use paracell_domain::Cell;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match paracell_azure::server::run(Cell::in_memory).await {
+    match paracell_azure::server::run(paracell_examples::cell_from_env).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("azure-cell: {e}");

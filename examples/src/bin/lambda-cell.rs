@@ -2,12 +2,11 @@
 //! and HTTP APIs, a Function URL and an ALB. Build it with `cargo lambda build --release --bin lambda-cell`.
 //! Cell configuration comes from the function's environment (`PARACELL_*`).
 
-use paracell_domain::Cell;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let lambda = match paracell_aws::handler::start(Cell::in_memory) {
+    let lambda = match paracell_aws::handler::start(paracell_examples::cell_from_env) {
         Ok(lambda) => lambda,
         Err(e) => {
             eprintln!("lambda-cell: {e}");

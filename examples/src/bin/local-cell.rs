@@ -10,7 +10,7 @@
 //! route prefix, so what you `curl` here is exactly what an Azure cell answers.
 
 use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix, server};
-use paracell_domain::{Cell, CellConfig};
+use paracell_domain::CellConfig;
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
         route_prefix: RoutePrefix::new(""),
         trust_client_principal: false,
     };
-    let handler = AzureHandler::new(Cell::in_memory(config), adapter);
+    let handler = AzureHandler::new(paracell_examples::cell_from_env(config), adapter);
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,0 +1,257 @@
+//! The binaries backend: the release `lambda-cell` under cargo-lambda's Lambda Runtime API emulator
+//! (`cargo lambda watch --only-lambda-apis`), and `azure-cell` over loopback HTTP, started as the
+//! Functions host starts it. Every (case, envelope) gets a freshly started process in deterministic
+//! mode (`PARACELL_DETERMINISTIC=1`), so responses compare byte for byte with the in-process run.
+//! State parity is not checked here (the processes' stores are not inspectable).
+
+use crate::envelopes::{Envelope, Exchange, aws, azure};
+use crate::request::ClientRequest;
+use crate::wire;
+use paracell_domain::{CellConfig, TenantScope};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process, killed when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The binaries and the runtime emulator.
+pub struct Binaries {
+    bootstrap: PathBuf,
+    azure_cell: PathBuf,
+    emulator_port: u16,
+    _emulator: Running,
+}
+
+fn wait_for(port: u16, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "nothing listens on 127.0.0.1:{port} after {timeout:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+fn cell_env(command: &mut Command, config: &CellConfig) {
+    let tenants = match &config.tenants {
+        TenantScope::All => "*".to_owned(),
+        TenantScope::Set(set) => set.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+    };
+    command
+        .env_clear()
+        .env("PARACELL_CELL_ID", config.cell_id.as_str())
+        .env("PARACELL_TENANTS", tenants)
+        .env(
+            "PARACELL_MAX_BODY_BYTES",
+            config.limits.max_body_bytes.to_string(),
+        )
+        .env("PARACELL_DETERMINISTIC", "1")
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+}
+
+impl Binaries {
+    /// Starts the emulator. `bootstrap` defaults to `target/lambda/lambda-cell/bootstrap`,
+    /// `azure_cell` to `target/release/azure-cell` (override with `PARACELL_LAMBDA_BOOTSTRAP`,
+    /// `PARACELL_AZURE_CELL`). cargo-lambda must be on `PATH`.
+    pub fn start(workspace: PathBuf) -> Result<Self, String> {
+        let pick = |var: &str, default: &str| {
+            std::env::var_os(var)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join(default))
+        };
+        let bootstrap = pick(
+            "PARACELL_LAMBDA_BOOTSTRAP",
+            "target/lambda/lambda-cell/bootstrap",
+        );
+        let azure_cell = pick("PARACELL_AZURE_CELL", "target/release/azure-cell");
+        for (path, how) in [
+            (&bootstrap, "cargo lambda build --release --bin lambda-cell"),
+            (
+                &azure_cell,
+                "cargo build --release -p paracell-examples --bin azure-cell",
+            ),
+        ] {
+            if !path.is_file() {
+                return Err(format!(
+                    "{} is missing: build it with `{how}`",
+                    path.display()
+                ));
+            }
+        }
+        let emulator_port = wire::free_port().map_err(|e| e.to_string())?;
+        let child = Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &emulator_port.to_string(),
+            ])
+            .current_dir(&workspace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!("cannot start `cargo lambda watch` (pip install cargo-lambda): {e}")
+            })?;
+        let mut emulator = Running(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", emulator_port)).is_err() {
+            if let Ok(Some(status)) = emulator.0.try_wait() {
+                return Err(format!(
+                    "`cargo lambda watch` exited ({status}): is cargo-lambda installed (pip install cargo-lambda)?"
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "`cargo lambda watch` did not listen on 127.0.0.1:{emulator_port} within 60 s"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self {
+            bootstrap,
+            azure_cell,
+            emulator_port,
+            _emulator: emulator,
+        })
+    }
+
+    /// A fresh `lambda-cell` connected to the emulator.
+    pub fn start_lambda(&self, config: &CellConfig) -> Result<LambdaProcess, String> {
+        let mut command = Command::new(&self.bootstrap);
+        cell_env(&mut command, config);
+        command
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt", self.emulator_port),
+            );
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.bootstrap.display()))?;
+        Ok(LambdaProcess {
+            _process: Running(child),
+            port: self.emulator_port,
+        })
+    }
+
+    /// A fresh `azure-cell`, started and probed as the Functions host does.
+    pub fn start_azure(&self, config: &CellConfig, mode: &str) -> Result<AzureProcess, String> {
+        let port = wire::free_port().map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.azure_cell);
+        cell_env(&mut command, config);
+        command
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("PARACELL_AZURE_MODE", mode)
+            .env("PARACELL_ROUTE_PREFIX", azure::ROUTE_PREFIX)
+            .env("WEBSITE_AUTH_ENABLED", "true");
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.azure_cell.display()))?;
+        let process = AzureProcess {
+            _process: Running(child),
+            port,
+        };
+        wait_for(port, Duration::from_secs(30))?;
+        match wire::send(port, "GET", "/", &[], b"", false) {
+            Ok(_) => Ok(process),
+            Err(e) => Err(format!("readiness probe failed: {e}")),
+        }
+    }
+}
+
+/// One `lambda-cell` process.
+pub struct LambdaProcess {
+    _process: Running,
+    port: u16,
+}
+
+impl LambdaProcess {
+    /// Invokes the function with the envelope's event through the emulator.
+    pub fn exchange(&self, envelope: Envelope, request: &ClientRequest) -> Exchange {
+        let event = serde_json::to_vec(&aws::event(envelope, request)).unwrap_or_default();
+        match wire::send(
+            self.port,
+            "POST",
+            "/2015-03-31/functions/_/invocations",
+            &[("Content-Type", "application/json")],
+            &event,
+            false,
+        ) {
+            Ok(reply) if reply.status == 200 => match serde_json::from_slice(&reply.body) {
+                Ok(json) => match aws::client_view(envelope, &request.method, &json) {
+                    Ok(response) => Exchange::Response(response),
+                    Err(e) => Exchange::Failed(e),
+                },
+                Err(e) => Exchange::Failed(format!("the function's response is not JSON: {e}")),
+            },
+            Ok(reply) => Exchange::Failed(format!(
+                "the invocation failed ({}): {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            )),
+            Err(e) => Exchange::Failed(format!("the emulator did not answer: {e}")),
+        }
+    }
+}
+
+/// One `azure-cell` process.
+pub struct AzureProcess {
+    _process: Running,
+    port: u16,
+}
+
+impl AzureProcess {
+    /// Sends the host's request over loopback and models the client's view of the reply.
+    pub fn exchange(&self, envelope: Envelope, request: &ClientRequest, step: usize) -> Exchange {
+        let host = azure::host_request(envelope, request, &format!("inv-{step}"));
+        let headers: Vec<(&str, &str)> = host
+            .headers
+            .iter()
+            .filter(|(n, _)| {
+                !n.eq_ignore_ascii_case("content-length")
+                    && !n.eq_ignore_ascii_case("transfer-encoding")
+            })
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        // Payload mode: the host posts the envelope chunked. Forwarding: the body with its length.
+        let chunked = envelope == Envelope::AzurePayload;
+        match wire::send(
+            self.port,
+            &host.method,
+            &host.path,
+            &headers,
+            &host.body,
+            chunked,
+        ) {
+            Ok(reply) => {
+                let reply = paracell_azure::HandlerReply {
+                    status: reply.status,
+                    headers: reply.headers,
+                    body: reply.body,
+                };
+                Exchange::Response(azure::client_view(envelope, &request.method, &reply))
+            }
+            Err(e) => Exchange::Failed(format!("azure-cell did not answer: {e}")),
+        }
+    }
+}

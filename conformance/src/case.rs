@@ -1,0 +1,204 @@
+//! The case format (`docs/conformance.md`): one scenario per JSON file, format version 1.
+
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The only format version this crate reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One scenario: a fresh cell per envelope, then the steps in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    /// Format version; `1` when omitted.
+    #[serde(default = "format_v1")]
+    pub format: u32,
+    /// Stable id, e.g. `TX-CREATE-001`.
+    pub id: String,
+    /// What the case shows.
+    pub title: String,
+    /// Requirement ids from `docs/api.md` this case covers.
+    #[serde(default)]
+    pub requirements: Vec<String>,
+    /// The cell each envelope gets.
+    #[serde(default)]
+    pub cell: CellSpec,
+    /// Requests, in order.
+    pub steps: Vec<Step>,
+    /// JSON subset expected of the outbox's CloudEvents at the end (in process only: the reference
+    /// envelope's store is read).
+    #[serde(default)]
+    pub expect_outbox: Option<Value>,
+}
+
+fn format_v1() -> u32 {
+    FORMAT_VERSION
+}
+
+/// The cell a case runs against.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellSpec {
+    /// `PARACELL_CELL_ID`; default `cell-a`.
+    #[serde(default = "default_cell")]
+    pub cell_id: String,
+    /// Served tenants; `["*"]` for all; default `["coop-1", "coop-2"]`.
+    #[serde(default = "default_tenants")]
+    pub tenants: Vec<String>,
+    /// `PARACELL_MAX_BODY_BYTES`; default 262144.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// A store fault to inject (in process only): `store-unavailable`, `store-failure`, `panic`,
+    /// `keys-in-progress`.
+    #[serde(default)]
+    pub fault: Option<Fault>,
+}
+
+/// A store fault the suite can inject, to prove that failures look the same on every cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// Every store operation reports throttling (`Retry-After: 2`).
+    StoreUnavailable,
+    /// Every store operation fails.
+    StoreFailure,
+    /// Every store operation panics.
+    Panic,
+    /// Every idempotency key is already held by a request in progress.
+    KeysInProgress,
+}
+
+impl Default for CellSpec {
+    fn default() -> Self {
+        Self {
+            cell_id: default_cell(),
+            tenants: default_tenants(),
+            max_body_bytes: None,
+            fault: None,
+        }
+    }
+}
+
+fn default_cell() -> String {
+    "cell-a".into()
+}
+
+fn default_tenants() -> Vec<String> {
+    vec!["coop-1".into(), "coop-2".into()]
+}
+
+/// One request and what to expect of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The client's request.
+    pub request: RequestSpec,
+    /// Assertions; without them the step is checked for parity only.
+    #[serde(default)]
+    pub expect: Option<Expect>,
+}
+
+/// A client request. Exactly one of `body`, `body_json`, `body_base64` may be given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    /// Method.
+    pub method: String,
+    /// Path as sent on the wire, percent-encoding intact.
+    pub path: String,
+    /// Raw query string without `?`.
+    #[serde(default)]
+    pub query: String,
+    /// Header lines as `[name, value]` pairs, in order; repeats allowed.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Body as UTF-8 text.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// Body as JSON (serialised compactly).
+    #[serde(default)]
+    pub body_json: Option<Value>,
+    /// Body as base64 of arbitrary bytes.
+    #[serde(default)]
+    pub body_base64: Option<String>,
+    /// Pads the body with trailing spaces to exactly this many bytes (size-limit cases).
+    #[serde(default)]
+    pub pad_to: Option<usize>,
+    /// Sent with `Transfer-Encoding: chunked` instead of `Content-Length`.
+    #[serde(default)]
+    pub chunked: bool,
+    /// A tenant the platform's authentication vouches for (API Gateway authorizer, App Service auth).
+    #[serde(default)]
+    pub authenticated_tenant: Option<String>,
+}
+
+/// Assertions on a response.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Status code.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Case-insensitive header subset: a string must match (`*`, `${name}` allowed); `null` must be absent.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    /// JSON subset of the body (see [`crate::matcher`]); `""` asserts an empty body.
+    #[serde(default)]
+    pub body: Option<Value>,
+}
+
+/// A case that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// Not JSON, or not the format.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// Where.
+        file: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Case {
+    /// Parses and checks a case file's text.
+    pub fn parse(file: &str, text: &str) -> Result<Self, CaseError> {
+        let invalid = |message: String| CaseError::Invalid {
+            file: file.to_owned(),
+            message,
+        };
+        let case: Case = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if case.format != FORMAT_VERSION {
+            return Err(invalid(format!(
+                "format {} is not supported (this suite reads format {FORMAT_VERSION})",
+                case.format
+            )));
+        }
+        if case.steps.is_empty() {
+            return Err(invalid("a case needs at least one step".into()));
+        }
+        for (i, step) in case.steps.iter().enumerate() {
+            let r = &step.request;
+            let bodies = [
+                r.body.is_some(),
+                r.body_json.is_some(),
+                r.body_base64.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if bodies > 1 {
+                return Err(invalid(format!(
+                    "step {}: give at most one of body, body_json, body_base64",
+                    i + 1
+                )));
+            }
+            if let Some(b64) = &r.body_base64 {
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+                    .map_err(|e| invalid(format!("step {}: body_base64: {e}", i + 1)))?;
+            }
+        }
+        Ok(case)
+    }
+}

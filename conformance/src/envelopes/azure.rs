@@ -1,0 +1,68 @@
+//! Azure envelopes: a client request → what the Functions host sends the handler (payload or
+//! forwarding mode), and the handler's reply → what the client receives. The host's behaviour is
+//! [`paracell_azure::host_model`]; App Service authentication is modelled as on: a client-sent
+//! `X-MS-CLIENT-PRINCIPAL` is removed and the authenticated tenant, if any, is injected as one.
+
+use super::Envelope;
+use crate::request::{ClientRequest, ClientResponse};
+use base64::Engine as _;
+use paracell_azure::host_model::{self, HttpOutputBinding};
+use paracell_azure::{HandlerReply, HostRequest};
+
+/// The function app's route prefix in the suite (the Functions default).
+pub const ROUTE_PREFIX: &str = "api";
+
+/// The function that serves a path (the route groups of `examples/azure/app`).
+pub fn function_name(path: &str) -> &'static str {
+    if path == "/health" {
+        "Health"
+    } else if path.starts_with("/v1/transactions") {
+        "Transactions"
+    } else if path.starts_with("/v1/accounts/") {
+        "Accounts"
+    } else {
+        "Fallback"
+    }
+}
+
+/// The host's request to the handler for `request`.
+pub fn host_request(
+    envelope: Envelope,
+    request: &ClientRequest,
+    invocation_id: &str,
+) -> HostRequest {
+    let mut headers: Vec<(String, String)> = request
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("x-ms-client-principal"))
+        .cloned()
+        .collect();
+    if let Some(tenant) = &request.authenticated_tenant {
+        let principal = serde_json::json!({"auth_typ": "aad", "claims": [{"typ": "tenant_id", "val": tenant}], "name_typ": "name", "role_typ": "roles"});
+        headers.push((
+            "X-MS-CLIENT-PRINCIPAL".into(),
+            base64::engine::general_purpose::STANDARD.encode(principal.to_string()),
+        ));
+    }
+    let client = host_model::ClientRequest {
+        method: request.method.clone(),
+        path: format!("/{ROUTE_PREFIX}{}", request.path),
+        query: request.query.clone(),
+        headers,
+        body: request.body.clone(),
+        chunked: request.chunked,
+    };
+    match envelope {
+        Envelope::AzureForwarding => host_model::forwarded_request(&client, invocation_id),
+        _ => host_model::payload_invocation(&client, function_name(&request.path), invocation_id),
+    }
+}
+
+/// What the client receives for the handler's reply.
+pub fn client_view(envelope: Envelope, method: &str, reply: &HandlerReply) -> ClientResponse {
+    let seen = match envelope {
+        Envelope::AzureForwarding => host_model::forwarded_reply_to_client(reply, method),
+        _ => host_model::payload_reply_to_client(reply, HttpOutputBinding::Res, method),
+    };
+    ClientResponse::new(seen.status, seen.headers, seen.body)
+}

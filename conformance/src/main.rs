@@ -1,0 +1,164 @@
+//! `paracell-conformance`: runs conformance cases across every envelope of both clouds.
+//!
+//! ```text
+//! paracell-conformance                      # the built-in corpus, in process, as a table
+//! paracell-conformance run [--cases DIR]... [--envelopes LIST] [--binaries]
+//!                          [--format table|json|junit] [--out FILE]
+//! paracell-conformance coverage [--cases DIR]...  # requirement → cases, as Markdown
+//! ```
+//! Exit status 0 only when every case passes; 2 on usage or set-up errors.
+
+use paracell_conformance::{Backend, Envelope, Suite, binaries::Binaries, report};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: paracell-conformance [run [--cases DIR]... [--envelopes LIST] [--binaries] [--format table|json|junit] [--out FILE]]\n       paracell-conformance coverage [--cases DIR]...";
+
+struct Options {
+    coverage: bool,
+    cases: Vec<PathBuf>,
+    envelopes: Vec<Envelope>,
+    binaries: bool,
+    format: String,
+    out: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        coverage: false,
+        cases: Vec::new(),
+        envelopes: Envelope::ALL.to_vec(),
+        binaries: false,
+        format: "table".into(),
+        out: None,
+    };
+    let mut args = args.iter();
+    match args.next().map(String::as_str) {
+        None | Some("run") => {}
+        Some("coverage") => options.coverage = true,
+        Some("-h" | "--help" | "help") => return Err(USAGE.into()),
+        Some(other) => return Err(format!("unknown command {other:?}\n{USAGE}")),
+    }
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        match arg.as_str() {
+            "--cases" => options.cases.push(PathBuf::from(value("--cases")?)),
+            "--envelopes" => {
+                options.envelopes = value("--envelopes")?
+                    .split(',')
+                    .map(|n| {
+                        Envelope::parse(n.trim()).ok_or_else(|| {
+                            format!(
+                                "unknown envelope {n:?}; known: {}",
+                                Envelope::ALL.map(|e| e.name()).join(", ")
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            "--binaries" => options.binaries = true,
+            "--format" => {
+                options.format = value("--format")?;
+                if !["table", "json", "junit"].contains(&options.format.as_str()) {
+                    return Err(format!("--format must be table, json or junit\n{USAGE}"));
+                }
+            }
+            "--out" => options.out = Some(PathBuf::from(value("--out")?)),
+            other => return Err(format!("unknown option {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut suite = if options.cases.is_empty() {
+        match Suite::built_in() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("built-in corpus: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let mut all = Suite {
+            cases: Vec::new(),
+            envelopes: Vec::new(),
+        };
+        for dir in &options.cases {
+            match Suite::from_dir(dir) {
+                Ok(s) => all.cases.extend(s.cases),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        all
+    };
+    if options.coverage {
+        print!("{}", paracell_conformance::coverage::table(&suite.cases));
+        let uncovered = paracell_conformance::coverage::coverage(&suite.cases)
+            .iter()
+            .filter(|(_, ids)| ids.is_empty())
+            .count();
+        println!("\n{uncovered} requirements without a case");
+        return if uncovered == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    suite.envelopes = options.envelopes.clone();
+    let backend = if options.binaries {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        match Binaries::start(workspace) {
+            Ok(b) => Backend::Binaries(b),
+            Err(e) => {
+                eprintln!("--binaries: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        Backend::in_process()
+    };
+    let started = std::time::Instant::now();
+    let reports = suite.run(&backend);
+    let rendered = match options.format.as_str() {
+        "json" => report::json(&reports),
+        "junit" => report::junit(&reports),
+        _ => report::table(&reports, &options.envelopes),
+    };
+    match &options.out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &rendered) {
+                eprintln!("cannot write {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+            println!("{}", report::summary(&reports));
+        }
+        None => print!("{rendered}"),
+    }
+    eprintln!(
+        "({} cases × {} envelopes in {:.2?})",
+        reports.len(),
+        options.envelopes.len(),
+        started.elapsed()
+    );
+    if reports.iter().all(|r| r.passed()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,517 @@
+//! Running cases: every envelope gets a fresh cell, the same steps, and then three checks
+//! (expectations, response parity, state parity).
+
+use crate::binaries::{AzureProcess, Binaries, LambdaProcess};
+use crate::case::{Case, CellSpec, Expect, Fault};
+use crate::envelopes::{Envelope, Exchange, aws, azure};
+use crate::facts::Fact;
+use crate::faults::FaultyStore;
+use crate::matcher::{Captures, match_json, match_template};
+use crate::request::{ClientRequest, ClientResponse};
+use paracell_aws::LambdaCell;
+use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix};
+use paracell_domain::http::ApiRequest;
+use paracell_domain::memory::MemoryStore;
+use paracell_domain::{Cell, CellConfig, TenantId, TenantScope};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Builds the cell an envelope runs against; return the store to have state parity checked.
+pub type CellFactory = dyn Fn(CellConfig) -> (Cell, Option<Arc<MemoryStore>>) + Send + Sync;
+
+/// Where the adapters run.
+pub enum Backend {
+    /// In this process, through each adapter's in-process entry point.
+    InProcess(Arc<CellFactory>),
+    /// The built binaries: `lambda-cell` under cargo-lambda's runtime emulator, `azure-cell` over
+    /// loopback HTTP. `direct` stays in process as the reference.
+    Binaries(Binaries),
+}
+
+impl Backend {
+    /// In process on deterministic in-memory cells (the default).
+    pub fn in_process() -> Self {
+        Self::InProcess(Arc::new(|config| {
+            let (cell, store) = paracell_domain::memory::deterministic(config);
+            (cell, Some(store))
+        }))
+    }
+}
+
+/// How one envelope did on one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Expectations met, same responses and state as its parity group.
+    Pass,
+    /// Something failed: see the case's `failures`.
+    Fail,
+    /// The envelope cannot express the case (with the reason).
+    NotApplicable(&'static str),
+}
+
+/// The result of one case.
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    /// Case id.
+    pub id: String,
+    /// Case title.
+    pub title: String,
+    /// Requirements it covers.
+    pub requirements: Vec<String>,
+    /// Per envelope.
+    pub outcomes: BTreeMap<Envelope, Outcome>,
+    /// Readable failures: expectations missed and the first divergence of each envelope.
+    pub failures: Vec<String>,
+    /// Platform facts met, with the envelopes they affected.
+    pub facts: Vec<(Fact, Vec<Envelope>)>,
+}
+
+impl CaseReport {
+    /// Whether the case passed on every envelope it applies to.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty() && !self.outcomes.values().any(|o| *o == Outcome::Fail)
+    }
+}
+
+enum Driver {
+    Direct(Cell),
+    Lambda(LambdaCell),
+    Azure(AzureHandler),
+    LambdaProcess(LambdaProcess),
+    AzureProcess(AzureProcess),
+}
+
+impl Driver {
+    async fn exchange(
+        &mut self,
+        envelope: Envelope,
+        request: &ClientRequest,
+        step: usize,
+    ) -> Exchange {
+        match self {
+            Self::Direct(cell) => {
+                let api = ApiRequest {
+                    method: request.method.clone(),
+                    path: request.path.clone(),
+                    query: request.query.clone(),
+                    headers: request.headers.iter().cloned().collect(),
+                    body: request.body.clone(),
+                    authenticated_tenant: request.authenticated_tenant.clone(),
+                };
+                // Every adapter wraps the domain in catch_panic at its boundary; so does the reference.
+                let r = paracell_domain::http::catch_panic(cell.handle(api)).await;
+                Exchange::Response(ClientResponse::new(r.status, r.headers, r.body))
+            }
+            Self::Lambda(lambda) => {
+                let event = aws::event(envelope, request);
+                match lambda
+                    .invoke(&serde_json::to_vec(&event).unwrap_or_default())
+                    .await
+                {
+                    Ok(bytes) => match serde_json::from_slice(&bytes) {
+                        Ok(json) => {
+                            into_exchange(aws::client_view(envelope, &request.method, &json))
+                        }
+                        Err(e) => {
+                            Exchange::Failed(format!("the function's response is not JSON: {e}"))
+                        }
+                    },
+                    Err(e) => Exchange::Failed(format!(
+                        "the invocation failed (the gateway would answer 502): {e}"
+                    )),
+                }
+            }
+            Self::Azure(handler) => {
+                let host = azure::host_request(envelope, request, &format!("inv-{step}"));
+                let reply = handler.invoke(host).await;
+                Exchange::Response(azure::client_view(envelope, &request.method, &reply))
+            }
+            Self::LambdaProcess(process) => process.exchange(envelope, request),
+            Self::AzureProcess(process) => process.exchange(envelope, request, step),
+        }
+    }
+}
+
+fn into_exchange(result: Result<ClientResponse, String>) -> Exchange {
+    match result {
+        Ok(r) => Exchange::Response(r),
+        Err(e) => Exchange::Failed(e),
+    }
+}
+
+/// The cell configuration of a case.
+pub fn cell_config(spec: &CellSpec) -> Result<CellConfig, String> {
+    let tenants = if spec.tenants.iter().any(|t| t == "*") {
+        TenantScope::All
+    } else {
+        TenantScope::Set(
+            spec.tenants
+                .iter()
+                .map(|t| TenantId::parse(t).map_err(|e| format!("cell.tenants: {t:?} {e}")))
+                .collect::<Result<_, _>>()?,
+        )
+    };
+    let mut config = CellConfig::new(&spec.cell_id, tenants).map_err(|e| format!("cell: {e}"))?;
+    if let Some(limit) = spec.max_body_bytes {
+        config.limits.max_body_bytes = limit;
+    }
+    Ok(config)
+}
+
+struct Lane {
+    envelope: Envelope,
+    driver: Option<Driver>,
+    store: Option<Arc<MemoryStore>>,
+    captures: Captures,
+    facts: BTreeSet<Fact>,
+    not_applicable: Option<&'static str>,
+    responses: Vec<Option<ClientResponse>>,
+    failures: Vec<String>,
+}
+
+fn start(
+    backend: &Backend,
+    envelope: Envelope,
+    config: &CellConfig,
+    fault: Option<Fault>,
+) -> Result<(Driver, Option<Arc<MemoryStore>>), String> {
+    let azure_config = |mode| AzureConfig {
+        mode,
+        route_prefix: RoutePrefix::new(azure::ROUTE_PREFIX),
+        trust_client_principal: true,
+    };
+    match backend {
+        Backend::InProcess(factory) => {
+            let (cell, store) = match fault {
+                None => factory(config.clone()),
+                Some(fault) => {
+                    // Faults wrap the deterministic in-memory store, whatever the factory builds.
+                    let (reference, store) = paracell_domain::memory::deterministic(config.clone());
+                    let ports = paracell_domain::CellPorts {
+                        store: Arc::new(FaultyStore::new(store.clone(), fault)),
+                        ..reference.ports().clone()
+                    };
+                    (Cell::new(config.clone(), ports), Some(store))
+                }
+            };
+            let driver = match envelope {
+                Envelope::Direct => Driver::Direct(cell),
+                Envelope::AzurePayload => {
+                    Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Payload)))
+                }
+                Envelope::AzureForwarding => {
+                    Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Forwarding)))
+                }
+                _ => Driver::Lambda(LambdaCell::new(cell)),
+            };
+            Ok((driver, store))
+        }
+        Backend::Binaries(_) if fault.is_some() && envelope != Envelope::Direct => {
+            Err(NOT_INJECTABLE.into())
+        }
+        Backend::Binaries(binaries) => match envelope {
+            Envelope::Direct => start(&Backend::in_process(), envelope, config, fault),
+            Envelope::AzurePayload => binaries
+                .start_azure(config, "payload")
+                .map(|p| (Driver::AzureProcess(p), None)),
+            Envelope::AzureForwarding => binaries
+                .start_azure(config, "forwarding")
+                .map(|p| (Driver::AzureProcess(p), None)),
+            _ => binaries
+                .start_lambda(config)
+                .map(|p| (Driver::LambdaProcess(p), None)),
+        },
+    }
+}
+
+const NOT_INJECTABLE: &str = "store faults can only be injected in process";
+
+/// Runs one case on the given envelopes.
+pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) -> CaseReport {
+    let mut report = CaseReport {
+        id: case.id.clone(),
+        title: case.title.clone(),
+        requirements: case.requirements.clone(),
+        outcomes: BTreeMap::new(),
+        failures: Vec::new(),
+        facts: Vec::new(),
+    };
+    let config = match cell_config(&case.cell) {
+        Ok(c) => c,
+        Err(e) => {
+            report.failures.push(e);
+            report.outcomes = envelopes.iter().map(|e| (*e, Outcome::Fail)).collect();
+            return report;
+        }
+    };
+    let mut lanes: Vec<Lane> = Vec::new();
+    for &envelope in envelopes {
+        let mut lane = Lane {
+            envelope,
+            driver: None,
+            store: None,
+            captures: Captures::default(),
+            facts: BTreeSet::new(),
+            not_applicable: None,
+            responses: Vec::new(),
+            failures: Vec::new(),
+        };
+        match start(backend, envelope, &config, case.cell.fault) {
+            Ok((driver, store)) => {
+                lane.driver = Some(driver);
+                lane.store = store;
+            }
+            Err(e) if e == NOT_INJECTABLE => lane.not_applicable = Some(NOT_INJECTABLE),
+            Err(e) => lane.failures.push(format!("could not start: {e}")),
+        }
+        lanes.push(lane);
+    }
+
+    for (index, step) in case.steps.iter().enumerate() {
+        let n = index + 1;
+        for lane in lanes.iter_mut().filter(|l| l.not_applicable.is_none()) {
+            let request = ClientRequest::from_spec(&step.request, &lane.captures);
+            if let Some(reason) = lane.envelope.not_applicable(&request) {
+                lane.not_applicable = Some(reason);
+                continue;
+            }
+            lane.facts
+                .extend(Fact::for_request(lane.envelope, &request));
+            let Some(driver) = lane.driver.as_mut() else {
+                lane.responses.push(None);
+                continue;
+            };
+            match driver.exchange(lane.envelope, &request, n).await {
+                Exchange::Response(response) => {
+                    if let Some(expect) = &step.expect
+                        && let Err(e) = check(expect, &response, &mut lane.captures)
+                        && lane.facts.is_empty()
+                    {
+                        lane.failures.push(format!("step {n}: {e}"));
+                    }
+                    lane.responses.push(Some(response));
+                }
+                Exchange::NotApplicable(reason) => lane.not_applicable = Some(reason),
+                Exchange::Failed(e) => {
+                    lane.failures.push(format!("step {n}: {e}"));
+                    lane.responses.push(None);
+                }
+            }
+        }
+        // Parity within each group of envelopes affected by the same platform facts.
+        for members in groups(&lanes).values() {
+            let Some((&first, rest)) = members.split_first() else {
+                continue;
+            };
+            for &other in rest {
+                let (a, b) = (&lanes[first], &lanes[other]);
+                if let (Some(Some(x)), Some(Some(y))) =
+                    (a.responses.get(index), b.responses.get(index))
+                    && let Some(diff) = difference(x, y)
+                    && lanes[other]
+                        .failures
+                        .iter()
+                        .all(|f| !f.contains("differs from"))
+                {
+                    let message = format!("step {n}: differs from {} on {diff}", a.envelope.name());
+                    lanes[other].failures.push(message);
+                }
+            }
+        }
+    }
+
+    // State parity at the end.
+    for members in groups(&lanes).values() {
+        let Some((&first, rest)) = members.split_first() else {
+            continue;
+        };
+        let Some(reference) = lanes[first].store.as_ref().map(|s| s.snapshot()) else {
+            continue;
+        };
+        for &other in rest {
+            if let Some(state) = lanes[other].store.as_ref().map(|s| s.snapshot())
+                && state != reference
+            {
+                let message = format!(
+                    "final state differs from {}'s (transactions, balances, idempotency records or outbox)",
+                    lanes[first].envelope.name()
+                );
+                lanes[other].failures.push(message);
+            }
+        }
+    }
+
+    // Expected outbox events, read from the reference envelope's store.
+    if let Some(expected) = &case.expect_outbox
+        && let Some(lane) = lanes
+            .iter()
+            .find(|l| l.not_applicable.is_none() && l.facts.is_empty() && l.store.is_some())
+        && let Some(store) = &lane.store
+    {
+        let events: Vec<serde_json::Value> = store.snapshot()["outbox"]
+            .as_array()
+            .map(|a| a.iter().map(|e| e["event"].clone()).collect())
+            .unwrap_or_default();
+        let mut captures = lane.captures.clone();
+        if let Err(m) = match_json(
+            expected,
+            &serde_json::Value::Array(events),
+            &mut captures,
+            "/outbox",
+        ) {
+            report.failures.push(format!(
+                "{}: outbox {}: {}",
+                lane.envelope.name(),
+                m.at,
+                m.message
+            ));
+        }
+    }
+
+    let mut facts: BTreeMap<Fact, Vec<Envelope>> = BTreeMap::new();
+    for lane in &lanes {
+        for fact in &lane.facts {
+            facts.entry(*fact).or_default().push(lane.envelope);
+        }
+        let outcome = match (lane.not_applicable, lane.failures.is_empty()) {
+            (Some(reason), _) => Outcome::NotApplicable(reason),
+            (None, true) => Outcome::Pass,
+            (None, false) => Outcome::Fail,
+        };
+        for failure in &lane.failures {
+            report
+                .failures
+                .push(format!("{}: {failure}", lane.envelope.name()));
+        }
+        report.outcomes.insert(lane.envelope, outcome);
+    }
+    report.facts = facts.into_iter().collect();
+    report
+}
+
+fn groups(lanes: &[Lane]) -> BTreeMap<Vec<Fact>, Vec<usize>> {
+    let mut groups: BTreeMap<Vec<Fact>, Vec<usize>> = BTreeMap::new();
+    for (i, lane) in lanes
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.not_applicable.is_none())
+    {
+        groups
+            .entry(lane.facts.iter().copied().collect())
+            .or_default()
+            .push(i);
+    }
+    groups
+}
+
+/// The first difference between two responses, described.
+pub fn difference(a: &ClientResponse, b: &ClientResponse) -> Option<String> {
+    if a.status != b.status {
+        return Some(format!("status: {} vs {}", a.status, b.status));
+    }
+    if a.headers != b.headers {
+        let names: BTreeSet<&str> = a
+            .headers
+            .iter()
+            .chain(&b.headers)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        for name in names {
+            let (x, y) = (a.header_values(name), b.header_values(name));
+            if x != y {
+                return Some(format!("header {name}: {x:?} vs {y:?}"));
+            }
+        }
+    }
+    if a.body != b.body {
+        let show = |body: &[u8]| {
+            let text = String::from_utf8_lossy(body);
+            if text.chars().count() > 300 {
+                format!("{}…", text.chars().take(300).collect::<String>())
+            } else {
+                text.into_owned()
+            }
+        };
+        return Some(format!("body: {:?} vs {:?}", show(&a.body), show(&b.body)));
+    }
+    None
+}
+
+/// Checks a response against a step's expectations, capturing `${name}` values.
+pub fn check(
+    expect: &Expect,
+    response: &ClientResponse,
+    captures: &mut Captures,
+) -> Result<(), String> {
+    if let Some(status) = expect.status
+        && status != response.status
+    {
+        return Err(format!(
+            "expected status {status}, got {} ({})",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        ));
+    }
+    for (name, expected) in &expect.headers {
+        let values = response.header_values(name);
+        match expected {
+            serde_json::Value::Null if values.is_empty() => {}
+            serde_json::Value::Null => {
+                return Err(format!("header {name} should be absent, got {values:?}"));
+            }
+            serde_json::Value::String(template) => match values.as_slice() {
+                [value] => match_template(template, value, captures)
+                    .map_err(|e| format!("header {name}: {e}"))?,
+                other => {
+                    return Err(format!(
+                        "header {name}: expected one value matching {template:?}, got {other:?}"
+                    ));
+                }
+            },
+            other => {
+                return Err(format!(
+                    "header {name}: expectations must be strings or null, not {other}"
+                ));
+            }
+        }
+    }
+    if let Some(body) = &expect.body {
+        if body.as_str() == Some("") {
+            if !response.body.is_empty() {
+                return Err(format!(
+                    "expected an empty body, got {:?}",
+                    String::from_utf8_lossy(&response.body)
+                ));
+            }
+        } else {
+            let actual: serde_json::Value =
+                serde_json::from_slice(&response.body).map_err(|e| {
+                    format!(
+                        "body is not JSON ({e}): {:?}",
+                        String::from_utf8_lossy(&response.body)
+                    )
+                })?;
+            match_json(body, &actual, captures, "").map_err(|m| {
+                format!(
+                    "body {}: {}",
+                    if m.at.is_empty() { "/" } else { &m.at },
+                    m.message
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs cases one after another (each envelope gets its own fresh cell per case).
+pub async fn run_cases(
+    cases: &[Case],
+    envelopes: &[Envelope],
+    backend: &Backend,
+) -> Vec<CaseReport> {
+    let mut reports = Vec::with_capacity(cases.len());
+    for case in cases {
+        reports.push(run_case(case, envelopes, backend).await);
+    }
+    reports
+}
