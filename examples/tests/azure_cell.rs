@@ -217,7 +217,7 @@ fn forwarding_mode_over_loopback_and_graceful_shutdown() {
     let other = send(
         port,
         "GET",
-        "/api/v1/transactions/x",
+        "/api/v1/transactions/01900000-0000-7000-8000-000000000001",
         &[("X-Tenant-ID", "coop-2")],
         b"",
         false,
