@@ -8,7 +8,7 @@
 //! | ALB | `path` | multi-value map, else single map (values arrive *undecoded*: kept as they are) | `multiValueHeaders` in multi-value mode, else `headers` | none |
 
 use base64::Engine as _;
-use paracell_domain::http::{ApiRequest, Headers};
+use paracell_domain::http::{ApiRequest, Headers, percent};
 use serde_json::Value;
 
 /// Which kind of event a request came as (decided by `lambda_http`, see [`crate::runtime`]).
@@ -157,7 +157,7 @@ fn headers(multi: &Value, single: &Value, cookies: &Value) -> Headers {
 fn encode_query(multi: &Value, single: &Value, encode: bool) -> String {
     let escape = |s: &str| {
         if encode {
-            percent_encode(s)
+            percent::encode_component(s)
         } else {
             s.to_owned()
         }
@@ -178,18 +178,6 @@ fn encode_query(multi: &Value, single: &Value, encode: bool) -> String {
         }
     }
     pairs.join("&")
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

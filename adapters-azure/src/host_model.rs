@@ -7,6 +7,7 @@
 
 use crate::server::{HandlerReply, HostRequest};
 use base64::Engine as _;
+use paracell_domain::http::{essence, percent};
 use serde_json::{Map, Value, json};
 
 /// The host version the model reproduces.
@@ -122,39 +123,7 @@ fn parse_query(query: &str) -> Vec<(String, Vec<String>)> {
 }
 
 fn form_decode(s: &str) -> String {
-    let bytes = s.replace('+', " ").into_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `Uri.EscapeDataString`: everything but RFC 3986 unreserved characters is percent-encoded.
-fn escape_data_string(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent::decode_lossy(&s.replace('+', " "))
 }
 
 /// The host's payload-mode invocation of `function_name` for a client request.
@@ -191,15 +160,9 @@ pub fn payload_invocation(
             .headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.to_ascii_lowercase())
-            .unwrap_or_default();
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned();
-        let body = if essence == "application/octet-stream" || essence.starts_with("multipart/") {
+            .map(|(_, v)| v.as_str());
+        // The same rule the adapter decodes by (one implementation: `payload`).
+        let body = if crate::payload::is_base64_media_type(content_type) {
             base64::engine::general_purpose::STANDARD.encode(&client.body)
         } else {
             // Read as UTF-8 text: lossy for anything that is not.
@@ -231,8 +194,8 @@ pub fn forwarded_request(client: &ClientRequest, invocation_id: &str) -> HostReq
         .map(|(k, v)| {
             format!(
                 "{}={}",
-                escape_data_string(&k),
-                escape_data_string(&v.join(","))
+                percent::encode_component(&k),
+                percent::encode_component(&v.join(","))
             )
         })
         .collect();
@@ -332,15 +295,10 @@ pub fn payload_reply_to_client(
     client_method: &str,
 ) -> ClientResponse {
     // The reply must be 2xx with a JSON media type, or the invocation fails: the caller gets 500.
-    let json_media = reply.header("content-type").is_some_and(|ct| {
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        essence == "application/json" || essence == "text/json"
-    });
+    let json_media = reply
+        .header("content-type")
+        .map(essence)
+        .is_some_and(|e| e == "application/json" || e == "text/json");
     if !(200..300).contains(&reply.status) || !json_media {
         return failed_invocation();
     }

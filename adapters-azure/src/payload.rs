@@ -93,14 +93,8 @@ pub(crate) fn authenticated_tenant(headers: &Headers, config: &AzureConfig) -> O
 }
 
 /// The host sends bodies of these media types as base64, every other body as text.
-fn is_base64_media_type(content_type: Option<&str>) -> bool {
-    let essence = content_type
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+pub fn is_base64_media_type(content_type: Option<&str>) -> bool {
+    let essence = paracell_domain::http::essence(content_type.unwrap_or_default());
     essence == "application/octet-stream" || essence.starts_with("multipart/")
 }
 

@@ -34,10 +34,9 @@ impl Fact {
         match self {
             Self::LossyTextBody => {
                 let invalid_utf8 = std::str::from_utf8(&request.body).is_err();
-                let octet_or_multipart = request.header("content-type").is_some_and(|ct| {
-                    let ct = ct.trim().to_ascii_lowercase();
-                    ct.starts_with("application/octet-stream") || ct.starts_with("multipart/")
-                });
+                // The host's own rule for which bodies it passes as base64 (exact bytes).
+                let octet_or_multipart =
+                    paracell_azure::payload::is_base64_media_type(request.header("content-type"));
                 invalid_utf8
                     && (envelope == Envelope::AwsApigwV1
                         || (envelope == Envelope::AzurePayload

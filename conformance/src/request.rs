@@ -69,14 +69,8 @@ impl ClientRequest {
     /// Whether the body is sent as text by platforms that distinguish text from binary
     /// (a textual media type and valid UTF-8).
     pub fn body_is_text(&self) -> bool {
-        let essence = self
-            .header("content-type")
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
+        let essence =
+            paracell_domain::http::essence(self.header("content-type").unwrap_or_default());
         let textual = essence.starts_with("text/")
             || [
                 "application/json",

@@ -18,6 +18,7 @@
 use super::Envelope;
 use crate::request::{ClientRequest, ClientResponse};
 use base64::Engine as _;
+use paracell_domain::http::percent;
 use serde_json::{Map, Value, json};
 
 const REST_DOMAIN: &str = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
@@ -37,29 +38,6 @@ pub fn event(envelope: Envelope, request: &ClientRequest) -> Value {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// `(key, value)` pairs of a raw query, optionally decoded (`+` is a space in query values).
 fn query_pairs(query: &str, decode: bool) -> Vec<(String, String)> {
     query
@@ -69,8 +47,8 @@ fn query_pairs(query: &str, decode: bool) -> Vec<(String, String)> {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             if decode {
                 (
-                    percent_decode(&k.replace('+', " ")),
-                    percent_decode(&v.replace('+', " ")),
+                    percent::decode_lossy(&k.replace('+', " ")),
+                    percent::decode_lossy(&v.replace('+', " ")),
                 )
             } else {
                 (k.to_owned(), v.to_owned())
@@ -134,7 +112,7 @@ fn text_or_base64(request: &ClientRequest) -> (Value, bool) {
 }
 
 fn rest_v1(request: &ClientRequest) -> Value {
-    let path = percent_decode(&request.path);
+    let path = percent::decode_lossy(&request.path);
     let headers = group(&request.headers, false);
     let query = group(&query_pairs(&request.query, true), false);
     let mut context = json!({

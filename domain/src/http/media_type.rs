@@ -12,6 +12,20 @@ pub enum MediaTypeError {
     Charset,
 }
 
+/// The media type of a `Content-Type` value without parameters, lower-cased (`type/subtype`).
+///
+/// ```
+/// assert_eq!(paracell_domain::http::essence(" Application/JSON ; charset=utf-8"), "application/json");
+/// ```
+pub fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim_matches([' ', '\t'])
+        .to_ascii_lowercase()
+}
+
 /// Accepts `application/json` (any case, optional parameters), with no charset or charset utf-8
 /// (any case, optionally quoted). Everything else is 415.
 ///
@@ -25,11 +39,11 @@ pub enum MediaTypeError {
 /// ```
 pub fn require_json(content_type: Option<&str>) -> Result<(), MediaTypeError> {
     let value = content_type.ok_or(MediaTypeError::Missing)?;
-    let mut parts = value.split(';');
-    let essence = parts.next().unwrap_or_default().trim_matches([' ', '\t']);
-    if !essence.eq_ignore_ascii_case("application/json") {
+    if essence(value) != "application/json" {
         return Err(MediaTypeError::NotJson);
     }
+    let mut parts = value.split(';');
+    parts.next();
     for param in parts {
         let param = param.trim_matches([' ', '\t']);
         if param.is_empty() {

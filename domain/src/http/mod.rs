@@ -6,12 +6,13 @@
 
 mod media_type;
 mod panic;
+pub mod percent;
 mod problem;
 mod request;
 mod response;
 pub mod router;
 
-pub use media_type::{MediaTypeError, require_json};
+pub use media_type::{MediaTypeError, essence, require_json};
 pub use panic::{CatchPanic, catch_panic};
 pub use problem::{Problem, ProblemType};
 pub use request::{ApiRequest, Headers};

@@ -149,26 +149,9 @@ pub fn resolve(method: &str, raw_path: &str) -> Resolution {
     }
 }
 
-/// Decodes `%XX` escapes; `None` on a malformed escape or a result that is not UTF-8.
+/// Decodes a segment; `None` on a malformed escape or a result that is not UTF-8.
 fn percent_decode(segment: &str) -> Option<String> {
-    if !segment.contains('%') {
-        return Some(segment.to_owned());
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(super::percent::decode_strict(segment)?).ok()
 }
 
 #[cfg(test)]
