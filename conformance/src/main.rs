@@ -5,6 +5,7 @@
 //! paracell-conformance run [--cases DIR]... [--envelopes LIST] [--binaries]
 //!                          [--format table|json|junit] [--out FILE]
 //! paracell-conformance coverage [--cases DIR]...  # requirement → cases, as Markdown
+//! paracell-conformance render CASE.json ENVELOPE    # what step 1 looks like on that envelope
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
 
@@ -74,8 +75,57 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
+/// Prints the platform's rendering of a case's first step: the Lambda event for AWS envelopes, the
+/// host's request (method, path, headers, body) for Azure ones, the neutral request for `direct`.
+fn render(args: &[String]) -> ExitCode {
+    use paracell_conformance::envelopes::{aws, azure};
+    let [file, envelope] = args else {
+        eprintln!("usage: paracell-conformance render CASE.json ENVELOPE");
+        return ExitCode::from(2);
+    };
+    let Some(envelope) = Envelope::parse(envelope) else {
+        eprintln!(
+            "unknown envelope {envelope:?}; known: {}",
+            Envelope::ALL.map(|e| e.name()).join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let case = match std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| paracell_conformance::Case::parse(file, &t).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let request = paracell_conformance::request::ClientRequest::from_spec(
+        &case.steps[0].request,
+        &Default::default(),
+    );
+    let rendered = match envelope {
+        Envelope::AzurePayload | Envelope::AzureForwarding => {
+            let host = azure::host_request(envelope, &request, "bench-invocation");
+            serde_json::json!({"method": host.method, "path": host.path, "headers": host.headers, "body": String::from_utf8_lossy(&host.body)})
+        }
+        Envelope::Direct => {
+            serde_json::json!({"method": request.method, "path": request.path, "query": request.query, "headers": request.headers, "body": String::from_utf8_lossy(&request.body)})
+        }
+        _ => aws::event(envelope, &request),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&rendered).unwrap_or_default()
+    );
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("render") {
+        return render(&args[1..]);
+    }
     let options = match parse(&args) {
         Ok(o) => o,
         Err(e) => {

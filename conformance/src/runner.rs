@@ -160,10 +160,10 @@ pub fn cell_config(spec: &CellSpec) -> Result<CellConfig, String> {
 
 struct Lane {
     envelope: Envelope,
-    driver: Option<Driver>,
     store: Option<Arc<MemoryStore>>,
     captures: Captures,
-    facts: BTreeSet<Fact>,
+    /// The facts met so far, after each step (cumulative: a fact's effect on state persists).
+    facts: Vec<BTreeSet<Fact>>,
     not_applicable: Option<&'static str>,
     responses: Vec<Option<ClientResponse>>,
     failures: Vec<String>,
@@ -244,22 +244,23 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
             return report;
         }
     };
+    // Each lane runs to completion before the next starts: in binaries mode only one process per
+    // platform is alive at a time (every lambda-cell polls the same emulator function).
     let mut lanes: Vec<Lane> = Vec::new();
     for &envelope in envelopes {
         let mut lane = Lane {
             envelope,
-            driver: None,
             store: None,
             captures: Captures::default(),
-            facts: BTreeSet::new(),
+            facts: Vec::new(),
             not_applicable: None,
             responses: Vec::new(),
             failures: Vec::new(),
         };
         match start(backend, envelope, &config, case.cell.fault) {
-            Ok((driver, store)) => {
-                lane.driver = Some(driver);
+            Ok((mut driver, store)) => {
                 lane.store = store;
+                run_lane(case, &mut lane, &mut driver).await;
             }
             Err(e) if e == NOT_INJECTABLE => lane.not_applicable = Some(NOT_INJECTABLE),
             Err(e) => lane.failures.push(format!("could not start: {e}")),
@@ -267,39 +268,9 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
         lanes.push(lane);
     }
 
-    for (index, step) in case.steps.iter().enumerate() {
-        let n = index + 1;
-        for lane in lanes.iter_mut().filter(|l| l.not_applicable.is_none()) {
-            let request = ClientRequest::from_spec(&step.request, &lane.captures);
-            if let Some(reason) = lane.envelope.not_applicable(&request) {
-                lane.not_applicable = Some(reason);
-                continue;
-            }
-            lane.facts
-                .extend(Fact::for_request(lane.envelope, &request));
-            let Some(driver) = lane.driver.as_mut() else {
-                lane.responses.push(None);
-                continue;
-            };
-            match driver.exchange(lane.envelope, &request, n).await {
-                Exchange::Response(response) => {
-                    if let Some(expect) = &step.expect
-                        && let Err(e) = check(expect, &response, &mut lane.captures)
-                        && lane.facts.is_empty()
-                    {
-                        lane.failures.push(format!("step {n}: {e}"));
-                    }
-                    lane.responses.push(Some(response));
-                }
-                Exchange::NotApplicable(reason) => lane.not_applicable = Some(reason),
-                Exchange::Failed(e) => {
-                    lane.failures.push(format!("step {n}: {e}"));
-                    lane.responses.push(None);
-                }
-            }
-        }
-        // Parity within each group of envelopes affected by the same platform facts.
-        for members in groups(&lanes).values() {
+    // Parity, step by step, within each group of envelopes affected by the same platform facts.
+    for index in 0..case.steps.len() {
+        for members in groups(&lanes, index).values() {
             let Some((&first, rest)) = members.split_first() else {
                 continue;
             };
@@ -313,7 +284,11 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
                         .iter()
                         .all(|f| !f.contains("differs from"))
                 {
-                    let message = format!("step {n}: differs from {} on {diff}", a.envelope.name());
+                    let message = format!(
+                        "step {}: differs from {} on {diff}",
+                        index + 1,
+                        a.envelope.name()
+                    );
                     lanes[other].failures.push(message);
                 }
             }
@@ -321,7 +296,7 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
     }
 
     // State parity at the end.
-    for members in groups(&lanes).values() {
+    for members in groups(&lanes, case.steps.len().saturating_sub(1)).values() {
         let Some((&first, rest)) = members.split_first() else {
             continue;
         };
@@ -370,7 +345,7 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
 
     let mut facts: BTreeMap<Fact, Vec<Envelope>> = BTreeMap::new();
     for lane in &lanes {
-        for fact in &lane.facts {
+        for fact in lane.facts.last().into_iter().flatten() {
             facts.entry(*fact).or_default().push(lane.envelope);
         }
         let outcome = match (lane.not_applicable, lane.failures.is_empty()) {
@@ -389,19 +364,56 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
     report
 }
 
-fn groups(lanes: &[Lane]) -> BTreeMap<Vec<Fact>, Vec<usize>> {
+fn groups(lanes: &[Lane], step: usize) -> BTreeMap<Vec<Fact>, Vec<usize>> {
     let mut groups: BTreeMap<Vec<Fact>, Vec<usize>> = BTreeMap::new();
     for (i, lane) in lanes
         .iter()
         .enumerate()
         .filter(|(_, l)| l.not_applicable.is_none())
     {
-        groups
-            .entry(lane.facts.iter().copied().collect())
-            .or_default()
-            .push(i);
+        let facts = lane
+            .facts
+            .get(step)
+            .or(lane.facts.last())
+            .map(|f| f.iter().copied().collect())
+            .unwrap_or_default();
+        groups.entry(facts).or_default().push(i);
     }
     groups
+}
+
+/// Runs every step of a case through one lane's driver.
+async fn run_lane(case: &Case, lane: &mut Lane, driver: &mut Driver) {
+    let mut facts = BTreeSet::new();
+    for (index, step) in case.steps.iter().enumerate() {
+        let n = index + 1;
+        let request = ClientRequest::from_spec(&step.request, &lane.captures);
+        if let Some(reason) = lane.envelope.not_applicable(&request) {
+            lane.not_applicable = Some(reason);
+            return;
+        }
+        facts.extend(Fact::for_request(lane.envelope, &request));
+        lane.facts.push(facts.clone());
+        match driver.exchange(lane.envelope, &request, n).await {
+            Exchange::Response(response) => {
+                if let Some(expect) = &step.expect
+                    && let Err(e) = check(expect, &response, &mut lane.captures)
+                    && facts.is_empty()
+                {
+                    lane.failures.push(format!("step {n}: {e}"));
+                }
+                lane.responses.push(Some(response));
+            }
+            Exchange::NotApplicable(reason) => {
+                lane.not_applicable = Some(reason);
+                return;
+            }
+            Exchange::Failed(e) => {
+                lane.failures.push(format!("step {n}: {e}"));
+                lane.responses.push(None);
+            }
+        }
+    }
 }
 
 /// The first difference between two responses, described.
