@@ -8,6 +8,7 @@ use lambda_http::lambda_runtime::{self, LambdaEvent};
 use paracell_domain::Cell;
 use paracell_domain::http::{catch_panic, untranslatable_request};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::time::Instant;
 
 /// A cell served by AWS Lambda.
@@ -29,7 +30,7 @@ impl LambdaCell {
         &self,
         event: Value,
         context: Context,
-    ) -> Result<Value, lambda_http::Error> {
+    ) -> Result<Box<RawValue>, lambda_http::Error> {
         let started = Instant::now();
         let recognised = recognise(&event)?;
         let source = recognised.source;
@@ -50,7 +51,7 @@ impl LambdaCell {
         let mut context = Context::default();
         context.request_id = "in-process".into();
         let response = self.handle_event(event, context).await?;
-        Ok(serde_json::to_vec(&response)?)
+        Ok(RawValue::get(&response).as_bytes().to_vec())
     }
 
     /// Serves invocations from the Lambda Runtime API until the process is stopped.

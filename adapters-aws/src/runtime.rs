@@ -15,6 +15,7 @@ use lambda_http::tower::ServiceExt as _;
 use lambda_http::{Adapter, Body, Context, Request, service_fn};
 use paracell_domain::http::ApiResponse;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// An event `lambda_http` does not recognise as an HTTP event of an enabled source.
 #[derive(Debug, thiserror::Error)]
@@ -42,12 +43,13 @@ pub fn recognise(event: &Value) -> Result<Recognised, NotAnHttpEvent> {
     Ok(Recognised { source, request })
 }
 
-/// Serialises a response in the shape the recognised source expects, through `lambda_http`'s `Adapter`.
+/// Serialises a response in the shape the recognised source expects, through `lambda_http`'s
+/// `Adapter`, straight to JSON text (the runtime writes it as it is).
 pub async fn respond(
     recognised: Recognised,
     response: ApiResponse,
     context: Context,
-) -> Result<Value, lambda_http::Error> {
+) -> Result<Box<RawValue>, lambda_http::Error> {
     let http_response = to_http(response);
     let mut slot = Some(http_response);
     let inner = service_fn(move |_: Request| {
@@ -59,7 +61,9 @@ pub async fn respond(
     let lambda_response = Adapter::from(inner)
         .oneshot(LambdaEvent::new(recognised.request, context))
         .await?;
-    Ok(serde_json::to_value(&lambda_response)?)
+    Ok(RawValue::from_string(serde_json::to_string(
+        &lambda_response,
+    )?)?)
 }
 
 fn to_http(response: ApiResponse) -> lambda_http::http::Response<Body> {
@@ -84,32 +88,29 @@ fn to_http(response: ApiResponse) -> lambda_http::http::Response<Body> {
     http_response
 }
 
-/// The event without the members `lambda_http` would convert (and could panic on).
+/// The event without the members `lambda_http` would convert (and could panic on). Those members
+/// are replaced, never cloned: they are the bulk of an event (body, headers).
 fn sanitised(event: &Value) -> Value {
-    let mut copy = event.clone();
-    if let Some(object) = copy.as_object_mut() {
-        for (key, replacement) in [
-            ("body", Value::Null),
-            ("isBase64Encoded", Value::Bool(false)),
-            ("path", Value::from("/")),
-            ("rawPath", Value::from("/")),
-            ("rawQueryString", Value::from("")),
-            (
-                "queryStringParameters",
-                Value::Object(serde_json::Map::new()),
-            ),
-            (
-                "multiValueQueryStringParameters",
-                Value::Object(serde_json::Map::new()),
-            ),
-            ("headers", Value::Object(serde_json::Map::new())),
-            ("multiValueHeaders", Value::Object(serde_json::Map::new())),
-            ("cookies", Value::Null),
-        ] {
-            if let Some(slot) = object.get_mut(key) {
-                *slot = replacement;
-            }
-        }
-    }
-    copy
+    let Some(object) = event.as_object() else {
+        return event.clone();
+    };
+    let empty = || Value::Object(serde_json::Map::new());
+    let copy = object
+        .iter()
+        .map(|(key, value)| {
+            let replacement = match key.as_str() {
+                "body" | "cookies" => Value::Null,
+                "isBase64Encoded" => Value::Bool(false),
+                "path" | "rawPath" => Value::from("/"),
+                "rawQueryString" => Value::from(""),
+                "queryStringParameters"
+                | "multiValueQueryStringParameters"
+                | "headers"
+                | "multiValueHeaders" => empty(),
+                _ => value.clone(),
+            };
+            (key.clone(), replacement)
+        })
+        .collect();
+    Value::Object(copy)
 }

@@ -379,11 +379,20 @@ impl Cell {
                 created_at: now,
                 cell_id: self.config.cell_id.clone(),
             };
-            let response = ApiResponse::json(201, transaction.to_json())
-                .with_header("location", format!("/v1/transactions/{token}"));
+            let body = transaction.to_json();
+            let Ok(resource) = serde_json::value::RawValue::from_string(
+                String::from_utf8_lossy(&body).into_owned(),
+            ) else {
+                return store_failure(StoreError::Failed(
+                    "the resource did not render as JSON".into(),
+                ));
+            };
             let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
-            let event = TransactionAccepted::new(event_id, &self.config.cell_id, &transaction)
-                .into_outbox();
+            let event =
+                TransactionAccepted::new(event_id, &self.config.cell_id, &transaction, &resource)
+                    .into_outbox();
+            let response = ApiResponse::json(201, body)
+                .with_header("location", format!("/v1/transactions/{token}"));
             let commit = Commit {
                 balance: BalanceUpdate {
                     tenant_id: tenant.clone(),

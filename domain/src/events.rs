@@ -24,7 +24,8 @@ pub struct OutboxEvent {
 }
 
 fn hyphenated<S: serde::Serializer>(id: &uuid::Uuid, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&id.hyphenated())
+    let mut buffer = uuid::Uuid::encode_buffer();
+    s.serialize_str(id.hyphenated().encode_lower(&mut buffer))
 }
 
 /// The `TransactionAccepted` CloudEvent.
@@ -40,19 +41,26 @@ pub struct TransactionAccepted<'a> {
     time: Timestamp,
     datacontenttype: &'static str,
     partitionkey: &'a TenantId,
-    data: &'a Transaction,
+    /// The resource exactly as the client got it (already serialised: not rendered twice).
+    data: &'a serde_json::value::RawValue,
 }
 
 impl<'a> TransactionAccepted<'a> {
-    /// The event for an accepted transaction.
+    /// The event for an accepted transaction; `resource` is its JSON rendering (the response body).
     ///
     /// ```
     /// # use paracell_domain::*;
     /// # let tx = paracell_domain::testing::sample_transaction();
-    /// let event = events::TransactionAccepted::new(uuid::Uuid::nil(), &tx.cell_id.clone(), &tx).into_outbox();
+    /// let json = serde_json::value::RawValue::from_string(String::from_utf8(tx.to_json()).unwrap()).unwrap();
+    /// let event = events::TransactionAccepted::new(uuid::Uuid::nil(), &tx.cell_id.clone(), &tx, &json).into_outbox();
     /// assert!(event.document.contains("\"type\":\"dev.paracell.transaction.accepted.v1\""));
     /// ```
-    pub fn new(event_id: uuid::Uuid, cell_id: &CellId, tx: &'a Transaction) -> Self {
+    pub fn new(
+        event_id: uuid::Uuid,
+        cell_id: &CellId,
+        tx: &'a Transaction,
+        resource: &'a serde_json::value::RawValue,
+    ) -> Self {
         Self {
             specversion: "1.0",
             event_id,
@@ -62,7 +70,7 @@ impl<'a> TransactionAccepted<'a> {
             time: tx.created_at,
             datacontenttype: "application/json",
             partitionkey: &tx.tenant_id,
-            data: tx,
+            data: resource,
         }
     }
 

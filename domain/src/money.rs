@@ -200,7 +200,8 @@ impl fmt::Display for Amount {
 
 impl serde::Serialize for Amount {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // `serialize_str` on the rendered text: `collect_str` escapes every `fmt` fragment.
+        serializer.serialize_str(&render(self.value, self.currency))
     }
 }
 

@@ -214,7 +214,8 @@ impl fmt::Display for TransactionId {
 
 impl serde::Serialize for TransactionId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let mut buffer = uuid::Uuid::encode_buffer();
+        serializer.serialize_str(self.0.hyphenated().encode_lower(&mut buffer))
     }
 }
 
@@ -283,7 +284,7 @@ pub struct Transaction {
 fn serialize_balance_after<S: serde::Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     // `balance_after` is only ever produced with the currency's scale (see `ledger`), so the plain
     // decimal text is already canonical.
-    s.collect_str(value)
+    s.serialize_str(&value.to_string())
 }
 
 /// Lifecycle state of a stored transaction.
