@@ -1,0 +1,63 @@
+"""Turns bench/out/results.json into the Markdown tables of BENCHMARKS.md (bench/out/results.md)."""
+import json
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+with open(os.path.join(ROOT, "bench", "out", "results.json")) as f:
+    r = json.load(f)
+
+lines = []
+add = lines.append
+crit = r["criterion_ns"]
+add("### In process, per request (criterion mean; floor = `serde_json::Value` parse of the same input + serialising the same response)\n")
+add("| path | create | floor | ratio | get | floor | ratio |")
+add("|---|---|---|---|---|---|---|")
+for path in ("direct", "aws-rest-v1", "aws-http-v2", "aws-alb", "azure-payload"):
+    c, g = crit.get(f"create/{path}", {}), crit.get(f"get/{path}", {})
+    def cell(row):
+        if "path" not in row or "floor" not in row:
+            return "n/a", "n/a", "n/a"
+        return f"{row['path'] / 1000:.1f} µs", f"{row['floor'] / 1000:.1f} µs", f"{row['path'] / row['floor']:.1f}×"
+    add(f"| {path} | " + " | ".join(cell(c)) + " | " + " | ".join(cell(g)) + " |")
+add("")
+py = r["python_ns"]
+add("### Against the Python baseline (Powertools + pydantic, same events, in process)\n")
+add("| request | Paracell | Python | Paracell is |")
+add("|---|---|---|---|")
+for op in ("create", "get"):
+    for src, path in (("rest-v1", "aws-rest-v1"), ("http-v2", "aws-http-v2")):
+        rust = crit.get(f"{op}/{path}", {}).get("path")
+        python = py.get(f"{op}-{src}")
+        if rust and python:
+            add(f"| {op} via {src} | {rust / 1000:.1f} µs | {python / 1000:.1f} µs | {python / rust:.1f}× faster |")
+add("")
+cold = r["cold_start_ms"]
+add("### Cold start (median of runs; exec → first completed invocation)\n")
+add("| what | ms |")
+add("|---|---|")
+for k, v in cold.items():
+    add(f"| {k} | {v:.1f} |")
+add(f"\nlambda-cell starts {cold['python baseline'] / cold['lambda-cell']:.1f}× faster than the Python baseline.\n")
+add("### Memory across invocations (RSS in KiB, GETs through a Lambda Runtime API stub)\n")
+add("| process | after 1 | after 10% | after 50% | after all | peak (VmHWM) | invocations | seconds |")
+add("|---|---|---|---|---|---|---|---|")
+for k, v in r["rss"].items():
+    at = [v["rss_kib_at"][key] for key in sorted(v["rss_kib_at"], key=int)]
+    add(f"| {k} | " + " | ".join(str(x) for x in at) + f" | {v['peak_kib']} | {v['invocations']} | {v['seconds']:.0f} |")
+rust_peak, py_peak = r["rss"]["lambda-cell"]["peak_kib"], r["rss"]["python baseline"]["peak_kib"]
+add(f"\nPeak RSS: lambda-cell {rust_peak} KiB, Python {py_peak} KiB ({rust_peak / py_peak:.2f} of it).\n")
+add("### Binary sizes (stripped, release)\n")
+add("| binary | bytes |")
+add("|---|---|")
+for k, v in r["sizes_bytes"].items():
+    add(f"| {k} | {v:,} ({v / 1048576:.1f} MiB) |")
+add("")
+add("### Load on azure-cell (wrk, 2 threads, 32 connections, loopback; GET of one transaction)\n")
+add("| mode | requests | req/s | p50 | p99 | errors | RSS before | RSS after | peak |")
+add("|---|---|---|---|---|---|---|---|---|")
+for k, v in r["load"].items():
+    add(f"| {k} | {v['requests']} | {v['rps']:.0f} | {v['p50_ms']:.2f} ms | {v['p99_ms']:.2f} ms | {v['errors']} | {v['rss_before_kib']} KiB | {v['rss_after_kib']} KiB | {v['peak_kib']} KiB |")
+text = "\n".join(lines) + "\n"
+with open(os.path.join(ROOT, "bench", "out", "results.md"), "w") as f:
+    f.write(text)
+print(text)
