@@ -3,9 +3,7 @@
 use crate::config::CellConfig;
 use crate::events::TransactionAccepted;
 use crate::http::router::{self, Resolution, Route};
-use crate::http::{
-    ApiRequest, ApiResponse, MediaTypeError, Problem, ProblemType, Telemetry, require_json,
-};
+use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, Telemetry, require_json};
 use crate::idempotency::{IdempotencyKey, IdempotencyKeyError, KeyState, StoredResponse};
 use crate::ledger::{self, LedgerError};
 use crate::money;
@@ -149,22 +147,26 @@ impl Cell {
         if request.body.len() > self.config.limits.max_body_bytes {
             return self.oversized_request();
         }
-        if route == Route::Health {
-            let body = Health {
-                status: "ok",
-                cell: self.config.cell_id.as_str(),
-            };
-            return ApiResponse::json(200, serde_json::to_vec(&body).unwrap_or_default());
-        }
-        let tenant = match self.tenant(request) {
-            Ok(tenant) => tenant,
-            Err(problem) => return problem.into_response(),
+        // /health needs no tenant (load balancers and Traffic Manager probe it); every other route does.
+        let tenant = match route {
+            Route::Health => {
+                let body = Health {
+                    status: "ok",
+                    cell: self.config.cell_id.as_str(),
+                };
+                return ApiResponse::json(200, serde_json::to_vec(&body).unwrap_or_default());
+            }
+            _ => match self.tenant(request) {
+                Ok(tenant) => tenant,
+                Err(problem) => return problem.into_response(),
+            },
         };
         let mut response = match route {
             Route::CreateTransaction => self.create(&tenant, request).await,
             Route::GetTransaction(id) => self.get_transaction(&tenant, id).await,
             Route::GetBalances(account) => self.get_balances(&tenant, account).await,
-            Route::Health => unreachable_health(),
+            // Answered above, before the tenant is resolved.
+            Route::Health => return Problem::new(ProblemType::Internal).into_response(),
         };
         response.telemetry.tenant = Some(tenant.to_string());
         response
@@ -242,13 +244,8 @@ impl Cell {
             },
         };
         if let Err(e) = require_json(request.headers.get("content-type").as_deref()) {
-            let detail = match e {
-                MediaTypeError::Missing | MediaTypeError::NotJson | MediaTypeError::Charset => {
-                    e.to_string()
-                }
-            };
             return Problem::new(ProblemType::UnsupportedMediaType)
-                .detail(detail)
+                .detail(e.to_string())
                 .into_response();
         }
         let command = match parse_new_transaction(&request.body) {
@@ -444,11 +441,6 @@ struct Balances<'a> {
 struct Balance {
     currency: &'static str,
     available: String,
-}
-
-fn unreachable_health() -> ApiResponse {
-    // `dispatch` answers /health before resolving a tenant.
-    Problem::new(ProblemType::Internal).into_response()
 }
 
 fn with_route(
