@@ -383,3 +383,11 @@ pub fn deterministic(config: crate::CellConfig) -> (crate::Cell, std::sync::Arc<
     };
     (crate::Cell::new(config, ports), store)
 }
+
+#[cfg(test)]
+mod contract {
+    #[test]
+    fn the_memory_store_meets_the_store_contract() {
+        crate::testing::store_contract::run_all(&|| std::sync::Arc::new(super::MemoryStore::new()));
+    }
+}

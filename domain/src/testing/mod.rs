@@ -53,3 +53,5 @@ pub fn sample_transaction() -> crate::Transaction {
         cell_id: CellId::parse("cell-a").unwrap_or_else(|_| unreachable!("valid cell")),
     }
 }
+
+pub mod store_contract;
