@@ -100,7 +100,7 @@ impl Cell {
     async fn route(&self, request: &ApiRequest) -> ApiResponse {
         let route = match router::resolve(&request.method, &request.path) {
             // HEAD bodies are removed in `handle`, for every outcome.
-            Resolution::Matched { route, .. } => route,
+            Resolution::Matched(route) => route,
             Resolution::NotFound => {
                 return with_route(
                     Problem::new(ProblemType::NotFound).into_response(),

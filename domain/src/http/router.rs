@@ -79,13 +79,9 @@ impl Route {
 /// What a method and path resolve to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolution {
-    /// Do the endpoint's work; `head` means answer without a body.
-    Matched {
-        /// The route.
-        route: Route,
-        /// `HEAD` on a `GET` endpoint.
-        head: bool,
-    },
+    /// Do the endpoint's work (`HEAD` on a `GET` endpoint matches too; `Cell::handle` drops
+    /// every `HEAD` answer's body).
+    Matched(Route),
     /// `OPTIONS` on a known path.
     Options(&'static Endpoint),
     /// Known path, other method.
@@ -106,7 +102,7 @@ pub enum Resolution {
 /// use paracell_domain::{AccountId, http::router::{resolve, Resolution, Route}};
 /// assert_eq!(
 ///     resolve("GET", "/v1/accounts/ACC%2D1/balances"),
-///     Resolution::Matched { route: Route::GetBalances(AccountId::parse("ACC-1").unwrap()), head: false }
+///     Resolution::Matched(Route::GetBalances(AccountId::parse("ACC-1").unwrap()))
 /// );
 /// assert_eq!(resolve("GET", "/v1/transactions/"), Resolution::NotFound);
 /// assert_eq!(resolve("GET", "/v1/transactions/not-a-uuid"), Resolution::NotFound);
@@ -142,8 +138,8 @@ pub fn resolve(method: &str, raw_path: &str) -> Resolution {
     };
     let endpoint = route.endpoint();
     match method {
-        m if m == endpoint.method => Resolution::Matched { route, head: false },
-        "HEAD" if endpoint.method == "GET" => Resolution::Matched { route, head: true },
+        m if m == endpoint.method => Resolution::Matched(route),
+        "HEAD" if endpoint.method == "GET" => Resolution::Matched(route),
         "OPTIONS" => Resolution::Options(endpoint),
         _ => Resolution::MethodNotAllowed(endpoint),
     }
@@ -162,17 +158,11 @@ mod tests {
     fn methods_per_path() {
         assert_eq!(
             resolve("GET", "/health"),
-            Resolution::Matched {
-                route: Route::Health,
-                head: false
-            }
+            Resolution::Matched(Route::Health)
         );
         assert_eq!(
             resolve("HEAD", "/health"),
-            Resolution::Matched {
-                route: Route::Health,
-                head: true
-            }
+            Resolution::Matched(Route::Health)
         );
         assert_eq!(
             resolve("OPTIONS", "/v1/transactions"),
@@ -229,10 +219,7 @@ mod tests {
         }
         assert_eq!(
             resolve("GET", "/v1/accounts/ACC%3A1/balances"),
-            Resolution::Matched {
-                route: Route::GetBalances(AccountId::parse("ACC:1").unwrap()),
-                head: false
-            }
+            Resolution::Matched(Route::GetBalances(AccountId::parse("ACC:1").unwrap()))
         );
     }
 }
