@@ -123,29 +123,13 @@ fn events_that_are_not_http_events_are_refused_with_a_clear_error() {
     assert!(invoke(&cell, &hand_written).is_err());
 }
 
-/// `PARACELL_SHARED_FIXTURES` (set by `.ci/run`) or `../shared/fixtures` beside the repository.
-fn shared(sub: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("PARACELL_SHARED_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join(sub);
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("PARACELL_SHARED_FIXTURES").is_none(),
-        "PARACELL_SHARED_FIXTURES is set but {} is missing",
-        dir.display()
-    );
-    eprintln!("NOTE: shared/fixtures/{sub} not found; its replay did not run");
-    None
-}
-
 #[test]
 fn every_upstream_http_event_gets_a_well_formed_response() {
     let mut replayed = 0;
     for sub in ["aws-upstream", "aws-derived"] {
-        let Some(dir) = shared(sub) else { return };
+        let Some(dir) = paracell_domain::testing::shared_fixtures(sub) else {
+            return;
+        };
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();

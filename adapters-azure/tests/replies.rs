@@ -243,28 +243,11 @@ fn logs_name_route_status_and_tenant_but_never_secrets() {
     assert!(!logs.contains("secret"));
 }
 
-/// `PARACELL_SHARED_FIXTURES` (set by `.ci/run` when `../shared/fixtures` exists) or the default
-/// location beside the repository. `None` only outside CI; CI sets the variable, so absence there fails.
-fn shared_fixtures() -> Option<PathBuf> {
-    let dir = std::env::var_os("PARACELL_SHARED_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"))
-        .join("azure-host");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("PARACELL_SHARED_FIXTURES").is_none(),
-        "PARACELL_SHARED_FIXTURES is set but {} is missing",
-        dir.display()
-    );
-    eprintln!("NOTE: shared/fixtures/azure-host not found; the host-sample replay did not run");
-    None
-}
-
 #[test]
 fn the_hosts_request_samples_are_answered_inside_valid_envelopes() {
-    let Some(dir) = shared_fixtures() else { return };
+    let Some(dir) = paracell_domain::testing::shared_fixtures("azure-host") else {
+        return;
+    };
     let mut replayed = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -328,7 +311,9 @@ fn the_hosts_request_samples_are_answered_inside_valid_envelopes() {
 
 #[test]
 fn the_host_model_matches_the_hosts_reply_samples() {
-    let Some(dir) = shared_fixtures() else { return };
+    let Some(dir) = paracell_domain::testing::shared_fixtures("azure-host") else {
+        return;
+    };
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

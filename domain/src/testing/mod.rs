@@ -55,3 +55,30 @@ pub fn sample_transaction() -> crate::Transaction {
 }
 
 pub mod store_contract;
+
+/// The project's shared third-party fixtures (`shared/fixtures/<sub>` beside the repository, or
+/// under `$PARACELL_SHARED_FIXTURES`), for tests that replay them.
+///
+/// `None` only when the folder is absent and the variable unset: the caller then reports that its
+/// replay did not run. `.ci/run` sets the variable whenever `../shared/fixtures` exists, so in CI a
+/// missing folder is a failure, never a silent skip.
+pub fn shared_fixtures(sub: &str) -> Option<std::path::PathBuf> {
+    let configured = std::env::var_os("PARACELL_SHARED_FIXTURES");
+    let dir = configured
+        .clone()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+        })
+        .join(sub);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        configured.is_none(),
+        "PARACELL_SHARED_FIXTURES is set but {} is missing",
+        dir.display()
+    );
+    eprintln!("NOTE: shared/fixtures/{sub} not found; its replay did not run");
+    None
+}
