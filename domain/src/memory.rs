@@ -388,6 +388,9 @@ pub fn deterministic(config: crate::CellConfig) -> (crate::Cell, std::sync::Arc<
 mod contract {
     #[test]
     fn the_memory_store_meets_the_store_contract() {
-        crate::testing::store_contract::run_all(&|| std::sync::Arc::new(super::MemoryStore::new()));
+        crate::testing::store_contract::run_all(
+            &crate::testing::store_contract::ThreadExecutor,
+            &|| std::sync::Arc::new(super::MemoryStore::new()),
+        );
     }
 }

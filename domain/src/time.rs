@@ -73,6 +73,59 @@ impl serde::Serialize for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses exactly the form this type renders (`YYYY-MM-DDTHH:MM:SS.mmmZ`), so that a stored
+    /// instant reads back to the same value. Anything else is `None`.
+    ///
+    /// ```
+    /// use paracell_domain::Timestamp;
+    /// let t = Timestamp::from_unix_millis(1_767_225_600_123);
+    /// assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t));
+    /// assert_eq!(Timestamp::parse_rfc3339("2026-02-30T00:00:00.000Z"), None);
+    /// assert_eq!(Timestamp::parse_rfc3339("2026-01-01T00:00:00Z"), None);
+    /// ```
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let b = text.as_bytes();
+        if b.len() != 24 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+            return None;
+        }
+        if b[16] != b':' || b[19] != b'.' || b[23] != b'Z' {
+            return None;
+        }
+        let number = |from: usize, to: usize| -> Option<i64> {
+            b[from..to].iter().try_fold(0i64, |acc, &d| {
+                d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+            })
+        };
+        let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+        let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+        let millis = number(20, 23)?;
+        if !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let month = u32::try_from(month).ok()?;
+        let day = u32::try_from(day).ok()?;
+        let days = days_from_civil(year, month, day);
+        // Reject impossible dates (30 February) by rendering the day back.
+        if civil_from_days(days) != (year, month, day) {
+            return None;
+        }
+        let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+        Some(Self(secs * 1000 + millis))
+    }
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -90,6 +143,23 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_what_it_renders() {
+        for millis in [0, 951_782_400_000, 4_102_444_799_999, 1_767_225_600_001] {
+            let t = Timestamp::from_unix_millis(millis);
+            assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Some(t), "{t}");
+        }
+        for bad in [
+            "2026-13-01T00:00:00.000Z",
+            "2026-01-01T24:00:00.000Z",
+            "2026-01-01 00:00:00.000Z",
+            "2026-01-01T00:00:00.000+00:00",
+            "+026-01-01T00:00:00.000Z",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn renders_known_instants() {

@@ -300,11 +300,119 @@ impl Transaction {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
+
+    /// Reads back what [`Transaction::to_json`] wrote, every field through its own `parse`: how
+    /// persistent stores keep a transaction, so that one format serves every database.
+    ///
+    /// ```
+    /// use paracell_domain::{testing::sample_transaction, Transaction};
+    /// let tx = sample_transaction();
+    /// assert_eq!(Transaction::from_json(&tx.to_json()), Ok(tx));
+    /// assert!(Transaction::from_json(br#"{"transaction_id":"x"}"#).is_err());
+    /// ```
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Stored {
+            transaction_id: String,
+            tenant_id: String,
+            account_id: String,
+            #[serde(rename = "type")]
+            kind: String,
+            amount: String,
+            currency: String,
+            reference: Option<String>,
+            metadata: Option<BTreeMap<String, String>>,
+            status: String,
+            balance_after: String,
+            created_at: String,
+            cell_id: String,
+        }
+        fn invalid(field: &str, e: impl fmt::Display) -> String {
+            format!("stored transaction: invalid {field}: {e}")
+        }
+        let s: Stored =
+            serde_json::from_slice(bytes).map_err(|e| format!("stored transaction: {e}"))?;
+        let currency = Currency::parse(&s.currency).map_err(|e| invalid("currency", e))?;
+        let metadata = match s.metadata {
+            None => None,
+            Some(entries) => {
+                let mut parsed = BTreeMap::new();
+                for (k, v) in entries {
+                    let key = MetadataKey::parse(&k).map_err(|e| invalid("metadata key", e))?;
+                    let value =
+                        MetadataValue::parse(&v).map_err(|e| invalid("metadata value", e))?;
+                    parsed.insert(key, value);
+                }
+                Some(
+                    Metadata::from_entries(parsed)
+                        .ok_or_else(|| invalid("metadata", "too many entries"))?,
+                )
+            }
+        };
+        if s.status != "accepted" {
+            return Err(invalid("status", &s.status));
+        }
+        Ok(Self {
+            transaction_id: TransactionId::parse(&s.transaction_id)
+                .ok_or_else(|| invalid("transaction_id", &s.transaction_id))?,
+            tenant_id: TenantId::parse(&s.tenant_id).map_err(|e| invalid("tenant_id", e))?,
+            account_id: AccountId::parse(&s.account_id).map_err(|e| invalid("account_id", e))?,
+            kind: TransactionKind::parse(&s.kind).ok_or_else(|| invalid("type", &s.kind))?,
+            amount: Amount::parse(&s.amount, currency).map_err(|e| invalid("amount", e))?,
+            currency,
+            reference: s
+                .reference
+                .map(|r| Reference::parse(&r))
+                .transpose()
+                .map_err(|e| invalid("reference", e))?,
+            metadata,
+            status: TransactionStatus::Accepted,
+            balance_after: s
+                .balance_after
+                .parse::<Decimal>()
+                .map_err(|e| invalid("balance_after", e))?,
+            created_at: Timestamp::parse_rfc3339(&s.created_at)
+                .ok_or_else(|| invalid("created_at", &s.created_at))?,
+            cell_id: CellId::parse(&s.cell_id).map_err(|e| invalid("cell_id", e))?,
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_transaction_reads_back_exactly() {
+        let mut tx = crate::testing::sample_transaction();
+        tx.reference = Some(Reference::parse("Rent März").unwrap());
+        tx.metadata = Metadata::from_entries(
+            [(
+                MetadataKey::parse("unit").unwrap(),
+                MetadataValue::parse("4B").unwrap(),
+            )]
+            .into(),
+        );
+        tx.amount = Amount::parse("0.10", tx.currency).unwrap();
+        tx.balance_after = Decimal::new(-0, 2);
+        assert_eq!(Transaction::from_json(&tx.to_json()), Ok(tx.clone()));
+        let tampered = String::from_utf8(tx.to_json())
+            .unwrap()
+            .replace("\"EUR\"", "\"XXX\"");
+        assert!(
+            Transaction::from_json(tampered.as_bytes())
+                .unwrap_err()
+                .contains("currency")
+        );
+        let extra = String::from_utf8(tx.to_json())
+            .unwrap()
+            .replacen('{', r#"{"x":1,"#, 1);
+        assert!(
+            Transaction::from_json(extra.as_bytes()).is_err(),
+            "unknown fields are refused"
+        );
+    }
 
     #[test]
     fn account_id_boundaries() {
