@@ -41,3 +41,5 @@ pub mod runtime;
 
 pub use event::Source;
 pub use handler::LambdaCell;
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;

@@ -1,0 +1,165 @@
+//! SDK errors mapped to the domain's at the seam: the only place that knows DynamoDB's error codes.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::CancellationReason;
+use paracell_domain::ports::{CommitError, StoreError};
+
+/// Error codes that mean "try again later" rather than "this request is wrong".
+const TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+];
+
+/// Seconds a client should wait after the store's own retries gave up.
+pub(crate) const RETRY_AFTER_SECS: u32 = 1;
+
+fn unavailable(detail: String) -> StoreError {
+    StoreError::Unavailable {
+        retry_after_secs: RETRY_AFTER_SECS,
+        detail,
+    }
+}
+
+/// Maps any SDK failure: no answer (timeouts, refused or broken connections, unreadable replies),
+/// throttling and 5xx answers are `Unavailable` (503 with `Retry-After`); everything else is `Failed`
+/// (500), because retrying an invalid request cannot help.
+pub(crate) fn store_error<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let detail = format!(
+        "{operation}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+    );
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            unavailable(detail)
+        }
+        SdkError::ServiceError(context) => {
+            if context
+                .err()
+                .code()
+                .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+            {
+                unavailable(detail)
+            } else {
+                StoreError::Failed(detail)
+            }
+        }
+        _ => StoreError::Failed(detail),
+    }
+}
+
+/// The position of each write in a commit's `TransactWriteItems`, so a cancellation reason can be
+/// traced to the condition that failed.
+pub(crate) const KEY_WRITE: usize = 0;
+pub(crate) const TRANSACTION_WRITE: usize = 1;
+pub(crate) const BALANCE_WRITE: usize = 2;
+
+/// Maps `TransactionCanceledException` reasons (one per write, in order) to the domain outcome.
+/// Checked in the in-memory store's order: key held, then duplicate, then balance version.
+pub(crate) fn cancelled_commit(reasons: &[CancellationReason]) -> CommitError {
+    let code = |index: usize| reasons.get(index).and_then(|r| r.code()).unwrap_or("None");
+    let codes: Vec<&str> = (0..reasons.len()).map(code).collect();
+    if code(KEY_WRITE) == "ConditionalCheckFailed" {
+        return CommitError::KeyNotHeld;
+    }
+    if code(TRANSACTION_WRITE) == "ConditionalCheckFailed" {
+        return CommitError::DuplicateTransaction;
+    }
+    if code(BALANCE_WRITE) == "ConditionalCheckFailed" {
+        return CommitError::BalanceConflict;
+    }
+    // Another transaction touched one of these items at the same moment: nothing was written, so
+    // the domain's read-and-retry loop is the right answer (it re-checks the key and the balance).
+    if codes.contains(&"TransactionConflict") {
+        return CommitError::BalanceConflict;
+    }
+    if codes
+        .iter()
+        .any(|c| matches!(*c, "ThrottlingError" | "ProvisionedThroughputExceeded"))
+    {
+        return CommitError::Store(unavailable(format!("commit throttled: {codes:?}")));
+    }
+    CommitError::Store(StoreError::Failed(format!("commit cancelled: {codes:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect()
+    }
+
+    #[test]
+    fn throttling_is_unavailable_and_a_bad_request_is_a_failure() {
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::operation::get_item::GetItemError;
+        let answer = |code: &str| {
+            let error = GetItemError::generic(ErrorMetadata::builder().code(code).build());
+            store_error("GetItem", SdkError::<_, ()>::service_error(error, ()))
+        };
+        for code in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "InternalServerError",
+        ] {
+            assert!(
+                matches!(
+                    answer(code),
+                    StoreError::Unavailable {
+                        retry_after_secs: 1,
+                        ..
+                    }
+                ),
+                "{code}"
+            );
+        }
+        assert!(matches!(
+            answer("ValidationException"),
+            StoreError::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn each_failed_condition_is_its_domain_outcome() {
+        let ccf = "ConditionalCheckFailed";
+        assert_eq!(
+            cancelled_commit(&reasons(&[ccf, "None", ccf, "None"])),
+            CommitError::KeyNotHeld
+        );
+        assert_eq!(
+            cancelled_commit(&reasons(&["None", ccf, "None", "None"])),
+            CommitError::DuplicateTransaction
+        );
+        assert_eq!(
+            cancelled_commit(&reasons(&["None", "None", ccf, "None"])),
+            CommitError::BalanceConflict
+        );
+        assert_eq!(
+            cancelled_commit(&reasons(&["None", "None", "TransactionConflict", "None"])),
+            CommitError::BalanceConflict
+        );
+        assert!(matches!(
+            cancelled_commit(&reasons(&["ThrottlingError", "None", "None", "None"])),
+            CommitError::Store(StoreError::Unavailable {
+                retry_after_secs: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            cancelled_commit(&reasons(&["None", "None", "None", ccf])),
+            CommitError::Store(StoreError::Failed(_))
+        ));
+    }
+}

@@ -1,0 +1,114 @@
+//! The store contract against a real DynamoDB API: moto's server on loopback, started by
+//! `scripts/dev-services.sh` (and `.ci/run`), which exports `PARACELL_TEST_DYNAMODB_ENDPOINT` and
+//! test credentials. Built only with `--features dynamodb`; without the endpoint it fails, it never
+//! skips.
+
+use paracell_aws::dynamodb::{DynamoConfig, DynamoStore};
+use paracell_domain::ports::{StoreError, TransactionStore};
+use paracell_domain::testing::store_contract::{self, Executor};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct OnTokio(tokio::runtime::Runtime);
+
+impl Executor for OnTokio {
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+}
+
+fn runtime() -> OnTokio {
+    OnTokio(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime"),
+    )
+}
+
+fn endpoint() -> String {
+    std::env::var("PARACELL_TEST_DYNAMODB_ENDPOINT").expect(
+        "PARACELL_TEST_DYNAMODB_ENDPOINT is not set: run the store tests under scripts/dev-services.sh",
+    )
+}
+
+/// A fresh table per store, so every check starts empty.
+fn fresh_store(rt: &OnTokio) -> Arc<dyn TransactionStore> {
+    static TABLES: AtomicUsize = AtomicUsize::new(0);
+    let table = format!(
+        "contract-{}-{}",
+        std::process::id(),
+        TABLES.fetch_add(1, Ordering::Relaxed)
+    );
+    let store = rt.block_on(DynamoStore::connect(
+        &DynamoConfig::new(table).with_endpoint(endpoint()),
+    ));
+    rt.block_on(store.create_table())
+        .expect("the contract table is created");
+    Arc::new(store)
+}
+
+#[test]
+fn dynamodb_meets_the_store_contract() {
+    let rt = runtime();
+    store_contract::run_all(&rt, &|| fresh_store(&rt));
+}
+
+#[test]
+fn an_unreachable_dynamodb_is_unavailable_not_a_failure() {
+    let rt = runtime();
+    // Nothing listens on port 9 of loopback: every attempt is refused, retried, then given up.
+    let config = DynamoConfig::new("cell").with_endpoint("http://127.0.0.1:9");
+    let store = rt.block_on(DynamoStore::connect(&config));
+    store_contract::unreachable_store_is_unavailable(&rt, Arc::new(store));
+}
+
+#[test]
+fn creating_the_table_twice_is_harmless() {
+    let rt = runtime();
+    let config =
+        DynamoConfig::new(format!("twice-{}", std::process::id())).with_endpoint(endpoint());
+    let store = rt.block_on(DynamoStore::connect(&config));
+    rt.block_on(store.create_table()).expect("created");
+    rt.block_on(store.create_table())
+        .expect("already there is fine");
+}
+
+#[test]
+fn a_corrupted_item_is_a_store_failure_not_a_wrong_answer() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use paracell_domain::{AccountId, Currency, TenantId};
+    let rt = runtime();
+    let table = format!("corrupt-{}", std::process::id());
+    let store = rt.block_on(DynamoStore::connect(
+        &DynamoConfig::new(&table).with_endpoint(endpoint()),
+    ));
+    rt.block_on(store.create_table()).expect("created");
+    // A balance whose amount is not a decimal, written behind the store's back.
+    let sdk = rt.block_on(async {
+        let conf = aws_config::from_env().endpoint_url(endpoint()).load().await;
+        aws_sdk_dynamodb::Client::new(&conf)
+    });
+    let text = |v: &str| AttributeValue::S(v.into());
+    rt.block_on(
+        sdk.put_item()
+            .table_name(&table)
+            .item("pk", text("T#coop-1"))
+            .item("sk", text("BAL#ACC-1#EUR"))
+            .item("currency", text("EUR"))
+            .item("available", text("12.5O"))
+            .item("version", AttributeValue::N("1".into()))
+            .send(),
+    )
+    .expect("written");
+    let read = rt.block_on(store.balance(
+        &TenantId::parse("coop-1").unwrap(),
+        &AccountId::parse("ACC-1").unwrap(),
+        Currency::parse("EUR").unwrap(),
+    ));
+    assert!(
+        matches!(&read, Err(StoreError::Failed(detail)) if detail.contains("available")),
+        "{read:?}"
+    );
+}
