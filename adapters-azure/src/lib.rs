@@ -42,3 +42,5 @@ pub mod server;
 
 pub use config::{AzureConfig, Mode, RoutePrefix};
 pub use server::{AzureHandler, HandlerReply, HostRequest};
+#[cfg(feature = "cosmos")]
+pub mod cosmos;

@@ -234,6 +234,15 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
         Err(CommitError::DuplicateTransaction),
         "the same transaction id twice"
     );
+    let k2 = rt
+        .block_on(store.idempotency_record(&tenant("coop-1"), &key("k2")))
+        .ok()
+        .flatten()
+        .map(|r| r.state);
+    assert!(
+        matches!(k2, Some(KeyState::InProgress { .. })),
+        "the refused commit did not complete its key: {k2:?}"
+    );
     let balance = rt
         .block_on(store.balance(&tenant("coop-1"), &account(), eur()))
         .ok()

@@ -1,0 +1,283 @@
+//! The container's document layout: one container per cell, partitioned by `/tenant`, so that a
+//! tenant's transaction, balance, idempotency record and outbox event can be written in one
+//! transactional batch (a batch never spans partitions).
+//!
+//! | document | `id` | other fields |
+//! |---|---|---|
+//! | transaction | `tx:{transaction id}` | `resource` (the transaction resource) |
+//! | balance | `bal:{account}:{currency}` | `account`, `currency`, `available` (decimal text), `version` |
+//! | idempotency record | `key:{key, escaped}` | `key`, `fingerprint`, `state`, `token`, `claimed_at`, `response` |
+//! | outbox event | `evt:{event id}` | `event_id`, `time`, `document`, `pending`, `seq` |
+//!
+//! Every document also carries `tenant` (the partition key) and `kind`. A housing cooperative's
+//! documents stay far below a logical partition's 20 GB, and every read is a point read or a
+//! single-partition query. Money is decimal text, never a JSON number.
+
+use paracell_domain::events::OutboxEvent;
+use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use paracell_domain::ports::{BalanceSnapshot, BalanceUpdate};
+use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
+use paracell_domain::{Currency, TenantId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn transaction_id(id: TransactionId) -> String {
+    format!("tx:{id}")
+}
+
+pub(crate) fn balance_id(account: &AccountId, currency: Currency) -> String {
+    // The currency code is always the last three characters, so ids of different accounts never collide.
+    format!("bal:{account}:{}", currency.code())
+}
+
+/// Idempotency keys may contain characters a Cosmos id may not (`/`, `\`, `?`, `#`): those and the
+/// escape character itself are percent-encoded. A 255-byte key stays under the 1,023-byte id limit.
+pub(crate) fn key_id(key: &IdempotencyKey) -> String {
+    let mut id = String::from("key:");
+    for c in key.as_str().chars() {
+        match c {
+            '/' | '\\' | '?' | '#' | '%' => id.push_str(&format!("%{:02X}", u32::from(c))),
+            _ => id.push(c),
+        }
+    }
+    id
+}
+
+pub(crate) fn event_id(id: uuid::Uuid) -> String {
+    format!("evt:{}", id.hyphenated())
+}
+
+/// The outbox order: time first, then the (time-ordered) event id; fixed width so text order is time order.
+pub(crate) fn outbox_seq(event: &OutboxEvent) -> String {
+    format!(
+        "{:016}#{}",
+        event.time.unix_millis().max(0),
+        event.event_id.hyphenated()
+    )
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TransactionDoc {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) kind: String,
+    pub(crate) resource: serde_json::Value,
+}
+
+impl TransactionDoc {
+    pub(crate) fn new(tx: &Transaction) -> Result<Self, String> {
+        Ok(Self {
+            id: transaction_id(tx.transaction_id),
+            tenant: tx.tenant_id.to_string(),
+            kind: "transaction".into(),
+            resource: serde_json::from_slice(&tx.to_json()).map_err(|e| e.to_string())?,
+        })
+    }
+
+    pub(crate) fn transaction(&self) -> Result<Transaction, String> {
+        let bytes = serde_json::to_vec(&self.resource).map_err(|e| e.to_string())?;
+        Transaction::from_json(&bytes)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct BalanceDoc {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) kind: String,
+    pub(crate) account: String,
+    pub(crate) currency: String,
+    pub(crate) available: String,
+    pub(crate) version: u64,
+    #[serde(rename = "_etag", default, skip_serializing)]
+    pub(crate) etag: Option<String>,
+}
+
+impl BalanceDoc {
+    pub(crate) fn new(update: &BalanceUpdate) -> Self {
+        Self {
+            id: balance_id(&update.account_id, update.currency),
+            tenant: update.tenant_id.to_string(),
+            kind: "balance".into(),
+            account: update.account_id.to_string(),
+            currency: update.currency.code().into(),
+            available: update.available.to_string(),
+            version: update.expected_version + 1,
+            etag: None,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Result<BalanceSnapshot, String> {
+        Ok(BalanceSnapshot {
+            currency: Currency::parse(&self.currency).map_err(|e| format!("currency: {e}"))?,
+            available: self
+                .available
+                .parse()
+                .map_err(|e| format!("available {:?}: {e}", self.available))?,
+            version: self.version,
+        })
+    }
+}
+
+pub(crate) const IN_PROGRESS: &str = "in_progress";
+pub(crate) const COMPLETED: &str = "completed";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct KeyDoc {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) kind: String,
+    pub(crate) key: String,
+    pub(crate) fingerprint: String,
+    pub(crate) state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) claimed_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) response: Option<StoredResponse>,
+    #[serde(rename = "_etag", default, skip_serializing)]
+    pub(crate) etag: Option<String>,
+}
+
+impl KeyDoc {
+    pub(crate) fn in_progress(
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        fingerprint: &str,
+        token: TransactionId,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: key_id(key),
+            tenant: tenant.to_string(),
+            kind: "key".into(),
+            key: key.as_str().into(),
+            fingerprint: fingerprint.into(),
+            state: IN_PROGRESS.into(),
+            token: Some(token.to_string()),
+            claimed_at: Some(now.unix_millis()),
+            response: None,
+            etag: None,
+        }
+    }
+
+    /// This record, completed with `response` (the etag is kept for the conditional replace).
+    pub(crate) fn completed(self, response: StoredResponse) -> Self {
+        Self {
+            state: COMPLETED.into(),
+            token: None,
+            claimed_at: None,
+            response: Some(response),
+            ..self
+        }
+    }
+
+    pub(crate) fn is_held_by(&self, token: TransactionId) -> bool {
+        self.state == IN_PROGRESS && self.token.as_deref() == Some(token.to_string().as_str())
+    }
+
+    pub(crate) fn record(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+    ) -> Result<IdempotencyRecord, String> {
+        let state = match (self.state.as_str(), &self.response) {
+            (IN_PROGRESS, _) => KeyState::InProgress {
+                claimed_at: Timestamp::from_unix_millis(
+                    self.claimed_at
+                        .ok_or("in-progress record without claimed_at")?,
+                ),
+                token: self
+                    .token
+                    .as_deref()
+                    .and_then(TransactionId::parse)
+                    .ok_or("in-progress record without a valid token")?,
+            },
+            (COMPLETED, Some(response)) => KeyState::Completed(response.clone()),
+            (state, _) => return Err(format!("idempotency record in state {state:?}")),
+        };
+        Ok(IdempotencyRecord {
+            tenant_id: tenant.clone(),
+            key: key.clone(),
+            fingerprint: self.fingerprint.clone(),
+            state,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EventDoc {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) kind: String,
+    pub(crate) event_id: String,
+    pub(crate) time: i64,
+    pub(crate) document: String,
+    pub(crate) pending: bool,
+    pub(crate) seq: String,
+    #[serde(rename = "_etag", default, skip_serializing)]
+    pub(crate) etag: Option<String>,
+}
+
+impl EventDoc {
+    pub(crate) fn new(event: &OutboxEvent) -> Self {
+        Self {
+            id: event_id(event.event_id),
+            tenant: event.tenant_id.to_string(),
+            kind: "event".into(),
+            event_id: event.event_id.hyphenated().to_string(),
+            time: event.time.unix_millis(),
+            document: event.document.clone(),
+            pending: true,
+            seq: outbox_seq(event),
+            etag: None,
+        }
+    }
+
+    pub(crate) fn event(&self) -> Result<OutboxEvent, String> {
+        Ok(OutboxEvent {
+            event_id: uuid::Uuid::try_parse(&self.event_id)
+                .map_err(|e| format!("event_id: {e}"))?,
+            tenant_id: TenantId::parse(&self.tenant).map_err(|e| format!("tenant: {e}"))?,
+            time: Timestamp::from_unix_millis(self.time),
+            document: self.document.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paracell_domain::testing::sample_transaction;
+
+    #[test]
+    fn ids_are_valid_cosmos_ids_for_any_key() {
+        let key = IdempotencyKey::parse("a/b\\c?d#e%f").unwrap();
+        let id = key_id(&key);
+        assert_eq!(id, "key:a%2Fb%5Cc%3Fd%23e%25f");
+        assert!(!id.contains(['/', '\\', '?', '#']));
+        let longest = IdempotencyKey::parse(&"/".repeat(IdempotencyKey::MAX_LEN)).unwrap();
+        assert!(key_id(&longest).len() <= 1023);
+    }
+
+    #[test]
+    fn a_transaction_document_reads_back() {
+        let tx = sample_transaction();
+        let doc = TransactionDoc::new(&tx).unwrap();
+        let stored: TransactionDoc =
+            serde_json::from_value(serde_json::to_value(&doc).unwrap()).unwrap();
+        assert_eq!(stored.transaction(), Ok(tx));
+        assert_eq!(stored.tenant, "coop-1");
+    }
+
+    #[test]
+    fn a_corrupted_balance_is_an_error_not_a_guess() {
+        let doc: BalanceDoc = serde_json::from_value(serde_json::json!({
+            "id": "bal:ACC-1:EUR", "tenant": "coop-1", "kind": "balance", "account": "ACC-1",
+            "currency": "EUR", "available": "12.5O", "version": 1, "_etag": "e"
+        }))
+        .unwrap();
+        assert!(doc.snapshot().unwrap_err().contains("available"));
+        assert_eq!(doc.etag.as_deref(), Some("e"));
+    }
+}

@@ -1,0 +1,513 @@
+//! A [`TransactionStore`] on Azure Cosmos DB for NoSQL (feature `cosmos`, `azure_data_cosmos` pinned
+//! `=1.0.0`): one container per cell, partitioned by tenant ([`documents`]).
+//!
+//! A create reads the idempotency record and (when it exists) the balance, then writes one
+//! transactional batch in the tenant's partition: replace the record (`If-Match` its etag: still
+//! held by this request), create the transaction (409 if it exists), create or replace the balance
+//! (`If-Match` the etag of the version read), create the outbox event. Cosmos DB applies the batch
+//! atomically; the failing operation's status says which condition failed ([`errors`]).
+//!
+//! Throttling (429) is retried by the SDK with the service's `x-ms-retry-after-ms` hints, and
+//! transport failures by its regional retry policy; what still fails becomes
+//! [`StoreError::Unavailable`], the contract's 503 with `Retry-After`. Point reads and
+//! single-partition queries give a client its own writes (session consistency or stronger).
+//!
+//! ```no_run
+//! use paracell_azure::cosmos::{CosmosConfig, CosmosStore};
+//! # async fn example() -> Result<(), paracell_domain::ports::StoreError> {
+//! let config = CosmosConfig::new("http://127.0.0.1:8081", "any-key", "paracell", "cell-a");
+//! CosmosStore::provision(&config).await?; // tests and local runs; deployments use the template
+//! let store = CosmosStore::connect(&config).await?;
+//! # Ok(()) }
+//! ```
+
+mod documents;
+mod errors;
+
+use async_trait::async_trait;
+use azure_core::credentials::Secret;
+use azure_data_cosmos::clients::ContainerClient;
+use azure_data_cosmos::models::{ContainerProperties, TransactionalBatch};
+use azure_data_cosmos::options::{
+    BatchReplaceOptions, ItemWriteOptions, Precondition, RoutingStrategy,
+};
+use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, FeedScope, Query};
+use documents::{BalanceDoc, EventDoc, KeyDoc, TransactionDoc};
+use errors::{is_status, store_error};
+use futures::TryStreamExt;
+use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, StoredResponse};
+use paracell_domain::ports::{
+    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EventPage, KeyClaim, StoreError,
+    TransactionStore,
+};
+use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
+use paracell_domain::{Currency, TenantId};
+use serde::de::DeserializeOwned;
+
+/// Where the store lives.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CosmosConfig {
+    /// Account endpoint, e.g. `https://myaccount.documents.azure.com:443/`.
+    pub endpoint: String,
+    /// Account key (never logged).
+    pub key: String,
+    /// Database.
+    pub database: String,
+    /// The cell's container.
+    pub container: String,
+    /// The region the cell runs in, for the SDK's routing; `None`: the account's write region.
+    pub region: Option<String>,
+}
+
+impl std::fmt::Debug for CosmosConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosmosConfig")
+            .field("endpoint", &self.endpoint)
+            .field("key", &"<redacted>")
+            .field("database", &self.database)
+            .field("container", &self.container)
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl CosmosConfig {
+    /// A configuration without a preferred region.
+    pub fn new(
+        endpoint: impl Into<String>,
+        key: impl Into<String>,
+        database: impl Into<String>,
+        container: impl Into<String>,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            key: key.into(),
+            database: database.into(),
+            container: container.into(),
+            region: None,
+        }
+    }
+
+    /// Reads `PARACELL_COSMOS_ENDPOINT`, `PARACELL_COSMOS_KEY`, `PARACELL_COSMOS_DATABASE`,
+    /// `PARACELL_COSMOS_CONTAINER` (all required) and `PARACELL_COSMOS_REGION` (optional).
+    ///
+    /// ```
+    /// use paracell_azure::cosmos::CosmosConfig;
+    /// let env = |name: &str| match name {
+    ///     "PARACELL_COSMOS_REGION" => None,
+    ///     other => Some(format!("{other}-value")),
+    /// };
+    /// assert_eq!(CosmosConfig::from_lookup(env).unwrap().container, "PARACELL_COSMOS_CONTAINER-value");
+    /// let err = CosmosConfig::from_lookup(|_| None).unwrap_err();
+    /// assert!(err.contains("PARACELL_COSMOS_ENDPOINT"));
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let required = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("PARACELL_STORE=cosmos needs {name}"))
+        };
+        Ok(Self {
+            endpoint: required("PARACELL_COSMOS_ENDPOINT")?,
+            key: required("PARACELL_COSMOS_KEY")?,
+            database: required("PARACELL_COSMOS_DATABASE")?,
+            container: required("PARACELL_COSMOS_CONTAINER")?,
+            region: lookup("PARACELL_COSMOS_REGION").filter(|v| !v.is_empty()),
+        })
+    }
+
+    /// [`CosmosConfig::from_lookup`] on the process environment.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    async fn client(&self) -> Result<CosmosClient, StoreError> {
+        let endpoint: AccountEndpoint = self
+            .endpoint
+            .parse()
+            .map_err(|e| StoreError::Failed(format!("PARACELL_COSMOS_ENDPOINT: {e}")))?;
+        let account =
+            AccountReference::with_authentication_key(endpoint, Secret::from(self.key.clone()));
+        let routing = match &self.region {
+            Some(region) => RoutingStrategy::ProximityTo(region.clone().into()),
+            None => RoutingStrategy::PreferredRegions(Vec::new()),
+        };
+        CosmosClient::builder()
+            .build(account, routing)
+            .await
+            .map_err(|e| store_error("connect", &e))
+    }
+}
+
+/// The Cosmos DB [`TransactionStore`].
+#[derive(Clone)]
+pub struct CosmosStore {
+    container: ContainerClient,
+}
+
+impl std::fmt::Debug for CosmosStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosmosStore").finish_non_exhaustive()
+    }
+}
+
+/// At most this many rounds of read-then-conditional-write when two requests race for one record.
+const MAX_RACE_ROUNDS: usize = 8;
+
+impl CosmosStore {
+    /// Connects to the cell's (existing) container.
+    pub async fn connect(config: &CosmosConfig) -> Result<Self, StoreError> {
+        let client = config.client().await?;
+        let container = client
+            .database_client(config.database.clone())
+            .container_client(config.container.clone(), None)
+            .await
+            .map_err(|e| store_error("open container", &e))?;
+        Ok(Self { container })
+    }
+
+    /// Creates the database and the cell's container (partition key `/tenant`) unless they exist.
+    pub async fn provision(config: &CosmosConfig) -> Result<(), StoreError> {
+        let client = config.client().await?;
+        match client.create_database(&config.database, None).await {
+            Ok(_) => {}
+            Err(e) if is_status(&e, 409) => {}
+            Err(e) => return Err(store_error("create database", &e)),
+        }
+        let properties = ContainerProperties::new(config.container.clone(), "/tenant".into());
+        match client
+            .database_client(config.database.clone())
+            .create_container(properties, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 409) => Ok(()),
+            Err(e) => Err(store_error("create container", &e)),
+        }
+    }
+
+    /// A point read; `None` when absent.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match self.container.read_item(tenant.to_string(), id, None).await {
+            Ok(response) => response
+                .into_model()
+                .map(Some)
+                .map_err(|e| StoreError::Failed(format!("unreadable document {id}: {e}"))),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(store_error("read", &e)),
+        }
+    }
+
+    async fn query<T: DeserializeOwned + Send + 'static>(
+        &self,
+        query: Query,
+        scope: FeedScope,
+    ) -> Result<Vec<T>, StoreError> {
+        let pages = self
+            .container
+            .query_items::<T>(query, scope, None)
+            .await
+            .map_err(|e| store_error("query", &e))?;
+        pages
+            .try_collect()
+            .await
+            .map_err(|e| store_error("query", &e))
+    }
+
+    fn if_match(etag: Option<&str>) -> Result<ItemWriteOptions, StoreError> {
+        let etag = etag.ok_or_else(|| StoreError::Failed("document without _etag".into()))?;
+        Ok(ItemWriteOptions::default().with_precondition(Precondition::if_match(etag.to_owned())))
+    }
+}
+
+fn failed<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Failed(e.to_string())
+}
+
+fn parameter(query: Query, name: &str, value: impl serde::Serialize) -> Result<Query, StoreError> {
+    query
+        .with_parameter(name, value)
+        .map_err(|e| StoreError::Failed(format!("query parameter {name}: {e}")))
+}
+
+#[async_trait]
+impl TransactionStore for CosmosStore {
+    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
+        let fresh = KeyDoc::in_progress(
+            &claim.tenant_id,
+            &claim.key,
+            &claim.fingerprint,
+            claim.token,
+            claim.now,
+        );
+        for _ in 0..MAX_RACE_ROUNDS {
+            match self
+                .container
+                .create_item(claim.tenant_id.to_string(), &fresh.id, &fresh, None)
+                .await
+            {
+                Ok(_) => return Ok(ClaimOutcome::Claimed),
+                Err(e) if is_status(&e, 409) => {}
+                Err(e) => return Err(store_error("create key", &e)),
+            }
+            let Some(existing) = self.read::<KeyDoc>(&claim.tenant_id, &fresh.id).await? else {
+                continue; // released meanwhile: try to create it again
+            };
+            let record = existing
+                .record(&claim.tenant_id, &claim.key)
+                .map_err(failed)?;
+            let stale = matches!(record.state,
+                paracell_domain::idempotency::KeyState::InProgress { claimed_at, .. } if claimed_at < claim.stale_before);
+            if !stale {
+                return Ok(ClaimOutcome::Existing(record));
+            }
+            // Take over the abandoned claim, unless someone else changed it since the read.
+            let options = Self::if_match(existing.etag.as_deref())?;
+            match self
+                .container
+                .replace_item(
+                    claim.tenant_id.to_string(),
+                    &fresh.id,
+                    &fresh,
+                    Some(options),
+                )
+                .await
+            {
+                Ok(_) => return Ok(ClaimOutcome::Claimed),
+                Err(e) if is_status(&e, 412) || is_status(&e, 404) => {}
+                Err(e) => return Err(store_error("take over key", &e)),
+            }
+        }
+        Err(StoreError::Unavailable {
+            retry_after_secs: errors::RETRY_AFTER_SECS,
+            detail: "idempotency record still contended".into(),
+        })
+    }
+
+    async fn complete_key(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        token: TransactionId,
+        response: StoredResponse,
+    ) -> Result<(), StoreError> {
+        let id = documents::key_id(key);
+        let Some(existing) = self.read::<KeyDoc>(tenant, &id).await? else {
+            return Ok(());
+        };
+        if !existing.is_held_by(token) {
+            return Ok(()); // no longer ours: a no-op, as the port says
+        }
+        let options = Self::if_match(existing.etag.as_deref())?;
+        let completed = existing.completed(response);
+        match self
+            .container
+            .replace_item(tenant.to_string(), &id, &completed, Some(options))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 412) || is_status(&e, 404) => Ok(()),
+            Err(e) => Err(store_error("complete key", &e)),
+        }
+    }
+
+    async fn release_key(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        token: TransactionId,
+    ) -> Result<(), StoreError> {
+        let id = documents::key_id(key);
+        let Some(existing) = self.read::<KeyDoc>(tenant, &id).await? else {
+            return Ok(());
+        };
+        if !existing.is_held_by(token) {
+            return Ok(());
+        }
+        let options = Self::if_match(existing.etag.as_deref())?;
+        match self
+            .container
+            .delete_item(tenant.to_string(), &id, Some(options))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 412) || is_status(&e, 404) => Ok(()),
+            Err(e) => Err(store_error("release key", &e)),
+        }
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
+        let tx = &commit.transaction;
+        let tenant = &tx.tenant_id;
+        let b = &commit.balance;
+        if b.available.is_sign_negative() && !b.available.is_zero() {
+            return Err(CommitError::BalanceConflict);
+        }
+        let key_id = documents::key_id(&commit.key);
+        let key = match self.read::<KeyDoc>(tenant, &key_id).await? {
+            Some(key) if key.is_held_by(commit.token) => key,
+            _ => return Err(CommitError::KeyNotHeld),
+        };
+        let key_etag = key.etag.clone();
+        let balance = BalanceDoc::new(b);
+        let balance_etag = if b.expected_version == 0 {
+            None
+        } else {
+            match self.read::<BalanceDoc>(tenant, &balance.id).await? {
+                Some(current) if current.version == b.expected_version => current.etag,
+                _ => return Err(CommitError::BalanceConflict),
+            }
+        };
+        let replace_if = |etag: Option<String>| -> Result<BatchReplaceOptions, StoreError> {
+            let etag = etag.ok_or_else(|| StoreError::Failed("document without _etag".into()))?;
+            Ok(BatchReplaceOptions::default().with_precondition(Precondition::if_match(etag)))
+        };
+        // The operations' order is the one errors::cancelled_commit reads.
+        let mut batch = TransactionalBatch::new(tenant.to_string())
+            .replace_item(
+                key_id.clone(),
+                key.completed(commit.response.clone()),
+                Some(replace_if(key_etag)?),
+            )
+            .map_err(|e| StoreError::Failed(e.to_string()))?
+            .create_item(TransactionDoc::new(tx).map_err(failed)?)
+            .map_err(|e| StoreError::Failed(e.to_string()))?;
+        batch = match balance_etag {
+            None => batch.create_item(&balance),
+            Some(etag) => {
+                batch.replace_item(balance.id.clone(), &balance, Some(replace_if(Some(etag))?))
+            }
+        }
+        .map_err(|e| StoreError::Failed(e.to_string()))?
+        .create_item(EventDoc::new(&commit.event))
+        .map_err(|e| StoreError::Failed(e.to_string()))?;
+        let response = self
+            .container
+            .execute_transactional_batch(batch, None)
+            .await
+            .map_err(|e| CommitError::Store(store_error("batch", &e)))?;
+        let results = response
+            .into_model()
+            .map_err(|e| CommitError::Store(StoreError::Failed(format!("batch response: {e}"))))?;
+        let statuses: Vec<u16> = results.results().iter().map(|r| r.status_code()).collect();
+        errors::batch_outcome(&statuses)
+    }
+
+    async fn transaction(
+        &self,
+        tenant: &TenantId,
+        id: TransactionId,
+    ) -> Result<Option<Transaction>, StoreError> {
+        // The partition key is the tenant: another tenant's id is simply not found.
+        self.read::<TransactionDoc>(tenant, &documents::transaction_id(id))
+            .await?
+            .map(|doc| doc.transaction().map_err(failed))
+            .transpose()
+    }
+
+    async fn balance(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+        currency: Currency,
+    ) -> Result<Option<BalanceSnapshot>, StoreError> {
+        self.read::<BalanceDoc>(tenant, &documents::balance_id(account, currency))
+            .await?
+            .map(|doc| doc.snapshot().map_err(failed))
+            .transpose()
+    }
+
+    async fn balances(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Vec<BalanceSnapshot>, StoreError> {
+        // Scoped to the tenant's partition and filtered on the tenant as well.
+        let query = Query::from(
+            "SELECT * FROM c WHERE c.tenant = @tenant AND c.kind = 'balance' AND c.account = @account",
+        );
+        let query = parameter(
+            parameter(query, "@tenant", tenant.as_str())?,
+            "@account",
+            account.as_str(),
+        )?;
+        let docs: Vec<BalanceDoc> = self
+            .query(query, FeedScope::partition(tenant.to_string()))
+            .await?;
+        docs.iter().map(|d| d.snapshot().map_err(failed)).collect()
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read::<KeyDoc>(tenant, &documents::key_id(key))
+            .await?
+            .map(|doc| doc.record(tenant, key).map_err(failed))
+            .transpose()
+    }
+
+    async fn pending_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        // Pending events of every tenant. The order is applied here rather than with ORDER BY,
+        // which needs a cross-partition query plan; a deployment with a large backlog reads the
+        // change feed instead.
+        let query = Query::from(
+            "SELECT * FROM c WHERE c.kind = 'event' AND c.pending = true AND c.seq > @after",
+        );
+        let query = parameter(query, "@after", after.unwrap_or(""))?;
+        let mut docs: Vec<EventDoc> = self.query(query, FeedScope::full_container()).await?;
+        docs.sort_by(|a, b| a.seq.cmp(&b.seq));
+        let next = (docs.len() > limit)
+            .then(|| {
+                limit
+                    .checked_sub(1)
+                    .and_then(|i| docs.get(i))
+                    .map(|d| d.seq.clone())
+            })
+            .flatten();
+        docs.truncate(limit);
+        Ok(EventPage {
+            events: docs
+                .iter()
+                .map(|d| d.event().map_err(failed))
+                .collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+
+    async fn mark_published(&self, event_ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+        for event_id in event_ids {
+            let query = parameter(
+                Query::from("SELECT * FROM c WHERE c.kind = 'event' AND c.id = @id"),
+                "@id",
+                documents::event_id(*event_id),
+            )?;
+            let docs: Vec<EventDoc> = self.query(query, FeedScope::full_container()).await?;
+            for mut doc in docs.into_iter().filter(|d| d.pending) {
+                let options = Self::if_match(doc.etag.as_deref())?;
+                doc.pending = false;
+                let tenant = doc.tenant.clone();
+                match self
+                    .container
+                    .replace_item(tenant, &doc.id, &doc, Some(options))
+                    .await
+                {
+                    // 412: changed since the read, which only marking it published does.
+                    Ok(_) => {}
+                    Err(e) if is_status(&e, 412) || is_status(&e, 404) => {}
+                    Err(e) => return Err(store_error("mark published", &e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
