@@ -3,6 +3,10 @@
 //! Functions host starts it. Every (case, envelope) gets a freshly started process in deterministic
 //! mode (`PARACELL_DETERMINISTIC=1`), so responses compare byte for byte with the in-process run.
 //! State parity is not checked here (the processes' stores are not inspectable).
+//!
+//! By default both binaries keep their state in memory. [`Binaries::with_stores`] runs them on real
+//! databases instead ([`Store`]): every process then gets a table or container of its own, created at
+//! start-up, so each (case, envelope) still starts from an empty cell.
 
 use crate::envelopes::{Envelope, Exchange, aws, azure};
 use crate::request::ClientRequest;
@@ -10,6 +14,7 @@ use crate::wire;
 use paracell_domain::{CellConfig, TenantScope};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A child process, killed when dropped.
@@ -22,11 +27,79 @@ impl Drop for Running {
     }
 }
 
+/// Where a binary keeps its state during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Store {
+    /// In process memory (the default).
+    #[default]
+    Memory,
+    /// DynamoDB (`lambda-cell` built with `--features dynamodb`). Endpoint, region and credentials
+    /// are taken from this process's `PARACELL_DYNAMODB_ENDPOINT` and `AWS_*` variables.
+    DynamoDb,
+    /// Cosmos DB (`azure-cell` built with `--features cosmos`). Account and database are taken from
+    /// this process's `PARACELL_COSMOS_*` and `AZURE_COSMOS_*` variables.
+    Cosmos,
+}
+
+impl Store {
+    /// `memory`, `dynamodb` or `cosmos`.
+    ///
+    /// ```
+    /// use paracell_conformance::binaries::Store;
+    /// assert_eq!(Store::parse("dynamodb"), Some(Store::DynamoDb));
+    /// assert_eq!(Store::parse("postgres"), None);
+    /// ```
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "memory" => Some(Self::Memory),
+            "dynamodb" => Some(Self::DynamoDb),
+            "cosmos" => Some(Self::Cosmos),
+            _ => None,
+        }
+    }
+
+    /// The variables a freshly started binary needs for this store, with a table or container of its own.
+    fn env(self) -> Vec<(String, String)> {
+        static FRESH: AtomicUsize = AtomicUsize::new(0);
+        let fresh = || {
+            format!(
+                "conformance-{}-{}",
+                std::process::id(),
+                FRESH.fetch_add(1, Ordering::Relaxed)
+            )
+        };
+        let forward = |prefixes: &[&str]| -> Vec<(String, String)> {
+            std::env::vars()
+                .filter(|(name, _)| prefixes.iter().any(|p| name.starts_with(p)))
+                .collect()
+        };
+        let mut env = match self {
+            Self::Memory => return Vec::new(),
+            Self::DynamoDb => {
+                let mut env = forward(&["AWS_", "PARACELL_DYNAMODB_"]);
+                env.push(("PARACELL_STORE".into(), "dynamodb".into()));
+                env.push(("PARACELL_DYNAMODB_TABLE".into(), fresh()));
+                env
+            }
+            Self::Cosmos => {
+                let mut env = forward(&["AZURE_COSMOS_", "PARACELL_COSMOS_"]);
+                env.push(("PARACELL_STORE".into(), "cosmos".into()));
+                env.push(("PARACELL_COSMOS_CONTAINER".into(), fresh()));
+                env
+            }
+        };
+        env.push(("PARACELL_STORE_PROVISION".into(), "1".into()));
+        env
+    }
+}
+
 /// The binaries and the runtime emulator.
 pub struct Binaries {
     bootstrap: PathBuf,
     azure_cell: PathBuf,
     emulator_port: u16,
+    lambda_store: Store,
+    azure_store: Store,
     _emulator: Running,
 }
 
@@ -129,8 +202,17 @@ impl Binaries {
             bootstrap,
             azure_cell,
             emulator_port,
+            lambda_store: Store::Memory,
+            azure_store: Store::Memory,
             _emulator: emulator,
         })
+    }
+
+    /// Runs `lambda-cell` on `lambda` and `azure-cell` on `azure` instead of memory.
+    pub fn with_stores(mut self, lambda: Store, azure: Store) -> Self {
+        self.lambda_store = lambda;
+        self.azure_store = azure;
+        self
     }
 
     /// A fresh `lambda-cell` connected to the emulator.
@@ -138,6 +220,7 @@ impl Binaries {
         let mut command = Command::new(&self.bootstrap);
         cell_env(&mut command, config);
         command
+            .envs(self.lambda_store.env())
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
@@ -160,6 +243,7 @@ impl Binaries {
         let mut command = Command::new(&self.azure_cell);
         cell_env(&mut command, config);
         command
+            .envs(self.azure_store.env())
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("PARACELL_AZURE_MODE", mode)
             .env("PARACELL_ROUTE_PREFIX", azure::ROUTE_PREFIX)

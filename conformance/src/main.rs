@@ -3,23 +3,26 @@
 //! ```text
 //! paracell-conformance                      # the built-in corpus, in process, as a table
 //! paracell-conformance run [--cases DIR]... [--envelopes LIST] [--binaries]
+//!                          [--lambda-store memory|dynamodb] [--azure-store memory|cosmos]
 //!                          [--format table|json|junit] [--out FILE]
 //! paracell-conformance coverage [--cases DIR]...  # requirement → cases, as Markdown
 //! paracell-conformance render CASE.json ENVELOPE    # what step 1 looks like on that envelope
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
 
-use paracell_conformance::{Backend, Envelope, Suite, binaries::Binaries, report};
+use paracell_conformance::{Backend, Envelope, Suite, binaries::{Binaries, Store}, report};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: paracell-conformance [run [--cases DIR]... [--envelopes LIST] [--binaries] [--format table|json|junit] [--out FILE]]\n       paracell-conformance coverage [--cases DIR]...";
+const USAGE: &str = "usage: paracell-conformance [run [--cases DIR]... [--envelopes LIST] [--binaries [--lambda-store memory|dynamodb] [--azure-store memory|cosmos]] [--format table|json|junit] [--out FILE]]\n       paracell-conformance coverage [--cases DIR]...";
 
 struct Options {
     coverage: bool,
     cases: Vec<PathBuf>,
     envelopes: Vec<Envelope>,
     binaries: bool,
+    lambda_store: Store,
+    azure_store: Store,
     format: String,
     out: Option<PathBuf>,
 }
@@ -30,6 +33,8 @@ fn parse(args: &[String]) -> Result<Options, String> {
         cases: Vec::new(),
         envelopes: Envelope::ALL.to_vec(),
         binaries: false,
+        lambda_store: Store::Memory,
+        azure_store: Store::Memory,
         format: "table".into(),
         out: None,
     };
@@ -62,6 +67,19 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--binaries" => options.binaries = true,
+            "--lambda-store" | "--azure-store" => {
+                let name = value(arg)?;
+                let store = match (arg.as_str(), Store::parse(&name)) {
+                    ("--lambda-store", Some(store @ (Store::Memory | Store::DynamoDb))) => store,
+                    ("--azure-store", Some(store @ (Store::Memory | Store::Cosmos))) => store,
+                    _ => return Err(format!("{arg} {name:?} is not a store for that binary\n{USAGE}")),
+                };
+                if arg == "--lambda-store" {
+                    options.lambda_store = store;
+                } else {
+                    options.azure_store = store;
+                }
+            }
             "--format" => {
                 options.format = value("--format")?;
                 if !["table", "json", "junit"].contains(&options.format.as_str()) {
@@ -71,6 +89,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--out" => options.out = Some(PathBuf::from(value("--out")?)),
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
+    }
+    if !options.binaries && (options.lambda_store, options.azure_store) != (Store::Memory, Store::Memory) {
+        return Err(format!("--lambda-store and --azure-store need --binaries\n{USAGE}"));
     }
     Ok(options)
 }
@@ -174,7 +195,7 @@ fn main() -> ExitCode {
     let backend = if options.binaries {
         let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
         match Binaries::start(workspace) {
-            Ok(b) => Backend::Binaries(b),
+            Ok(b) => Backend::Binaries(b.with_stores(options.lambda_store, options.azure_store)),
             Err(e) => {
                 eprintln!("--binaries: {e}");
                 return ExitCode::from(2);

@@ -2,24 +2,106 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `PARACELL_STORE` | `memory` | `memory` |
+//! | `PARACELL_STORE` | `memory`, `dynamodb` (feature `dynamodb`) or `cosmos` (feature `cosmos`) | `memory` |
+//! | `PARACELL_STORE_PROVISION` | `1`: create the table / container at start-up if missing (local runs and tests; deployments create it with their template) | unset |
 //! | `PARACELL_DETERMINISTIC` | `1`: stepping clock and sequential ids, for conformance runs against the binaries only | unset |
+//!
+//! The DynamoDB store reads `PARACELL_DYNAMODB_TABLE`, `PARACELL_DYNAMODB_ENDPOINT` and the AWS SDK's
+//! usual settings ([`paracell_aws::dynamodb::DynamoConfig`] when built with `dynamodb`); the Cosmos DB
+//! store reads `PARACELL_COSMOS_*` (`paracell_azure::cosmos::CosmosConfig` when built with `cosmos`).
 
-use paracell_domain::{Cell, CellConfig};
+use paracell_domain::memory::{MemoryStore, SequentialIds, SteppingClock};
+use paracell_domain::ports::{SystemClock, TransactionStore, UuidV7};
+use paracell_domain::{Cell, CellConfig, CellPorts};
+use std::sync::Arc;
 
-/// Builds the cell the environment asks for.
+/// The store `PARACELL_STORE` names, connected (and provisioned when `PARACELL_STORE_PROVISION=1`).
 ///
 /// ```
-/// use paracell_domain::{CellConfig, TenantScope};
-/// let cell = paracell_examples::cell_from_env(CellConfig::new("cell-a", TenantScope::All).unwrap());
-/// assert_eq!(cell.config().cell_id.as_str(), "cell-a");
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = paracell_examples::store_from_lookup(|_| None).await.unwrap();
+/// # let _ = store;
+/// let err = paracell_examples::store_from_lookup(|name| {
+///     (name == "PARACELL_STORE").then(|| "postgres".to_string())
+/// }).await.err().unwrap();
+/// assert!(err.contains("postgres"));
+/// # });
 /// ```
-pub fn cell_from_env(config: CellConfig) -> Cell {
+pub async fn store_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn TransactionStore>, String> {
+    let provision = lookup("PARACELL_STORE_PROVISION").is_some_and(|v| v == "1");
+    let store = lookup("PARACELL_STORE").unwrap_or_else(|| "memory".into());
+    let _ = provision; // used only by the database stores
+    match store.as_str() {
+        "memory" => Ok(Arc::new(MemoryStore::new())),
+        #[cfg(feature = "dynamodb")]
+        "dynamodb" => {
+            use paracell_aws::dynamodb::{DynamoConfig, DynamoStore};
+            let store = DynamoStore::connect(&DynamoConfig::from_lookup(&lookup)?).await;
+            if provision {
+                store
+                    .create_table()
+                    .await
+                    .map_err(|e| format!("creating table {}: {e}", store.table()))?;
+            }
+            Ok(Arc::new(store))
+        }
+        #[cfg(feature = "cosmos")]
+        "cosmos" => {
+            use paracell_azure::cosmos::{CosmosConfig, CosmosStore};
+            let config = CosmosConfig::from_lookup(&lookup)?;
+            if provision {
+                CosmosStore::provision(&config)
+                    .await
+                    .map_err(|e| format!("creating container {}: {e}", config.container))?;
+            }
+            let store = CosmosStore::connect(&config)
+                .await
+                .map_err(|e| format!("opening container {}: {e}", config.container))?;
+            Ok(Arc::new(store))
+        }
+        "dynamodb" | "cosmos" => Err(format!(
+            "PARACELL_STORE={store}: this binary was built without the `{store}` feature \
+             (cargo build -p paracell-examples --features {store})"
+        )),
+        other => Err(format!(
+            "PARACELL_STORE={other:?} is not a store: use memory, dynamodb or cosmos"
+        )),
+    }
+}
+
+/// The ports the environment asks for: the store ([`store_from_lookup`]) and, unless
+/// `PARACELL_DETERMINISTIC=1`, the real clock and UUIDv7 ids.
+pub async fn ports_from_env() -> Result<CellPorts, String> {
+    let store = store_from_lookup(|name| std::env::var(name).ok()).await?;
     if std::env::var("PARACELL_DETERMINISTIC").is_ok_and(|v| v == "1") {
         eprintln!(
             "WARNING: PARACELL_DETERMINISTIC=1: fixed clock and sequential ids (conformance runs only)"
         );
-        return paracell_domain::memory::deterministic(config).0;
+        return Ok(CellPorts {
+            store,
+            clock: Arc::new(SteppingClock::new(SteppingClock::CONFORMANCE_EPOCH, 1)),
+            ids: Arc::new(SequentialIds::new(0x0190_0000_0000)),
+        });
     }
-    Cell::in_memory(config)
+    Ok(CellPorts {
+        store,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidV7),
+    })
+}
+
+/// A cell on `ports`: the `make_cell` the adapters' entry points take.
+///
+/// ```
+/// use paracell_domain::{CellConfig, TenantScope};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let ports = paracell_examples::ports_from_env().await.unwrap();
+/// let cell = paracell_examples::cell_on(ports)(CellConfig::new("cell-a", TenantScope::All).unwrap());
+/// assert_eq!(cell.config().cell_id.as_str(), "cell-a");
+/// # });
+/// ```
+pub fn cell_on(ports: CellPorts) -> impl FnOnce(CellConfig) -> Cell {
+    move |config| Cell::new(config, ports)
 }

@@ -6,7 +6,14 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match paracell_azure::server::run(paracell_examples::cell_from_env).await {
+    let ports = match paracell_examples::ports_from_env().await {
+        Ok(ports) => ports,
+        Err(e) => {
+            eprintln!("azure-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match paracell_azure::server::run(paracell_examples::cell_on(ports)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("azure-cell: {e}");

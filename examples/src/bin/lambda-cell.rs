@@ -6,7 +6,14 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let lambda = match paracell_aws::handler::start(paracell_examples::cell_from_env) {
+    let ports = match paracell_examples::ports_from_env().await {
+        Ok(ports) => ports,
+        Err(e) => {
+            eprintln!("lambda-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let lambda = match paracell_aws::handler::start(paracell_examples::cell_on(ports)) {
         Ok(lambda) => lambda,
         Err(e) => {
             eprintln!("lambda-cell: {e}");

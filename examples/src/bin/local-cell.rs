@@ -52,7 +52,14 @@ async fn main() -> ExitCode {
         route_prefix: RoutePrefix::new(""),
         trust_client_principal: false,
     };
-    let handler = AzureHandler::new(paracell_examples::cell_from_env(config), adapter);
+    let ports = match paracell_examples::ports_from_env().await {
+        Ok(ports) => ports,
+        Err(e) => {
+            eprintln!("local-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let handler = AzureHandler::new(paracell_examples::cell_on(ports)(config), adapter);
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

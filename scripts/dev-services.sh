@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Local stand-ins for the cells' databases, on loopback: DynamoDB (moto from PyPI, behind
+# services/dynamodb/server.py) and
+# Cosmos DB (@vercel/cosmosdb-server from npm, behind services/cosmosdb/server.js). Installs them on
+# first use (.venv-services/, services/cosmosdb/node_modules/), starts both, exports what the tests
+# and binaries read, runs the given command, and stops both when it ends.
+#
+#   scripts/dev-services.sh cargo test --workspace --all-features   # the store tests
+#   scripts/dev-services.sh                                           # start, print the settings, wait for Ctrl-C
+#
+# Ports: PARACELL_MOTO_PORT (default 5001), PARACELL_COSMOS_PORT (default 8081).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+moto_port="${PARACELL_MOTO_PORT:-5001}"
+cosmos_port="${PARACELL_COSMOS_PORT:-8081}"
+logs="${PARACELL_SERVICES_LOGS:-$root/target/services}"
+mkdir -p "$logs"
+
+if [ ! -x .venv-services/bin/moto_server ]; then
+  echo "dev-services: installing moto into .venv-services" >&2
+  python3 -m venv .venv-services
+  .venv-services/bin/pip install --quiet --disable-pip-version-check -r services/dynamodb/requirements.txt
+fi
+if [ ! -d services/cosmosdb/node_modules/@vercel/cosmosdb-server ]; then
+  echo "dev-services: installing @vercel/cosmosdb-server into services/cosmosdb" >&2
+  npm ci --prefix services/cosmosdb --no-audit --no-fund --loglevel=error >&2
+fi
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in "$moto_port" "$cosmos_port"; do
+  port_free "$port" || { echo "dev-services: 127.0.0.1:$port is already in use (set PARACELL_MOTO_PORT / PARACELL_COSMOS_PORT)" >&2; exit 2; }
+done
+
+pids=()
+stop() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap stop EXIT
+trap 'exit 130' INT TERM
+
+.venv-services/bin/python services/dynamodb/server.py --host 127.0.0.1 --port "$moto_port" >"$logs/moto.log" 2>&1 </dev/null &
+pids+=($!)
+node services/cosmosdb/server.js --host 127.0.0.1 --port "$cosmos_port" >"$logs/cosmosdb.log" 2>&1 </dev/null &
+pids+=($!)
+
+wait_for() {
+  for _ in $(seq 1 300); do
+    if curl -fsS -o /dev/null "$2" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "dev-services: $1 did not start; its log:" >&2
+  cat "$logs/$1.log" >&2
+  exit 1
+}
+wait_for moto "http://127.0.0.1:$moto_port/moto-api/"
+wait_for cosmosdb "http://127.0.0.1:$cosmos_port/"
+
+# Test-only credentials: neither server checks them.
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+export PARACELL_TEST_DYNAMODB_ENDPOINT="http://127.0.0.1:$moto_port"
+export PARACELL_DYNAMODB_ENDPOINT="$PARACELL_TEST_DYNAMODB_ENDPOINT"
+export PARACELL_TEST_COSMOS_ENDPOINT="http://127.0.0.1:$cosmos_port"
+export PARACELL_COSMOS_ENDPOINT="$PARACELL_TEST_COSMOS_ENDPOINT"
+export PARACELL_COSMOS_KEY="bG9jYWwtdGVzdC1rZXktbm90LWEtc2VjcmV0LWxvY2FsLXRlc3Qta2V5LW5vdC1h"
+export PARACELL_COSMOS_DATABASE="${PARACELL_COSMOS_DATABASE:-paracell-local}"
+export AZURE_COSMOS_CONNECTION_POOL_IS_HTTP2_ALLOWED=false AZURE_COSMOS_BINARY_ENCODING_ENABLED=false
+
+if [ "$#" -gt 0 ]; then
+  "$@"
+else
+  echo "DynamoDB (moto) on $PARACELL_DYNAMODB_ENDPOINT, Cosmos DB on $PARACELL_COSMOS_ENDPOINT; logs in $logs"
+  echo "In another shell:"
+  env | grep -E '^(AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_REGION|PARACELL_(TEST_)?(DYNAMODB|COSMOS)_[A-Z]+|AZURE_COSMOS_[A-Z0-9_]+)=' | sed 's/^/  export /'
+  echo "Ctrl-C stops both."
+  wait
+fi
