@@ -10,7 +10,11 @@
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
 
-use paracell_conformance::{Backend, Envelope, Suite, binaries::{Binaries, Store}, report};
+use paracell_conformance::{
+    Backend, Envelope, Suite,
+    binaries::{Binaries, Store},
+    report,
+};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,7 +76,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 let store = match (arg.as_str(), Store::parse(&name)) {
                     ("--lambda-store", Some(store @ (Store::Memory | Store::DynamoDb))) => store,
                     ("--azure-store", Some(store @ (Store::Memory | Store::Cosmos))) => store,
-                    _ => return Err(format!("{arg} {name:?} is not a store for that binary\n{USAGE}")),
+                    _ => {
+                        return Err(format!(
+                            "{arg} {name:?} is not a store for that binary\n{USAGE}"
+                        ));
+                    }
                 };
                 if arg == "--lambda-store" {
                     options.lambda_store = store;
@@ -90,8 +98,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown option {other:?}\n{USAGE}")),
         }
     }
-    if !options.binaries && (options.lambda_store, options.azure_store) != (Store::Memory, Store::Memory) {
-        return Err(format!("--lambda-store and --azure-store need --binaries\n{USAGE}"));
+    if !options.binaries
+        && (options.lambda_store, options.azure_store) != (Store::Memory, Store::Memory)
+    {
+        return Err(format!(
+            "--lambda-store and --azure-store need --binaries\n{USAGE}"
+        ));
     }
     Ok(options)
 }

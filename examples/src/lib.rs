@@ -61,14 +61,22 @@ pub async fn store_from_lookup(
                 .map_err(|e| format!("opening container {}: {e}", config.container))?;
             Ok(Arc::new(store))
         }
-        "dynamodb" | "cosmos" => Err(format!(
-            "PARACELL_STORE={store}: this binary was built without the `{store}` feature \
-             (cargo build -p paracell-examples --features {store})"
-        )),
+        #[cfg(not(feature = "dynamodb"))]
+        "dynamodb" => Err(not_built_with("dynamodb")),
+        #[cfg(not(feature = "cosmos"))]
+        "cosmos" => Err(not_built_with("cosmos")),
         other => Err(format!(
             "PARACELL_STORE={other:?} is not a store: use memory, dynamodb or cosmos"
         )),
     }
+}
+
+#[cfg(not(all(feature = "dynamodb", feature = "cosmos")))]
+fn not_built_with(store: &str) -> String {
+    format!(
+        "PARACELL_STORE={store}: this binary was built without the `{store}` feature \
+         (cargo build -p paracell-examples --features {store})"
+    )
 }
 
 /// The ports the environment asks for: the store ([`store_from_lookup`]) and, unless

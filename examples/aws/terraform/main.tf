@@ -46,6 +46,61 @@ resource "aws_iam_role_policy_attachment" "logs" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 }
 
+# One table per cell; item layout in adapters-aws/src/dynamodb/items.rs.
+resource "aws_dynamodb_table" "cell" {
+  name         = "paracell-${var.cell_id}"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+  attribute {
+    name = "outbox"
+    type = "S"
+  }
+  attribute {
+    name = "seq"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "outbox"
+    hash_key        = "outbox"
+    range_key       = "seq"
+    projection_type = "ALL"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled = true
+  }
+}
+
+resource "aws_iam_role_policy" "table" {
+  name = "cell-table"
+  role = aws_iam_role.lambda.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect = "Allow"
+      Action = [
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:DescribeTable",
+      ]
+      Resource = [aws_dynamodb_table.cell.arn, "${aws_dynamodb_table.cell.arn}/index/*"]
+    }]
+  })
+}
+
 resource "aws_lambda_function" "cell" {
   function_name    = "paracell-${var.cell_id}"
   role             = aws_iam_role.lambda.arn
@@ -59,9 +114,11 @@ resource "aws_lambda_function" "cell" {
 
   environment {
     variables = {
-      PARACELL_CELL_ID = var.cell_id
-      PARACELL_TENANTS = var.tenants
-      RUST_LOG         = "info"
+      PARACELL_CELL_ID        = var.cell_id
+      PARACELL_TENANTS        = var.tenants
+      PARACELL_STORE          = "dynamodb"
+      PARACELL_DYNAMODB_TABLE = aws_dynamodb_table.cell.name
+      RUST_LOG                = "info"
     }
   }
 }

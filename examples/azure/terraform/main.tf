@@ -60,6 +60,41 @@ resource "azurerm_service_plan" "cell" {
   sku_name            = "Y1"
 }
 
+# One Cosmos DB container per cell, partitioned by tenant; document layout in
+# adapters-azure/src/cosmos/documents.rs.
+resource "azurerm_cosmosdb_account" "cell" {
+  name                = "paracell-${var.cell_id}"
+  resource_group_name = azurerm_resource_group.cell.name
+  location            = azurerm_resource_group.cell.location
+  offer_type          = "Standard"
+  kind                = "GlobalDocumentDB"
+
+  consistency_policy {
+    consistency_level = "Session"
+  }
+  geo_location {
+    location          = azurerm_resource_group.cell.location
+    failover_priority = 0
+  }
+  capabilities {
+    name = "EnableServerless"
+  }
+}
+
+resource "azurerm_cosmosdb_sql_database" "cell" {
+  name                = "paracell"
+  resource_group_name = azurerm_resource_group.cell.name
+  account_name        = azurerm_cosmosdb_account.cell.name
+}
+
+resource "azurerm_cosmosdb_sql_container" "cell" {
+  name                = var.cell_id
+  resource_group_name = azurerm_resource_group.cell.name
+  account_name        = azurerm_cosmosdb_account.cell.name
+  database_name       = azurerm_cosmosdb_sql_database.cell.name
+  partition_key_paths = ["/tenant"]
+}
+
 resource "azurerm_linux_function_app" "cell" {
   name                       = "paracell-${var.cell_id}"
   resource_group_name        = azurerm_resource_group.cell.name
@@ -75,6 +110,13 @@ resource "azurerm_linux_function_app" "cell" {
     FUNCTIONS_WORKER_RUNTIME = "custom"
     PARACELL_CELL_ID         = var.cell_id
     PARACELL_TENANTS         = var.tenants
+    PARACELL_STORE           = "cosmos"
+    PARACELL_COSMOS_ENDPOINT = azurerm_cosmosdb_account.cell.endpoint
+    # In production prefer a Key Vault reference ("@Microsoft.KeyVault(...)") over the raw key.
+    PARACELL_COSMOS_KEY       = azurerm_cosmosdb_account.cell.primary_key
+    PARACELL_COSMOS_DATABASE  = azurerm_cosmosdb_sql_database.cell.name
+    PARACELL_COSMOS_CONTAINER = azurerm_cosmosdb_sql_container.cell.name
+    PARACELL_COSMOS_REGION    = azurerm_resource_group.cell.location
     RUST_LOG                 = "info"
   }
 }
