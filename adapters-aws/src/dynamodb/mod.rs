@@ -224,6 +224,36 @@ fn failed<E: std::fmt::Display>(e: E) -> StoreError {
 /// `#state = :in_progress AND #token = :token`: the request still holds its key.
 const HELD: &str = "#state = :in_progress AND #token = :token";
 
+/// Completing a key: the one update `complete_key` and `commit` both make, on condition [`HELD`].
+const COMPLETE: &str = "SET #state = :completed, #response = :response REMOVE #token, #claimed_at";
+
+/// The names and values [`COMPLETE`] and [`HELD`] refer to.
+struct Completion {
+    names: std::collections::HashMap<String, String>,
+    values: Item,
+}
+
+impl Completion {
+    fn new(token: TransactionId, response: &StoredResponse) -> Result<Self, StoreError> {
+        let names = ["state", "token", "response", "claimed_at"]
+            .map(|name| (format!("#{name}"), name.to_owned()));
+        let values = [
+            (":completed", s(COMPLETED)),
+            (":in_progress", s(IN_PROGRESS)),
+            (":token", s(token.to_string())),
+            (
+                ":response",
+                s(items::response_json(response).map_err(failed)?),
+            ),
+        ]
+        .map(|(name, value)| (name.to_owned(), value));
+        Ok(Self {
+            names: names.into_iter().collect(),
+            values: values.into_iter().collect(),
+        })
+    }
+}
+
 #[async_trait]
 impl TransactionStore for DynamoStore {
     async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
@@ -280,14 +310,16 @@ impl TransactionStore for DynamoStore {
         token: TransactionId,
         response: StoredResponse,
     ) -> Result<(), StoreError> {
+        let completion = Completion::new(token, &response)?;
         let updated = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(items::idempotency_key(tenant, key)))
-            .update_expression(
-                "SET #state = :completed, #response = :response REMOVE #token, #claimed_at",
-            )
+            .update_expression(COMPLETE)
+            .condition_expression(HELD)
+            .set_expression_attribute_names(Some(completion.names))
+            .set_expression_attribute_values(Some(completion.values))
             .condition_expression(HELD)
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#token", "token")
@@ -356,6 +388,7 @@ impl TransactionStore for DynamoStore {
             // The domain never asks for this; refusing here keeps the rule "no overdraft" in the store too.
             return Err(CommitError::BalanceConflict);
         }
+        let completion = Completion::new(commit.token, &commit.response)?;
         let writes = [
             // errors::KEY_WRITE
             TransactWriteItem::builder()
@@ -363,9 +396,10 @@ impl TransactionStore for DynamoStore {
                     Update::builder()
                         .table_name(&self.table)
                         .set_key(Some(items::idempotency_key(&tx.tenant_id, &commit.key)))
-                        .update_expression(
-                            "SET #state = :completed, #response = :response REMOVE #token, #claimed_at",
-                        )
+                        .update_expression(COMPLETE)
+                        .condition_expression(HELD)
+                        .set_expression_attribute_names(Some(completion.names))
+                        .set_expression_attribute_values(Some(completion.values))
                         .condition_expression(HELD)
                         .expression_attribute_names("#state", "state")
                         .expression_attribute_names("#token", "token")
