@@ -56,6 +56,28 @@ where
     }
 }
 
+/// The outcome of a conditional write whose failed condition means "nothing to do" (the key is no
+/// longer held, the event is unknown): success either way; any other failure is mapped as above.
+pub(crate) fn unless_condition_failed<T, E, R>(
+    operation: &str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(store_error(operation, e)),
+    }
+}
+
 /// The position of each write in a commit's `TransactWriteItems`, so a cancellation reason can be
 /// traced to the condition that failed.
 pub(crate) const KEY_WRITE: usize = 0;
@@ -128,6 +150,28 @@ mod tests {
         assert!(matches!(
             answer("ValidationException"),
             StoreError::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_condition_is_nothing_to_do_and_other_failures_are_mapped() {
+        use aws_sdk_dynamodb::error::ErrorMetadata;
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        let answer = |code: &str| {
+            let error = UpdateItemError::generic(ErrorMetadata::builder().code(code).build());
+            unless_condition_failed::<(), _, _>(
+                "UpdateItem",
+                Err(SdkError::<_, ()>::service_error(error, ())),
+            )
+        };
+        assert_eq!(answer("ConditionalCheckFailedException"), Ok(()));
+        assert!(matches!(
+            answer("ThrottlingException"),
+            Err(StoreError::Unavailable { .. })
+        ));
+        assert!(matches!(
+            answer("ValidationException"),
+            Err(StoreError::Failed(_))
         ));
     }
 

@@ -27,10 +27,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
@@ -334,19 +332,8 @@ impl TransactionStore for DynamoStore {
             )
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(()),
-            // The key is no longer held with this token: a no-op, as the port says.
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(UpdateItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error("UpdateItem", e)),
-        }
+        // The key is no longer held with this token: a no-op, as the port says.
+        errors::unless_condition_failed("UpdateItem", updated)
     }
 
     async fn release_key(
@@ -367,18 +354,7 @@ impl TransactionStore for DynamoStore {
             .expression_attribute_values(":token", s(token.to_string()))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(DeleteItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(store_error("DeleteItem", e)),
-        }
+        errors::unless_condition_failed("DeleteItem", deleted)
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
@@ -419,11 +395,7 @@ impl TransactionStore for DynamoStore {
             // errors::TRANSACTION_WRITE
             TransactWriteItem::builder()
                 .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(items::transaction_item(tx).map_err(failed)?))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
+                    put_if_absent(&self.table, items::transaction_item(tx).map_err(failed)?)
                         .map_err(failed)?,
                 )
                 .build(),
@@ -432,14 +404,7 @@ impl TransactionStore for DynamoStore {
                 .put(balance_put(&self.table, b).map_err(failed)?)
                 .build(),
             TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(items::event_item(&commit.event)))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(failed)?,
-                )
+                .put(put_if_absent(&self.table, items::event_item(&commit.event)).map_err(failed)?)
                 .build(),
         ];
         let written = self
@@ -582,19 +547,20 @@ impl TransactionStore for DynamoStore {
                 .expression_attribute_names("#outbox", "outbox")
                 .send()
                 .await;
-            match updated {
-                Ok(_) => {}
-                // An unknown id: nothing to mark, as in every store.
-                Err(e)
-                    if matches!(
-                        e.as_service_error(),
-                        Some(UpdateItemError::ConditionalCheckFailedException(_))
-                    ) => {}
-                Err(e) => return Err(store_error("UpdateItem", e)),
-            }
+            // An unknown id: nothing to mark, as in every store.
+            errors::unless_condition_failed("UpdateItem", updated)?;
         }
         Ok(())
     }
+}
+
+/// A put that succeeds only if no item with its key exists yet.
+fn put_if_absent(table: &str, item: Item) -> Result<Put, aws_sdk_dynamodb::error::BuildError> {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
 }
 
 /// The balance write: the whole row, on condition that the version read is still current.
@@ -606,11 +572,13 @@ fn balance_put(
     item.insert("currency".into(), s(b.currency.code()));
     item.insert("available".into(), s(b.available.to_string()));
     item.insert("version".into(), n(b.expected_version + 1));
-    let put = Put::builder().table_name(table).set_item(Some(item));
     if b.expected_version == 0 {
-        put.condition_expression("attribute_not_exists(pk)").build()
+        put_if_absent(table, item)
     } else {
-        put.condition_expression("#version = :expected")
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", n(b.expected_version))
             .build()

@@ -219,9 +219,14 @@ impl CosmosStore {
     }
 
     fn if_match(etag: Option<&str>) -> Result<ItemWriteOptions, StoreError> {
-        let etag = etag.ok_or_else(|| StoreError::Failed("document without _etag".into()))?;
-        Ok(ItemWriteOptions::default().with_precondition(Precondition::if_match(etag.to_owned())))
+        Ok(ItemWriteOptions::default().with_precondition(if_match(etag)?))
     }
+}
+
+/// "Only if the document is still the one read": every conditional write's precondition.
+fn if_match(etag: Option<&str>) -> Result<Precondition, StoreError> {
+    let etag = etag.ok_or_else(|| StoreError::Failed("document without _etag".into()))?;
+    Ok(Precondition::if_match(etag.to_owned()))
 }
 
 fn failed<E: std::fmt::Display>(e: E) -> StoreError {
@@ -352,39 +357,38 @@ impl TransactionStore for CosmosStore {
             Some(key) if key.is_held_by(commit.token) => key,
             _ => return Err(CommitError::KeyNotHeld),
         };
-        let key_etag = key.etag.clone();
+        let replace_if =
+            |precondition| BatchReplaceOptions::default().with_precondition(precondition);
+        let key_guard = replace_if(if_match(key.etag.as_deref())?);
         let balance = BalanceDoc::new(b);
-        let balance_etag = if b.expected_version == 0 {
+        // `None`: the balance must not exist yet (created); otherwise replaced if still the version read.
+        let balance_guard = if b.expected_version == 0 {
             None
         } else {
             match self.read::<BalanceDoc>(tenant, &balance.id).await? {
-                Some(current) if current.version == b.expected_version => current.etag,
+                Some(current) if current.version == b.expected_version => {
+                    Some(replace_if(if_match(current.etag.as_deref())?))
+                }
                 _ => return Err(CommitError::BalanceConflict),
             }
         };
-        let replace_if = |etag: Option<String>| -> Result<BatchReplaceOptions, StoreError> {
-            let etag = etag.ok_or_else(|| StoreError::Failed("document without _etag".into()))?;
-            Ok(BatchReplaceOptions::default().with_precondition(Precondition::if_match(etag)))
-        };
-        // The operations' order is the one errors::cancelled_commit reads.
+        // The operations' order is the one errors::batch_outcome reads.
         let mut batch = TransactionalBatch::new(tenant.to_string())
             .replace_item(
                 key_id.clone(),
                 key.completed(commit.response.clone()),
-                Some(replace_if(key_etag)?),
+                Some(key_guard),
             )
-            .map_err(|e| StoreError::Failed(e.to_string()))?
+            .map_err(failed)?
             .create_item(TransactionDoc::new(tx).map_err(failed)?)
-            .map_err(|e| StoreError::Failed(e.to_string()))?;
-        batch = match balance_etag {
+            .map_err(failed)?;
+        batch = match balance_guard {
             None => batch.create_item(&balance),
-            Some(etag) => {
-                batch.replace_item(balance.id.clone(), &balance, Some(replace_if(Some(etag))?))
-            }
+            Some(guard) => batch.replace_item(balance.id.clone(), &balance, Some(guard)),
         }
-        .map_err(|e| StoreError::Failed(e.to_string()))?
+        .map_err(failed)?
         .create_item(EventDoc::new(&commit.event))
-        .map_err(|e| StoreError::Failed(e.to_string()))?;
+        .map_err(failed)?;
         let response = self
             .container
             .execute_transactional_batch(batch, None)
