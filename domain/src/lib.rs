@@ -6,12 +6,10 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`cell`] | the entry point and the use cases behind each route |
-//! | [`http`] | the neutral request/response, routing, media types, RFC 9457 problems |
-//! | [`validation`] | body → [`NewTransaction`], all violations at once |
-//! | [`money`], [`transaction`], [`tenancy`], [`idempotency`], [`time`] | values that can only be built valid |
-//! | [`ledger`] | balance arithmetic (no overdraft) |
-//! | [`events`] | the CloudEvents outbox documents |
+//! | [`cell`] | the entry point: routing, tenant, dispatch to a use case |
+//! | [`contract`] | the client-visible contract: [`http`] (neutral request/response, routing, media types, RFC 9457 problems), [`validation`] (body → [`NewTransaction`], all violations at once), the tenant rules, and the [`contract::seam`] that maps domain results to responses |
+//! | [`ledger`] | [`money`], [`transaction`], balance arithmetic, the create and read use cases, the public [`events`] |
+//! | [`tenancy`], [`idempotency`], [`time`] | values that can only be built valid |
 //! | [`ports`] | traits the outside world implements: store, clock, ids |
 //! | [`memory`] | in-memory implementations of every port (feature `memory`) |
 //! | [`config`] | [`CellConfig`] from the environment |
@@ -34,19 +32,19 @@
 
 pub mod cell;
 pub mod config;
-pub mod events;
-pub mod http;
+pub mod contract;
 pub mod idempotency;
 pub mod ledger;
 #[cfg(feature = "memory")]
 pub mod memory;
-pub mod money;
 pub mod ports;
 pub mod tenancy;
 pub mod testing;
 pub mod time;
-pub mod transaction;
-pub mod validation;
+
+// The public paths of the contract's and the ledger's most used modules.
+pub use contract::{http, validation};
+pub use ledger::{events, money, transaction};
 
 pub use cell::{Cell, CellPorts};
 pub use config::{CellConfig, ConfigError, Limits, TenantScope};

@@ -59,17 +59,26 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Appends the RFC 3339 text to `out` (ASCII, so this cannot fail).
+    pub fn push_rfc3339(self, out: &mut String) {
+        out.extend(self.rfc3339().iter().map(|b| char::from(*b)));
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = self.rfc3339();
-        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        let mut text = String::with_capacity(24);
+        self.push_rfc3339(&mut text);
+        f.write_str(&text)
     }
 }
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let text = self.rfc3339();
-        serializer.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+        let mut text = String::with_capacity(24);
+        self.push_rfc3339(&mut text);
+        serializer.serialize_str(&text)
     }
 }
 

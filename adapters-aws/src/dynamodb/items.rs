@@ -88,7 +88,7 @@ pub(crate) fn outbox_seq(event: &OutboxEvent) -> String {
 }
 
 pub(crate) fn transaction_item(tx: &Transaction) -> Result<Item, String> {
-    let doc = String::from_utf8(tx.to_json()).map_err(|e| e.to_string())?;
+    let doc = tx.to_json();
     let mut item = transaction_key(&tx.tenant_id, tx.transaction_id);
     item.insert("doc".into(), s(doc));
     Ok(item)

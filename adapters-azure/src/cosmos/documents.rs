@@ -69,7 +69,7 @@ impl TransactionDoc {
             id: transaction_id(tx.transaction_id),
             tenant: tx.tenant_id.to_string(),
             kind: "transaction".into(),
-            resource: serde_json::from_slice(&tx.to_json()).map_err(|e| e.to_string())?,
+            resource: serde_json::from_str(&tx.to_json()).map_err(|e| e.to_string())?,
         })
     }
 

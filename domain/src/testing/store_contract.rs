@@ -124,7 +124,7 @@ fn commit_of(
         response: StoredResponse {
             status: 201,
             headers: vec![("content-type".into(), "application/json".into())],
-            body: transaction.to_json(),
+            body: transaction.to_json().into_bytes(),
         },
         event: OutboxEvent {
             event_id: id(1_000_000 + event_n).as_uuid(),

@@ -48,14 +48,18 @@ pub const GET_BALANCES: Endpoint = Endpoint {
 /// Every endpoint.
 pub const ENDPOINTS: [Endpoint; 4] = [HEALTH, CREATE_TRANSACTION, GET_TRANSACTION, GET_BALANCES];
 
-/// Statuses any path can produce whatever the endpoint: unknown path, wrong method, `OPTIONS`.
-pub const ROUTING_STATUSES: [u16; 3] = [404, 405, 204];
-
 /// A matched route with its parsed path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `/health`.
+    /// `/health`: answered without a tenant.
     Health,
+    /// A route that acts for a tenant.
+    Tenant(TenantRoute),
+}
+
+/// The routes that need a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantRoute {
     /// `/v1/transactions`.
     CreateTransaction,
     /// `/v1/transactions/{transaction_id}`.
@@ -69,9 +73,9 @@ impl Route {
     pub fn endpoint(&self) -> &'static Endpoint {
         match self {
             Self::Health => &HEALTH,
-            Self::CreateTransaction => &CREATE_TRANSACTION,
-            Self::GetTransaction(_) => &GET_TRANSACTION,
-            Self::GetBalances(_) => &GET_BALANCES,
+            Self::Tenant(TenantRoute::CreateTransaction) => &CREATE_TRANSACTION,
+            Self::Tenant(TenantRoute::GetTransaction(_)) => &GET_TRANSACTION,
+            Self::Tenant(TenantRoute::GetBalances(_)) => &GET_BALANCES,
         }
     }
 }
@@ -99,10 +103,10 @@ pub enum Resolution {
 /// header or body is looked at (platforms that decode paths differently then still agree).
 ///
 /// ```
-/// use paracell_domain::{AccountId, http::router::{resolve, Resolution, Route}};
+/// use paracell_domain::{AccountId, http::router::{resolve, Resolution, Route, TenantRoute}};
 /// assert_eq!(
 ///     resolve("GET", "/v1/accounts/ACC%2D1/balances"),
-///     Resolution::Matched(Route::GetBalances(AccountId::parse("ACC-1").unwrap()))
+///     Resolution::Matched(Route::Tenant(TenantRoute::GetBalances(AccountId::parse("ACC-1").unwrap())))
 /// );
 /// assert_eq!(resolve("GET", "/v1/transactions/"), Resolution::NotFound);
 /// assert_eq!(resolve("GET", "/v1/transactions/not-a-uuid"), Resolution::NotFound);
@@ -125,13 +129,13 @@ pub fn resolve(method: &str, raw_path: &str) -> Resolution {
         .as_slice()
     {
         ["health"] => Route::Health,
-        ["v1", "transactions"] => Route::CreateTransaction,
+        ["v1", "transactions"] => Route::Tenant(TenantRoute::CreateTransaction),
         ["v1", "transactions", id] => match TransactionId::parse(id) {
-            Some(id) => Route::GetTransaction(id),
+            Some(id) => Route::Tenant(TenantRoute::GetTransaction(id)),
             None => return Resolution::NotFound,
         },
         ["v1", "accounts", id, "balances"] => match AccountId::parse(id) {
-            Ok(id) => Route::GetBalances(id),
+            Ok(id) => Route::Tenant(TenantRoute::GetBalances(id)),
             Err(_) => return Resolution::NotFound,
         },
         _ => return Resolution::NotFound,
@@ -219,7 +223,9 @@ mod tests {
         }
         assert_eq!(
             resolve("GET", "/v1/accounts/ACC%3A1/balances"),
-            Resolution::Matched(Route::GetBalances(AccountId::parse("ACC:1").unwrap()))
+            Resolution::Matched(Route::Tenant(TenantRoute::GetBalances(
+                AccountId::parse("ACC:1").unwrap()
+            )))
         );
     }
 }

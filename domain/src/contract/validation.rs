@@ -49,6 +49,48 @@ pub enum ViolationCode {
     DuplicateField,
 }
 
+impl ViolationCode {
+    /// Every code, in declaration order (the order `docs/openapi.yaml` lists them).
+    pub const ALL: [ViolationCode; 15] = [
+        Self::Required,
+        Self::InvalidType,
+        Self::AmountNotString,
+        Self::InvalidFormat,
+        Self::NotPositive,
+        Self::TooManyDecimals,
+        Self::UnsupportedCurrency,
+        Self::InvalidLength,
+        Self::InvalidCharacters,
+        Self::ControlCharacters,
+        Self::InvalidValue,
+        Self::TooManyEntries,
+        Self::InvalidKey,
+        Self::UnknownField,
+        Self::DuplicateField,
+    ];
+
+    /// The code as it appears in `errors[].code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::InvalidType => "invalid_type",
+            Self::AmountNotString => "amount_not_string",
+            Self::InvalidFormat => "invalid_format",
+            Self::NotPositive => "not_positive",
+            Self::TooManyDecimals => "too_many_decimals",
+            Self::UnsupportedCurrency => "unsupported_currency",
+            Self::InvalidLength => "invalid_length",
+            Self::InvalidCharacters => "invalid_characters",
+            Self::ControlCharacters => "control_characters",
+            Self::InvalidValue => "invalid_value",
+            Self::TooManyEntries => "too_many_entries",
+            Self::InvalidKey => "invalid_key",
+            Self::UnknownField => "unknown_field",
+            Self::DuplicateField => "duplicate_field",
+        }
+    }
+}
+
 /// One violation: where (an RFC 6901 JSON pointer into the body), why (a code), and a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Violation {

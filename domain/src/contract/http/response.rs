@@ -67,9 +67,29 @@ impl ApiResponse {
     }
 
     /// Builder form of [`ApiResponse::set_header`].
+    #[must_use]
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.set_header(name, value);
         self
+    }
+
+    /// A remembered response, as it was (for idempotent replays).
+    pub fn from_stored(stored: crate::idempotency::StoredResponse) -> Self {
+        Self {
+            status: stored.status,
+            headers: stored.headers,
+            body: stored.body,
+            telemetry: Telemetry::default(),
+        }
+    }
+
+    /// What to remember of this response for replays: status, headers and body.
+    pub fn into_stored(self) -> crate::idempotency::StoredResponse {
+        crate::idempotency::StoredResponse {
+            status: self.status,
+            headers: self.headers,
+            body: self.body,
+        }
     }
 
     /// A header's value (case-insensitive name).

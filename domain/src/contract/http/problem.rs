@@ -1,4 +1,5 @@
 use super::{ApiResponse, PROBLEM_JSON};
+use crate::contract::json;
 use crate::validation::Violation;
 
 /// Every problem the contract can answer with: one stable `type` URI, title and status each.
@@ -81,6 +82,7 @@ impl ProblemType {
     }
 
     /// The `type` URI (a URN: identifies the problem, is not meant to be dereferenced).
+    #[must_use]
     pub fn uri(self) -> String {
         format!("urn:paracell:problem:{}", self.slug())
     }
@@ -162,32 +164,30 @@ impl ProblemType {
 /// let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
 /// assert_eq!(body["type"], "urn:paracell:problem:missing-tenant");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Problem {
-    #[serde(rename = "type")]
-    type_uri: String,
-    title: &'static str,
-    status: u16,
+    kind: ProblemType,
     detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<Vec<Violation>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cell_id: Option<String>,
-    #[serde(skip)]
-    kind: Option<ProblemType>,
+    extensions: Vec<(&'static str, Extension)>,
+}
+
+/// The value of an extension member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Extension {
+    Text(String),
+    Number(u64),
 }
 
 impl Problem {
     /// A problem with its default detail.
     pub fn new(kind: ProblemType) -> Self {
         Self {
-            type_uri: kind.uri(),
-            title: kind.title(),
-            status: kind.status(),
+            kind,
             detail: kind.default_detail().to_owned(),
             errors: None,
-            cell_id: None,
-            kind: Some(kind),
+            extensions: Vec::new(),
         }
     }
 
@@ -204,22 +204,73 @@ impl Problem {
     }
 
     /// Adds the `cell_id` extension: which cell answered.
-    pub fn cell(mut self, cell_id: &str) -> Self {
-        self.cell_id = Some(cell_id.to_owned());
+    pub fn cell(self, cell_id: &str) -> Self {
+        self.text("cell_id", cell_id)
+    }
+
+    /// Adds a text extension member (`name` is one of ours, documented with the problem type).
+    pub fn text(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.extensions.push((name, Extension::Text(value.into())));
         self
     }
 
-    /// The problem type.
-    pub fn kind(&self) -> Option<ProblemType> {
-        self.kind
+    /// Adds a number extension member.
+    pub fn number(mut self, name: &'static str, value: u64) -> Self {
+        self.extensions.push((name, Extension::Number(value)));
+        self
+    }
+
+    /// The HTTP status of this problem's type.
+    pub fn status(&self) -> u16 {
+        self.kind.status()
+    }
+
+    /// The document, members in the order `type`, `title`, `status`, `detail`, `errors`, then the
+    /// extensions in the order they were added.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(192);
+        out.push_str(r#"{"type":"urn:paracell:problem:"#);
+        out.push_str(self.kind.slug());
+        out.push_str(r#"","title":"#);
+        json::push_str(&mut out, self.kind.title());
+        out.push_str(r#","status":"#);
+        out.push_str(&self.kind.status().to_string());
+        out.push(',');
+        json::push_member(&mut out, "detail", &self.detail);
+        if let Some(errors) = &self.errors {
+            out.push_str(r#","errors":["#);
+            for (i, v) in errors.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push('{');
+                json::push_member(&mut out, "pointer", &v.pointer);
+                out.push(',');
+                json::push_member(&mut out, "code", v.code.as_str());
+                out.push(',');
+                json::push_member(&mut out, "detail", &v.detail);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        for (name, value) in &self.extensions {
+            out.push(',');
+            json::push_name(&mut out, name);
+            match value {
+                Extension::Text(text) => json::push_str(&mut out, text),
+                Extension::Number(n) => out.push_str(&n.to_string()),
+            }
+        }
+        out.push('}');
+        out
     }
 
     /// The response carrying this problem.
     pub fn into_response(self) -> ApiResponse {
         ApiResponse::new(
-            self.status,
+            self.kind.status(),
             PROBLEM_JSON,
-            serde_json::to_vec(&self).unwrap_or_default(),
+            self.to_json().into_bytes(),
         )
     }
 }

@@ -126,24 +126,28 @@ impl ApiRequest {
     }
 
     /// Adds a header line.
+    #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.append(name, value);
         self
     }
 
     /// Sets the query string (without `?`).
+    #[must_use]
     pub fn with_query(mut self, query: impl Into<String>) -> Self {
         self.query = query.into();
         self
     }
 
     /// Sets the body.
+    #[must_use]
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
         self
     }
 
     /// Sets the platform-authenticated tenant.
+    #[must_use]
     pub fn with_authenticated_tenant(mut self, tenant: impl Into<String>) -> Self {
         self.authenticated_tenant = Some(tenant.into());
         self

@@ -1,5 +1,6 @@
 //! The transaction: its validated parts, the command that creates one, and the stored resource.
 
+use crate::contract::json;
 use crate::money::{Amount, Currency};
 use crate::tenancy::{CellId, TenantId};
 use crate::time::Timestamp;
@@ -84,6 +85,14 @@ pub enum TransactionKind {
 }
 
 impl TransactionKind {
+    /// `credit` or `debit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Credit => "credit",
+            Self::Debit => "debit",
+        }
+    }
+
     /// Parses `credit` or `debit` (exactly, lower case).
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
@@ -171,6 +180,25 @@ impl Metadata {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The entries, keys sorted.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.0.as_str(), v.0.as_str()))
+    }
+
+    /// Appends the metadata object (keys sorted).
+    fn push_json(&self, out: &mut String) {
+        out.push('{');
+        for (i, (key, value)) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::push_str(out, key);
+            out.push(':');
+            json::push_str(out, value);
+        }
+        out.push('}');
+    }
 }
 
 /// A transaction's identity: a UUID (version 7 from the default generator), rendered lower-case hyphenated.
@@ -244,7 +272,47 @@ impl NewTransaction {
     /// exactly when their validated commands are equal (so `"125.5"` and `"125.50"` match, member order
     /// and whitespace do not matter).
     pub fn fingerprint(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = String::with_capacity(128);
+        out.push('{');
+        push_command(
+            &mut out,
+            &self.account_id,
+            self.kind,
+            self.amount,
+            self.currency,
+            self.reference.as_ref(),
+            self.metadata.as_ref(),
+        );
+        out.push('}');
+        out
+    }
+}
+
+/// The members a command and a transaction share, in the resource's order.
+fn push_command(
+    out: &mut String,
+    account_id: &AccountId,
+    kind: TransactionKind,
+    amount: Amount,
+    currency: Currency,
+    reference: Option<&Reference>,
+    metadata: Option<&Metadata>,
+) {
+    json::push_member(out, "account_id", account_id.as_str());
+    out.push(',');
+    json::push_member(out, "type", kind.as_str());
+    out.push(',');
+    json::push_member(out, "amount", &amount.to_string());
+    out.push(',');
+    json::push_member(out, "currency", currency.code());
+    if let Some(reference) = reference {
+        out.push(',');
+        json::push_member(out, "reference", reference.as_str());
+    }
+    if let Some(metadata) = metadata {
+        out.push(',');
+        json::push_name(out, "metadata");
+        metadata.push_json(out);
     }
 }
 
@@ -296,9 +364,37 @@ pub enum TransactionStatus {
 }
 
 impl Transaction {
-    /// The resource as JSON bytes.
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The resource as JSON text: the members in the contract's order, written directly (it cannot
+    /// fail, and it is the same text `serde_json` would write for this type).
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(320);
+        let mut id = uuid::Uuid::encode_buffer();
+        out.push('{');
+        json::push_member(
+            &mut out,
+            "transaction_id",
+            self.transaction_id.0.hyphenated().encode_lower(&mut id),
+        );
+        out.push(',');
+        json::push_member(&mut out, "tenant_id", self.tenant_id.as_str());
+        out.push(',');
+        push_command(
+            &mut out,
+            &self.account_id,
+            self.kind,
+            self.amount,
+            self.currency,
+            self.reference.as_ref(),
+            self.metadata.as_ref(),
+        );
+        out.push_str(r#","status":"accepted","balance_after":"#);
+        json::push_str(&mut out, &self.balance_after.to_string());
+        out.push_str(r#","created_at":""#);
+        self.created_at.push_rfc3339(&mut out);
+        out.push_str(r#"","cell_id":"#);
+        json::push_str(&mut out, self.cell_id.as_str());
+        out.push('}');
+        out
     }
 
     /// Reads back what [`Transaction::to_json`] wrote, every field through its own `parse`: how
@@ -307,7 +403,7 @@ impl Transaction {
     /// ```
     /// use paracell_domain::{testing::sample_transaction, Transaction};
     /// let tx = sample_transaction();
-    /// assert_eq!(Transaction::from_json(&tx.to_json()), Ok(tx));
+    /// assert_eq!(Transaction::from_json(tx.to_json().as_bytes()), Ok(tx));
     /// assert!(Transaction::from_json(br#"{"transaction_id":"x"}"#).is_err());
     /// ```
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
@@ -396,18 +492,18 @@ mod tests {
         );
         tx.amount = Amount::parse("0.10", tx.currency).unwrap();
         tx.balance_after = Decimal::new(-0, 2);
-        assert_eq!(Transaction::from_json(&tx.to_json()), Ok(tx.clone()));
-        let tampered = String::from_utf8(tx.to_json())
-            .unwrap()
-            .replace("\"EUR\"", "\"XXX\"");
+        assert_eq!(
+            Transaction::from_json(tx.to_json().as_bytes()),
+            Ok(tx.clone())
+        );
+        assert_eq!(tx.to_json(), serde_json::to_string(&tx).unwrap());
+        let tampered = tx.to_json().replace("\"EUR\"", "\"XXX\"");
         assert!(
             Transaction::from_json(tampered.as_bytes())
                 .unwrap_err()
                 .contains("currency")
         );
-        let extra = String::from_utf8(tx.to_json())
-            .unwrap()
-            .replacen('{', r#"{"x":1,"#, 1);
+        let extra = tx.to_json().replacen('{', r#"{"x":1,"#, 1);
         assert!(
             Transaction::from_json(extra.as_bytes()).is_err(),
             "unknown fields are refused"

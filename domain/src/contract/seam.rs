@@ -1,0 +1,167 @@
+//! The HTTP seam: the one place where a request becomes a domain command and a domain result
+//! becomes a status, a problem type, headers and a body. Every caller (the cell, the relay, the
+//! router) goes through it, so a rule about what a client sees is written once.
+
+use crate::contract::json;
+use crate::contract::validation::{BodyError, parse_new_transaction};
+use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, require_json};
+use crate::idempotency::{IdempotencyKey, IdempotencyKeyError, StoredResponse};
+use crate::ledger::create::{CreateCommand, CreateError, Created, InsufficientFunds};
+use crate::ports::{BalanceSnapshot, StoreError};
+use crate::tenancy::{CellId, TenantId};
+use crate::transaction::{AccountId, Transaction};
+
+// ---- requests → commands -------------------------------------------------------------------
+
+/// The create command a request carries, checked in the contract's order: `Idempotency-Key`,
+/// `Content-Type`, then the body.
+pub fn create_command(tenant: TenantId, request: &ApiRequest) -> Result<CreateCommand, Problem> {
+    let key = match request.headers.get("idempotency-key") {
+        None => return Err(Problem::new(ProblemType::MissingIdempotencyKey)),
+        Some(raw) => IdempotencyKey::parse(&raw).map_err(|e| {
+            let detail = match e {
+                IdempotencyKeyError::InvalidCharacters => "Idempotency-Key must contain only visible ASCII characters, without spaces or commas (a repeated header counts as a comma-separated list).".to_owned(),
+                other => format!("Idempotency-Key {other}."),
+            };
+            Problem::new(ProblemType::InvalidIdempotencyKey).detail(detail)
+        })?,
+    };
+    require_json(request.headers.get("content-type").as_deref())
+        .map_err(|e| Problem::new(ProblemType::UnsupportedMediaType).detail(e.to_string()))?;
+    let command = parse_new_transaction(&request.body).map_err(|e| match e {
+        BodyError::Malformed(detail) => Problem::new(ProblemType::MalformedRequest).detail(detail),
+        BodyError::Invalid(violations) => {
+            let detail = format!(
+                "The request body breaks {} rule{}; see errors.",
+                violations.len(),
+                if violations.len() == 1 { "" } else { "s" }
+            );
+            Problem::new(ProblemType::ValidationFailed)
+                .detail(detail)
+                .errors(violations)
+        }
+    })?;
+    Ok(CreateCommand {
+        tenant,
+        key,
+        command,
+    })
+}
+
+// ---- results → responses ------------------------------------------------------------------
+
+/// `GET /health`: `{"status":"ok","cell":"<cell>"}`.
+pub fn health(cell: &CellId) -> ApiResponse {
+    let mut body = String::with_capacity(40);
+    body.push_str(r#"{"status":"ok","cell":"#);
+    json::push_str(&mut body, cell.as_str());
+    body.push('}');
+    ApiResponse::json(200, body.into_bytes())
+}
+
+/// The answer to a create.
+pub fn created(result: Result<Created, CreateError>) -> ApiResponse {
+    match result {
+        Ok(Created::Replayed(stored)) => replay(stored),
+        Ok(Created::Booked { response, .. } | Created::Refused { response, .. }) => {
+            ApiResponse::from_stored(response)
+        }
+        Err(CreateError::KeyReused) => {
+            Problem::new(ProblemType::IdempotencyKeyReused).into_response()
+        }
+        Err(CreateError::KeyInUse) => {
+            Problem::new(ProblemType::IdempotencyKeyInUse).into_response()
+        }
+        Err(CreateError::Overflow) => {
+            let violation = crate::validation::Violation {
+                pointer: "/amount".into(),
+                code: crate::validation::ViolationCode::InvalidValue,
+                detail: "amount would take the balance beyond the largest representable amount"
+                    .into(),
+            };
+            Problem::new(ProblemType::ValidationFailed)
+                .errors(vec![violation])
+                .into_response()
+        }
+        Err(CreateError::Store(e)) => store_failure(&e),
+    }
+}
+
+/// The `201` of a booked transaction: `Location` and the resource (`body`, already rendered).
+pub fn booked(transaction: &Transaction, body: String) -> ApiResponse {
+    ApiResponse::json(201, body.into_bytes()).with_header(
+        "location",
+        format!("/v1/transactions/{}", transaction.transaction_id),
+    )
+}
+
+/// The `409 insufficient-funds` of a refused debit.
+pub fn insufficient_funds(refusal: &InsufficientFunds) -> ApiResponse {
+    let currency = refusal.amount.currency();
+    Problem::new(ProblemType::InsufficientFunds)
+        .detail(format!(
+            "The debit of {} {} exceeds the available {} balance of account {}.",
+            refusal.amount, currency, currency, refusal.account_id
+        ))
+        .into_response()
+}
+
+/// A stored outcome replayed: its bytes, plus `Idempotent-Replayed: true`.
+pub fn replay(stored: StoredResponse) -> ApiResponse {
+    let mut response = ApiResponse::from_stored(stored);
+    response.set_header("idempotent-replayed", "true");
+    response
+}
+
+/// The answer to `GET /v1/transactions/{id}`.
+pub fn transaction(result: Result<Option<Transaction>, StoreError>) -> ApiResponse {
+    match result {
+        Ok(Some(tx)) => ApiResponse::json(200, tx.to_json().into_bytes()),
+        Ok(None) => Problem::new(ProblemType::TransactionNotFound).into_response(),
+        Err(e) => store_failure(&e),
+    }
+}
+
+/// The answer to `GET /v1/accounts/{id}/balances` (balances already sorted).
+pub fn balances(
+    account: &AccountId,
+    result: Result<Vec<BalanceSnapshot>, StoreError>,
+) -> ApiResponse {
+    let balances = match result {
+        Ok(b) if b.is_empty() => return Problem::new(ProblemType::AccountNotFound).into_response(),
+        Ok(b) => b,
+        Err(e) => return store_failure(&e),
+    };
+    let mut body = String::with_capacity(48 + 48 * balances.len());
+    body.push('{');
+    json::push_member(&mut body, "account_id", account.as_str());
+    body.push_str(r#","balances":["#);
+    for (i, b) in balances.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push('{');
+        json::push_member(&mut body, "currency", b.currency.code());
+        body.push(',');
+        json::push_member(
+            &mut body,
+            "available",
+            &crate::money::render(b.available, b.currency),
+        );
+        body.push('}');
+    }
+    body.push_str("]}");
+    ApiResponse::json(200, body.into_bytes())
+}
+
+/// A store failure: `503 store-unavailable` with `Retry-After`, or `500 internal`.
+pub fn store_failure(error: &StoreError) -> ApiResponse {
+    match error {
+        StoreError::Unavailable {
+            retry_after_secs, ..
+        } => Problem::new(ProblemType::StoreUnavailable)
+            .into_response()
+            .with_header("retry-after", (*retry_after_secs).max(1).to_string()),
+        StoreError::Failed(_) => Problem::new(ProblemType::Internal).into_response(),
+    }
+}

@@ -1,0 +1,253 @@
+//! The create use case: book a validated command under an idempotency key, or replay the key's first
+//! outcome. It returns domain results; [`crate::contract::seam`] turns them into responses.
+
+use crate::config::CellConfig;
+use crate::contract::seam;
+use crate::events::TransactionAccepted;
+use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
+use crate::ledger::{self, LedgerError};
+use crate::ports::{BalanceUpdate, ClaimOutcome, Commit, CommitError, KeyClaim, StoreError};
+use crate::tenancy::TenantId;
+use crate::time::Timestamp;
+use crate::transaction::{NewTransaction, Transaction, TransactionId, TransactionStatus};
+use crate::{Amount, CellPorts, Currency};
+use rust_decimal::Decimal;
+
+/// How long an in-progress idempotency claim is honoured before another request may take it over
+/// (the holder is presumed dead). Far longer than any single create takes.
+pub const CLAIM_LEASE_MILLIS: i64 = 30_000;
+
+/// How many times a create re-reads the balance after losing an optimistic-concurrency race before
+/// giving up with [`StoreError::Unavailable`].
+pub const MAX_BALANCE_ATTEMPTS: usize = 64;
+
+/// A validated create request: who, under which key, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateCommand {
+    /// The tenant (already checked to be served by this cell).
+    pub tenant: TenantId,
+    /// The client's idempotency key.
+    pub key: IdempotencyKey,
+    /// The validated transaction.
+    pub command: NewTransaction,
+}
+
+/// A debit the ledger refused: more than the available balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsufficientFunds {
+    /// The debit.
+    pub amount: Amount,
+    /// The account.
+    pub account_id: crate::AccountId,
+}
+
+/// What a create did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// Booked now. `response` is what was stored for replays (the 201).
+    Booked {
+        /// The booked transaction.
+        transaction: Box<Transaction>,
+        /// The response remembered for this key.
+        response: StoredResponse,
+    },
+    /// Refused by the ledger now, and remembered for replays like a success.
+    Refused {
+        /// Why.
+        refusal: InsufficientFunds,
+        /// The response remembered for this key.
+        response: StoredResponse,
+    },
+    /// The key's first outcome, replayed.
+    Replayed(StoredResponse),
+}
+
+impl Created {
+    /// The response this outcome answers with (before the replay marker).
+    pub fn stored(&self) -> &StoredResponse {
+        match self {
+            Self::Booked { response, .. }
+            | Self::Refused { response, .. }
+            | Self::Replayed(response) => response,
+        }
+    }
+}
+
+/// Why a create produced no outcome. Nothing is remembered for the key in any case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    /// The key was used before with a different payload.
+    #[error("the idempotency key was used with a different payload")]
+    KeyReused,
+    /// Another request holds the key.
+    #[error("another request holds the idempotency key")]
+    KeyInUse,
+    /// A credit would take the balance past the largest representable amount.
+    #[error("the balance would exceed the largest representable amount")]
+    Overflow,
+    /// The store failed or is unavailable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Books `request` on `ports`: claims the key, books the transaction (or records the refusal), and
+/// frees the key when nothing could be written.
+pub async fn create(
+    config: &CellConfig,
+    ports: &CellPorts,
+    request: CreateCommand,
+) -> Result<Created, CreateError> {
+    let CreateCommand {
+        tenant,
+        key,
+        command,
+    } = request;
+    let fingerprint = command.fingerprint();
+    let token = TransactionId::from_uuid(ports.ids.next_id());
+    let now = ports.clock.now();
+    let claim = KeyClaim {
+        tenant_id: tenant.clone(),
+        key: key.clone(),
+        fingerprint: fingerprint.clone(),
+        token,
+        now,
+        stale_before: now.plus_millis(-CLAIM_LEASE_MILLIS),
+    };
+    match ports.store.claim_key(claim).await? {
+        ClaimOutcome::Claimed => {}
+        ClaimOutcome::Existing(record) if record.fingerprint != fingerprint => {
+            return Err(CreateError::KeyReused);
+        }
+        ClaimOutcome::Existing(record) => {
+            return match record.state {
+                KeyState::Completed(stored) => Ok(Created::Replayed(stored)),
+                KeyState::InProgress { .. } => Err(CreateError::KeyInUse),
+            };
+        }
+    }
+    let booking = Booking {
+        config,
+        ports,
+        tenant: &tenant,
+        key: &key,
+        token,
+        now,
+    };
+    let outcome = booking.book(command).await;
+    if matches!(outcome, Err(CreateError::Store(_) | CreateError::Overflow)) {
+        // Nothing was written: free the key so the client's retry is processed, not refused.
+        // If this fails too, the claim's lease expires on its own.
+        let _ = ports.store.release_key(&tenant, &key, token).await;
+    }
+    outcome
+}
+
+struct Booking<'a> {
+    config: &'a CellConfig,
+    ports: &'a CellPorts,
+    tenant: &'a TenantId,
+    key: &'a IdempotencyKey,
+    token: TransactionId,
+    now: Timestamp,
+}
+
+impl Booking<'_> {
+    /// Books a validated command under a held key: re-reads the balance and retries when another
+    /// request changed it in between (optimistic concurrency).
+    async fn book(&self, command: NewTransaction) -> Result<Created, CreateError> {
+        let store = &self.ports.store;
+        let currency = command.currency;
+        let mut event_id = None;
+        for _ in 0..MAX_BALANCE_ATTEMPTS {
+            let snapshot = store
+                .balance(self.tenant, &command.account_id, currency)
+                .await?;
+            let (available, version) =
+                snapshot.map_or((Decimal::ZERO, 0), |s| (s.available, s.version));
+            let balance_after = match ledger::apply(available, command.kind, command.amount) {
+                Ok(next) => next,
+                Err(LedgerError::InsufficientFunds) => {
+                    let refusal = InsufficientFunds {
+                        amount: command.amount,
+                        account_id: command.account_id.clone(),
+                    };
+                    let response = seam::insufficient_funds(&refusal).into_stored();
+                    store
+                        .complete_key(self.tenant, self.key, self.token, response.clone())
+                        .await?;
+                    return Ok(Created::Refused { refusal, response });
+                }
+                Err(LedgerError::Overflow) => return Err(CreateError::Overflow),
+            };
+            let transaction = self.transaction(&command, currency, balance_after);
+            let body = transaction.to_json();
+            let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
+            let event = TransactionAccepted {
+                event_id,
+                source_cell: self.config.cell_id.clone(),
+                transaction: transaction.clone(),
+            }
+            .into_outbox(&body);
+            let response = seam::booked(&transaction, body).into_stored();
+            let commit = Commit {
+                balance: BalanceUpdate {
+                    tenant_id: self.tenant.clone(),
+                    account_id: command.account_id.clone(),
+                    currency,
+                    available: balance_after,
+                    expected_version: version,
+                },
+                transaction: transaction.clone(),
+                key: self.key.clone(),
+                token: self.token,
+                response: response.clone(),
+                event,
+            };
+            match store.commit(commit).await {
+                Ok(()) => {
+                    return Ok(Created::Booked {
+                        transaction: Box::new(transaction),
+                        response,
+                    });
+                }
+                Err(CommitError::BalanceConflict) => continue,
+                Err(CommitError::KeyNotHeld) => return Err(CreateError::KeyInUse),
+                Err(CommitError::DuplicateTransaction) => {
+                    return Err(StoreError::Failed(format!(
+                        "transaction id {} already exists",
+                        self.token
+                    ))
+                    .into());
+                }
+                Err(CommitError::Store(e)) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Unavailable {
+            retry_after_secs: 1,
+            detail: format!("balance still contended after {MAX_BALANCE_ATTEMPTS} attempts"),
+        }
+        .into())
+    }
+
+    fn transaction(
+        &self,
+        command: &NewTransaction,
+        currency: Currency,
+        balance_after: Decimal,
+    ) -> Transaction {
+        Transaction {
+            transaction_id: self.token,
+            tenant_id: self.tenant.clone(),
+            account_id: command.account_id.clone(),
+            kind: command.kind,
+            amount: command.amount,
+            currency,
+            reference: command.reference.clone(),
+            metadata: command.metadata.clone(),
+            status: TransactionStatus::Accepted,
+            balance_after,
+            created_at: self.now,
+            cell_id: self.config.cell_id.clone(),
+        }
+    }
+}
