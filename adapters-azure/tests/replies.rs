@@ -95,74 +95,17 @@ fn every_fixture_gets_its_exact_reply() {
 
 #[test]
 fn a_panic_on_the_request_path_is_a_500_problem_in_both_modes() {
-    use paracell_domain::ports::*;
-    struct Exploding;
-    #[async_trait::async_trait]
-    impl TransactionStore for Exploding {
-        async fn claim_key(&self, _: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-            panic!("bug in a store")
-        }
-        async fn complete_key(
-            &self,
-            _: &TenantId,
-            _: &paracell_domain::IdempotencyKey,
-            _: paracell_domain::TransactionId,
-            _: paracell_domain::idempotency::StoredResponse,
-        ) -> Result<(), StoreError> {
-            unreachable!()
-        }
-        async fn release_key(
-            &self,
-            _: &TenantId,
-            _: &paracell_domain::IdempotencyKey,
-            _: paracell_domain::TransactionId,
-        ) -> Result<(), StoreError> {
-            unreachable!()
-        }
-        async fn commit(&self, _: Commit) -> Result<(), CommitError> {
-            unreachable!()
-        }
-        async fn transaction(
-            &self,
-            _: &TenantId,
-            _: paracell_domain::TransactionId,
-        ) -> Result<Option<paracell_domain::Transaction>, StoreError> {
-            panic!("bug")
-        }
-        async fn balance(
-            &self,
-            _: &TenantId,
-            _: &paracell_domain::AccountId,
-            _: paracell_domain::Currency,
-        ) -> Result<Option<BalanceSnapshot>, StoreError> {
-            unreachable!()
-        }
-        async fn balances(
-            &self,
-            _: &TenantId,
-            _: &paracell_domain::AccountId,
-        ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-            unreachable!()
-        }
-        async fn idempotency_record(
-            &self,
-            _: &TenantId,
-            _: &paracell_domain::IdempotencyKey,
-        ) -> Result<Option<paracell_domain::idempotency::IdempotencyRecord>, StoreError> {
-            unreachable!()
-        }
-        async fn pending_events(&self, _: Option<&str>, _: usize) -> Result<EventPage, StoreError> {
-            unreachable!()
-        }
-        async fn mark_published(&self, _: &[uuid::Uuid]) -> Result<(), StoreError> {
-            unreachable!()
-        }
-    }
+    use paracell_domain::testing::faults::FaultyStore;
+    let panicking =
+        |_| -> Result<(), paracell_domain::ports::StoreError> { panic!("bug in a store") };
     let exploding = || {
         Cell::new(
             CellConfig::new("cell-b", TenantScope::All).unwrap(),
             CellPorts {
-                store: Arc::new(Exploding),
+                store: Arc::new(FaultyStore::new(
+                    Arc::new(paracell_domain::memory::MemoryStore::new()),
+                    panicking,
+                )),
                 clock: Arc::new(paracell_domain::ports::SystemClock),
                 ids: Arc::new(paracell_domain::ports::UuidV7),
             },

@@ -1,29 +1,21 @@
-//! Store faults injected in process ([`crate::case::Fault`]), around the in-memory store.
+//! Store faults injected in process ([`crate::case::Fault`]), around the in-memory store, through
+//! the domain's [`FaultyStore`](paracell_domain::testing::faults::FaultyStore).
 
 use crate::case::Fault;
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use paracell_domain::TransactionId;
+use paracell_domain::idempotency::{IdempotencyRecord, KeyState};
 use paracell_domain::memory::MemoryStore;
-use paracell_domain::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EventPage, KeyClaim, StoreError,
-    TransactionStore,
-};
-use paracell_domain::{AccountId, Currency, TenantId, Transaction, TransactionId};
+use paracell_domain::ports::{ClaimOutcome, KeyClaim, StoreError};
+use paracell_domain::testing::faults::{Faults, Operation};
 use std::sync::Arc;
 
-/// A store that fails the way its fault says.
-pub struct FaultyStore {
-    inner: Arc<MemoryStore>,
-    fault: Fault,
-}
+/// A case's fault, as the domain's fault injector asks for it.
+#[derive(Debug, Clone, Copy)]
+pub struct CaseFault(pub Fault);
 
-impl FaultyStore {
-    /// Wraps a store.
-    pub fn new(inner: Arc<MemoryStore>, fault: Fault) -> Self {
-        Self { inner, fault }
-    }
-
-    fn fail(&self) -> Result<(), StoreError> {
-        match self.fault {
+impl Faults for CaseFault {
+    fn before(&self, _operation: Operation) -> Result<(), StoreError> {
+        match self.0 {
             Fault::StoreUnavailable => Err(StoreError::Unavailable {
                 retry_after_secs: 2,
                 detail: "injected throttling".into(),
@@ -35,91 +27,26 @@ impl FaultyStore {
             Fault::KeysInProgress => Ok(()),
         }
     }
-}
 
-#[async_trait::async_trait]
-impl TransactionStore for FaultyStore {
-    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-        self.fail()?;
-        if self.fault == Fault::KeysInProgress {
-            return Ok(ClaimOutcome::Existing(IdempotencyRecord {
-                tenant_id: claim.tenant_id,
-                key: claim.key,
-                fingerprint: claim.fingerprint,
+    fn claim(&self, claim: &KeyClaim) -> Option<ClaimOutcome> {
+        (self.0 == Fault::KeysInProgress).then(|| {
+            ClaimOutcome::Existing(IdempotencyRecord {
+                tenant_id: claim.tenant_id.clone(),
+                key: claim.key.clone(),
+                fingerprint: claim.fingerprint.clone(),
                 state: KeyState::InProgress {
                     claimed_at: claim.now,
                     token: TransactionId::from_uuid(uuid::Uuid::nil()),
                 },
-            }));
-        }
-        self.inner.claim_key(claim).await
+            })
+        })
     }
-    async fn complete_key(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-        token: TransactionId,
-        r: StoredResponse,
-    ) -> Result<(), StoreError> {
-        self.fail()?;
-        self.inner.complete_key(t, k, token, r).await
-    }
-    async fn release_key(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-        token: TransactionId,
-    ) -> Result<(), StoreError> {
-        self.fail()?;
-        self.inner.release_key(t, k, token).await
-    }
-    async fn commit(&self, c: Commit) -> Result<(), CommitError> {
-        self.fail()?;
-        self.inner.commit(c).await
-    }
-    async fn transaction(
-        &self,
-        t: &TenantId,
-        id: TransactionId,
-    ) -> Result<Option<Transaction>, StoreError> {
-        self.fail()?;
-        self.inner.transaction(t, id).await
-    }
-    async fn balance(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-        c: Currency,
-    ) -> Result<Option<BalanceSnapshot>, StoreError> {
-        self.fail()?;
-        self.inner.balance(t, a, c).await
-    }
-    async fn balances(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-    ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-        self.fail()?;
-        self.inner.balances(t, a).await
-    }
-    async fn idempotency_record(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.fail()?;
-        self.inner.idempotency_record(t, k).await
-    }
-    async fn pending_events(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<EventPage, StoreError> {
-        self.fail()?;
-        self.inner.pending_events(after, limit).await
-    }
-    async fn mark_published(&self, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
-        self.fail()?;
-        self.inner.mark_published(ids).await
-    }
+}
+
+/// A store that fails the way `fault` says, around `inner`.
+pub fn faulty(
+    inner: Arc<MemoryStore>,
+    fault: Fault,
+) -> paracell_domain::testing::faults::FaultyStore<CaseFault> {
+    paracell_domain::testing::faults::FaultyStore::new(inner, CaseFault(fault))
 }

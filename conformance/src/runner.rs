@@ -5,7 +5,6 @@ use crate::binaries::{AzureProcess, Binaries, LambdaProcess};
 use crate::case::{Case, CellSpec, Expect, Fault};
 use crate::envelopes::{Envelope, Exchange, aws, azure};
 use crate::facts::Fact;
-use crate::faults::FaultyStore;
 use crate::matcher::{Captures, match_json, match_template};
 use crate::request::{ClientRequest, ClientResponse};
 use paracell_aws::LambdaCell;
@@ -188,7 +187,7 @@ fn start(
                     // Faults wrap the deterministic in-memory store, whatever the factory builds.
                     let (reference, store) = paracell_domain::memory::deterministic(config.clone());
                     let ports = paracell_domain::CellPorts {
-                        store: Arc::new(FaultyStore::new(store.clone(), fault)),
+                        store: Arc::new(crate::faults::faulty(store.clone(), fault)),
                         ..reference.ports().clone()
                     };
                     (Cell::new(config.clone(), ports), Some(store))

@@ -6,9 +6,11 @@ use crate::config::CellConfig;
 use crate::contract::seam;
 use crate::contract::tenant::requested_tenant;
 use crate::http::router::{self, Resolution, Route};
-use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType};
+use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, require_media_type};
 use crate::ledger::{create, read};
 use crate::ports::{Clock, IdGenerator, TransactionStore};
+use crate::replication::signature::{self, ReplayGuard};
+use crate::replication::{apply, batch};
 use crate::tenancy::TenantId;
 use std::sync::Arc;
 
@@ -38,6 +40,7 @@ pub struct CellPorts {
 pub struct Cell {
     config: Arc<CellConfig>,
     ports: CellPorts,
+    replays: Arc<ReplayGuard>,
 }
 
 impl Cell {
@@ -46,6 +49,7 @@ impl Cell {
         Self {
             config: Arc::new(config),
             ports,
+            replays: Arc::new(ReplayGuard::default()),
         }
     }
 
@@ -109,9 +113,7 @@ impl Cell {
                 return with_route(response, endpoint.template);
             }
             Resolution::Options(endpoint) => {
-                let response =
-                    ApiResponse::json(204, Vec::new()).with_header("allow", endpoint.allow);
-                return with_route(response, endpoint.template);
+                return with_route(options(endpoint, request), endpoint.template);
             }
         };
         with_route(self.dispatch(route, request).await, template)
@@ -136,6 +138,7 @@ impl Cell {
         // /health needs no tenant (load balancers and Traffic Manager probe it); every other route does.
         let route = match route {
             Route::Health => return seam::health(&self.config.cell_id),
+            Route::ReplicationEntries => return self.replication_entries(request).await,
             Route::Tenant(route) => route,
         };
         let tenant = match self.served_tenant(request) {
@@ -145,9 +148,10 @@ impl Cell {
         let mut response = match route {
             router::TenantRoute::CreateTransaction => {
                 match seam::create_command(tenant.clone(), request) {
-                    Ok(command) => {
-                        seam::created(create::create(&self.config, &self.ports, command).await)
-                    }
+                    Ok(command) => seam::created(
+                        &self.config.cell_id,
+                        create::create(&self.config, &self.ports, command).await,
+                    ),
                     Err(problem) => problem.into_response(),
                 }
             }
@@ -163,6 +167,41 @@ impl Cell {
         response
     }
 
+    /// A delivery from a peer cell: authenticated first (nothing unauthenticated is parsed), then
+    /// its entries received and applied.
+    async fn replication_entries(&self, request: &ApiRequest) -> ApiResponse {
+        let now_secs = self.ports.clock.now().unix_millis().div_euclid(1000);
+        let secrets = &self.config.replication.secrets;
+        let verified = signature::verify(secrets, &request.headers, &request.body, now_secs)
+            .and_then(|(_, headers)| self.replays.admit(&headers, now_secs));
+        if let Err(e) = verified {
+            return seam::replication_unauthorized(&e);
+        }
+        let content_type = request.headers.get("content-type");
+        if require_media_type(
+            content_type.as_deref(),
+            "application/cloudevents-batch+json",
+        )
+        .is_err()
+        {
+            return Problem::new(ProblemType::UnsupportedMediaType)
+                .detail("Content-Type must be application/cloudevents-batch+json (charset utf-8, if given).")
+                .into_response();
+        }
+        let incoming = match batch::parse(&request.body) {
+            Ok(incoming) => incoming,
+            Err(detail) => {
+                return Problem::new(ProblemType::MalformedRequest)
+                    .detail(detail)
+                    .into_response();
+            }
+        };
+        match apply::receive(&self.config, self.ports.store.as_ref(), incoming).await {
+            Ok(results) => seam::replication_results(&results),
+            Err(e) => seam::store_failure(&e),
+        }
+    }
+
     /// The request's tenant, if this cell serves it.
     fn served_tenant(&self, request: &ApiRequest) -> Result<TenantId, Problem> {
         let tenant = requested_tenant(request)?;
@@ -175,6 +214,27 @@ impl Cell {
                 .cell(self.config.cell_id.as_str()));
         }
         Ok(tenant)
+    }
+}
+
+/// `OPTIONS` on a known path: `204` with `Allow`. On the replication route, a CloudEvents webhook
+/// validation handshake (`WebHook-Request-Origin`, as Event Grid sends it) is answered `200` with
+/// `WebHook-Allowed-Origin`, so an Event Grid subscription can deliver there.
+fn options(endpoint: &'static router::Endpoint, request: &ApiRequest) -> ApiResponse {
+    let origin = request.headers.get("webhook-request-origin");
+    match origin {
+        Some(origin) if endpoint.template == router::REPLICATION_ENTRIES.template => {
+            let origin = if origin.len() <= 255 && origin.bytes().all(|b| b.is_ascii_graphic()) {
+                origin.into_owned()
+            } else {
+                "*".to_owned()
+            };
+            ApiResponse::json(200, Vec::new())
+                .with_header("allow", endpoint.allow)
+                .with_header("webhook-allowed-origin", origin)
+                .with_header("webhook-allowed-rate", "*")
+        }
+        _ => ApiResponse::json(204, Vec::new()).with_header("allow", endpoint.allow),
     }
 }
 

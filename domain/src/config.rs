@@ -5,7 +5,10 @@
 //! | `PARACELL_CELL_ID` | this cell's id | required |
 //! | `PARACELL_TENANTS` | `*` (every tenant) or a comma list of tenant ids | required |
 //! | `PARACELL_MAX_BODY_BYTES` | largest request body accepted, 1..=4194304 | 262144 |
+//! | `PARACELL_PEERS` | the cells this cell replicates to: a comma list of `cell=base-url` | none |
+//! | `PARACELL_PEER_SECRETS` | the secrets shared with peer cells: a comma list of `cell=whsec_…` (several per cell while rotating) | none |
 
+use crate::replication::signature::{PeerSecret, SecretError};
 use crate::tenancy::{CellId, IdentifierError, TenantId};
 use std::collections::BTreeSet;
 
@@ -52,15 +55,44 @@ impl Default for Limits {
     }
 }
 
+/// A cell this cell replicates to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// The peer.
+    pub cell: CellId,
+    /// Its public base URL, with any stage or route prefix (`https://app.azurewebsites.net/api`).
+    pub base_url: String,
+}
+
+/// Who this cell replicates with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicationConfig {
+    /// Where this cell's entries go.
+    pub peers: Vec<PeerConfig>,
+    /// Secrets shared with peers: deliveries signed with any of them are accepted; the first one of
+    /// a peer signs what this cell sends it.
+    pub secrets: Vec<PeerSecret>,
+}
+
+impl ReplicationConfig {
+    /// The secret this cell signs deliveries to `cell` with.
+    pub fn secret_for(&self, cell: &CellId) -> Option<&PeerSecret> {
+        self.secrets.iter().find(|s| &s.cell == cell)
+    }
+}
+
 /// A cell's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CellConfig {
     /// This cell.
     pub cell_id: CellId,
-    /// Tenants it serves.
+    /// Tenants it may hold (the allow-list; which of them it is primary or standby for is data in
+    /// its store).
     pub tenants: TenantScope,
     /// Limits.
     pub limits: Limits,
+    /// Replication peers and secrets.
+    pub replication: ReplicationConfig,
 }
 
 /// A configuration the cell refuses to start with.
@@ -88,6 +120,20 @@ pub enum ConfigError {
     /// `PARACELL_MAX_BODY_BYTES` is not an integer in range.
     #[error("PARACELL_MAX_BODY_BYTES {0:?} must be an integer from 1 to 4194304")]
     InvalidBodyLimit(String),
+    /// An entry of `PARACELL_PEERS` is not `cell=http(s)://…`.
+    #[error("PARACELL_PEERS entry {0:?} must be cell=http(s)://base-url")]
+    InvalidPeer(String),
+    /// An entry of `PARACELL_PEER_SECRETS` is not `cell=whsec_…` (the secret is not repeated here).
+    #[error("PARACELL_PEER_SECRETS entry for {cell:?}: {reason}")]
+    InvalidPeerSecret {
+        /// The cell the entry names.
+        cell: String,
+        /// Why.
+        reason: SecretError,
+    },
+    /// A peer has no secret to sign deliveries with.
+    #[error("PARACELL_PEERS names {0}, but PARACELL_PEER_SECRETS has no secret for it")]
+    PeerWithoutSecret(String),
 }
 
 impl CellConfig {
@@ -107,6 +153,7 @@ impl CellConfig {
             cell_id,
             tenants,
             limits: Limits::default(),
+            replication: ReplicationConfig::default(),
         })
     }
 
@@ -145,8 +192,55 @@ impl CellConfig {
                 .filter(|n| (1..=Limits::MAX_BODY_BYTES_CEILING).contains(n))
                 .ok_or(ConfigError::InvalidBodyLimit(raw))?;
         }
+        if let Some(raw) = get("PARACELL_PEER_SECRETS") {
+            config.replication.secrets = parse_secrets(&raw)?;
+        }
+        if let Some(raw) = get("PARACELL_PEERS") {
+            config.replication.peers = parse_peers(&raw)?;
+        }
+        for peer in &config.replication.peers {
+            if config.replication.secret_for(&peer.cell).is_none() {
+                return Err(ConfigError::PeerWithoutSecret(peer.cell.to_string()));
+            }
+        }
         Ok(config)
     }
+}
+
+fn parse_peers(raw: &str) -> Result<Vec<PeerConfig>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let invalid = || ConfigError::InvalidPeer(entry.to_owned());
+            let (cell, url) = entry.split_once('=').ok_or_else(invalid)?;
+            let cell = CellId::parse(cell.trim()).map_err(|_| invalid())?;
+            let url = url.trim();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid());
+            }
+            Ok(PeerConfig {
+                cell,
+                base_url: url.trim_end_matches('/').to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn parse_secrets(raw: &str) -> Result<Vec<PeerSecret>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            let (cell, secret) = entry.split_once('=').unwrap_or((entry, ""));
+            let invalid = |reason| ConfigError::InvalidPeerSecret {
+                cell: cell.trim().chars().take(64).collect(),
+                reason,
+            };
+            let id = CellId::parse(cell.trim()).map_err(|_| invalid(SecretError::Format))?;
+            PeerSecret::parse(id, secret.trim()).map_err(invalid)
+        })
+        .collect()
 }
 
 fn parse_tenants(raw: &str) -> Result<TenantScope, ConfigError> {
@@ -218,6 +312,51 @@ mod tests {
         assert!(matches!(
             read(&[("PARACELL_CELL_ID", "cell a"), ("PARACELL_TENANTS", "*")]),
             Err(ConfigError::InvalidCellId { .. })
+        ));
+    }
+
+    #[test]
+    fn peers_need_secrets_and_secrets_are_never_echoed() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let c = read(&[
+            ("PARACELL_CELL_ID", "cell-a"),
+            ("PARACELL_TENANTS", "*"),
+            ("PARACELL_PEERS", "cell-b=https://b.example/api/"),
+            ("PARACELL_PEER_SECRETS", &format!("cell-b={secret}")),
+        ])
+        .unwrap();
+        assert_eq!(c.replication.peers[0].base_url, "https://b.example/api");
+        assert!(
+            c.replication
+                .secret_for(&c.replication.peers[0].cell)
+                .is_some()
+        );
+        let missing = read(&[
+            ("PARACELL_CELL_ID", "cell-a"),
+            ("PARACELL_TENANTS", "*"),
+            ("PARACELL_PEERS", "cell-b=https://b.example"),
+        ]);
+        assert_eq!(
+            missing,
+            Err(ConfigError::PeerWithoutSecret("cell-b".into()))
+        );
+        let bad = read(&[
+            ("PARACELL_CELL_ID", "cell-a"),
+            ("PARACELL_TENANTS", "*"),
+            (
+                "PARACELL_PEER_SECRETS",
+                "cell-b=MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ])
+        .unwrap_err();
+        assert!(!bad.to_string().contains("MfKQ"), "{bad}");
+        assert!(matches!(
+            read(&[
+                ("PARACELL_CELL_ID", "cell-a"),
+                ("PARACELL_TENANTS", "*"),
+                ("PARACELL_PEERS", "cell-b=ftp://x"),
+            ]),
+            Err(ConfigError::InvalidPeer(_))
         ));
     }
 

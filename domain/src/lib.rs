@@ -10,7 +10,9 @@
 //! | [`contract`] | the client-visible contract: [`http`] (neutral request/response, routing, media types, RFC 9457 problems), [`validation`] (body → [`NewTransaction`], all violations at once), the tenant rules, and the [`contract::seam`] that maps domain results to responses |
 //! | [`ledger`] | [`money`], [`transaction`], balance arithmetic, the create and read use cases, the public [`events`] |
 //! | [`tenancy`], [`idempotency`], [`time`] | values that can only be built valid |
-//! | [`ports`] | traits the outside world implements: store, clock, ids |
+//! | [`replication`] | replication entries, the standby's apply, the relay, signed deliveries |
+//! | [`placement`] | each cell's view of a tenant: role, epoch, replication position |
+//! | [`ports`] | traits the outside world implements: store, clock, ids, HTTP, sleep |
 //! | [`memory`] | in-memory implementations of every port (feature `memory`) |
 //! | [`config`] | [`CellConfig`] from the environment |
 //!
@@ -37,7 +39,9 @@ pub mod idempotency;
 pub mod ledger;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod placement;
 pub mod ports;
+pub mod replication;
 pub mod tenancy;
 pub mod testing;
 pub mod time;
@@ -47,7 +51,7 @@ pub use contract::{http, validation};
 pub use ledger::{events, money, transaction};
 
 pub use cell::{Cell, CellPorts};
-pub use config::{CellConfig, ConfigError, Limits, TenantScope};
+pub use config::{CellConfig, ConfigError, Limits, PeerConfig, ReplicationConfig, TenantScope};
 pub use idempotency::IdempotencyKey;
 pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use tenancy::{CellId, TenantId};

@@ -2,13 +2,15 @@
 //! conformance suite. Correct under concurrent use: each store operation runs under one lock, so
 //! every operation is atomic and linearisable.
 
-use crate::events::OutboxEvent;
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState};
 use crate::money::Currency;
+use crate::placement::{Fence, TenantHead};
 use crate::ports::{
-    BalanceSnapshot, ClaimOutcome, Clock, Commit, CommitError, EventPage, IdGenerator, KeyClaim,
-    StoreError, TransactionStore,
+    BalanceSnapshot, ClaimOutcome, Clock, Commit, CommitError, EntryPage, EntryRef, EntrySource,
+    IdGenerator, KeyClaim, KeyGuard, Received, Sleep, StoreError, TransactionStore,
 };
+use crate::replication::relay::{DeadLetter, DeadLetters};
+use crate::replication::{Effect, SealedEntry};
 use crate::tenancy::TenantId;
 use crate::time::Timestamp;
 use crate::transaction::{AccountId, Transaction, TransactionId};
@@ -16,16 +18,23 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-type BalanceKey = (TenantId, AccountId, &'static str);
+/// One tenant's items. Looked up by reference (`HashMap::get(&TenantId)`), so no key is cloned on a
+/// read and a create costs the same whatever the store holds.
+#[derive(Default)]
+struct TenantState {
+    head: Option<TenantHead>,
+    transactions: HashMap<TransactionId, Transaction>,
+    balances: HashMap<AccountId, BTreeMap<&'static str, BalanceSnapshot>>,
+    keys: HashMap<IdempotencyKey, IdempotencyRecord>,
+    /// The replication log: committed here, or received (applied or waiting). `bool`: pending relay.
+    entries: BTreeMap<u64, (SealedEntry, bool)>,
+}
 
 #[derive(Default)]
 struct State {
-    transactions: BTreeMap<(TenantId, TransactionId), Transaction>,
-    balances: BTreeMap<BalanceKey, BalanceSnapshot>,
-    keys: BTreeMap<(TenantId, IdempotencyKey), IdempotencyRecord>,
-    /// Append-only; `bool` = published.
-    outbox: Vec<(OutboxEvent, bool)>,
-    outbox_index: HashMap<uuid::Uuid, usize>,
+    tenants: HashMap<TenantId, TenantState>,
+    /// Entries committed here, in commit order (the relay's order).
+    outbox: Vec<EntryRef>,
 }
 
 /// A [`TransactionStore`] in process memory.
@@ -53,32 +62,52 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The whole state as JSON with a stable order: transactions, balances, idempotency records
-    /// (state and fingerprint) and outbox events. The conformance suite compares cells with it.
+    /// The whole state as JSON with a stable order: heads, transactions, balances, idempotency
+    /// records (state and fingerprint), replication entries and outbox events. The conformance
+    /// suite compares cells with it.
     pub fn snapshot(&self) -> serde_json::Value {
         let state = self.lock();
-        let transactions: Vec<_> = state
-            .transactions
-            .values()
-            .map(|t| serde_json::to_value(t).unwrap_or_default())
-            .collect();
-        let balances: Vec<_> = state
-            .balances
-            .iter()
-            .map(|((tenant, account, _), b)| {
-                serde_json::json!({
+        let mut tenants: Vec<(&TenantId, &TenantState)> = state.tenants.iter().collect();
+        tenants.sort_by_key(|(t, _)| *t);
+        let mut heads = Vec::new();
+        let mut transactions = Vec::new();
+        let mut balances = Vec::new();
+        let mut keys = Vec::new();
+        let mut entries = Vec::new();
+        for (tenant, t) in &tenants {
+            if let Some(h) = &t.head {
+                heads.push(serde_json::json!({
                     "tenant_id": tenant.as_str(),
-                    "account_id": account.as_str(),
-                    "currency": b.currency.code(),
-                    "available": crate::money::render(b.available, b.currency),
-                    "version": b.version,
-                })
-            })
-            .collect();
-        let keys: Vec<_> = state
-            .keys
-            .values()
-            .map(|r| {
+                    "role": h.role.as_str(),
+                    "epoch": h.epoch,
+                    "primary": h.primary.as_str(),
+                    "seq": h.position.seq,
+                    "digest": h.position.digest.to_string(),
+                    "epoch_start": h.epoch_start,
+                }));
+            }
+            let mut txs: Vec<&Transaction> = t.transactions.values().collect();
+            txs.sort_by_key(|tx| tx.transaction_id);
+            transactions.extend(txs.into_iter().map(|tx| {
+                serde_json::from_str::<serde_json::Value>(&tx.to_json()).unwrap_or_default()
+            }));
+            let mut accounts: Vec<(&AccountId, &BTreeMap<&'static str, BalanceSnapshot>)> =
+                t.balances.iter().collect();
+            accounts.sort_by_key(|(a, _)| *a);
+            for (account, per_currency) in accounts {
+                for b in per_currency.values() {
+                    balances.push(serde_json::json!({
+                        "tenant_id": tenant.as_str(),
+                        "account_id": account.as_str(),
+                        "currency": b.currency.code(),
+                        "available": crate::money::render(b.available, b.currency),
+                        "version": b.version,
+                    }));
+                }
+            }
+            let mut records: Vec<&IdempotencyRecord> = t.keys.values().collect();
+            records.sort_by(|a, b| a.key.cmp(&b.key));
+            keys.extend(records.into_iter().map(|r| {
                 let outcome = match &r.state {
                     KeyState::InProgress { .. } => serde_json::json!("in_progress"),
                     KeyState::Completed(resp) => serde_json::json!({
@@ -93,47 +122,69 @@ impl MemoryStore {
                     "fingerprint": r.fingerprint,
                     "outcome": outcome,
                 })
-            })
-            .collect();
-        let events: Vec<_> = state
+            }));
+            entries.extend(t.entries.values().map(|(e, pending)| {
+                serde_json::json!({
+                    "tenant_id": tenant.as_str(),
+                    "seq": e.seq(),
+                    "digest": e.digest().to_string(),
+                    "pending": pending,
+                    "entry": serde_json::from_str::<serde_json::Value>(e.document()).unwrap_or_default(),
+                })
+            }));
+        }
+        let outbox: Vec<_> = state
             .outbox
             .iter()
-            .map(|(e, published)| {
-                serde_json::json!({
-                    "published": published,
-                    "event": serde_json::from_str::<serde_json::Value>(&e.document).unwrap_or_default(),
-                })
+            .filter_map(|r| {
+                let (entry, pending) = state.tenants.get(&r.tenant)?.entries.get(&r.seq)?;
+                match &entry.entry().effect {
+                    Effect::Accepted { event, .. } => Some(serde_json::json!({
+                        "published": !pending,
+                        "event": serde_json::from_str::<serde_json::Value>(event).unwrap_or_default(),
+                    })),
+                    Effect::Refused => None,
+                }
             })
             .collect();
         serde_json::json!({
+            "heads": heads,
             "transactions": transactions,
             "balances": balances,
             "idempotency": keys,
-            "outbox": events,
+            "entries": entries,
+            "outbox": outbox,
         })
     }
 }
 
-fn holds(state: &State, tenant: &TenantId, key: &IdempotencyKey, token: TransactionId) -> bool {
-    matches!(
-        state.keys.get(&(tenant.clone(), key.clone())),
-        Some(IdempotencyRecord { state: KeyState::InProgress { token: t, .. }, .. }) if *t == token
-    )
+fn fence_holds(head: Option<&TenantHead>, fence: Fence) -> bool {
+    match (fence, head) {
+        (Fence::Absent, None) => true,
+        (Fence::Head { epoch, seq, role }, Some(h)) => {
+            h.epoch == epoch && h.position.seq == seq && h.role == role
+        }
+        _ => false,
+    }
 }
 
 #[async_trait::async_trait]
 impl TransactionStore for MemoryStore {
+    async fn head(&self, tenant: &TenantId) -> Result<Option<TenantHead>, StoreError> {
+        Ok(self.lock().tenants.get(tenant).and_then(|t| t.head.clone()))
+    }
+
     async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
         let mut state = self.lock();
-        let id = (claim.tenant_id.clone(), claim.key.clone());
-        if let Some(existing) = state.keys.get(&id) {
+        let tenant = state.tenants.entry(claim.tenant_id.clone()).or_default();
+        if let Some(existing) = tenant.keys.get(&claim.key) {
             let stale = matches!(existing.state, KeyState::InProgress { claimed_at, .. } if claimed_at < claim.stale_before);
             if !stale {
                 return Ok(ClaimOutcome::Existing(existing.clone()));
             }
         }
-        state.keys.insert(
-            id,
+        tenant.keys.insert(
+            claim.key.clone(),
             IdempotencyRecord {
                 tenant_id: claim.tenant_id,
                 key: claim.key,
@@ -147,22 +198,6 @@ impl TransactionStore for MemoryStore {
         Ok(ClaimOutcome::Claimed)
     }
 
-    async fn complete_key(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        token: TransactionId,
-        response: StoredResponse,
-    ) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        if holds(&state, tenant, key, token)
-            && let Some(record) = state.keys.get_mut(&(tenant.clone(), key.clone()))
-        {
-            record.state = KeyState::Completed(response);
-        }
-        Ok(())
-    }
-
     async fn release_key(
         &self,
         tenant: &TenantId,
@@ -170,48 +205,129 @@ impl TransactionStore for MemoryStore {
         token: TransactionId,
     ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if holds(&state, tenant, key, token) {
-            state.keys.remove(&(tenant.clone(), key.clone()));
+        if let Some(t) = state.tenants.get_mut(tenant)
+            && matches!(t.keys.get(key), Some(IdempotencyRecord { state: KeyState::InProgress { token: held, .. }, .. }) if *held == token)
+        {
+            t.keys.remove(key);
         }
         Ok(())
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let mut state = self.lock();
-        let tx = &commit.transaction;
+        let tenant_id = commit.head.tenant.clone();
+        let t = state.tenants.entry(tenant_id.clone()).or_default();
+        let entry = commit.entry.entry();
         // Check every condition first, then write: all or nothing.
-        if !holds(&state, &tx.tenant_id, &commit.key, commit.token) {
-            return Err(CommitError::KeyNotHeld);
+        if !fence_holds(t.head.as_ref(), commit.fence) {
+            return Err(CommitError::HeadMoved);
         }
-        let tx_key = (tx.tenant_id.clone(), tx.transaction_id);
-        if state.transactions.contains_key(&tx_key) {
-            return Err(CommitError::DuplicateTransaction);
+        if commit.source == EntrySource::Committed && t.entries.contains_key(&entry.seq) {
+            return Err(CommitError::HeadMoved);
         }
-        let b = &commit.balance;
-        let balance_key = (b.tenant_id.clone(), b.account_id.clone(), b.currency.code());
-        let current = state.balances.get(&balance_key).map_or(0, |s| s.version);
-        if current != b.expected_version || b.available.is_sign_negative() {
-            return Err(CommitError::BalanceConflict);
+        let key_ok = match (commit.key, t.keys.get(&entry.key)) {
+            (KeyGuard::Absent, None) => true,
+            (
+                KeyGuard::HeldBy(token),
+                Some(IdempotencyRecord {
+                    state: KeyState::InProgress { token: held, .. },
+                    ..
+                }),
+            ) => *held == token,
+            _ => false,
+        };
+        if !key_ok {
+            return Err(CommitError::KeyConflict);
         }
-        state.balances.insert(
-            balance_key,
-            BalanceSnapshot {
-                currency: b.currency,
-                available: b.available,
-                version: current + 1,
+        if let Some(write) = &commit.ledger {
+            if t.transactions
+                .contains_key(&write.transaction.transaction_id)
+            {
+                return Err(CommitError::DuplicateTransaction);
+            }
+            let b = &write.balance;
+            let current = t
+                .balances
+                .get(&b.account_id)
+                .and_then(|m| m.get(b.currency.code()))
+                .map_or(0, |s| s.version);
+            if current != b.expected_version
+                || (b.available.is_sign_negative() && !b.available.is_zero())
+            {
+                return Err(CommitError::BalanceConflict);
+            }
+        }
+        if let Some(write) = commit.ledger {
+            let b = write.balance;
+            t.balances.entry(b.account_id).or_default().insert(
+                b.currency.code(),
+                BalanceSnapshot {
+                    currency: b.currency,
+                    available: b.available,
+                    version: b.expected_version + 1,
+                },
+            );
+            t.transactions
+                .insert(write.transaction.transaction_id, write.transaction);
+        }
+        t.keys.insert(
+            entry.key.clone(),
+            IdempotencyRecord {
+                tenant_id: tenant_id.clone(),
+                key: entry.key.clone(),
+                fingerprint: entry.fingerprint.clone(),
+                state: KeyState::Completed(entry.response.clone()),
             },
         );
-        if let Some(record) = state
-            .keys
-            .get_mut(&(tx.tenant_id.clone(), commit.key.clone()))
-        {
-            record.state = KeyState::Completed(commit.response);
+        t.head = Some(commit.head);
+        let seq = entry.seq;
+        if commit.source == EntrySource::Committed {
+            t.entries.insert(seq, (commit.entry, true));
+            state.outbox.push(EntryRef {
+                tenant: tenant_id,
+                seq,
+            });
         }
-        state.transactions.insert(tx_key, commit.transaction);
-        let position = state.outbox.len();
-        state.outbox_index.insert(commit.event.event_id, position);
-        state.outbox.push((commit.event, false));
         Ok(())
+    }
+
+    async fn receive(&self, entry: &SealedEntry) -> Result<Received, StoreError> {
+        let mut state = self.lock();
+        let t = state.tenants.entry(entry.tenant().clone()).or_default();
+        if let Some((existing, _)) = t.entries.get(&entry.seq()) {
+            return Ok(Received::Existing(existing.digest()));
+        }
+        t.entries.insert(entry.seq(), (entry.clone(), false));
+        Ok(Received::Stored)
+    }
+
+    async fn entry(&self, tenant: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.entries.get(&seq))
+            .map(|(e, _)| e.clone()))
+    }
+
+    async fn entries_after(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .tenants
+            .get(tenant)
+            .map(|t| {
+                t.entries
+                    .range(after.saturating_add(1)..)
+                    .take(limit)
+                    .map(|(_, (e, _))| e.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     async fn transaction(
@@ -219,7 +335,12 @@ impl TransactionStore for MemoryStore {
         tenant: &TenantId,
         id: TransactionId,
     ) -> Result<Option<Transaction>, StoreError> {
-        Ok(self.lock().transactions.get(&(tenant.clone(), id)).cloned())
+        Ok(self
+            .lock()
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.transactions.get(&id))
+            .cloned())
     }
 
     async fn balance(
@@ -230,8 +351,10 @@ impl TransactionStore for MemoryStore {
     ) -> Result<Option<BalanceSnapshot>, StoreError> {
         Ok(self
             .lock()
-            .balances
-            .get(&(tenant.clone(), account.clone(), currency.code()))
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.balances.get(account))
+            .and_then(|m| m.get(currency.code()))
             .cloned())
     }
 
@@ -240,13 +363,13 @@ impl TransactionStore for MemoryStore {
         tenant: &TenantId,
         account: &AccountId,
     ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-        let state = self.lock();
-        Ok(state
-            .balances
-            .iter()
-            .filter(|((t, a, _), _)| t == tenant && a == account)
-            .map(|(_, b)| b.clone())
-            .collect())
+        Ok(self
+            .lock()
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.balances.get(account))
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn idempotency_record(
@@ -256,16 +379,17 @@ impl TransactionStore for MemoryStore {
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(self
             .lock()
-            .keys
-            .get(&(tenant.clone(), key.clone()))
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.keys.get(key))
             .cloned())
     }
 
-    async fn pending_events(
+    async fn pending_entries(
         &self,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<EventPage, StoreError> {
+    ) -> Result<EntryPage, StoreError> {
         let start = match after {
             None => 0,
             Some(cursor) => cursor
@@ -273,30 +397,90 @@ impl TransactionStore for MemoryStore {
                 .map_err(|_| StoreError::Failed(format!("invalid outbox cursor {cursor:?}")))?,
         };
         let state = self.lock();
-        let mut events = Vec::new();
+        let mut entries = Vec::new();
         let mut next = None;
-        for (position, (event, published)) in state.outbox.iter().enumerate().skip(start) {
-            if *published {
+        for (position, r) in state.outbox.iter().enumerate().skip(start) {
+            let Some((entry, true)) = state
+                .tenants
+                .get(&r.tenant)
+                .and_then(|t| t.entries.get(&r.seq))
+            else {
                 continue;
-            }
-            if events.len() == limit {
+            };
+            if entries.len() == limit {
                 next = Some(position.to_string());
                 break;
             }
-            events.push(event.clone());
+            entries.push(entry.clone());
         }
-        Ok(EventPage { events, next })
+        Ok(EntryPage { entries, next })
     }
 
-    async fn mark_published(&self, event_ids: &[uuid::Uuid]) -> Result<(), StoreError> {
+    async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
         let mut state = self.lock();
-        for id in event_ids {
-            if let Some(&position) = state.outbox_index.get(id) {
-                state.outbox[position].1 = true;
+        for r in entries {
+            if let Some((_, pending)) = state
+                .tenants
+                .get_mut(&r.tenant)
+                .and_then(|t| t.entries.get_mut(&r.seq))
+            {
+                *pending = false;
             }
         }
         Ok(())
     }
+}
+
+/// Dead letters in process memory, in the order they were put.
+#[derive(Default)]
+pub struct MemoryDeadLetters {
+    letters: Mutex<Vec<(u64, DeadLetter)>>,
+    next: AtomicU64,
+}
+
+impl MemoryDeadLetters {
+    /// No letters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<(u64, DeadLetter)>> {
+        self.letters
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl DeadLetters for MemoryDeadLetters {
+    async fn put(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().push((id, letter.clone()));
+        Ok(())
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<(String, DeadLetter)>, StoreError> {
+        Ok(self
+            .lock()
+            .iter()
+            .take(limit)
+            .map(|(id, l)| (id.to_string(), l.clone()))
+            .collect())
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), StoreError> {
+        self.lock().retain(|(n, _)| n.to_string() != id);
+        Ok(())
+    }
+}
+
+/// A [`Sleep`] that returns at once (tests and simulations: the retries happen, the waiting does not).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSleep;
+
+#[async_trait::async_trait]
+impl Sleep for NoSleep {
+    async fn sleep(&self, _duration: std::time::Duration) {}
 }
 
 /// A deterministic clock: starts at a fixed instant and advances a fixed step on every reading.

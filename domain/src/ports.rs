@@ -1,11 +1,14 @@
 //! Ports: the traits the domain owns and the outside world implements.
 //!
 //! [`TransactionStore`] is the one place state lives. [`Clock`] and [`IdGenerator`] are ports too, so
-//! that tests and the conformance suite can make every response byte-identical.
+//! that tests and the conformance suite can make every response byte-identical. The replication
+//! relay's ports ([`crate::replication::ReplicationPeer`], [`crate::replication::DeadLetters`]) live
+//! with it; [`Sleep`] is here because more than one use case retries.
 
-use crate::events::OutboxEvent;
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord, StoredResponse};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::money::Currency;
+use crate::placement::{Fence, TenantHead};
+use crate::replication::{Digest, SealedEntry};
 use crate::tenancy::TenantId;
 use crate::time::Timestamp;
 use crate::transaction::{AccountId, Transaction, TransactionId};
@@ -31,15 +34,20 @@ pub enum StoreError {
 /// Why an atomic commit was refused. Nothing was written in any case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommitError {
-    /// The balance changed since it was read (optimistic concurrency): read again and retry.
-    #[error("the balance changed since it was read")]
-    BalanceConflict,
-    /// The idempotency key is no longer held by this request (its lease expired and another took it).
-    #[error("the idempotency key is no longer held by this request")]
-    KeyNotHeld,
+    /// The tenant's head no longer matches the commit's [`Fence`] (another write committed first, or
+    /// the cell's role or epoch changed): read it again and decide again.
+    #[error("the tenant's head changed since it was read")]
+    HeadMoved,
+    /// The idempotency key is not as the commit expects: no longer held with this token (its lease
+    /// expired and another request took it), or, when applying an entry, already recorded.
+    #[error("the idempotency key is not as expected")]
+    KeyConflict,
     /// A transaction with this id already exists.
     #[error("the transaction already exists")]
     DuplicateTransaction,
+    /// The balance changed since it was read (optimistic concurrency): read again and retry.
+    #[error("the balance changed since it was read")]
+    BalanceConflict,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,21 +80,52 @@ pub struct BalanceUpdate {
     pub expected_version: u64,
 }
 
-/// Everything one accepted transaction writes, atomically: all of it or nothing.
+/// What the idempotency record must be for a commit to land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyGuard {
+    /// In progress and held with this token (a client's request on the primary).
+    HeldBy(TransactionId),
+    /// Absent (an entry applied on a standby).
+    Absent,
+}
+
+/// Where a commit's entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntrySource {
+    /// Committed here now: written with the commit (it must not exist) and pending relay.
+    Committed,
+    /// Received from the primary earlier ([`TransactionStore::receive`]): already stored.
+    Received,
+}
+
+/// Everything one outcome writes for a tenant, atomically: all of it or nothing.
+///
+/// The same operation books a client's request on the primary and applies a replicated entry on a
+/// standby, so both paths write exactly the same items.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
+    /// What the tenant's head must still be.
+    pub fence: Fence,
+    /// The head afterwards (its position is the entry's).
+    pub head: TenantHead,
+    /// The outcome's replication entry.
+    pub entry: SealedEntry,
+    /// Whether the entry is written now or was received before.
+    pub source: EntrySource,
+    /// The idempotency record's condition; the record is completed with the entry's key,
+    /// fingerprint and response.
+    pub key: KeyGuard,
+    /// The transaction and its balance, for an accepted entry.
+    pub ledger: Option<LedgerWrite>,
+}
+
+/// The ledger part of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerWrite {
     /// The new transaction (must not exist yet).
     pub transaction: Transaction,
     /// Its balance change.
     pub balance: BalanceUpdate,
-    /// The idempotency key it completes (must be held with `token`).
-    pub key: IdempotencyKey,
-    /// The holder's token from the claim.
-    pub token: TransactionId,
-    /// The response to replay for this key.
-    pub response: StoredResponse,
-    /// The `TransactionAccepted` event for the outbox.
-    pub event: OutboxEvent,
 }
 
 /// A request to hold an idempotency key while processing.
@@ -115,11 +154,29 @@ pub enum ClaimOutcome {
     Existing(IdempotencyRecord),
 }
 
-/// One page of outbox events, oldest first.
+/// What [`TransactionStore::receive`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// The entry was not there: it is stored now (waiting to be applied).
+    Stored,
+    /// An entry with this tenant and sequence number was already there, with this digest.
+    Existing(Digest),
+}
+
+/// A tenant's entry, by position.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryRef {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Sequence number.
+    pub seq: u64,
+}
+
+/// One page of entries waiting to be relayed, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct EventPage {
-    /// The events.
-    pub events: Vec<OutboxEvent>,
+pub struct EntryPage {
+    /// The entries.
+    pub entries: Vec<SealedEntry>,
     /// Opaque cursor for the next page, `None` at the end.
     pub next: Option<String>,
 }
@@ -130,19 +187,12 @@ pub struct EventPage {
 /// happens or does not happen at all.
 #[async_trait::async_trait]
 pub trait TransactionStore: Send + Sync {
+    /// This cell's head for `tenant`; `None` when the cell has never held it.
+    async fn head(&self, tenant: &TenantId) -> Result<Option<TenantHead>, StoreError>;
+
     /// Holds (tenant, key) for this request unless a live record exists: creates an in-progress record,
     /// or takes over one whose claim is older than `stale_before`.
     async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError>;
-
-    /// Records a finished outcome that wrote nothing else (a refused debit), so it replays.
-    /// A no-op if the key is no longer held with `token`.
-    async fn complete_key(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        token: TransactionId,
-        response: StoredResponse,
-    ) -> Result<(), StoreError>;
 
     /// Drops an in-progress claim held with `token` (the request failed and the client may retry).
     async fn release_key(
@@ -152,8 +202,25 @@ pub trait TransactionStore: Send + Sync {
         token: TransactionId,
     ) -> Result<(), StoreError>;
 
-    /// Atomically writes the transaction, the balance, the completed key and the outbox event.
+    /// Atomically, if the tenant's head matches `commit.fence`, the key its guard, the transaction
+    /// is new and the balance still has the version read: writes the new head, the entry (when
+    /// committed here), the completed idempotency record, and the transaction and balance.
     async fn commit(&self, commit: Commit) -> Result<(), CommitError>;
+
+    /// Stores a replicated entry unless one with its tenant and sequence number exists (then says
+    /// which digest that one has). Received entries are not relayed again.
+    async fn receive(&self, entry: &SealedEntry) -> Result<Received, StoreError>;
+
+    /// A tenant's entry at `seq`, committed, applied or waiting.
+    async fn entry(&self, tenant: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError>;
+
+    /// A tenant's entries after `after`, in sequence order, at most `limit`.
+    async fn entries_after(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError>;
 
     /// A tenant's transaction; `None` also when the id exists under another tenant.
     async fn transaction(
@@ -184,15 +251,22 @@ pub trait TransactionStore: Send + Sync {
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    /// Events not yet marked published, oldest first, at most `limit`, after the cursor.
-    async fn pending_events(
+    /// Entries committed here and not yet relayed, oldest first, at most `limit`, after the cursor.
+    async fn pending_entries(
         &self,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<EventPage, StoreError>;
+    ) -> Result<EntryPage, StoreError>;
 
-    /// Marks events as published (idempotent).
-    async fn mark_published(&self, event_ids: &[uuid::Uuid]) -> Result<(), StoreError>;
+    /// Marks entries as relayed (idempotent; unknown entries are ignored).
+    async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError>;
+}
+
+/// Waiting, for the use cases that retry (the relay). The domain has no runtime: hosts implement it.
+#[async_trait::async_trait]
+pub trait Sleep: Send + Sync {
+    /// Resolves after `duration`.
+    async fn sleep(&self, duration: std::time::Duration);
 }
 
 /// The time source.
@@ -241,4 +315,62 @@ impl IdGenerator for UuidV7 {
     fn next_id(&self) -> uuid::Uuid {
         uuid::Uuid::now_v7()
     }
+}
+
+/// An HTTP request a use case sends (to a peer cell, a cell behind the router, an event bus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    /// Method.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Header lines.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// The whole exchange must finish within this.
+    pub timeout: std::time::Duration,
+}
+
+/// The answer to an [`OutboundRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundResponse {
+    /// Status.
+    pub status: u16,
+    /// Header lines (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl OutboundResponse {
+    /// A header's first value (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why an [`OutboundRequest`] got no answer. What is known about whether the server saw the request
+/// decides whether it may be retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// No connection: nothing was sent.
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// The exchange failed after the request may have been sent.
+    #[error("the exchange failed: {0}")]
+    Broken(String),
+    /// No complete answer within the timeout.
+    #[error("no answer within the timeout")]
+    Timeout,
+}
+
+/// Sends HTTP requests. Hosts implement it (hyper on a runtime, `fetch` at an edge).
+#[async_trait::async_trait]
+pub trait HttpClient: Send + Sync {
+    /// Sends one request.
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError>;
 }

@@ -291,9 +291,14 @@ fn create_renders_the_resource_and_writes_the_event() {
             r#"{{"transaction_id":"{id}","tenant_id":"coop-1","account_id":"ACC-1","type":"credit","amount":"125.50","currency":"EUR","reference":"June rent","metadata":{{"unit":"4B"}},"status":"accepted","balance_after":"125.50","created_at":"2026-01-01T00:00:00.000Z","cell_id":"cell-a"}}"#
         )
     );
-    let page = block_on(store.pending_events(None, 10)).unwrap();
-    assert_eq!(page.events.len(), 1);
-    let event: serde_json::Value = serde_json::from_str(&page.events[0].document).unwrap();
+    let page = block_on(store.pending_entries(None, 10)).unwrap();
+    assert_eq!(page.entries.len(), 1);
+    let paracell_domain::replication::Effect::Accepted { event, .. } =
+        &page.entries[0].entry().effect
+    else {
+        panic!("an accepted entry")
+    };
+    let event: serde_json::Value = serde_json::from_str(event).unwrap();
     assert_eq!(event["specversion"], "1.0");
     assert_eq!(event["source"], "/cells/cell-a");
     assert_eq!(event["type"], "dev.paracell.transaction.accepted.v1");
@@ -358,9 +363,9 @@ fn replays_are_byte_identical_and_reuse_is_refused() {
         201
     );
     assert_eq!(
-        block_on(store.pending_events(None, 10))
+        block_on(store.pending_entries(None, 10))
             .unwrap()
-            .events
+            .entries
             .len(),
         2
     );
@@ -471,82 +476,21 @@ fn balances_are_sorted_by_currency_and_scoped_to_the_tenant() {
 
 #[test]
 fn store_outages_are_503_with_retry_after_and_free_the_key() {
-    use paracell_domain::ports::*;
-    struct Down(
-        paracell_domain::memory::MemoryStore,
-        std::sync::atomic::AtomicBool,
-    );
-    #[async_trait::async_trait]
-    impl TransactionStore for Down {
-        async fn claim_key(&self, c: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-            self.0.claim_key(c).await
-        }
-        async fn complete_key(
-            &self,
-            t: &TenantId,
-            k: &IdempotencyKey,
-            tok: TransactionId,
-            r: paracell_domain::idempotency::StoredResponse,
-        ) -> Result<(), StoreError> {
-            self.0.complete_key(t, k, tok, r).await
-        }
-        async fn release_key(
-            &self,
-            t: &TenantId,
-            k: &IdempotencyKey,
-            tok: TransactionId,
-        ) -> Result<(), StoreError> {
-            self.0.release_key(t, k, tok).await
-        }
-        async fn commit(&self, c: Commit) -> Result<(), CommitError> {
-            if self.1.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(CommitError::Store(StoreError::Unavailable {
-                    retry_after_secs: 2,
-                    detail: "throttled".into(),
-                }));
-            }
-            self.0.commit(c).await
-        }
-        async fn transaction(
-            &self,
-            t: &TenantId,
-            id: TransactionId,
-        ) -> Result<Option<paracell_domain::Transaction>, StoreError> {
-            let _ = (t, id);
-            Err(StoreError::Failed("secret connection string".into()))
-        }
-        async fn balance(
-            &self,
-            t: &TenantId,
-            a: &paracell_domain::AccountId,
-            c: paracell_domain::Currency,
-        ) -> Result<Option<BalanceSnapshot>, StoreError> {
-            self.0.balance(t, a, c).await
-        }
-        async fn balances(
-            &self,
-            t: &TenantId,
-            a: &paracell_domain::AccountId,
-        ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-            self.0.balances(t, a).await
-        }
-        async fn idempotency_record(
-            &self,
-            t: &TenantId,
-            k: &IdempotencyKey,
-        ) -> Result<Option<paracell_domain::idempotency::IdempotencyRecord>, StoreError> {
-            self.0.idempotency_record(t, k).await
-        }
-        async fn pending_events(&self, a: Option<&str>, l: usize) -> Result<EventPage, StoreError> {
-            self.0.pending_events(a, l).await
-        }
-        async fn mark_published(&self, ids: &[uuid::Uuid]) -> Result<(), StoreError> {
-            self.0.mark_published(ids).await
-        }
-    }
-    let store = std::sync::Arc::new(Down(
-        paracell_domain::memory::MemoryStore::new(),
-        true.into(),
+    use paracell_domain::ports::StoreError;
+    use paracell_domain::testing::faults::{FaultyStore, Operation};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let down = std::sync::Arc::new(AtomicBool::new(true));
+    let switch = down.clone();
+    let store = std::sync::Arc::new(FaultyStore::new(
+        std::sync::Arc::new(paracell_domain::memory::MemoryStore::new()),
+        move |op| match op {
+            Operation::Commit if switch.load(Ordering::SeqCst) => Err(StoreError::Unavailable {
+                retry_after_secs: 2,
+                detail: "throttled".into(),
+            }),
+            Operation::Transaction => Err(StoreError::Failed("secret connection string".into())),
+            _ => Ok(()),
+        },
     ));
     let cell = cell_with(store.clone());
     let r = send(&cell, create("coop-1", "k", &tx("A", "credit", "1", "EUR")));
@@ -554,7 +498,7 @@ fn store_outages_are_503_with_retry_after_and_free_the_key() {
         (r.status, problem_slug(&r), r.header("retry-after")),
         (503, "store-unavailable".into(), Some("2"))
     );
-    store.1.store(false, std::sync::atomic::Ordering::SeqCst);
+    down.store(false, Ordering::SeqCst);
     assert_eq!(
         send(&cell, create("coop-1", "k", &tx("A", "credit", "1", "EUR"))).status,
         201,

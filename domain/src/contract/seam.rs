@@ -7,7 +7,10 @@ use crate::contract::validation::{BodyError, parse_new_transaction};
 use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, require_json};
 use crate::idempotency::{IdempotencyKey, IdempotencyKeyError, StoredResponse};
 use crate::ledger::create::{CreateCommand, CreateError, Created, InsufficientFunds};
+use crate::placement::{TenantHead, TenantRole};
 use crate::ports::{BalanceSnapshot, StoreError};
+use crate::replication::batch::{self, EntryResult};
+use crate::replication::signature::AuthError;
 use crate::tenancy::{CellId, TenantId};
 use crate::transaction::{AccountId, Transaction};
 
@@ -59,8 +62,8 @@ pub fn health(cell: &CellId) -> ApiResponse {
     ApiResponse::json(200, body.into_bytes())
 }
 
-/// The answer to a create.
-pub fn created(result: Result<Created, CreateError>) -> ApiResponse {
+/// The answer to a create on `cell`.
+pub fn created(cell: &CellId, result: Result<Created, CreateError>) -> ApiResponse {
     match result {
         Ok(Created::Replayed(stored)) => replay(stored),
         Ok(Created::Booked { response, .. } | Created::Refused { response, .. }) => {
@@ -83,8 +86,61 @@ pub fn created(result: Result<Created, CreateError>) -> ApiResponse {
                 .errors(vec![violation])
                 .into_response()
         }
+        Err(CreateError::NotPrimary(head)) => not_primary(cell, &head),
         Err(CreateError::Store(e)) => store_failure(&e),
     }
+}
+
+/// A write to a cell that holds the tenant but is not its primary: `421 tenant-moved` naming the
+/// primary and epoch (a standby, a fenced cell), or `503 tenant-frozen` while a move is under way.
+/// Neither wrote anything or claimed the idempotency key, so the same request may go elsewhere.
+pub fn not_primary(cell: &CellId, head: &TenantHead) -> ApiResponse {
+    match head.role {
+        TenantRole::Frozen => Problem::new(ProblemType::TenantFrozen)
+            .cell(cell.as_str())
+            .number("epoch", head.epoch)
+            .into_response()
+            .with_header("retry-after", "1"),
+        TenantRole::Primary | TenantRole::Standby | TenantRole::Fenced => {
+            Problem::new(ProblemType::TenantMoved)
+                .detail(format!(
+                    "Cell {cell} is {} for this tenant; its primary is cell {} (epoch {}).",
+                    head.role, head.primary, head.epoch
+                ))
+                .cell(cell.as_str())
+                .text("primary_cell", head.primary.as_str())
+                .number("epoch", head.epoch)
+                .into_response()
+        }
+    }
+}
+
+/// A replication delivery that failed authentication: `401 replication-unauthorized` (with a
+/// `WWW-Authenticate` challenge naming the scheme), or `409 replication-replayed`.
+pub fn replication_unauthorized(error: &AuthError) -> ApiResponse {
+    match error {
+        AuthError::Replayed => Problem::new(ProblemType::ReplicationReplayed).into_response(),
+        other => Problem::new(ProblemType::ReplicationUnauthorized)
+            .detail(format!("{}.", capitalised(&other.to_string())))
+            .into_response()
+            .with_header(
+                "www-authenticate",
+                "Webhook-Signature realm=\"paracell-replication\"",
+            ),
+    }
+}
+
+/// The answer to a replication delivery: `200` with one result per entry.
+pub fn replication_results(results: &[EntryResult]) -> ApiResponse {
+    ApiResponse::json(200, batch::render_results(results).into_bytes())
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// The `201` of a booked transaction: `Location` and the resource (`body`, already rendered).

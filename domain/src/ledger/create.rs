@@ -6,7 +6,12 @@ use crate::contract::seam;
 use crate::events::TransactionAccepted;
 use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
 use crate::ledger::{self, LedgerError};
-use crate::ports::{BalanceUpdate, ClaimOutcome, Commit, CommitError, KeyClaim, StoreError};
+use crate::placement::{Fence, TenantHead, TenantRole};
+use crate::ports::{
+    BalanceUpdate, ClaimOutcome, Commit, CommitError, EntrySource, KeyClaim, KeyGuard, LedgerWrite,
+    StoreError,
+};
+use crate::replication::{Effect, Entry, SealedEntry};
 use crate::tenancy::TenantId;
 use crate::time::Timestamp;
 use crate::transaction::{NewTransaction, Transaction, TransactionId, TransactionStatus};
@@ -85,6 +90,9 @@ pub enum CreateError {
     /// A credit would take the balance past the largest representable amount.
     #[error("the balance would exceed the largest representable amount")]
     Overflow,
+    /// This cell is not the tenant's primary (its head says what it is and who is).
+    #[error("this cell is {} for the tenant, not its primary", .0.role)]
+    NotPrimary(Box<TenantHead>),
     /// The store failed or is unavailable.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -102,6 +110,9 @@ pub async fn create(
         key,
         command,
     } = request;
+    // Only the tenant's primary books. Checked here to refuse early (no key is claimed on a standby),
+    // and again inside the commit, which is what makes it safe.
+    let head = current_head(config, ports, &tenant).await?;
     let fingerprint = command.fingerprint();
     let token = TransactionId::from_uuid(ports.ids.next_id());
     let now = ports.clock.now();
@@ -130,11 +141,15 @@ pub async fn create(
         ports,
         tenant: &tenant,
         key: &key,
+        fingerprint: &fingerprint,
         token,
         now,
     };
-    let outcome = booking.book(command).await;
-    if matches!(outcome, Err(CreateError::Store(_) | CreateError::Overflow)) {
+    let outcome = booking.book(command, head).await;
+    if matches!(
+        outcome,
+        Err(CreateError::Store(_) | CreateError::Overflow | CreateError::NotPrimary(_))
+    ) {
         // Nothing was written: free the key so the client's retry is processed, not refused.
         // If this fails too, the claim's lease expires on its own.
         let _ = ports.store.release_key(&tenant, &key, token).await;
@@ -142,19 +157,48 @@ pub async fn create(
     outcome
 }
 
+/// The tenant's head if this cell may book for it: its primary head, or, for a tenant it has never
+/// held, the head its first write creates (implicit placement, see `docs/replication.md`).
+async fn current_head(
+    config: &CellConfig,
+    ports: &CellPorts,
+    tenant: &TenantId,
+) -> Result<(Fence, TenantHead), CreateError> {
+    match ports.store.head(tenant).await? {
+        None => Ok((
+            Fence::Absent,
+            TenantHead::first_primary(tenant.clone(), config.cell_id.clone()),
+        )),
+        Some(head) if head.role == TenantRole::Primary => Ok((head.fence(), head)),
+        Some(head) => Err(CreateError::NotPrimary(Box::new(head))),
+    }
+}
+
+/// What a booking attempt decided, before it is committed.
+enum Made {
+    Booked(LedgerWrite),
+    Refused(InsufficientFunds),
+}
+
 struct Booking<'a> {
     config: &'a CellConfig,
     ports: &'a CellPorts,
     tenant: &'a TenantId,
     key: &'a IdempotencyKey,
+    fingerprint: &'a str,
     token: TransactionId,
     now: Timestamp,
 }
 
 impl Booking<'_> {
-    /// Books a validated command under a held key: re-reads the balance and retries when another
-    /// request changed it in between (optimistic concurrency).
-    async fn book(&self, command: NewTransaction) -> Result<Created, CreateError> {
+    /// Books a validated command under a held key. Re-reads and retries when another request changed
+    /// the balance or the tenant's head in between (optimistic concurrency); the commit itself checks
+    /// that this cell is still the tenant's primary at the epoch read.
+    async fn book(
+        &self,
+        command: NewTransaction,
+        (mut fence, mut head): (Fence, TenantHead),
+    ) -> Result<Created, CreateError> {
         let store = &self.ports.store;
         let currency = command.currency;
         let mut event_id = None;
@@ -164,54 +208,90 @@ impl Booking<'_> {
                 .await?;
             let (available, version) =
                 snapshot.map_or((Decimal::ZERO, 0), |s| (s.available, s.version));
-            let balance_after = match ledger::apply(available, command.kind, command.amount) {
-                Ok(next) => next,
-                Err(LedgerError::InsufficientFunds) => {
-                    let refusal = InsufficientFunds {
-                        amount: command.amount,
-                        account_id: command.account_id.clone(),
-                    };
-                    let response = seam::insufficient_funds(&refusal).into_stored();
-                    store
-                        .complete_key(self.tenant, self.key, self.token, response.clone())
-                        .await?;
-                    return Ok(Created::Refused { refusal, response });
-                }
-                Err(LedgerError::Overflow) => return Err(CreateError::Overflow),
-            };
-            let transaction = self.transaction(&command, currency, balance_after);
-            let body = transaction.to_json();
-            let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
-            let event = TransactionAccepted {
-                event_id,
-                source_cell: self.config.cell_id.clone(),
-                transaction: transaction.clone(),
-            }
-            .into_outbox(&body);
-            let response = seam::booked(&transaction, body).into_stored();
-            let commit = Commit {
-                balance: BalanceUpdate {
-                    tenant_id: self.tenant.clone(),
-                    account_id: command.account_id.clone(),
-                    currency,
-                    available: balance_after,
-                    expected_version: version,
-                },
-                transaction: transaction.clone(),
+            let (response, effect, made) =
+                match ledger::apply(available, command.kind, command.amount) {
+                    Ok(balance_after) => {
+                        let transaction = self.transaction(&command, currency, balance_after);
+                        let body = transaction.to_json();
+                        let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
+                        let event = TransactionAccepted {
+                            event_id,
+                            source_cell: self.config.cell_id.clone(),
+                            transaction: transaction.clone(),
+                        }
+                        .render(&body);
+                        let response = seam::booked(&transaction, body).into_stored();
+                        let balance = BalanceUpdate {
+                            tenant_id: self.tenant.clone(),
+                            account_id: command.account_id.clone(),
+                            currency,
+                            available: balance_after,
+                            expected_version: version,
+                        };
+                        let effect = Effect::Accepted {
+                            balance_version: version + 1,
+                            event,
+                        };
+                        let write = LedgerWrite {
+                            transaction,
+                            balance,
+                        };
+                        (response, effect, Made::Booked(write))
+                    }
+                    Err(LedgerError::InsufficientFunds) => {
+                        // A refused debit is an outcome: it is committed and replicated like a
+                        // booking, so it replays the same on every cell.
+                        let refusal = InsufficientFunds {
+                            amount: command.amount,
+                            account_id: command.account_id.clone(),
+                        };
+                        let response = seam::insufficient_funds(&refusal).into_stored();
+                        (response, Effect::Refused, Made::Refused(refusal))
+                    }
+                    Err(LedgerError::Overflow) => return Err(CreateError::Overflow),
+                };
+            let entry = SealedEntry::seal(Entry {
+                tenant: self.tenant.clone(),
+                seq: head.position.seq + 1,
+                epoch: head.epoch,
+                origin: self.config.cell_id.clone(),
+                prev: head.position.digest,
+                time: self.now,
                 key: self.key.clone(),
-                token: self.token,
+                fingerprint: self.fingerprint.to_owned(),
                 response: response.clone(),
-                event,
+                effect,
+            });
+            let next_head = TenantHead {
+                position: entry.position(),
+                ..head.clone()
+            };
+            let commit = Commit {
+                fence,
+                head: next_head,
+                entry,
+                source: EntrySource::Committed,
+                key: KeyGuard::HeldBy(self.token),
+                ledger: match &made {
+                    Made::Booked(write) => Some(write.clone()),
+                    Made::Refused(_) => None,
+                },
             };
             match store.commit(commit).await {
                 Ok(()) => {
-                    return Ok(Created::Booked {
-                        transaction: Box::new(transaction),
-                        response,
+                    return Ok(match made {
+                        Made::Booked(write) => Created::Booked {
+                            transaction: Box::new(write.transaction),
+                            response,
+                        },
+                        Made::Refused(refusal) => Created::Refused { refusal, response },
                     });
                 }
                 Err(CommitError::BalanceConflict) => continue,
-                Err(CommitError::KeyNotHeld) => return Err(CreateError::KeyInUse),
+                Err(CommitError::HeadMoved) => {
+                    (fence, head) = current_head(self.config, self.ports, self.tenant).await?;
+                }
+                Err(CommitError::KeyConflict) => return Err(CreateError::KeyInUse),
                 Err(CommitError::DuplicateTransaction) => {
                     return Err(StoreError::Failed(format!(
                         "transaction id {} already exists",
@@ -224,7 +304,9 @@ impl Booking<'_> {
         }
         Err(StoreError::Unavailable {
             retry_after_secs: 1,
-            detail: format!("balance still contended after {MAX_BALANCE_ATTEMPTS} attempts"),
+            detail: format!(
+                "balance or tenant head still contended after {MAX_BALANCE_ATTEMPTS} attempts"
+            ),
         }
         .into())
     }

@@ -54,6 +54,40 @@ pub fn sample_transaction() -> crate::Transaction {
     }
 }
 
+/// A sealed replication entry (the first of coop-1, booking [`sample_transaction`]) for examples
+/// and tests.
+pub fn sample_entry() -> crate::replication::SealedEntry {
+    use crate::replication::{Digest, Effect, Entry, SealedEntry};
+    let tx = sample_transaction();
+    let body = tx.to_json();
+    let event = crate::events::TransactionAccepted {
+        event_id: uuid::Uuid::nil(),
+        source_cell: tx.cell_id.clone(),
+        transaction: tx.clone(),
+    }
+    .render(&body);
+    SealedEntry::seal(Entry {
+        tenant: tx.tenant_id.clone(),
+        seq: 1,
+        epoch: 1,
+        origin: tx.cell_id.clone(),
+        prev: Digest::ZERO,
+        time: tx.created_at,
+        key: crate::IdempotencyKey::parse("k-1").unwrap_or_else(|_| unreachable!("valid key")),
+        fingerprint: r#"{"account_id":"ACC-1"}"#.into(),
+        response: crate::idempotency::StoredResponse {
+            status: 201,
+            headers: vec![("content-type".into(), crate::http::JSON.into())],
+            body: body.into_bytes(),
+        },
+        effect: Effect::Accepted {
+            balance_version: 1,
+            event,
+        },
+    })
+}
+
+pub mod faults;
 pub mod store_contract;
 
 /// The project's shared third-party fixtures (`shared/fixtures/<sub>` beside the repository, or
@@ -81,4 +115,64 @@ pub fn shared_fixtures(sub: &str) -> Option<std::path::PathBuf> {
     );
     eprintln!("NOTE: shared/fixtures/{sub} not found; its replay did not run");
     None
+}
+
+/// An [`HttpClient`](crate::ports::HttpClient) that hands requests to cells in this process: a URL
+/// starting with a registered base goes to that cell's [`Cell::handle`](crate::Cell::handle) with
+/// the rest as its path. Anything else is a connection failure. For tests of the relay and the router.
+///
+/// ```
+/// use paracell_domain::{Cell, CellConfig, TenantScope, ports::*, testing::{block_on, InProcessHttp}};
+/// let cell = Cell::in_memory(CellConfig::new("cell-b", TenantScope::All).unwrap());
+/// let http = InProcessHttp::default().with_cell("http://cell-b", cell);
+/// let request = OutboundRequest { method: "GET".into(), url: "http://cell-b/health".into(),
+///     headers: vec![], body: vec![], timeout: std::time::Duration::from_secs(1) };
+/// assert_eq!(block_on(http.send(request)).unwrap().status, 200);
+/// ```
+#[derive(Clone, Default)]
+pub struct InProcessHttp {
+    cells: Vec<(String, crate::Cell)>,
+}
+
+impl InProcessHttp {
+    /// Routes `base_url…` to `cell`.
+    #[must_use]
+    pub fn with_cell(mut self, base_url: &str, cell: crate::Cell) -> Self {
+        self.cells
+            .push((base_url.trim_end_matches('/').to_owned(), cell));
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ports::HttpClient for InProcessHttp {
+    async fn send(
+        &self,
+        request: crate::ports::OutboundRequest,
+    ) -> Result<crate::ports::OutboundResponse, crate::ports::TransportError> {
+        let Some((base, cell)) = self
+            .cells
+            .iter()
+            .find(|(base, _)| request.url.starts_with(base.as_str()))
+        else {
+            return Err(crate::ports::TransportError::Connect(format!(
+                "nothing listens at {}",
+                request.url
+            )));
+        };
+        let rest = &request.url[base.len()..];
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut api = crate::http::ApiRequest::new(request.method, path)
+            .with_query(query)
+            .with_body(request.body);
+        for (name, value) in request.headers {
+            api = api.with_header(name, value);
+        }
+        let response = cell.handle(api).await;
+        Ok(crate::ports::OutboundResponse {
+            status: response.status,
+            headers: response.headers,
+            body: response.body,
+        })
+    }
 }

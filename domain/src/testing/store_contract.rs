@@ -10,12 +10,16 @@
 //! futures on it) and a factory that returns a fresh, empty store, and panics with a message naming
 //! the broken rule.
 
-use crate::events::OutboxEvent;
 use crate::http::ApiRequest;
 use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
 use crate::money::Currency;
-use crate::ports::{BalanceUpdate, ClaimOutcome, Commit, CommitError, KeyClaim, TransactionStore};
+use crate::placement::{Fence, TenantHead, TenantRole};
+use crate::ports::{
+    BalanceUpdate, ClaimOutcome, Commit, CommitError, EntryRef, EntrySource, KeyClaim, KeyGuard,
+    LedgerWrite, Received, TransactionStore,
+};
 use crate::ports::{StoreError, SystemClock, UuidV7};
+use crate::replication::{Effect, Entry, SealedEntry};
 use crate::time::Timestamp;
 use crate::transaction::{
     AccountId, Transaction, TransactionId, TransactionKind, TransactionStatus,
@@ -62,6 +66,10 @@ fn account() -> AccountId {
     AccountId::parse("ACC-1").unwrap_or_else(|e| panic!("account: {e}"))
 }
 
+fn cell_id() -> CellId {
+    CellId::parse("cell-test").unwrap_or_else(|e| panic!("cell: {e}"))
+}
+
 fn id(n: u64) -> TransactionId {
     let mut bytes = [0u8; 16];
     bytes[8..].copy_from_slice(&n.to_be_bytes());
@@ -87,68 +95,147 @@ fn claim(
     .unwrap_or_else(|e| panic!("claim_key failed: {e}"))
 }
 
-/// A commit of a credit or debit of `cents` on (t, ACC-1, EUR) with the balance read as `expected_version`.
+fn head_of(rt: &impl Executor, store: &dyn TransactionStore, t: &str) -> Option<TenantHead> {
+    rt.block_on(store.head(&tenant(t)))
+        .unwrap_or_else(|e| panic!("head failed: {e}"))
+}
+
+/// What a test commit does.
+#[derive(Clone, Copy)]
+enum Book {
+    /// Accepted: the balance becomes this many cents, guarded by this version.
+    Accepted { cents: i64, expected_version: u64 },
+    /// Refused: nothing but the key, the entry and the head.
+    Refused,
+}
+
+/// A commit for (t, key k) after `before` (its head, or none), made by the holder of `token`.
 fn commit_of(
     t: &str,
     k: &str,
     token: TransactionId,
-    available_cents: i64,
-    expected_version: u64,
-    event_n: u64,
+    before: Option<&TenantHead>,
+    book: Book,
 ) -> Commit {
-    let available = Decimal::new(available_cents, 2);
-    let transaction = Transaction {
-        transaction_id: token,
-        tenant_id: tenant(t),
-        account_id: account(),
-        kind: TransactionKind::Credit,
-        amount: Amount::parse("1", eur()).unwrap_or_else(|e| panic!("amount: {e}")),
-        currency: eur(),
-        reference: None,
-        metadata: None,
-        status: TransactionStatus::Accepted,
-        balance_after: available,
-        created_at: Timestamp::from_unix_millis(1_000),
-        cell_id: CellId::parse("cell-test").unwrap_or_else(|e| panic!("cell: {e}")),
-    };
-    Commit {
-        balance: BalanceUpdate {
-            tenant_id: tenant(t),
-            account_id: account(),
-            currency: eur(),
-            available,
+    let base = before
+        .cloned()
+        .unwrap_or_else(|| TenantHead::first_primary(tenant(t), cell_id()));
+    let fence = before.map_or(Fence::Absent, TenantHead::fence);
+    let (response, effect, ledger) = match book {
+        Book::Accepted {
+            cents,
             expected_version,
-        },
+        } => {
+            let available = Decimal::new(cents, 2);
+            let transaction = Transaction {
+                transaction_id: token,
+                tenant_id: tenant(t),
+                account_id: account(),
+                kind: TransactionKind::Credit,
+                amount: Amount::parse("1", eur()).unwrap_or_else(|e| panic!("amount: {e}")),
+                currency: eur(),
+                reference: None,
+                metadata: None,
+                status: TransactionStatus::Accepted,
+                balance_after: available,
+                created_at: Timestamp::from_unix_millis(1_000),
+                cell_id: cell_id(),
+            };
+            let response = StoredResponse {
+                status: 201,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: transaction.to_json().into_bytes(),
+            };
+            let effect = Effect::Accepted {
+                balance_version: expected_version + 1,
+                event: format!("{{\"n\":\"{k}\"}}"),
+            };
+            let ledger = LedgerWrite {
+                balance: BalanceUpdate {
+                    tenant_id: tenant(t),
+                    account_id: account(),
+                    currency: eur(),
+                    available,
+                    expected_version,
+                },
+                transaction,
+            };
+            (response, effect, Some(ledger))
+        }
+        Book::Refused => (
+            StoredResponse {
+                status: 409,
+                headers: vec![],
+                body: b"{}".to_vec(),
+            },
+            Effect::Refused,
+            None,
+        ),
+    };
+    let entry = SealedEntry::seal(Entry {
+        tenant: tenant(t),
+        seq: base.position.seq + 1,
+        epoch: base.epoch,
+        origin: cell_id(),
+        prev: base.position.digest,
+        time: Timestamp::from_unix_millis(1_000),
         key: key(k),
-        token,
-        response: StoredResponse {
-            status: 201,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: transaction.to_json().into_bytes(),
+        fingerprint: format!("fp-{k}"),
+        response,
+        effect,
+    });
+    Commit {
+        fence,
+        head: TenantHead {
+            position: entry.position(),
+            ..base
         },
-        event: OutboxEvent {
-            event_id: id(1_000_000 + event_n).as_uuid(),
-            tenant_id: tenant(t),
-            time: Timestamp::from_unix_millis(1_000),
-            document: format!("{{\"n\":{event_n}}}"),
-        },
-        transaction,
+        entry,
+        source: EntrySource::Committed,
+        key: KeyGuard::HeldBy(token),
+        ledger,
     }
+}
+
+/// Claims `k` and commits a credit that sets the balance to `cents` at the next version.
+fn book(rt: &impl Executor, store: &dyn TransactionStore, t: &str, k: &str, n: u64, cents: i64) {
+    claim(rt, store, t, k, id(n), 1_000);
+    let before = head_of(rt, store, t);
+    let version = rt
+        .block_on(store.balance(&tenant(t), &account(), eur()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map_or(0, |b| b.version);
+    let commit = commit_of(
+        t,
+        k,
+        id(n),
+        before.as_ref(),
+        Book::Accepted {
+            cents,
+            expected_version: version,
+        },
+    );
+    rt.block_on(store.commit(commit))
+        .unwrap_or_else(|e| panic!("commit {k}: {e}"));
 }
 
 /// Runs every check.
 pub fn run_all(rt: &impl Executor, factory: Factory<'_>) {
     atomic_commit_writes_everything(rt, factory);
     failed_conditions_write_nothing(rt, factory);
+    refusals_are_committed_outcomes(rt, factory);
     idempotency_records(rt, factory);
     balance_versions(rt, factory);
     tenant_isolation(rt, factory);
     outbox_pages(rt, factory);
+    received_entries_wait_and_apply(rt, factory);
     concurrent_claims_have_one_winner(rt, factory);
+    concurrent_commits_have_one_winner(rt, factory);
     concurrent_debits_never_overdraw(rt, factory);
 }
 
-/// A commit makes the transaction, balance, completed key and event visible together.
+/// A commit makes the head, the entry, the transaction, the balance and the completed key visible
+/// together.
 pub fn atomic_commit_writes_everything(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     let token = id(1);
@@ -157,7 +244,24 @@ pub fn atomic_commit_writes_everything(rt: &impl Executor, factory: Factory<'_>)
         ClaimOutcome::Claimed,
         "a fresh key is claimed"
     );
-    rt.block_on(store.commit(commit_of("coop-1", "k", token, 100, 0, 1)))
+    assert_eq!(
+        head_of(rt, &*store, "coop-1"),
+        None,
+        "no head before the first write"
+    );
+    let commit = commit_of(
+        "coop-1",
+        "k",
+        token,
+        None,
+        Book::Accepted {
+            cents: 100,
+            expected_version: 0,
+        },
+    );
+    let expected_head = commit.head.clone();
+    let digest = commit.entry.digest();
+    rt.block_on(store.commit(commit))
         .unwrap_or_else(|e| panic!("commit failed: {e}"));
     let tx = rt
         .block_on(store.transaction(&tenant("coop-1"), token))
@@ -179,30 +283,71 @@ pub fn atomic_commit_writes_everything(rt: &impl Executor, factory: Factory<'_>)
         .block_on(store.idempotency_record(&tenant("coop-1"), &key("k")))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        matches!(record.map(|r| r.state), Some(KeyState::Completed(r)) if r.status == 201),
+        matches!(record.map(|r| (r.fingerprint, r.state)), Some((fp, KeyState::Completed(r))) if r.status == 201 && fp == "fp-k"),
         "the key is completed with the response"
     );
-    let page = rt
-        .block_on(store.pending_events(None, 10))
+    assert_eq!(
+        head_of(rt, &*store, "coop-1"),
+        Some(expected_head),
+        "the head, at the entry's position"
+    );
+    let entry = rt
+        .block_on(store.entry(&tenant("coop-1"), 1))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(page.events.len(), 1, "one outbox event");
+    assert_eq!(
+        entry.map(|e| e.digest()),
+        Some(digest),
+        "the entry reads back"
+    );
+    let page = rt
+        .block_on(store.pending_entries(None, 10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.entries.len(), 1, "one entry pending relay");
 }
 
-/// A commit whose conditions fail (stale balance version, key not held, duplicate id) writes nothing.
+/// A commit whose conditions fail (a moved head, a key not held, a stale balance version, a
+/// duplicate id) writes nothing.
 pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     let token = id(2);
     claim(rt, &*store, "coop-1", "k", token, 1_000);
-    let stale = rt.block_on(store.commit(commit_of("coop-1", "k", token, 100, 7, 1)));
+    let accepted = Book::Accepted {
+        cents: 100,
+        expected_version: 0,
+    };
+    let stale_head = TenantHead {
+        position: crate::replication::Position {
+            seq: 7,
+            digest: crate::replication::Digest::ZERO,
+        },
+        ..TenantHead::first_primary(tenant("coop-1"), cell_id())
+    };
+    let moved =
+        rt.block_on(store.commit(commit_of("coop-1", "k", token, Some(&stale_head), accepted)));
+    assert_eq!(
+        moved,
+        Err(CommitError::HeadMoved),
+        "a head that is not there"
+    );
+    let stale = rt.block_on(store.commit(commit_of(
+        "coop-1",
+        "k",
+        token,
+        None,
+        Book::Accepted {
+            cents: 100,
+            expected_version: 7,
+        },
+    )));
     assert_eq!(
         stale,
         Err(CommitError::BalanceConflict),
         "a stale balance version is a conflict"
     );
-    let unheld = rt.block_on(store.commit(commit_of("coop-1", "other-key", id(3), 100, 0, 2)));
+    let unheld = rt.block_on(store.commit(commit_of("coop-1", "other-key", id(3), None, accepted)));
     assert_eq!(
         unheld,
-        Err(CommitError::KeyNotHeld),
+        Err(CommitError::KeyConflict),
         "a key that is not held"
     );
     assert_eq!(
@@ -219,16 +364,34 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
         None,
         "no balance was written"
     );
-    assert!(
-        rt.block_on(store.pending_events(None, 10))
-            .map(|p| p.events.is_empty())
-            .unwrap_or(false),
-        "no event was written"
+    assert_eq!(head_of(rt, &*store, "coop-1"), None, "no head was written");
+    assert_eq!(
+        rt.block_on(store.entry(&tenant("coop-1"), 1))
+            .ok()
+            .flatten(),
+        None,
+        "no entry was written"
     );
-    rt.block_on(store.commit(commit_of("coop-1", "k", token, 100, 0, 3)))
+    assert!(
+        rt.block_on(store.pending_entries(None, 10))
+            .map(|p| p.entries.is_empty())
+            .unwrap_or(false),
+        "nothing is pending"
+    );
+    rt.block_on(store.commit(commit_of("coop-1", "k", token, None, accepted)))
         .unwrap_or_else(|e| panic!("{e}"));
     claim(rt, &*store, "coop-1", "k2", token, 1_000);
-    let duplicate = rt.block_on(store.commit(commit_of("coop-1", "k2", token, 200, 1, 4)));
+    let head = head_of(rt, &*store, "coop-1");
+    let duplicate = rt.block_on(store.commit(commit_of(
+        "coop-1",
+        "k2",
+        token,
+        head.as_ref(),
+        Book::Accepted {
+            cents: 200,
+            expected_version: 1,
+        },
+    )));
     assert_eq!(
         duplicate,
         Err(CommitError::DuplicateTransaction),
@@ -243,6 +406,11 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
         matches!(k2, Some(KeyState::InProgress { .. })),
         "the refused commit did not complete its key: {k2:?}"
     );
+    assert_eq!(
+        head_of(rt, &*store, "coop-1").map(|h| h.position.seq),
+        Some(1),
+        "the refused commit did not move the head"
+    );
     let balance = rt
         .block_on(store.balance(&tenant("coop-1"), &account(), eur()))
         .ok()
@@ -254,7 +422,41 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
     );
 }
 
-/// Claims, takeovers of stale claims, completion and release.
+/// A refused debit is committed like a booking: its entry, its completed key and the head, and no
+/// ledger change.
+pub fn refusals_are_committed_outcomes(rt: &impl Executor, factory: Factory<'_>) {
+    let store = factory();
+    claim(rt, &*store, "coop-1", "no", id(1), 1_000);
+    rt.block_on(store.commit(commit_of("coop-1", "no", id(1), None, Book::Refused)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let record = rt
+        .block_on(store.idempotency_record(&tenant("coop-1"), &key("no")))
+        .ok()
+        .flatten();
+    assert!(
+        matches!(record.map(|r| r.state), Some(KeyState::Completed(r)) if r.status == 409),
+        "the refusal replays"
+    );
+    assert_eq!(
+        rt.block_on(store.balance(&tenant("coop-1"), &account(), eur()))
+            .ok()
+            .flatten(),
+        None,
+        "no balance"
+    );
+    let entry = rt
+        .block_on(store.entry(&tenant("coop-1"), 1))
+        .ok()
+        .flatten()
+        .map(|e| e.entry().effect.clone());
+    assert_eq!(entry, Some(Effect::Refused), "the refusal's entry");
+    assert_eq!(
+        head_of(rt, &*store, "coop-1").map(|h| h.position.seq),
+        Some(1)
+    );
+}
+
+/// Claims, takeovers of stale claims, and release.
 pub fn idempotency_records(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     assert_eq!(
@@ -270,47 +472,43 @@ pub fn idempotency_records(rt: &impl Executor, factory: Factory<'_>) {
         ClaimOutcome::Claimed,
         "a claim older than the lease is taken over"
     );
-    let response = StoredResponse {
-        status: 409,
-        headers: vec![],
-        body: b"{}".to_vec(),
-    };
-    rt.block_on(store.complete_key(&tenant("coop-1"), &key("k"), id(1), response.clone()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        matches!(claim(rt, &*store, "coop-1", "k", id(4), 60_001), ClaimOutcome::Existing(r) if matches!(r.state, KeyState::InProgress { .. })),
-        "completing with a lost token is a no-op"
+    let lost = rt.block_on(store.commit(commit_of("coop-1", "k", id(1), None, Book::Refused)));
+    assert_eq!(
+        lost,
+        Err(CommitError::KeyConflict),
+        "the first holder lost the key"
     );
-    rt.block_on(store.complete_key(&tenant("coop-1"), &key("k"), id(3), response.clone()))
+    rt.block_on(store.commit(commit_of("coop-1", "k", id(3), None, Book::Refused)))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        matches!(claim(rt, &*store, "coop-1", "k", id(5), 60_002), ClaimOutcome::Existing(r) if r.state == KeyState::Completed(response.clone())),
+        matches!(claim(rt, &*store, "coop-1", "k", id(5), 60_002), ClaimOutcome::Existing(r) if matches!(r.state, KeyState::Completed(ref c) if c.status == 409)),
         "a completed key replays"
     );
     claim(rt, &*store, "coop-1", "r", id(6), 1_000);
+    rt.block_on(store.release_key(&tenant("coop-1"), &key("r"), id(7)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        matches!(
+            claim(rt, &*store, "coop-1", "r", id(8), 1_001),
+            ClaimOutcome::Existing(_)
+        ),
+        "releasing with another token is a no-op"
+    );
     rt.block_on(store.release_key(&tenant("coop-1"), &key("r"), id(6)))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        claim(rt, &*store, "coop-1", "r", id(7), 1_001),
+        claim(rt, &*store, "coop-1", "r", id(9), 1_002),
         ClaimOutcome::Claimed,
         "a released key can be claimed again"
     );
 }
 
-/// Versions advance by one per commit; balances of one account are listed.
+/// Versions advance by one per commit; balances of one account are listed; the head and the
+/// entries follow.
 pub fn balance_versions(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     for (n, cents) in [(1u64, 100i64), (2, 250), (3, 40)] {
-        claim(rt, &*store, "coop-1", &format!("k{n}"), id(n), 1_000);
-        rt.block_on(store.commit(commit_of(
-            "coop-1",
-            &format!("k{n}"),
-            id(n),
-            cents,
-            n - 1,
-            n,
-        )))
-        .unwrap_or_else(|e| panic!("commit {n}: {e}"));
+        book(rt, &*store, "coop-1", &format!("k{n}"), n, cents);
     }
     let balances = rt
         .block_on(store.balances(&tenant("coop-1"), &account()))
@@ -321,14 +519,25 @@ pub fn balance_versions(rt: &impl Executor, factory: Factory<'_>) {
         (Decimal::new(40, 2), 3),
         "the last write wins with version 3"
     );
+    let entries = rt
+        .block_on(store.entries_after(&tenant("coop-1"), 1, 10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        entries.iter().map(SealedEntry::seq).collect::<Vec<_>>(),
+        vec![2, 3],
+        "entries after 1, in order"
+    );
+    assert_eq!(
+        entries[1].entry().prev,
+        entries[0].digest(),
+        "each entry names its predecessor's digest"
+    );
 }
 
 /// A tenant never reads another tenant's items, even with their ids.
 pub fn tenant_isolation(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
-    claim(rt, &*store, "coop-1", "k", id(1), 1_000);
-    rt.block_on(store.commit(commit_of("coop-1", "k", id(1), 100, 0, 1)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    book(rt, &*store, "coop-1", "k", 1, 100);
     assert_eq!(
         rt.block_on(store.transaction(&tenant("coop-2"), id(1)))
             .ok()
@@ -357,6 +566,14 @@ pub fn tenant_isolation(rt: &impl Executor, factory: Factory<'_>) {
         None,
         "idempotency record"
     );
+    assert_eq!(head_of(rt, &*store, "coop-2"), None, "head");
+    assert_eq!(
+        rt.block_on(store.entry(&tenant("coop-2"), 1))
+            .ok()
+            .flatten(),
+        None,
+        "entry"
+    );
     assert_eq!(
         claim(rt, &*store, "coop-2", "k", id(2), 1_000),
         ClaimOutcome::Claimed,
@@ -364,57 +581,166 @@ pub fn tenant_isolation(rt: &impl Executor, factory: Factory<'_>) {
     );
 }
 
-/// Outbox reads page in order and skip published events.
+/// Pending entries page in commit order and leave the outbox once marked relayed.
 pub fn outbox_pages(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     for n in 1..=5u64 {
-        claim(rt, &*store, "coop-1", &format!("k{n}"), id(n), 1_000);
-        rt.block_on(store.commit(commit_of(
+        book(
+            rt,
+            &*store,
             "coop-1",
             &format!("k{n}"),
-            id(n),
-            100 * i64::try_from(n).unwrap_or(0),
-            n - 1,
             n,
-        )))
-        .unwrap_or_else(|e| panic!("{e}"));
+            100 * i64::try_from(n).unwrap_or(0),
+        );
     }
+    let seqs = |entries: &[SealedEntry]| entries.iter().map(SealedEntry::seq).collect::<Vec<_>>();
     let first = rt
-        .block_on(store.pending_events(None, 2))
+        .block_on(store.pending_entries(None, 2))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        first
-            .events
-            .iter()
-            .map(|e| e.document.clone())
-            .collect::<Vec<_>>(),
-        vec!["{\"n\":1}", "{\"n\":2}"],
-        "oldest first"
-    );
+    assert_eq!(seqs(&first.entries), vec![1, 2], "oldest first");
     let second = rt
-        .block_on(store.pending_events(first.next.as_deref(), 2))
+        .block_on(store.pending_entries(first.next.as_deref(), 2))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        second
-            .events
-            .iter()
-            .map(|e| e.document.clone())
-            .collect::<Vec<_>>(),
-        vec!["{\"n\":3}", "{\"n\":4}"],
-        "the cursor continues"
-    );
-    let ids: Vec<uuid::Uuid> = first.events.iter().map(|e| e.event_id).collect();
-    rt.block_on(store.mark_published(&ids))
+    assert_eq!(seqs(&second.entries), vec![3, 4], "the cursor continues");
+    let done: Vec<EntryRef> = first
+        .entries
+        .iter()
+        .map(|e| EntryRef {
+            tenant: e.tenant().clone(),
+            seq: e.seq(),
+        })
+        .collect();
+    rt.block_on(store.mark_relayed(&done))
         .unwrap_or_else(|e| panic!("{e}"));
     let rest = rt
-        .block_on(store.pending_events(None, 10))
+        .block_on(store.pending_entries(None, 10))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        rest.events.len(),
-        3,
-        "published events are no longer pending"
+        seqs(&rest.entries),
+        vec![3, 4, 5],
+        "relayed entries are no longer pending"
     );
     assert_eq!(rest.next, None, "the last page has no cursor");
+    assert!(
+        rt.block_on(store.entry(&tenant("coop-1"), 1))
+            .ok()
+            .flatten()
+            .is_some(),
+        "a relayed entry is still readable"
+    );
+}
+
+/// A standby stores what it receives (once per position), applies it with the same atomic commit,
+/// and never relays it.
+pub fn received_entries_wait_and_apply(rt: &impl Executor, factory: Factory<'_>) {
+    let primary = factory();
+    book(rt, &*primary, "coop-1", "k1", 1, 100);
+    book(rt, &*primary, "coop-1", "k2", 2, 300);
+    let entries = rt
+        .block_on(primary.entries_after(&tenant("coop-1"), 0, 10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let standby = factory();
+    let second = &entries[1];
+    assert_eq!(
+        rt.block_on(standby.receive(second))
+            .unwrap_or_else(|e| panic!("{e}")),
+        Received::Stored,
+        "an early entry is stored"
+    );
+    assert_eq!(
+        rt.block_on(standby.receive(second))
+            .unwrap_or_else(|e| panic!("{e}")),
+        Received::Existing(second.digest()),
+        "receiving it again finds it"
+    );
+    assert!(
+        rt.block_on(standby.pending_entries(None, 10))
+            .map(|p| p.entries.is_empty())
+            .unwrap_or(false),
+        "received entries are not relayed"
+    );
+    assert_eq!(
+        head_of(rt, &*standby, "coop-1"),
+        None,
+        "nothing applied yet"
+    );
+    let first = &entries[0];
+    rt.block_on(standby.receive(first))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (before, entry) in [(None, first), (Some(first), second)] {
+        let e = entry.entry();
+        let tx = e
+            .transaction()
+            .unwrap_or_else(|err| panic!("{err}"))
+            .unwrap_or_else(|| panic!("accepted"));
+        let head_before = head_of(rt, &*standby, "coop-1");
+        let commit = Commit {
+            fence: head_before
+                .as_ref()
+                .map_or(Fence::Absent, TenantHead::fence),
+            head: TenantHead {
+                tenant: tenant("coop-1"),
+                role: TenantRole::Standby,
+                epoch: e.epoch,
+                primary: e.origin.clone(),
+                position: entry.position(),
+                epoch_start: 0,
+            },
+            entry: entry.clone(),
+            source: EntrySource::Received,
+            key: KeyGuard::Absent,
+            ledger: Some(LedgerWrite {
+                balance: BalanceUpdate {
+                    tenant_id: tenant("coop-1"),
+                    account_id: account(),
+                    currency: eur(),
+                    available: tx.balance_after,
+                    expected_version: u64::from(before.is_some()),
+                },
+                transaction: tx,
+            }),
+        };
+        rt.block_on(standby.commit(commit.clone()))
+            .unwrap_or_else(|err| panic!("apply {}: {err}", e.seq));
+        let again = Commit {
+            fence: commit.head.fence(),
+            ..commit
+        };
+        assert_eq!(
+            rt.block_on(standby.commit(again)),
+            Err(CommitError::KeyConflict),
+            "an applied key is not applied twice"
+        );
+    }
+    let (p, s) = (
+        head_of(rt, &*primary, "coop-1"),
+        head_of(rt, &*standby, "coop-1"),
+    );
+    assert_eq!(
+        p.map(|h| h.position),
+        s.as_ref().map(|h| h.position),
+        "same position on both"
+    );
+    assert_eq!(s.map(|h| h.role), Some(TenantRole::Standby));
+    let balance = |store: &Arc<dyn TransactionStore>| {
+        rt.block_on(store.balance(&tenant("coop-1"), &account(), eur()))
+            .ok()
+            .flatten()
+    };
+    assert_eq!(
+        balance(&primary),
+        balance(&standby),
+        "same balance and version"
+    );
+    let record = rt
+        .block_on(standby.idempotency_record(&tenant("coop-1"), &key("k2")))
+        .ok()
+        .flatten();
+    assert!(
+        matches!(record.map(|r| r.state), Some(KeyState::Completed(r)) if r.status == 201),
+        "the key replays on the standby"
+    );
 }
 
 /// Fifty requests claiming one key at once: exactly one wins.
@@ -436,6 +762,47 @@ pub fn concurrent_claims_have_one_winner(rt: &impl Executor, factory: Factory<'_
             .count()
     });
     assert_eq!(winners, 1, "exactly one concurrent claim wins");
+}
+
+/// Twenty commits on the same head at once (different keys, different accounts' worth of state):
+/// exactly one lands; the others see the head moved.
+pub fn concurrent_commits_have_one_winner(rt: &impl Executor, factory: Factory<'_>) {
+    let store = factory();
+    book(rt, &*store, "coop-1", "first", 100, 100);
+    let head = head_of(rt, &*store, "coop-1");
+    for n in 0..20u64 {
+        claim(rt, &*store, "coop-1", &format!("race-{n}"), id(n), 1_000);
+    }
+    let outcomes: Vec<Result<(), CommitError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20u64)
+            .map(|n| {
+                let store = store.clone();
+                let head = head.clone();
+                s.spawn(move || {
+                    rt.block_on(store.commit(commit_of(
+                        "coop-1",
+                        &format!("race-{n}"),
+                        id(n),
+                        head.as_ref(),
+                        Book::Refused,
+                    )))
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    let won = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(won, 1, "one commit per head position: {outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(()) | Err(CommitError::HeadMoved))),
+        "the losers saw the head move: {outcomes:?}"
+    );
+    assert_eq!(
+        head_of(rt, &*store, "coop-1").map(|h| h.position.seq),
+        Some(2)
+    );
 }
 
 /// A cell on `store` with the real clock and ids, serving tenants `coop-1` and `coop-2`.
@@ -497,6 +864,27 @@ pub fn concurrent_debits_never_overdraw(rt: &impl Executor, factory: Factory<'_>
         Some((Decimal::ZERO, 21)),
         "no overdraft, one version per booking"
     );
+    let head = rt
+        .block_on(store.head(&tenant("coop-1")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        head.map(|h| h.position.seq),
+        Some(51),
+        "one entry per outcome: the credit, 20 debits, 30 refusals"
+    );
+    let entries = rt
+        .block_on(store.entries_after(&tenant("coop-1"), 0, 100))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut prev = crate::replication::Digest::ZERO;
+    for entry in &entries {
+        assert_eq!(
+            entry.entry().prev,
+            prev,
+            "the chain is unbroken at {}",
+            entry.seq()
+        );
+        prev = entry.digest();
+    }
 }
 
 /// A store that cannot reach its database answers every operation with
@@ -518,7 +906,16 @@ pub fn unreachable_store_is_unavailable(rt: &impl Executor, store: Arc<dyn Trans
         stale_before: Timestamp::from_unix_millis(0),
     }));
     unavailable("claim_key", claimed.map(|_| ()));
-    let committed = rt.block_on(store.commit(commit_of("coop-1", "k", id(1), 100, 0, 1)));
+    let committed = rt.block_on(store.commit(commit_of(
+        "coop-1",
+        "k",
+        id(1),
+        None,
+        Book::Accepted {
+            cents: 100,
+            expected_version: 0,
+        },
+    )));
     assert!(
         matches!(
             committed,
@@ -537,8 +934,12 @@ pub fn unreachable_store_is_unavailable(rt: &impl Executor, store: Arc<dyn Trans
             .map(|_| ()),
     );
     unavailable(
-        "pending_events",
-        rt.block_on(store.pending_events(None, 10)).map(|_| ()),
+        "pending_entries",
+        rt.block_on(store.pending_entries(None, 10)).map(|_| ()),
+    );
+    unavailable(
+        "head",
+        rt.block_on(store.head(&tenant("coop-1"))).map(|_| ()),
     );
     let cell = cell_on(store);
     for request in [

@@ -38,8 +38,25 @@ pub fn essence(content_type: &str) -> String {
 /// assert_eq!(require_json(None), Err(MediaTypeError::Missing));
 /// ```
 pub fn require_json(content_type: Option<&str>) -> Result<(), MediaTypeError> {
+    require_media_type(content_type, "application/json")
+}
+
+/// Accepts the media type `expected` (lower-case `type/subtype`; the header in any case, optional
+/// parameters), with no charset or charset utf-8. The errors' texts speak of `application/json`:
+/// callers with another type write their own detail.
+///
+/// ```
+/// use paracell_domain::http::require_media_type;
+/// let batch = "application/cloudevents-batch+json";
+/// assert!(require_media_type(Some("application/cloudevents-batch+json; charset=utf-8"), batch).is_ok());
+/// assert!(require_media_type(Some("application/json"), batch).is_err());
+/// ```
+pub fn require_media_type(
+    content_type: Option<&str>,
+    expected: &str,
+) -> Result<(), MediaTypeError> {
     let value = content_type.ok_or(MediaTypeError::Missing)?;
-    if essence(value) != "application/json" {
+    if essence(value) != expected {
         return Err(MediaTypeError::NotJson);
     }
     let mut parts = value.split(';');

@@ -12,7 +12,7 @@ mod request;
 mod response;
 pub mod router;
 
-pub use media_type::{MediaTypeError, essence, require_json};
+pub use media_type::{MediaTypeError, essence, require_json, require_media_type};
 pub use panic::{CatchPanic, catch_panic};
 pub use problem::{Problem, ProblemType};
 pub use request::{ApiRequest, Headers};

@@ -33,6 +33,13 @@ pub enum ProblemType {
     UnsupportedMediaType,
     /// 421: a valid tenant this cell does not serve.
     TenantNotInCell,
+    /// 421: this cell holds the tenant but is not its primary (a standby, or fenced after a move):
+    /// the problem names the primary and its epoch.
+    TenantMoved,
+    /// 401: a delivery between cells without a valid signature from a peer.
+    ReplicationUnauthorized,
+    /// 409: a signed delivery between cells that was already received.
+    ReplicationReplayed,
     /// 422: the body breaks one or more rules; see `errors`.
     ValidationFailed,
     /// 422: the key was used before with a different payload.
@@ -41,11 +48,13 @@ pub enum ProblemType {
     Internal,
     /// 503: the store is throttled or unreachable; see `Retry-After`.
     StoreUnavailable,
+    /// 503: the tenant is being moved and its writes are paused; see `Retry-After`.
+    TenantFrozen,
 }
 
 impl ProblemType {
     /// Every problem type, for documentation checks.
-    pub const ALL: [ProblemType; 18] = [
+    pub const ALL: [ProblemType; 22] = [
         Self::MalformedRequest,
         Self::MissingTenant,
         Self::InvalidTenant,
@@ -60,10 +69,14 @@ impl ProblemType {
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::TenantNotInCell,
+        Self::TenantMoved,
+        Self::ReplicationUnauthorized,
+        Self::ReplicationReplayed,
         Self::ValidationFailed,
         Self::IdempotencyKeyReused,
         Self::Internal,
         Self::StoreUnavailable,
+        Self::TenantFrozen,
     ];
 
     /// The slug in `urn:paracell:problem:<slug>`.
@@ -107,10 +120,20 @@ impl ProblemType {
             Self::PayloadTooLarge => ("payload-too-large", 413, "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", 415, "Unsupported media type"),
             Self::TenantNotInCell => ("tenant-not-in-cell", 421, "Tenant not in this cell"),
+            Self::TenantMoved => ("tenant-moved", 421, "Tenant moved"),
+            Self::ReplicationUnauthorized => (
+                "replication-unauthorized",
+                401,
+                "Replication delivery not authenticated",
+            ),
+            Self::ReplicationReplayed => {
+                ("replication-replayed", 409, "Replication delivery replayed")
+            }
             Self::ValidationFailed => ("validation-failed", 422, "Validation failed"),
             Self::IdempotencyKeyReused => ("idempotency-key-reused", 422, "Idempotency key reused"),
             Self::Internal => ("internal", 500, "Internal error"),
             Self::StoreUnavailable => ("store-unavailable", 503, "Store unavailable"),
+            Self::TenantFrozen => ("tenant-frozen", 503, "Tenant frozen"),
         }
     }
 
@@ -142,6 +165,13 @@ impl ProblemType {
             Self::TenantNotInCell => {
                 "This cell does not serve the tenant; route the request to the tenant's cell."
             }
+            Self::TenantMoved => {
+                "This cell is not the tenant's primary; send the request to the cell named in primary_cell."
+            }
+            Self::ReplicationUnauthorized => {
+                "The delivery does not carry a valid signature from a peer cell."
+            }
+            Self::ReplicationReplayed => "This signed delivery was already received.",
             Self::ValidationFailed => "The request body breaks one or more rules; see errors.",
             Self::IdempotencyKeyReused => {
                 "This Idempotency-Key was used with a different request payload."
@@ -149,6 +179,9 @@ impl ProblemType {
             Self::Internal => "An unexpected error occurred.",
             Self::StoreUnavailable => {
                 "The cell's store is temporarily unavailable; retry after the indicated delay."
+            }
+            Self::TenantFrozen => {
+                "The tenant is being moved to another cell; retry after the indicated delay."
             }
         }
     }

@@ -45,14 +45,31 @@ pub const GET_BALANCES: Endpoint = Endpoint {
     statuses: &[200, 400, 404, 413, 421, 500, 503],
 };
 
+/// `POST /v1/replication/entries`: deliveries from peer cells (signed; see
+/// [`crate::replication::signature`]).
+pub const REPLICATION_ENTRIES: Endpoint = Endpoint {
+    template: "/v1/replication/entries",
+    method: "POST",
+    allow: "POST, OPTIONS",
+    statuses: &[200, 400, 401, 409, 413, 415, 500, 503],
+};
+
 /// Every endpoint.
-pub const ENDPOINTS: [Endpoint; 4] = [HEALTH, CREATE_TRANSACTION, GET_TRANSACTION, GET_BALANCES];
+pub const ENDPOINTS: [Endpoint; 5] = [
+    HEALTH,
+    CREATE_TRANSACTION,
+    GET_TRANSACTION,
+    GET_BALANCES,
+    REPLICATION_ENTRIES,
+];
 
 /// A matched route with its parsed path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// `/health`: answered without a tenant.
     Health,
+    /// `/v1/replication/entries`: entries for many tenants, authenticated by signature.
+    ReplicationEntries,
     /// A route that acts for a tenant.
     Tenant(TenantRoute),
 }
@@ -73,6 +90,7 @@ impl Route {
     pub fn endpoint(&self) -> &'static Endpoint {
         match self {
             Self::Health => &HEALTH,
+            Self::ReplicationEntries => &REPLICATION_ENTRIES,
             Self::Tenant(TenantRoute::CreateTransaction) => &CREATE_TRANSACTION,
             Self::Tenant(TenantRoute::GetTransaction(_)) => &GET_TRANSACTION,
             Self::Tenant(TenantRoute::GetBalances(_)) => &GET_BALANCES,
@@ -129,6 +147,7 @@ pub fn resolve(method: &str, raw_path: &str) -> Resolution {
         .as_slice()
     {
         ["health"] => Route::Health,
+        ["v1", "replication", "entries"] => Route::ReplicationEntries,
         ["v1", "transactions"] => Route::Tenant(TenantRoute::CreateTransaction),
         ["v1", "transactions", id] => match TransactionId::parse(id) {
             Some(id) => Route::Tenant(TenantRoute::GetTransaction(id)),

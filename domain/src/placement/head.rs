@@ -1,0 +1,111 @@
+use crate::replication::Position;
+use crate::tenancy::{CellId, TenantId};
+use std::fmt;
+
+/// What a cell is for a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantRole {
+    /// Books the tenant's writes and replicates them.
+    Primary,
+    /// A primary that has stopped booking for a planned migration (writes answer 503, reads are served).
+    Frozen,
+    /// Follows the primary: applies its replication entries, refuses writes with 421, serves reads.
+    Standby,
+    /// No longer holds the tenant: another cell was promoted. Refuses writes with 421.
+    Fenced,
+}
+
+impl TenantRole {
+    /// `primary`, `frozen`, `standby` or `fenced`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Frozen => "frozen",
+            Self::Standby => "standby",
+            Self::Fenced => "fenced",
+        }
+    }
+
+    /// Parses [`TenantRole::as_str`]'s names.
+    ///
+    /// ```
+    /// use paracell_domain::placement::TenantRole;
+    /// assert_eq!(TenantRole::parse("standby"), Some(TenantRole::Standby));
+    /// assert_eq!(TenantRole::parse("Standby"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Primary, Self::Frozen, Self::Standby, Self::Fenced]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+impl fmt::Display for TenantRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A cell's record of one tenant, kept in the tenant's partition of the cell's own store so that it
+/// takes part in every atomic write for the tenant.
+///
+/// `position` is how far the tenant's replication log goes here: on a primary, the last entry it
+/// committed; on a standby, the last entry it applied. Two cells at the same position hold the same
+/// state, by construction of the digest chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantHead {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// This cell's role.
+    pub role: TenantRole,
+    /// The generation of the tenant's placement this head belongs to; only ever grows.
+    pub epoch: u64,
+    /// The tenant's primary as this cell knows it (itself when primary or frozen).
+    pub primary: CellId,
+    /// The last entry committed (primary) or applied (standby).
+    pub position: Position,
+    /// The sequence number at which `epoch` began: entries of an older epoch beyond it were never
+    /// part of this history (they are stale).
+    pub epoch_start: u64,
+}
+
+impl TenantHead {
+    /// The head a tenant's first write creates on a cell that had none (implicit placement): primary
+    /// at epoch 1, nothing committed yet.
+    pub fn first_primary(tenant: TenantId, cell: CellId) -> Self {
+        Self {
+            tenant,
+            role: TenantRole::Primary,
+            epoch: 1,
+            primary: cell,
+            position: Position::GENESIS,
+            epoch_start: 0,
+        }
+    }
+
+    /// The guard a write must pass for this head to still be current.
+    pub fn fence(&self) -> Fence {
+        Fence::Head {
+            epoch: self.epoch,
+            seq: self.position.seq,
+            role: self.role,
+        }
+    }
+}
+
+/// What a write expects the tenant's head to be when it lands: the store checks it inside the same
+/// atomic write, never only before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fence {
+    /// No head exists yet (the tenant's first write or first applied entry on this cell).
+    Absent,
+    /// The head still has this epoch, this role and this last sequence number.
+    Head {
+        /// Epoch read.
+        epoch: u64,
+        /// Last sequence number read.
+        seq: u64,
+        /// Role read.
+        role: TenantRole,
+    },
+}

@@ -1,0 +1,169 @@
+//! A store wrapper that fails on purpose: every operation asks a [`Faults`] first, then delegates.
+//! The contract tests and the conformance suite inject outages, throttling and panics with it.
+
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
+use crate::money::Currency;
+use crate::placement::TenantHead;
+use crate::ports::{
+    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EntryPage, EntryRef, KeyClaim, Received,
+    StoreError, TransactionStore,
+};
+use crate::replication::SealedEntry;
+use crate::tenancy::TenantId;
+use crate::transaction::{AccountId, Transaction, TransactionId};
+use std::sync::Arc;
+
+/// A store operation, as [`Faults::before`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Operation {
+    Head,
+    ClaimKey,
+    ReleaseKey,
+    Commit,
+    Receive,
+    Entry,
+    EntriesAfter,
+    Transaction,
+    Balance,
+    Balances,
+    IdempotencyRecord,
+    PendingEntries,
+    MarkRelayed,
+}
+
+/// Decides how an operation fails.
+pub trait Faults: Send + Sync {
+    /// Called before `operation` runs: `Err` makes it fail with that error (it may also panic).
+    fn before(&self, operation: Operation) -> Result<(), StoreError>;
+
+    /// Replaces a claim's answer (`None`: the inner store answers).
+    fn claim(&self, claim: &KeyClaim) -> Option<ClaimOutcome> {
+        let _ = claim;
+        None
+    }
+}
+
+impl<F: Fn(Operation) -> Result<(), StoreError> + Send + Sync> Faults for F {
+    fn before(&self, operation: Operation) -> Result<(), StoreError> {
+        self(operation)
+    }
+}
+
+/// A store whose operations fail as `faults` says.
+///
+/// ```
+/// use paracell_domain::{memory::MemoryStore, ports::{StoreError, TransactionStore}, testing::{block_on, faults::*}};
+/// let store = FaultyStore::new(std::sync::Arc::new(MemoryStore::new()), |op| match op {
+///     Operation::Head => Err(StoreError::Failed("down".into())),
+///     _ => Ok(()),
+/// });
+/// let tenant = paracell_domain::TenantId::parse("coop-1").unwrap();
+/// assert!(block_on(store.head(&tenant)).is_err());
+/// ```
+pub struct FaultyStore<F> {
+    inner: Arc<dyn TransactionStore>,
+    faults: F,
+}
+
+impl<F: Faults> FaultyStore<F> {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn TransactionStore>, faults: F) -> Self {
+        Self { inner, faults }
+    }
+
+    /// The faults.
+    pub fn faults(&self) -> &F {
+        &self.faults
+    }
+}
+
+#[async_trait::async_trait]
+impl<F: Faults> TransactionStore for FaultyStore<F> {
+    async fn head(&self, t: &TenantId) -> Result<Option<TenantHead>, StoreError> {
+        self.faults.before(Operation::Head)?;
+        self.inner.head(t).await
+    }
+    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
+        self.faults.before(Operation::ClaimKey)?;
+        if let Some(outcome) = self.faults.claim(&claim) {
+            return Ok(outcome);
+        }
+        self.inner.claim_key(claim).await
+    }
+    async fn release_key(
+        &self,
+        t: &TenantId,
+        k: &IdempotencyKey,
+        token: TransactionId,
+    ) -> Result<(), StoreError> {
+        self.faults.before(Operation::ReleaseKey)?;
+        self.inner.release_key(t, k, token).await
+    }
+    async fn commit(&self, c: Commit) -> Result<(), CommitError> {
+        self.faults.before(Operation::Commit)?;
+        self.inner.commit(c).await
+    }
+    async fn receive(&self, e: &SealedEntry) -> Result<Received, StoreError> {
+        self.faults.before(Operation::Receive)?;
+        self.inner.receive(e).await
+    }
+    async fn entry(&self, t: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
+        self.faults.before(Operation::Entry)?;
+        self.inner.entry(t, seq).await
+    }
+    async fn entries_after(
+        &self,
+        t: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        self.faults.before(Operation::EntriesAfter)?;
+        self.inner.entries_after(t, after, limit).await
+    }
+    async fn transaction(
+        &self,
+        t: &TenantId,
+        id: TransactionId,
+    ) -> Result<Option<Transaction>, StoreError> {
+        self.faults.before(Operation::Transaction)?;
+        self.inner.transaction(t, id).await
+    }
+    async fn balance(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+        c: Currency,
+    ) -> Result<Option<BalanceSnapshot>, StoreError> {
+        self.faults.before(Operation::Balance)?;
+        self.inner.balance(t, a, c).await
+    }
+    async fn balances(
+        &self,
+        t: &TenantId,
+        a: &AccountId,
+    ) -> Result<Vec<BalanceSnapshot>, StoreError> {
+        self.faults.before(Operation::Balances)?;
+        self.inner.balances(t, a).await
+    }
+    async fn idempotency_record(
+        &self,
+        t: &TenantId,
+        k: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.faults.before(Operation::IdempotencyRecord)?;
+        self.inner.idempotency_record(t, k).await
+    }
+    async fn pending_entries(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<EntryPage, StoreError> {
+        self.faults.before(Operation::PendingEntries)?;
+        self.inner.pending_entries(after, limit).await
+    }
+    async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
+        self.faults.before(Operation::MarkRelayed)?;
+        self.inner.mark_relayed(entries).await
+    }
+}
