@@ -1,12 +1,19 @@
 //! [`LambdaCell`]: a cell behind Lambda. The runtime loop and the in-process entry point call the
 //! same [`LambdaCell::handle_event`], so tests exercise exactly what runs in Lambda.
+//!
+//! One function serves every event kind the cell's deployment sends it: HTTP events from every front
+//! door (answered by the cell), DynamoDB Streams batches of the cell table (relayed), and SQS batches
+//! of dead letters an operator moved to the replay queue (relayed again to their destination).
 
-use crate::event::translate;
-use crate::runtime::{self, recognise};
+use crate::inbound::http::translate;
+use crate::inbound::runtime::{self, recognise};
+use crate::inbound::stream;
 use lambda_http::Context;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use paracell_domain::Cell;
 use paracell_domain::http::{catch_panic, untranslatable_request};
+use paracell_domain::ports::TransactionStore;
+use paracell_domain::replication::relay::{DeadLetter, Relay};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::time::Instant;
@@ -15,22 +22,41 @@ use std::time::Instant;
 #[derive(Clone)]
 pub struct LambdaCell {
     cell: Cell,
+    relay: Option<Relay>,
 }
 
 impl LambdaCell {
     /// Wraps a cell.
     pub fn new(cell: Cell) -> Self {
-        Self { cell }
+        Self { cell, relay: None }
     }
 
-    /// Answers one raw event with the raw response JSON for its source. Every HTTP event gets a
-    /// response (errors and panics included); only an event that is not an HTTP event is an `Err`,
-    /// because no HTTP response shape exists for it.
+    /// The cell.
+    pub fn cell(&self) -> &Cell {
+        &self.cell
+    }
+
+    /// Relays stream and replay-queue batches with `relay` (the cell's store marks what was relayed).
+    #[must_use]
+    pub fn with_relay(mut self, relay: Relay) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// Answers one raw event with the raw response JSON for its kind. Every HTTP event gets a
+    /// response (errors and panics included). A stream or queue batch gets its partial-batch answer.
+    /// Only an event of no known kind, or a batch for a function without a relay, is an `Err`.
     pub async fn handle_event(
         &self,
         event: Value,
         context: Context,
     ) -> Result<Box<RawValue>, lambda_http::Error> {
+        if stream::is_stream_event(&event) {
+            return self.relay_stream(&event, &context).await;
+        }
+        if is_sqs_event(&event) {
+            return self.replay_dead_letters(&event, &context).await;
+        }
         let started = Instant::now();
         let recognised = recognise(&event)?;
         let source = recognised.source;
@@ -43,6 +69,94 @@ impl LambdaCell {
         .await;
         crate::logging::request_done(&context.request_id, source, &response, started.elapsed());
         runtime::respond(recognised, response, context).await
+    }
+
+    fn relay(&self) -> Result<&Relay, lambda_http::Error> {
+        self.relay.as_ref().ok_or_else(|| {
+            lambda_http::Error::from(
+                "a stream or queue batch reached a function without a relay (set PARACELL_PEERS)",
+            )
+        })
+    }
+
+    async fn relay_stream(
+        &self,
+        event: &Value,
+        context: &Context,
+    ) -> Result<Box<RawValue>, lambda_http::Error> {
+        let relay = self.relay()?;
+        let records = stream::records(event);
+        let entries: Vec<_> = records
+            .iter()
+            .filter_map(|r| r.entry.as_ref().ok().cloned().flatten())
+            .collect();
+        let report = relay.relay(&entries).await;
+        let store: &dyn TransactionStore = self.cell.ports().store.as_ref();
+        if let Err(e) = store.mark_relayed(&report.relayed).await {
+            // The entries stay pending and are relayed again later: duplicates, which every
+            // destination absorbs. Nothing is lost.
+            crate::logging::relay_problem(
+                &context.request_id,
+                "mark_relayed failed",
+                &e.to_string(),
+            );
+        }
+        let first_failure = records.iter().find(|r| match &r.entry {
+            Err(reason) => {
+                crate::logging::relay_problem(
+                    &context.request_id,
+                    "unreadable entry record",
+                    reason,
+                );
+                true
+            }
+            Ok(Some(entry)) => report
+                .failed
+                .iter()
+                .any(|f| &f.tenant == entry.tenant() && f.seq == entry.seq()),
+            Ok(None) => false,
+        });
+        crate::logging::relay_done(&context.request_id, "dynamodb-stream", &report);
+        json(stream::batch_response(
+            first_failure.map(|r| r.sequence_number.as_str()),
+        ))
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        event: &Value,
+        context: &Context,
+    ) -> Result<Box<RawValue>, lambda_http::Error> {
+        let relay = self.relay()?;
+        let mut failures = Vec::new();
+        for message in event["Records"].as_array().into_iter().flatten() {
+            let id = message["messageId"].as_str().unwrap_or_default();
+            let letter = message["body"]
+                .as_str()
+                .ok_or_else(|| "the message has no body".to_owned())
+                .and_then(DeadLetter::parse);
+            let ok = match letter {
+                Ok(letter) => {
+                    let report = relay
+                        .relay_only(&letter.destination, std::slice::from_ref(&letter.entry))
+                        .await;
+                    crate::logging::relay_done(&context.request_id, "dead-letter-replay", &report);
+                    report.failed.is_empty()
+                }
+                Err(reason) => {
+                    crate::logging::relay_problem(
+                        &context.request_id,
+                        "unreadable dead letter",
+                        &reason,
+                    );
+                    false
+                }
+            };
+            if !ok {
+                failures.push(serde_json::json!({ "itemIdentifier": id }));
+            }
+        }
+        json(serde_json::json!({ "batchItemFailures": failures }))
     }
 
     /// In process: raw event JSON bytes in, raw Lambda response JSON bytes out.
@@ -62,6 +176,14 @@ impl LambdaCell {
         });
         lambda_runtime::run(handler).await
     }
+}
+
+fn is_sqs_event(event: &Value) -> bool {
+    event["Records"][0]["eventSource"].as_str() == Some("aws:sqs")
+}
+
+fn json(value: Value) -> Result<Box<RawValue>, lambda_http::Error> {
+    Ok(RawValue::from_string(value.to_string())?)
 }
 
 /// Why `lambda-cell` could not start.

@@ -9,14 +9,16 @@
 //! response shape that event source expects. It reads the raw event itself, because `lambda_http`'s
 //! request conversion loses repeated header values (REST/ALB), can panic (invalid base64, unusual
 //! URIs) and depends on a process-wide variable for stage handling. `lambda_http` still decides which
-//! source an event is and serialises the response: see [`runtime`], the one module that relies on its
-//! undocumented API (pinned `=1.3.2`).
+//! source an event is and serialises the response: see [`inbound::runtime`], the one module that
+//! relies on its undocumented API (pinned `=1.3.2`).
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`event`] | raw event → neutral request, per source (stage, query, repeated headers, base64, authorizer) |
-//! | [`runtime`] | source detection and per-source response serialisation through `lambda_http` |
-//! | [`handler`] | [`LambdaCell`]: the in-process entry point and the runtime loop |
+//! | [`inbound::http`] | raw HTTP event → neutral request, per source (stage, query, repeated headers, base64, authorizer) |
+//! | [`inbound::runtime`] | source detection and per-source response serialisation through `lambda_http` |
+//! | [`inbound::stream`] | DynamoDB Streams records → entries for the relay, partial-batch answers |
+//! | [`outbound`] | the DynamoDB store (feature `dynamodb`), the SQS dead-letter queue (feature `sqs`) |
+//! | [`handler`] | [`LambdaCell`]: the in-process entry point and the runtime loop, for every event kind |
 //! | [`logging`] | structured JSON logs |
 //!
 //! ```
@@ -34,12 +36,10 @@
 //! # });
 //! ```
 
-pub mod event;
 pub mod handler;
+pub mod inbound;
 pub mod logging;
-pub mod runtime;
+pub mod outbound;
 
-pub use event::Source;
 pub use handler::LambdaCell;
-#[cfg(feature = "dynamodb")]
-pub mod dynamodb;
+pub use inbound::http::Source;

@@ -33,3 +33,34 @@ pub fn request_done(
         "request"
     );
 }
+
+/// Logs what a relay run did (counts only: never entries, keys or bodies).
+pub fn relay_done(
+    request_id: &str,
+    source: &str,
+    report: &paracell_domain::replication::relay::RelayReport,
+) {
+    tracing::info!(
+        request_id,
+        source,
+        relayed = report.relayed.len(),
+        delivered = report.delivered,
+        dead_lettered = report.dead_lettered,
+        retries = report.retries,
+        failed = report.failed.len(),
+        "relay"
+    );
+    if !report.failed.is_empty() {
+        tracing::error!(
+            request_id,
+            source,
+            failed = report.failed.len(),
+            "relay: entries could not be delivered nor dead-lettered; they will be retried"
+        );
+    }
+}
+
+/// Logs a relay failure that is not about one delivery (an unreadable record, a store error).
+pub fn relay_problem(request_id: &str, what: &str, detail: &str) {
+    tracing::error!(request_id, detail, "relay: {what}");
+}

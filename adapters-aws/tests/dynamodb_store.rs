@@ -3,7 +3,7 @@
 //! test credentials. Built only with `--features dynamodb`; without the endpoint it fails, it never
 //! skips.
 
-use paracell_aws::dynamodb::{DynamoConfig, DynamoStore};
+use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
 use paracell_domain::ports::{StoreError, TransactionStore};
 use paracell_domain::testing::store_contract::{self, Executor};
 use std::sync::Arc;

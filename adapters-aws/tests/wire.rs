@@ -110,13 +110,18 @@ fn sources_that_agree_on_a_request_agree_on_the_answer() {
 #[test]
 fn events_that_are_not_http_events_are_refused_with_a_clear_error() {
     let cell = lambda(None);
-    let sqs =
-        serde_json::json!({"Records": [{"messageId": "1", "body": "x", "eventSource": "aws:sqs"}]});
-    let err = invoke(&cell, &sqs).unwrap_err();
+    let scheduled = serde_json::json!({"version": "0", "detail-type": "Scheduled Event",
+        "source": "aws.events", "detail": {}});
+    let err = invoke(&cell, &scheduled).unwrap_err();
     assert!(
         err.contains("not an API Gateway (REST or HTTP API), Function URL or ALB event"),
         "{err}"
     );
+    // Stream and queue batches belong to the relay: a function without one says so.
+    let sqs =
+        serde_json::json!({"Records": [{"messageId": "1", "body": "x", "eventSource": "aws:sqs"}]});
+    let err = invoke(&cell, &sqs).unwrap_err();
+    assert!(err.contains("without a relay"), "{err}");
     // P16: a hand-written REST event without requestContext.httpMethod is not recognised either.
     let hand_written =
         serde_json::json!({"httpMethod": "GET", "path": "/health", "requestContext": {}});

@@ -61,7 +61,7 @@ impl Default for RoutePrefix {
 }
 
 /// The adapter's configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureConfig {
     /// Payload or forwarding mode.
     pub mode: Mode,
@@ -70,6 +70,20 @@ pub struct AzureConfig {
     /// Whether `X-MS-CLIENT-PRINCIPAL` comes from App Service authentication (and so can be trusted).
     /// Only App Service authentication may set it: when authentication is off, any client could.
     pub trust_client_principal: bool,
+    /// The name of the function whose Cosmos DB trigger drives the relay (`POST /{name}` is a
+    /// change-feed invocation in both modes). Default `Relay`; `PARACELL_RELAY_FUNCTION` overrides.
+    pub relay_function: String,
+}
+
+impl Default for AzureConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::default(),
+            route_prefix: RoutePrefix::default(),
+            trust_client_principal: false,
+            relay_function: "Relay".into(),
+        }
+    }
 }
 
 /// A configuration that cannot be used.
@@ -143,6 +157,9 @@ impl AzureConfig {
         }
         config.trust_client_principal =
             env("WEBSITE_AUTH_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        if let Some(name) = env("PARACELL_RELAY_FUNCTION").filter(|n| !n.is_empty()) {
+            config.relay_function = name;
+        }
         Ok(config)
     }
 }

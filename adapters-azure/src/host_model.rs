@@ -162,7 +162,7 @@ pub fn payload_invocation(
             .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.as_str());
         // The same rule the adapter decodes by (one implementation: `payload`).
-        let body = if crate::payload::is_base64_media_type(content_type) {
+        let body = if crate::inbound::payload::is_base64_media_type(content_type) {
             base64::engine::general_purpose::STANDARD.encode(&client.body)
         } else {
             // Read as UTF-8 text: lossy for anything that is not.

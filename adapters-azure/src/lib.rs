@@ -13,10 +13,12 @@
 //! | module | holds |
 //! |---|---|
 //! | [`config`] | mode, route prefix and principal trust, read from the function app's own `host.json` |
-//! | [`envelope`] | serde models of the payload-mode request and reply |
-//! | [`payload`] | payload mode: envelope → neutral request, neutral response → envelope |
-//! | [`forwarding`] | forwarding mode: plain HTTP → neutral request and back |
-//! | [`principal`] | App Service authentication's `X-MS-CLIENT-PRINCIPAL` → authenticated tenant |
+//! | [`inbound::envelope`] | serde models of the payload-mode request and reply |
+//! | [`inbound::payload`] | payload mode: envelope → neutral request, neutral response → envelope |
+//! | [`inbound::forwarding`] | forwarding mode: plain HTTP → neutral request and back |
+//! | [`inbound::principal`] | App Service authentication's `X-MS-CLIENT-PRINCIPAL` → authenticated tenant |
+//! | [`inbound::trigger`] | the Cosmos DB change-feed trigger's invocation → entries for the relay |
+//! | [`outbound`] | the Cosmos DB store and dead-letter container (feature `cosmos`) |
 //! | [`server`] | the axum server, the readiness probe, graceful shutdown, the in-process entry point |
 //! | [`host_model`] | what the Functions host does around the handler (the conformance suite reuses it) |
 //!
@@ -32,15 +34,11 @@
 //! ```
 
 pub mod config;
-pub mod envelope;
-pub mod forwarding;
 pub mod host_model;
+pub mod inbound;
 pub mod logging;
-pub mod payload;
-pub mod principal;
+pub mod outbound;
 pub mod server;
 
 pub use config::{AzureConfig, Mode, RoutePrefix};
 pub use server::{AzureHandler, HandlerReply, HostRequest};
-#[cfg(feature = "cosmos")]
-pub mod cosmos;

@@ -53,3 +53,45 @@ fn safe_method(method: &str) -> &str {
         "?"
     }
 }
+
+/// Logs what a relay run did (counts only: never entries, keys or bodies) and returns the line for
+/// the invocation's `Logs`.
+pub fn relay_done(
+    invocation_id: Option<&str>,
+    report: &paracell_domain::replication::relay::RelayReport,
+) -> String {
+    tracing::info!(
+        invocation_id = invocation_id.unwrap_or("-"),
+        relayed = report.relayed.len(),
+        delivered = report.delivered,
+        dead_lettered = report.dead_lettered,
+        retries = report.retries,
+        failed = report.failed.len(),
+        "relay"
+    );
+    if !report.failed.is_empty() {
+        tracing::error!(
+            invocation_id = invocation_id.unwrap_or("-"),
+            failed = report.failed.len(),
+            "relay: entries could not be delivered nor dead-lettered; the invocation fails and is retried"
+        );
+    }
+    format!(
+        "relay: {} relayed, {} delivered, {} dead-lettered, {} retries, {} failed",
+        report.relayed.len(),
+        report.delivered,
+        report.dead_lettered,
+        report.retries,
+        report.failed.len()
+    )
+}
+
+/// Logs a relay failure that is not about one delivery, and returns the line for `Logs`.
+pub fn relay_problem(invocation_id: Option<&str>, what: &str, detail: &str) -> String {
+    tracing::error!(
+        invocation_id = invocation_id.unwrap_or("-"),
+        detail,
+        "relay: {what}"
+    );
+    format!("relay: {what}")
+}

@@ -5,13 +5,16 @@
 //! in process with `oneshot`. All routing lives in the domain, so the axum router is one fallback.
 
 use crate::config::{AzureConfig, Mode};
-use crate::forwarding;
+use crate::inbound::envelope::InvokeResponse;
+use crate::inbound::forwarding;
+use crate::inbound::payload::{envelope_from_response, request_from_envelope};
+use crate::inbound::trigger;
 use crate::logging;
-use crate::payload::{envelope_from_response, request_from_envelope};
 use axum::body::Body;
 use http_body_util::BodyExt as _;
 use paracell_domain::Cell;
 use paracell_domain::http::{ApiResponse, catch_panic, untranslatable_request};
+use paracell_domain::replication::relay::Relay;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +80,7 @@ impl HandlerReply {
 struct State {
     cell: Cell,
     config: AzureConfig,
+    relay: Option<Relay>,
 }
 
 /// A cell behind the custom-handler protocol.
@@ -88,7 +92,24 @@ pub struct AzureHandler {
 impl AzureHandler {
     /// Wraps a cell.
     pub fn new(cell: Cell, config: AzureConfig) -> Self {
-        let state = Arc::new(State { cell, config });
+        Self::build(State {
+            cell,
+            config,
+            relay: None,
+        })
+    }
+
+    /// Wraps a cell whose change-feed invocations are relayed with `relay`.
+    pub fn with_relay(cell: Cell, config: AzureConfig, relay: Relay) -> Self {
+        Self::build(State {
+            cell,
+            config,
+            relay: Some(relay),
+        })
+    }
+
+    fn build(state: State) -> Self {
+        let state = Arc::new(state);
         let router = axum::Router::new().fallback(move |request: http::Request<Body>| {
             let state = state.clone();
             async move { handle(&state, request).await }
@@ -155,6 +176,12 @@ async fn handle(state: &State, request: http::Request<Body>) -> http::Response<B
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let method = request.method().as_str().to_owned();
+    if request.method() == http::Method::POST
+        && request.uri().path().strip_prefix('/') == Some(state.config.relay_function.as_str())
+    {
+        // A change-feed invocation: an envelope in both modes (forwarding applies to HTTP only).
+        return relay_invocation(state, request, invocation_id.as_deref()).await;
+    }
     match state.config.mode {
         Mode::Forwarding => {
             let response = catch_panic(forwarded(state, request)).await;
@@ -197,6 +224,90 @@ async fn handle(state: &State, request: http::Request<Body>) -> http::Response<B
             reply
         }
     }
+}
+
+/// A Cosmos DB trigger invocation: relays the pending entries among the changed documents and marks
+/// them relayed. A relay that could not deliver nor dead-letter an entry fails the invocation (HTTP
+/// 500), so the function's retry policy runs it again.
+async fn relay_invocation(
+    state: &State,
+    request: http::Request<Body>,
+    invocation_id: Option<&str>,
+) -> http::Response<Body> {
+    let reply = |status: u16, logs: Vec<String>| {
+        let envelope = InvokeResponse {
+            outputs: Default::default(),
+            logs,
+            return_value: None,
+        };
+        let body = serde_json::to_vec(&envelope).unwrap_or_default();
+        let mut reply = http::Response::new(Body::from(body));
+        *reply.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+        reply.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        reply
+    };
+    let Some(relay) = &state.relay else {
+        let line = logging::relay_problem(
+            invocation_id,
+            "a change-feed invocation reached a handler without a relay (set PARACELL_PEERS)",
+            "",
+        );
+        return reply(500, vec![line]);
+    };
+    let envelope = match read_capped(request.into_body(), 64 << 20).await {
+        Ok((bytes, false)) => bytes,
+        _ => {
+            let line =
+                logging::relay_problem(invocation_id, "the trigger envelope could not be read", "");
+            return reply(500, vec![line]);
+        }
+    };
+    let documents = serde_json::from_slice::<serde_json::Value>(&envelope)
+        .map_err(|e| e.to_string())
+        .and_then(|v| trigger::changed_documents(&v["Data"]));
+    let documents = match documents {
+        Ok(Some(documents)) => documents,
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            let line = logging::relay_problem(invocation_id, "unreadable trigger envelope", &e);
+            return reply(500, vec![line]);
+        }
+    };
+    let mut logs = Vec::new();
+    let mut entries = Vec::new();
+    let mut unreadable = false;
+    for document in documents {
+        match document.entry {
+            Ok(Some(entry)) => entries.push(entry),
+            Ok(None) => {}
+            Err(reason) => {
+                unreadable = true;
+                logs.push(logging::relay_problem(
+                    invocation_id,
+                    &format!("unreadable entry document {}", document.id),
+                    &reason,
+                ));
+            }
+        }
+    }
+    let report = relay.relay(&entries).await;
+    if let Err(e) = state.cell.ports().store.mark_relayed(&report.relayed).await {
+        logs.push(logging::relay_problem(
+            invocation_id,
+            "mark_relayed failed (the entries will be relayed again)",
+            &e.to_string(),
+        ));
+    }
+    logs.push(logging::relay_done(invocation_id, &report));
+    let status = if report.failed.is_empty() && !unreadable {
+        200
+    } else {
+        500
+    };
+    reply(status, logs)
 }
 
 async fn forwarded(state: &State, request: http::Request<Body>) -> ApiResponse {
@@ -318,6 +429,9 @@ pub enum StartError {
     /// No usable port.
     #[error("{0}")]
     Port(String),
+    /// The cell's ports or relay could not be set up.
+    #[error("{0}")]
+    Setup(String),
     /// The socket.
     #[error("cannot serve on 127.0.0.1: {0}")]
     Io(#[from] std::io::Error),
@@ -325,16 +439,23 @@ pub enum StartError {
 
 /// Everything a custom-handler binary does: logs, configuration from the environment and
 /// `host.json`, bind `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` (never `localhost`), serve until SIGTERM.
-/// `make_cell` builds the cell from its configuration (choose the store there).
+/// `make` builds the cell from its configuration (choose the store there) and, when the cell has
+/// peers, the relay its change-feed function drives.
 pub async fn run(
-    make_cell: impl FnOnce(paracell_domain::CellConfig) -> Cell,
+    make: impl AsyncFnOnce(paracell_domain::CellConfig) -> Result<(Cell, Option<Relay>), String>,
 ) -> Result<(), StartError> {
     crate::logging::init();
-    let cell = make_cell(paracell_domain::CellConfig::from_env()?);
+    let (cell, relay) = make(paracell_domain::CellConfig::from_env()?)
+        .await
+        .map_err(StartError::Setup)?;
     let config = AzureConfig::from_env()?;
     let port = port_from_env().map_err(StartError::Port)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!(port, mode = ?config.mode, cell = cell.config().cell_id.as_str(), "listening");
-    serve(listener, AzureHandler::new(cell, config), shutdown_signal()).await?;
+    tracing::info!(port, mode = ?config.mode, cell = cell.config().cell_id.as_str(), relay = relay.is_some(), "listening");
+    let handler = match relay {
+        Some(relay) => AzureHandler::with_relay(cell, config, relay),
+        None => AzureHandler::new(cell, config),
+    };
+    serve(listener, handler, shutdown_signal()).await?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! `scripts/dev-services.sh` (and `.ci/run`), which exports `PARACELL_TEST_COSMOS_ENDPOINT`. Built
 //! only with `--features cosmos`; without the endpoint it fails, it never skips.
 
-use paracell_azure::cosmos::{CosmosConfig, CosmosStore};
+use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
 use paracell_domain::ports::{StoreError, TransactionStore};
 use paracell_domain::testing::store_contract::{self, Executor};
 use paracell_domain::{AccountId, Currency, TenantId};

@@ -32,6 +32,7 @@ fn config_from(fixture: &Value) -> AzureConfig {
         },
         route_prefix: RoutePrefix::new(c["route_prefix"].as_str().unwrap_or("api")),
         trust_client_principal: c["trust_client_principal"].as_bool().unwrap_or(false),
+        ..AzureConfig::default()
     }
 }
 

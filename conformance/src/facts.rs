@@ -35,8 +35,9 @@ impl Fact {
             Self::LossyTextBody => {
                 let invalid_utf8 = std::str::from_utf8(&request.body).is_err();
                 // The host's own rule for which bodies it passes as base64 (exact bytes).
-                let octet_or_multipart =
-                    paracell_azure::payload::is_base64_media_type(request.header("content-type"));
+                let octet_or_multipart = paracell_azure::inbound::payload::is_base64_media_type(
+                    request.header("content-type"),
+                );
                 invalid_utf8
                     && (envelope == Envelope::AwsApigwV1
                         || (envelope == Envelope::AzurePayload

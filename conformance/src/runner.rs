@@ -178,6 +178,7 @@ fn start(
         mode,
         route_prefix: RoutePrefix::new(azure::ROUTE_PREFIX),
         trust_client_principal: true,
+        ..AzureConfig::default()
     };
     match backend {
         Backend::InProcess(factory) => {

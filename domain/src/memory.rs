@@ -291,6 +291,16 @@ impl TransactionStore for MemoryStore {
         Ok(())
     }
 
+    async fn put_head(&self, fence: Fence, head: TenantHead) -> Result<(), CommitError> {
+        let mut state = self.lock();
+        let t = state.tenants.entry(head.tenant.clone()).or_default();
+        if !fence_holds(t.head.as_ref(), fence) {
+            return Err(CommitError::HeadMoved);
+        }
+        t.head = Some(head);
+        Ok(())
+    }
+
     async fn receive(&self, entry: &SealedEntry) -> Result<Received, StoreError> {
         let mut state = self.lock();
         let t = state.tenants.entry(entry.tenant().clone()).or_default();

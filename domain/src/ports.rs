@@ -207,6 +207,10 @@ pub trait TransactionStore: Send + Sync {
     /// committed here), the completed idempotency record, and the transaction and balance.
     async fn commit(&self, commit: Commit) -> Result<(), CommitError>;
 
+    /// Replaces the tenant's head if it still matches `fence` (placement changes: seeding a standby,
+    /// freezing, promoting, fencing). `Err(CommitError::HeadMoved)` when it does not.
+    async fn put_head(&self, fence: Fence, head: TenantHead) -> Result<(), CommitError>;
+
     /// Stores a replicated entry unless one with its tenant and sequence number exists (then says
     /// which digest that one has). Received entries are not relayed again.
     async fn receive(&self, entry: &SealedEntry) -> Result<Received, StoreError>;

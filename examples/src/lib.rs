@@ -5,15 +5,24 @@
 //! | `PARACELL_STORE` | `memory`, `dynamodb` (feature `dynamodb`) or `cosmos` (feature `cosmos`) | `memory` |
 //! | `PARACELL_STORE_PROVISION` | `1`: create the table / container at start-up if missing (local runs and tests; deployments create it with their template) | unset |
 //! | `PARACELL_DETERMINISTIC` | `1`: stepping clock and sequential ids, for conformance runs against the binaries only | unset |
+//! | `PARACELL_DEAD_LETTERS` | where the relay keeps what it could not deliver: `memory` (local runs only: lost on restart), `sqs` (feature `dynamodb`; `PARACELL_DEAD_LETTER_QUEUE_URL`), `cosmos` (feature `cosmos`; the cell's container) | `memory` |
+//! | `PARACELL_RELAY_POLL_MS` | run the relay in process every N ms over the store's pending entries (local runs, and the Cosmos DB stand-in, which has no change feed); deployments relay from the stream or change feed | unset |
+//!
+//! The relay itself is configured by the cell's `PARACELL_PEERS` and `PARACELL_PEER_SECRETS`
+//! ([`paracell_domain::CellConfig`]): no peers, no relay.
 //!
 //! The DynamoDB store reads `PARACELL_DYNAMODB_TABLE`, `PARACELL_DYNAMODB_ENDPOINT` and the AWS SDK's
-//! usual settings ([`paracell_aws::dynamodb::DynamoConfig`] when built with `dynamodb`); the Cosmos DB
-//! store reads `PARACELL_COSMOS_*` (`paracell_azure::cosmos::CosmosConfig` when built with `cosmos`).
+//! usual settings ([`paracell_aws::outbound::dynamodb::DynamoConfig`] when built with `dynamodb`); the Cosmos DB
+//! store reads `PARACELL_COSMOS_*` (`paracell_azure::outbound::cosmos::CosmosConfig` when built with `cosmos`).
 
-use paracell_domain::memory::{MemoryStore, SequentialIds, SteppingClock};
+pub mod http_client;
+
+use paracell_domain::memory::{MemoryDeadLetters, MemoryStore, SequentialIds, SteppingClock};
 use paracell_domain::ports::{SystemClock, TransactionStore, UuidV7};
+use paracell_domain::replication::relay::{DeadLetters, Destination, PeerDestination, Relay};
 use paracell_domain::{Cell, CellConfig, CellPorts};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The store `PARACELL_STORE` names, connected (and provisioned when `PARACELL_STORE_PROVISION=1`).
 ///
@@ -37,7 +46,7 @@ pub async fn store_from_lookup(
         "memory" => Ok(Arc::new(MemoryStore::new())),
         #[cfg(feature = "dynamodb")]
         "dynamodb" => {
-            use paracell_aws::dynamodb::{DynamoConfig, DynamoStore};
+            use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
             let store = DynamoStore::connect(&DynamoConfig::from_lookup(&lookup)?).await;
             if provision {
                 store
@@ -49,7 +58,7 @@ pub async fn store_from_lookup(
         }
         #[cfg(feature = "cosmos")]
         "cosmos" => {
-            use paracell_azure::cosmos::{CosmosConfig, CosmosStore};
+            use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
             let config = CosmosConfig::from_lookup(&lookup)?;
             if provision {
                 CosmosStore::provision(&config)
@@ -112,4 +121,102 @@ pub async fn ports_from_env() -> Result<CellPorts, String> {
 /// ```
 pub fn cell_on(ports: CellPorts) -> impl FnOnce(CellConfig) -> Cell {
     move |config| Cell::new(config, ports)
+}
+
+/// The dead-letter place `PARACELL_DEAD_LETTERS` names.
+pub async fn dead_letters_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn DeadLetters>, String> {
+    let kind = lookup("PARACELL_DEAD_LETTERS").unwrap_or_else(|| "memory".into());
+    match kind.as_str() {
+        "memory" => Ok(Arc::new(MemoryDeadLetters::new())),
+        #[cfg(feature = "dynamodb")]
+        "sqs" => {
+            use paracell_aws::outbound::sqs::{SqsConfig, SqsDeadLetters};
+            Ok(Arc::new(
+                SqsDeadLetters::connect(&SqsConfig::from_lookup(&lookup)?).await,
+            ))
+        }
+        #[cfg(feature = "cosmos")]
+        "cosmos" => {
+            use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosDeadLetters, CosmosStore};
+            let store = CosmosStore::connect(&CosmosConfig::from_lookup(&lookup)?)
+                .await
+                .map_err(|e| format!("dead letters: {e}"))?;
+            Ok(Arc::new(CosmosDeadLetters::new(store)))
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        "sqs" => Err(not_built_with("dynamodb")),
+        #[cfg(not(feature = "cosmos"))]
+        "cosmos" => Err(not_built_with("cosmos")),
+        other => Err(format!(
+            "PARACELL_DEAD_LETTERS={other:?} is not a dead-letter place: use memory, sqs or cosmos"
+        )),
+    }
+}
+
+/// The relay the configuration asks for: one destination per peer in `PARACELL_PEERS`, signed with
+/// its secret, over HTTP(S); dead letters from [`dead_letters_from_lookup`]. `None` without peers.
+pub async fn relay_from_lookup(
+    config: &CellConfig,
+    ports: &CellPorts,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Relay>, String> {
+    if config.replication.peers.is_empty() {
+        return Ok(None);
+    }
+    let client: Arc<dyn paracell_domain::ports::HttpClient> =
+        Arc::new(http_client::HyperClient::new());
+    let mut destinations: Vec<Arc<dyn Destination>> = Vec::new();
+    for peer in &config.replication.peers {
+        let secret = config
+            .replication
+            .secret_for(&peer.cell)
+            .ok_or_else(|| format!("no secret for peer {}", peer.cell))?;
+        destinations.push(Arc::new(PeerDestination::new(
+            &peer.base_url,
+            secret.clone(),
+            client.clone(),
+            ports.clock.clone(),
+        )));
+    }
+    Ok(Some(Relay::new(
+        destinations,
+        dead_letters_from_lookup(lookup).await?,
+        Arc::new(http_client::TokioSleep),
+        ports.clock.clone(),
+    )))
+}
+
+/// Runs the relay over the store's pending entries every `PARACELL_RELAY_POLL_MS` milliseconds, in
+/// the background, when that variable is set (local runs and the Cosmos DB stand-in; deployments
+/// relay from the DynamoDB stream or the Cosmos DB change feed instead).
+pub fn spawn_pull_relay(store: Arc<dyn TransactionStore>, relay: Option<Relay>) {
+    let every = std::env::var("PARACELL_RELAY_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|ms| *ms > 0);
+    let (Some(relay), Some(every)) = (relay, every) else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            match paracell_domain::replication::relay::relay_pending(store.as_ref(), &relay, 100)
+                .await
+            {
+                Ok(report) if !report.relayed.is_empty() || !report.failed.is_empty() => {
+                    eprintln!(
+                        "relay: {} relayed, {} delivered, {} dead-lettered, {} failed",
+                        report.relayed.len(),
+                        report.delivered,
+                        report.dead_lettered,
+                        report.failed.len()
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("relay: the store failed: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(every)).await;
+        }
+    });
 }

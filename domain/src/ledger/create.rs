@@ -176,7 +176,7 @@ async fn current_head(
 
 /// What a booking attempt decided, before it is committed.
 enum Made {
-    Booked(LedgerWrite),
+    Booked(Box<LedgerWrite>),
     Refused(InsufficientFunds),
 }
 
@@ -236,7 +236,7 @@ impl Booking<'_> {
                             transaction,
                             balance,
                         };
-                        (response, effect, Made::Booked(write))
+                        (response, effect, Made::Booked(Box::new(write)))
                     }
                     Err(LedgerError::InsufficientFunds) => {
                         // A refused debit is an outcome: it is committed and replicated like a
@@ -273,7 +273,7 @@ impl Booking<'_> {
                 source: EntrySource::Committed,
                 key: KeyGuard::HeldBy(self.token),
                 ledger: match &made {
-                    Made::Booked(write) => Some(write.clone()),
+                    Made::Booked(write) => Some(write.as_ref().clone()),
                     Made::Refused(_) => None,
                 },
             };

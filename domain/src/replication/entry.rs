@@ -246,6 +246,27 @@ impl SealedEntry {
         Entry::parse(document).map(Self::seal)
     }
 
+    /// Reads a stored document and checks it against the digest stored beside it, so a corrupted
+    /// entry is never applied or relayed. What every store and stream reader calls.
+    ///
+    /// ```
+    /// use paracell_domain::replication::{Digest, SealedEntry};
+    /// let sealed = paracell_domain::testing::sample_entry();
+    /// let digest = sealed.digest().to_string();
+    /// assert_eq!(SealedEntry::open_checked(sealed.document(), &digest), Ok(sealed.clone()));
+    /// assert!(SealedEntry::open_checked(sealed.document(), &Digest::ZERO.to_string()).is_err());
+    /// ```
+    pub fn open_checked(document: &str, digest: &str) -> Result<Self, EntryError> {
+        let sealed = Self::open(document)?;
+        if Digest::parse(digest) != Some(sealed.digest) {
+            return Err(invalid(format_args!(
+                "entry {} of tenant {}: the document does not match its stored digest",
+                sealed.entry.seq, sealed.entry.tenant
+            )));
+        }
+        Ok(sealed)
+    }
+
     /// The entry.
     pub fn entry(&self) -> &Entry {
         &self.entry

@@ -219,11 +219,43 @@ impl Relay {
 
     /// Delivers `entries` to every destination that wants them, in (tenant, sequence) order.
     pub async fn relay(&self, entries: &[SealedEntry]) -> RelayReport {
+        let all: Vec<&Arc<dyn Destination>> = self.destinations.iter().collect();
+        self.relay_to(&all, entries).await
+    }
+
+    /// Delivers `entries` to the destination named `name` only (replaying its dead letters). With no
+    /// such destination configured, every entry is reported failed, never dropped.
+    pub async fn relay_only(&self, name: &str, entries: &[SealedEntry]) -> RelayReport {
+        let chosen: Vec<&Arc<dyn Destination>> = self
+            .destinations
+            .iter()
+            .filter(|d| d.name() == name)
+            .collect();
+        if chosen.is_empty() {
+            return RelayReport {
+                failed: entries
+                    .iter()
+                    .map(|e| EntryRef {
+                        tenant: e.tenant().clone(),
+                        seq: e.seq(),
+                    })
+                    .collect(),
+                ..RelayReport::default()
+            };
+        }
+        self.relay_to(&chosen, entries).await
+    }
+
+    async fn relay_to(
+        &self,
+        destinations: &[&Arc<dyn Destination>],
+        entries: &[SealedEntry],
+    ) -> RelayReport {
         let mut entries: Vec<&SealedEntry> = entries.iter().collect();
         entries.sort_by(|a, b| (a.tenant(), a.seq()).cmp(&(b.tenant(), b.seq())));
         let mut report = RelayReport::default();
         let mut failed = vec![false; entries.len()];
-        for destination in &self.destinations {
+        for destination in destinations {
             let wanted: Vec<usize> = (0..entries.len())
                 .filter(|i| destination.wants(entries[*i]))
                 .collect();

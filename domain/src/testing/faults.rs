@@ -18,6 +18,7 @@ use std::sync::Arc;
 #[allow(missing_docs)]
 pub enum Operation {
     Head,
+    PutHead,
     ClaimKey,
     ReleaseKey,
     Commit,
@@ -103,6 +104,14 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
     async fn commit(&self, c: Commit) -> Result<(), CommitError> {
         self.faults.before(Operation::Commit)?;
         self.inner.commit(c).await
+    }
+    async fn put_head(
+        &self,
+        fence: crate::placement::Fence,
+        head: TenantHead,
+    ) -> Result<(), CommitError> {
+        self.faults.before(Operation::PutHead)?;
+        self.inner.put_head(fence, head).await
     }
     async fn receive(&self, e: &SealedEntry) -> Result<Received, StoreError> {
         self.faults.before(Operation::Receive)?;

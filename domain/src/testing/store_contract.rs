@@ -229,6 +229,7 @@ pub fn run_all(rt: &impl Executor, factory: Factory<'_>) {
     tenant_isolation(rt, factory);
     outbox_pages(rt, factory);
     received_entries_wait_and_apply(rt, factory);
+    heads_change_only_by_compare_and_set(rt, factory);
     concurrent_claims_have_one_winner(rt, factory);
     concurrent_commits_have_one_winner(rt, factory);
     concurrent_debits_never_overdraw(rt, factory);
@@ -740,6 +741,50 @@ pub fn received_entries_wait_and_apply(rt: &impl Executor, factory: Factory<'_>)
     assert!(
         matches!(record.map(|r| r.state), Some(KeyState::Completed(r)) if r.status == 201),
         "the key replays on the standby"
+    );
+}
+
+/// A head is created once, replaced only from the head read, and a commit fenced by the old head
+/// fails after it changed (a cell demoted while a request was in flight cannot book).
+pub fn heads_change_only_by_compare_and_set(rt: &impl Executor, factory: Factory<'_>) {
+    let store = factory();
+    let first = TenantHead::first_primary(tenant("coop-1"), cell_id());
+    rt.block_on(store.put_head(Fence::Absent, first.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rt.block_on(store.put_head(Fence::Absent, first.clone())),
+        Err(CommitError::HeadMoved),
+        "a head is created once"
+    );
+    claim(rt, &*store, "coop-1", "inflight", id(1), 1_000);
+    let inflight = commit_of("coop-1", "inflight", id(1), Some(&first), Book::Refused);
+    let frozen = TenantHead {
+        role: TenantRole::Frozen,
+        ..first.clone()
+    };
+    rt.block_on(store.put_head(first.fence(), frozen.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rt.block_on(store.put_head(first.fence(), first.clone())),
+        Err(CommitError::HeadMoved),
+        "a stale fence cannot change the head"
+    );
+    assert_eq!(
+        rt.block_on(store.commit(inflight)),
+        Err(CommitError::HeadMoved),
+        "a commit fenced by the old head fails once the cell is frozen"
+    );
+    assert_eq!(
+        head_of(rt, &*store, "coop-1"),
+        Some(frozen),
+        "the frozen head"
+    );
+    assert_eq!(
+        rt.block_on(store.entry(&tenant("coop-1"), 1))
+            .ok()
+            .flatten(),
+        None,
+        "nothing was booked"
     );
 }
 

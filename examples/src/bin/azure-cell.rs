@@ -13,7 +13,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match paracell_azure::server::run(paracell_examples::cell_on(ports)).await {
+    let run = paracell_azure::server::run(async |config| {
+        let relay =
+            paracell_examples::relay_from_lookup(&config, &ports, |n| std::env::var(n).ok())
+                .await?;
+        // The Cosmos DB stand-in has no change feed: locally the relay can poll the store instead.
+        paracell_examples::spawn_pull_relay(ports.store.clone(), relay.clone());
+        Ok((paracell_examples::cell_on(ports)(config), relay))
+    });
+    match run.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("azure-cell: {e}");

@@ -13,8 +13,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let lambda = match paracell_aws::handler::start(paracell_examples::cell_on(ports)) {
+    let lambda = match paracell_aws::handler::start(paracell_examples::cell_on(ports.clone())) {
         Ok(lambda) => lambda,
+        Err(e) => {
+            eprintln!("lambda-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Stream batches of the cell table and replay-queue batches go to the relay (when peers are set).
+    let relay = paracell_examples::relay_from_lookup(lambda.cell().config(), &ports, |name| {
+        std::env::var(name).ok()
+    })
+    .await;
+    let lambda = match relay {
+        Ok(Some(relay)) => lambda.with_relay(relay),
+        Ok(None) => lambda,
         Err(e) => {
             eprintln!("lambda-cell: {e}");
             return ExitCode::from(2);

@@ -51,6 +51,7 @@ async fn main() -> ExitCode {
         mode: Mode::Forwarding,
         route_prefix: RoutePrefix::new(""),
         trust_client_principal: false,
+        ..AzureConfig::default()
     };
     let ports = match paracell_examples::ports_from_env().await {
         Ok(ports) => ports,
@@ -59,6 +60,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let relay = match paracell_examples::relay_from_lookup(&config, &ports, |n| {
+        std::env::var(n).ok()
+    })
+    .await
+    {
+        Ok(relay) => relay,
+        Err(e) => {
+            eprintln!("local-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Locally the relay polls the store's pending entries (set PARACELL_RELAY_POLL_MS).
+    paracell_examples::spawn_pull_relay(ports.store.clone(), relay);
     let handler = AzureHandler::new(paracell_examples::cell_on(ports)(config), adapter);
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

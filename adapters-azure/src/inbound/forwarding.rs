@@ -23,7 +23,7 @@ pub fn request_from_parts<'a>(
         .split_once('?')
         .unwrap_or((path_and_query, ""));
     let headers: Headers = headers.into_iter().collect();
-    let authenticated_tenant = crate::payload::authenticated_tenant(&headers, config);
+    let authenticated_tenant = crate::inbound::payload::authenticated_tenant(&headers, config);
     ApiRequest {
         method: method.to_owned(),
         path: config.route_prefix.strip(path).to_owned(),

@@ -1,10 +1,12 @@
 //! A [`TransactionStore`] on Amazon DynamoDB (feature `dynamodb`): one table per cell.
 //!
-//! Every create is one `TransactWriteItems` of four conditional writes: the idempotency key is still
-//! held by this request, the transaction does not exist, the balance still has the version that was
-//! read (0: it does not exist), the outbox event does not exist. DynamoDB applies all four or none;
-//! the cancellation reasons say which condition failed ([`errors`]). The item layout and why it
-//! avoids hot partitions is in [`items`].
+//! Every commit is one `TransactWriteItems` of conditional writes in the tenant's item collection:
+//! the tenant's head still has the epoch, role and sequence number that were read (the fence: a cell
+//! demoted meanwhile cannot book), the idempotency key is still held by this request (or, applying a
+//! replicated entry, absent), the entry's position is free, the transaction does not exist, the
+//! balance still has the version that was read. DynamoDB applies all of them or none; the
+//! cancellation reasons say which condition failed ([`errors`]). The item layout and why it avoids
+//! hot partitions is in [`items`].
 //!
 //! Throttling and transient failures are retried by the SDK's standard retry strategy (exponential
 //! backoff with full jitter, [`DynamoConfig::max_attempts`] attempts in all, each bounded by a
@@ -12,7 +14,7 @@
 //! `Retry-After`. Reads are strongly consistent, so a client reads its own writes.
 //!
 //! ```no_run
-//! use paracell_aws::dynamodb::{DynamoConfig, DynamoStore};
+//! use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
 //! # async fn example() -> Result<(), paracell_domain::ports::StoreError> {
 //! let config = DynamoConfig::new("paracell-cell-a").with_endpoint("http://127.0.0.1:5001");
 //! let store = DynamoStore::connect(&config).await;
@@ -34,14 +36,15 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
     TransactWriteItem, Update,
 };
-use errors::store_error;
+use errors::{Slot, store_error};
 use items::{COMPLETED, IN_PROGRESS, Item, OUTBOX_INDEX, PENDING, Read, n, s};
-use paracell_domain::events::OutboxEvent;
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, StoredResponse};
+use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EventPage, KeyClaim, StoreError,
-    TransactionStore,
+    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EntryPage, EntryRef, EntrySource, KeyClaim,
+    KeyGuard, Received, StoreError, TransactionStore,
 };
+use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
 use paracell_domain::{Currency, TenantId};
 use std::time::Duration;
@@ -80,7 +83,7 @@ impl DynamoConfig {
     /// Region and credentials come from the SDK's usual sources (`AWS_REGION`, the function's role).
     ///
     /// ```
-    /// use paracell_aws::dynamodb::DynamoConfig;
+    /// use paracell_aws::outbound::dynamodb::DynamoConfig;
     /// let env = |name: &str| (name == "PARACELL_DYNAMODB_TABLE").then(|| "cell-a".to_string());
     /// assert_eq!(DynamoConfig::from_lookup(env).unwrap().table, "cell-a");
     /// assert!(DynamoConfig::from_lookup(|_| None).unwrap_err().contains("PARACELL_DYNAMODB_TABLE"));
@@ -159,7 +162,7 @@ impl DynamoStore {
         let outbox = GlobalSecondaryIndex::builder()
             .index_name(OUTBOX_INDEX)
             .key_schema(key("outbox", KeyType::Hash)?)
-            .key_schema(key("seq", KeyType::Range)?)
+            .key_schema(key("outbox_order", KeyType::Range)?)
             .projection(
                 Projection::builder()
                     .projection_type(ProjectionType::All)
@@ -175,7 +178,7 @@ impl DynamoStore {
             .attribute_definitions(attribute("pk")?)
             .attribute_definitions(attribute("sk")?)
             .attribute_definitions(attribute("outbox")?)
-            .attribute_definitions(attribute("seq")?)
+            .attribute_definitions(attribute("outbox_order")?)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
             .global_secondary_indexes(outbox)
@@ -222,33 +225,81 @@ fn failed<E: std::fmt::Display>(e: E) -> StoreError {
 /// `#state = :in_progress AND #token = :token`: the request still holds its key.
 const HELD: &str = "#state = :in_progress AND #token = :token";
 
-/// Completing a key: the one update `complete_key` and `commit` both make, on condition [`HELD`].
-const COMPLETE: &str = "SET #state = :completed, #response = :response REMOVE #token, #claimed_at";
-
-/// The names and values [`COMPLETE`] and [`HELD`] refer to.
-struct Completion {
-    names: std::collections::HashMap<String, String>,
-    values: Item,
+/// The writes of one commit, each with the condition it guards.
+struct Writes {
+    items: Vec<TransactWriteItem>,
+    slots: Vec<Slot>,
 }
 
-impl Completion {
-    fn new(token: TransactionId, response: &StoredResponse) -> Result<Self, StoreError> {
-        let names = ["state", "token", "response", "claimed_at"]
-            .map(|name| (format!("#{name}"), name.to_owned()));
-        let values = [
-            (":completed", s(COMPLETED)),
-            (":in_progress", s(IN_PROGRESS)),
-            (":token", s(token.to_string())),
-            (
-                ":response",
-                s(items::response_json(response).map_err(failed)?),
-            ),
-        ]
-        .map(|(name, value)| (name.to_owned(), value));
-        Ok(Self {
-            names: names.into_iter().collect(),
-            values: values.into_iter().collect(),
-        })
+impl Writes {
+    fn push(&mut self, slot: Slot, item: TransactWriteItem) {
+        self.items.push(item);
+        self.slots.push(slot);
+    }
+}
+
+fn build<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, StoreError> {
+    result.map_err(failed)
+}
+
+impl DynamoStore {
+    /// The head write: the new head, on condition that the head read is still there (the fence).
+    fn head_write(&self, fence: Fence, head: &TenantHead) -> Result<TransactWriteItem, StoreError> {
+        let item = items::head_item(head);
+        let put = match fence {
+            Fence::Absent => put_if_absent(&self.table, item),
+            Fence::Head { epoch, seq, role } => Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("#epoch = :epoch AND #seq = :seq AND #role = :role")
+                .expression_attribute_names("#epoch", "epoch")
+                .expression_attribute_names("#seq", "seq")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(":epoch", n(epoch))
+                .expression_attribute_values(":seq", n(seq))
+                .expression_attribute_values(":role", s(role.as_str()))
+                .build(),
+        };
+        Ok(TransactWriteItem::builder().put(build(put)?).build())
+    }
+
+    /// The idempotency record, completed with the entry's response: held by this request's token
+    /// (a client's request), or not there at all (a replicated entry).
+    fn key_write(
+        &self,
+        guard: KeyGuard,
+        entry: &SealedEntry,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let e = entry.entry();
+        let response = s(items::response_json(&e.response).map_err(failed)?);
+        let item = match guard {
+            KeyGuard::HeldBy(token) => TransactWriteItem::builder().update(build(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(items::idempotency_key(&e.tenant, &e.key)))
+                    .update_expression(
+                        "SET #state = :completed, #response = :response REMOVE #token, #claimed_at",
+                    )
+                    .condition_expression(HELD)
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_names("#token", "token")
+                    .expression_attribute_names("#response", "response")
+                    .expression_attribute_names("#claimed_at", "claimed_at")
+                    .expression_attribute_values(":completed", s(COMPLETED))
+                    .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                    .expression_attribute_values(":token", s(token.to_string()))
+                    .expression_attribute_values(":response", response)
+                    .build(),
+            )?),
+            KeyGuard::Absent => {
+                let mut item = items::idempotency_key(&e.tenant, &e.key);
+                item.insert("fingerprint".into(), s(e.fingerprint.clone()));
+                item.insert("state".into(), s(COMPLETED));
+                item.insert("response".into(), response);
+                TransactWriteItem::builder().put(build(put_if_absent(&self.table, item))?)
+            }
+        };
+        Ok(item.build())
     }
 }
 
@@ -301,41 +352,6 @@ impl TransactionStore for DynamoStore {
         }
     }
 
-    async fn complete_key(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        token: TransactionId,
-        response: StoredResponse,
-    ) -> Result<(), StoreError> {
-        let completion = Completion::new(token, &response)?;
-        let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(items::idempotency_key(tenant, key)))
-            .update_expression(COMPLETE)
-            .condition_expression(HELD)
-            .set_expression_attribute_names(Some(completion.names))
-            .set_expression_attribute_values(Some(completion.values))
-            .condition_expression(HELD)
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_names("#response", "response")
-            .expression_attribute_names("#claimed_at", "claimed_at")
-            .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":token", s(token.to_string()))
-            .expression_attribute_values(
-                ":response",
-                s(items::response_json(&response).map_err(failed)?),
-            )
-            .send()
-            .await;
-        // The key is no longer held with this token: a no-op, as the port says.
-        errors::unless_condition_failed("UpdateItem", updated)
-    }
-
     async fn release_key(
         &self,
         tenant: &TenantId,
@@ -358,70 +374,156 @@ impl TransactionStore for DynamoStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        let tx = &commit.transaction;
-        let b = &commit.balance;
-        if b.available.is_sign_negative() && !b.available.is_zero() {
-            // The domain never asks for this; refusing here keeps the rule "no overdraft" in the store too.
-            return Err(CommitError::BalanceConflict);
+        let mut writes = Writes {
+            items: Vec::with_capacity(5),
+            slots: Vec::with_capacity(5),
+        };
+        writes.push(Slot::Head, self.head_write(commit.fence, &commit.head)?);
+        writes.push(Slot::Key, self.key_write(commit.key, &commit.entry)?);
+        if commit.source == EntrySource::Committed {
+            let item = items::entry_item(&commit.entry, true);
+            writes.push(
+                Slot::Entry,
+                TransactWriteItem::builder()
+                    .put(build(put_if_absent(&self.table, item))?)
+                    .build(),
+            );
         }
-        let completion = Completion::new(commit.token, &commit.response)?;
-        let writes = [
-            // errors::KEY_WRITE
-            TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(items::idempotency_key(&tx.tenant_id, &commit.key)))
-                        .update_expression(COMPLETE)
-                        .condition_expression(HELD)
-                        .set_expression_attribute_names(Some(completion.names))
-                        .set_expression_attribute_values(Some(completion.values))
-                        .condition_expression(HELD)
-                        .expression_attribute_names("#state", "state")
-                        .expression_attribute_names("#token", "token")
-                        .expression_attribute_names("#response", "response")
-                        .expression_attribute_names("#claimed_at", "claimed_at")
-                        .expression_attribute_values(":completed", s(COMPLETED))
-                        .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-                        .expression_attribute_values(":token", s(commit.token.to_string()))
-                        .expression_attribute_values(
-                            ":response",
-                            s(items::response_json(&commit.response).map_err(failed)?),
-                        )
-                        .build()
-                        .map_err(failed)?,
-                )
-                .build(),
-            // errors::TRANSACTION_WRITE
-            TransactWriteItem::builder()
-                .put(
-                    put_if_absent(&self.table, items::transaction_item(tx).map_err(failed)?)
-                        .map_err(failed)?,
-                )
-                .build(),
-            // errors::BALANCE_WRITE
-            TransactWriteItem::builder()
-                .put(balance_put(&self.table, b).map_err(failed)?)
-                .build(),
-            TransactWriteItem::builder()
-                .put(put_if_absent(&self.table, items::event_item(&commit.event)).map_err(failed)?)
-                .build(),
-        ];
+        if let Some(write) = &commit.ledger {
+            let b = &write.balance;
+            if b.available.is_sign_negative() && !b.available.is_zero() {
+                // The domain never asks for this; refusing here keeps "no overdraft" in the store too.
+                return Err(CommitError::BalanceConflict);
+            }
+            let tx = items::transaction_item(&write.transaction);
+            writes.push(
+                Slot::Transaction,
+                TransactWriteItem::builder()
+                    .put(build(put_if_absent(&self.table, tx))?)
+                    .build(),
+            );
+            writes.push(
+                Slot::Balance,
+                TransactWriteItem::builder()
+                    .put(build(balance_put(&self.table, b))?)
+                    .build(),
+            );
+        }
         let written = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(writes.to_vec()))
+            .set_transact_items(Some(writes.items))
             .send()
             .await;
         match written {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    Err(errors::cancelled_commit(cancelled.cancellation_reasons()))
-                }
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Err(
+                    errors::cancelled_commit(&writes.slots, cancelled.cancellation_reasons()),
+                ),
                 _ => Err(CommitError::Store(store_error("TransactWriteItems", e))),
             },
         }
+    }
+
+    async fn head(&self, tenant: &TenantId) -> Result<Option<TenantHead>, StoreError> {
+        self.get(items::head_key(tenant))
+            .await?
+            .map(|item| Read(&item).head(tenant).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn put_head(&self, fence: Fence, head: TenantHead) -> Result<(), CommitError> {
+        let write = self.head_write(fence, &head)?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(write)
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Err(
+                    errors::cancelled_commit(&[Slot::Head], cancelled.cancellation_reasons()),
+                ),
+                _ => Err(CommitError::Store(store_error("TransactWriteItems", e))),
+            },
+        }
+    }
+
+    async fn receive(&self, entry: &SealedEntry) -> Result<Received, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(items::entry_item(entry, false)))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Received::Stored),
+            Err(e) => {
+                let Some(PutItemError::ConditionalCheckFailedException(refused)) =
+                    e.as_service_error()
+                else {
+                    return Err(store_error("PutItem", e));
+                };
+                let existing = match refused.item() {
+                    Some(item) => item.clone(),
+                    None => self
+                        .get(items::entry_key(entry.tenant(), entry.seq()))
+                        .await?
+                        .ok_or_else(|| StoreError::Failed("entry refused but not found".into()))?,
+                };
+                Read(&existing)
+                    .digest()
+                    .map(Received::Existing)
+                    .map_err(corrupt)
+            }
+        }
+    }
+
+    async fn entry(&self, tenant: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
+        self.get(items::entry_key(tenant, seq))
+            .await?
+            .map(|item| Read(&item).entry().map_err(corrupt))
+            .transpose()
+    }
+
+    async fn entries_after(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        while entries.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", items::tenant_pk(tenant))
+                .expression_attribute_values(":from", s(items::entry_sk(after.saturating_add(1))))
+                .expression_attribute_values(":to", s(items::entry_sk(u64::MAX)))
+                .limit(i32::try_from(limit - entries.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("Query", e))?;
+            for item in page.items() {
+                entries.push(Read(item).entry().map_err(corrupt)?);
+            }
+            match page.last_evaluated_key {
+                Some(key) => start = Some(key),
+                None => break,
+            }
+        }
+        Ok(entries)
     }
 
     async fn transaction(
@@ -489,14 +591,14 @@ impl TransactionStore for DynamoStore {
             .transpose()
     }
 
-    async fn pending_events(
+    async fn pending_entries(
         &self,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<EventPage, StoreError> {
+    ) -> Result<EntryPage, StoreError> {
         // One more than asked, to know whether a next page exists.
         let wanted = limit.saturating_add(1);
-        let mut found: Vec<(String, OutboxEvent)> = Vec::new();
+        let mut found: Vec<(String, SealedEntry)> = Vec::new();
         let mut start = None;
         loop {
             let mut query = self
@@ -510,15 +612,18 @@ impl TransactionStore for DynamoStore {
                 .set_exclusive_start_key(start);
             query = match after {
                 Some(cursor) => query
-                    .key_condition_expression("#outbox = :pending AND #seq > :after")
-                    .expression_attribute_names("#seq", "seq")
+                    .key_condition_expression("#outbox = :pending AND #order > :after")
+                    .expression_attribute_names("#order", "outbox_order")
                     .expression_attribute_values(":after", s(cursor)),
                 None => query.key_condition_expression("#outbox = :pending"),
             };
             let page = query.send().await.map_err(|e| store_error("Query", e))?;
             for item in page.items() {
                 let read = Read(item);
-                found.push((read.seq().map_err(corrupt)?, read.event().map_err(corrupt)?));
+                found.push((
+                    read.outbox_order().map_err(corrupt)?,
+                    read.entry().map_err(corrupt)?,
+                ));
             }
             match page.last_evaluated_key {
                 Some(key) if found.len() < wanted => start = Some(key),
@@ -526,28 +631,34 @@ impl TransactionStore for DynamoStore {
             }
         }
         let next = (found.len() > limit)
-            .then(|| found.get(limit - 1).map(|(seq, _)| seq.clone()))
+            .then(|| {
+                limit
+                    .checked_sub(1)
+                    .and_then(|i| found.get(i))
+                    .map(|(order, _)| order.clone())
+            })
             .flatten();
         found.truncate(limit);
-        Ok(EventPage {
-            events: found.into_iter().map(|(_, event)| event).collect(),
+        Ok(EntryPage {
+            entries: found.into_iter().map(|(_, entry)| entry).collect(),
             next,
         })
     }
 
-    async fn mark_published(&self, event_ids: &[uuid::Uuid]) -> Result<(), StoreError> {
-        for id in event_ids {
+    async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
+        for r in entries {
             let updated = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(items::event_key(*id)))
-                .update_expression("REMOVE #outbox")
+                .set_key(Some(items::entry_key(&r.tenant, r.seq)))
+                .update_expression("REMOVE #outbox, #order")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#outbox", "outbox")
+                .expression_attribute_names("#order", "outbox_order")
                 .send()
                 .await;
-            // An unknown id: nothing to mark, as in every store.
+            // An unknown entry: nothing to mark, as in every store.
             errors::unless_condition_failed("UpdateItem", updated)?;
         }
         Ok(())

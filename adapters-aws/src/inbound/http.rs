@@ -11,7 +11,7 @@ use base64::Engine as _;
 use paracell_domain::http::{ApiRequest, Headers, percent};
 use serde_json::Value;
 
-/// Which kind of event a request came as (decided by `lambda_http`, see [`crate::runtime`]).
+/// Which kind of event a request came as (decided by `lambda_http`, see [`crate::inbound::runtime`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// API Gateway REST API, payload format 1.0 (also HTTP APIs configured for payload 1.0).
@@ -33,7 +33,7 @@ pub enum TranslateError {
 /// Translates a raw event of a known source.
 ///
 /// ```
-/// use paracell_aws::event::{translate, Source};
+/// use paracell_aws::inbound::http::{translate, Source};
 /// let v2 = serde_json::json!({"rawPath": "/Prod/v1/transactions", "rawQueryString": "a=1&a=2",
 ///     "headers": {"x-tenant-id": "coop-1"}, "cookies": ["s=1", "t=2"],
 ///     "requestContext": {"stage": "Prod", "http": {"method": "GET"}}});

@@ -1,11 +1,13 @@
 //! A [`TransactionStore`] on Azure Cosmos DB for NoSQL (feature `cosmos`, `azure_data_cosmos` pinned
 //! `=1.0.0`): one container per cell, partitioned by tenant ([`documents`]).
 //!
-//! A create reads the idempotency record and (when it exists) the balance, then writes one
-//! transactional batch in the tenant's partition: replace the record (`If-Match` its etag: still
-//! held by this request), create the transaction (409 if it exists), create or replace the balance
-//! (`If-Match` the etag of the version read), create the outbox event. Cosmos DB applies the batch
-//! atomically; the failing operation's status says which condition failed ([`errors`]).
+//! A commit reads the tenant's head, the idempotency record and (when it exists) the balance, checks
+//! them against what the domain read, then writes one transactional batch in the tenant's partition:
+//! replace the head (`If-Match` its etag: the fence, so a cell demoted meanwhile cannot book), replace
+//! the record (`If-Match`: still held by this request) or create it (a replicated entry), create the
+//! entry, create the transaction, create or replace the balance (`If-Match` the etag of the version
+//! read). Cosmos DB applies the batch atomically; the failing operation's status says which condition
+//! failed ([`errors`]).
 //!
 //! Throttling (429) is retried by the SDK with the service's `x-ms-retry-after-ms` hints, and
 //! transport failures by its regional retry policy; what still fails becomes
@@ -13,7 +15,7 @@
 //! single-partition queries give a client its own writes (session consistency or stronger).
 //!
 //! ```no_run
-//! use paracell_azure::cosmos::{CosmosConfig, CosmosStore};
+//! use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
 //! # async fn example() -> Result<(), paracell_domain::ports::StoreError> {
 //! let config = CosmosConfig::new("http://127.0.0.1:8081", "any-key", "paracell", "cell-a");
 //! CosmosStore::provision(&config).await?; // tests and local runs; deployments use the template
@@ -21,8 +23,11 @@
 //! # Ok(()) }
 //! ```
 
+mod dead_letters;
 mod documents;
 mod errors;
+
+pub use dead_letters::CosmosDeadLetters;
 
 use async_trait::async_trait;
 use azure_core::credentials::Secret;
@@ -32,14 +37,16 @@ use azure_data_cosmos::options::{
     BatchReplaceOptions, ItemWriteOptions, Precondition, RoutingStrategy,
 };
 use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, FeedScope, Query};
-use documents::{BalanceDoc, EventDoc, KeyDoc, TransactionDoc};
-use errors::{is_status, store_error};
+use documents::{BalanceDoc, EntryDoc, HeadDoc, KeyDoc, TransactionDoc};
+use errors::{Slot, is_status, store_error};
 use futures::TryStreamExt;
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, StoredResponse};
+use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
+use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EventPage, KeyClaim, StoreError,
-    TransactionStore,
+    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EntryPage, EntryRef, EntrySource, KeyClaim,
+    KeyGuard, Received, StoreError, TransactionStore,
 };
+use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
 use paracell_domain::{Currency, TenantId};
 use serde::de::DeserializeOwned;
@@ -92,7 +99,7 @@ impl CosmosConfig {
     /// `PARACELL_COSMOS_CONTAINER` (all required) and `PARACELL_COSMOS_REGION` (optional).
     ///
     /// ```
-    /// use paracell_azure::cosmos::CosmosConfig;
+    /// use paracell_azure::outbound::cosmos::CosmosConfig;
     /// let env = |name: &str| match name {
     ///     "PARACELL_COSMOS_REGION" => None,
     ///     other => Some(format!("{other}-value")),
@@ -223,6 +230,20 @@ impl CosmosStore {
     }
 }
 
+/// The precondition of a batch replace: `If-Match` the etag of the document as the domain expects
+/// it, or, when the read showed something else (`None`), a precondition that cannot hold. The
+/// doomed operation stays in the batch rather than failing the commit early, so the service's
+/// first failing operation, in the batch's order (head, key, entry, transaction, balance), decides
+/// the outcome, as in every store.
+fn guarded(etag: Option<Option<String>>) -> Result<Precondition, StoreError> {
+    match etag {
+        Some(etag) => if_match(etag.as_deref()),
+        None => Ok(Precondition::if_match(
+            "\"paracell-not-as-read\"".to_owned(),
+        )),
+    }
+}
+
 /// "Only if the document is still the one read": every conditional write's precondition.
 fn if_match(etag: Option<&str>) -> Result<Precondition, StoreError> {
     let etag = etag.ok_or_else(|| StoreError::Failed("document without _etag".into()))?;
@@ -293,33 +314,6 @@ impl TransactionStore for CosmosStore {
         })
     }
 
-    async fn complete_key(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        token: TransactionId,
-        response: StoredResponse,
-    ) -> Result<(), StoreError> {
-        let id = documents::key_id(key);
-        let Some(existing) = self.read::<KeyDoc>(tenant, &id).await? else {
-            return Ok(());
-        };
-        if !existing.is_held_by(token) {
-            return Ok(()); // no longer ours: a no-op, as the port says
-        }
-        let options = Self::if_match(existing.etag.as_deref())?;
-        let completed = existing.completed(response);
-        match self
-            .container
-            .replace_item(tenant.to_string(), &id, &completed, Some(options))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 412) || is_status(&e, 404) => Ok(()),
-            Err(e) => Err(store_error("complete key", &e)),
-        }
-    }
-
     async fn release_key(
         &self,
         tenant: &TenantId,
@@ -346,49 +340,79 @@ impl TransactionStore for CosmosStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        let tx = &commit.transaction;
-        let tenant = &tx.tenant_id;
-        let b = &commit.balance;
-        if b.available.is_sign_negative() && !b.available.is_zero() {
-            return Err(CommitError::BalanceConflict);
-        }
-        let key_id = documents::key_id(&commit.key);
-        let key = match self.read::<KeyDoc>(tenant, &key_id).await? {
-            Some(key) if key.is_held_by(commit.token) => key,
-            _ => return Err(CommitError::KeyNotHeld),
-        };
+        let tenant = &commit.head.tenant;
+        let entry = &commit.entry;
         let replace_if =
             |precondition| BatchReplaceOptions::default().with_precondition(precondition);
-        let key_guard = replace_if(if_match(key.etag.as_deref())?);
-        let balance = BalanceDoc::new(b);
-        // `None`: the balance must not exist yet (created); otherwise replaced if still the version read.
-        let balance_guard = if b.expected_version == 0 {
-            None
-        } else {
-            match self.read::<BalanceDoc>(tenant, &balance.id).await? {
-                Some(current) if current.version == b.expected_version => {
-                    Some(replace_if(if_match(current.etag.as_deref())?))
-                }
-                _ => return Err(CommitError::BalanceConflict),
+        let mut slots = Vec::with_capacity(5);
+        let mut batch = TransactionalBatch::new(tenant.to_string());
+        // The fence: the head read by the domain, still as it was (its etag guards the replace).
+        let head = HeadDoc::new(&commit.head);
+        batch = match commit.fence {
+            Fence::Absent => batch.create_item(&head).map_err(failed)?,
+            Fence::Head { epoch, seq, role } => {
+                let current = self.read::<HeadDoc>(tenant, documents::HEAD_ID).await?;
+                let etag = current
+                    .filter(|h| h.epoch == epoch && h.seq == seq && h.role == role.as_str())
+                    .map(|h| h.etag);
+                let guard = replace_if(guarded(etag)?);
+                batch
+                    .replace_item(documents::HEAD_ID.to_owned(), &head, Some(guard))
+                    .map_err(failed)?
             }
         };
-        // The operations' order is the one errors::batch_outcome reads.
-        let mut batch = TransactionalBatch::new(tenant.to_string())
-            .replace_item(
-                key_id.clone(),
-                key.completed(commit.response.clone()),
-                Some(key_guard),
-            )
-            .map_err(failed)?
-            .create_item(TransactionDoc::new(tx).map_err(failed)?)
-            .map_err(failed)?;
-        batch = match balance_guard {
-            None => batch.create_item(&balance),
-            Some(guard) => batch.replace_item(balance.id.clone(), &balance, Some(guard)),
+        slots.push(Slot::Head);
+        let key_id = documents::key_id(&entry.entry().key);
+        batch = match commit.key {
+            KeyGuard::HeldBy(token) => {
+                let read = self.read::<KeyDoc>(tenant, &key_id).await?;
+                let held = read.filter(|key| key.is_held_by(token));
+                let etag = held.as_ref().map(|key| key.etag.clone());
+                let completed = match held {
+                    Some(key) => key.completed(entry.entry().response.clone()),
+                    None => KeyDoc::completed_from(entry),
+                };
+                batch
+                    .replace_item(key_id.clone(), completed, Some(replace_if(guarded(etag)?)))
+                    .map_err(failed)?
+            }
+            KeyGuard::Absent => batch
+                .create_item(KeyDoc::completed_from(entry))
+                .map_err(failed)?,
+        };
+        slots.push(Slot::Key);
+        if commit.source == EntrySource::Committed {
+            batch = batch
+                .create_item(EntryDoc::new(entry, true))
+                .map_err(failed)?;
+            slots.push(Slot::Entry);
         }
-        .map_err(failed)?
-        .create_item(EventDoc::new(&commit.event))
-        .map_err(failed)?;
+        if let Some(write) = &commit.ledger {
+            let b = &write.balance;
+            if b.available.is_sign_negative() && !b.available.is_zero() {
+                return Err(CommitError::BalanceConflict);
+            }
+            batch = batch
+                .create_item(TransactionDoc::new(&write.transaction).map_err(failed)?)
+                .map_err(failed)?;
+            slots.push(Slot::Transaction);
+            let balance = BalanceDoc::new(b);
+            batch = if b.expected_version == 0 {
+                batch.create_item(&balance)
+            } else {
+                let current = self.read::<BalanceDoc>(tenant, &balance.id).await?;
+                let etag = current
+                    .filter(|c| c.version == b.expected_version)
+                    .map(|c| c.etag);
+                batch.replace_item(
+                    balance.id.clone(),
+                    &balance,
+                    Some(replace_if(guarded(etag)?)),
+                )
+            }
+            .map_err(failed)?;
+            slots.push(Slot::Balance);
+        }
         let response = self
             .container
             .execute_transactional_batch(batch, None)
@@ -398,7 +422,99 @@ impl TransactionStore for CosmosStore {
             .into_model()
             .map_err(|e| CommitError::Store(StoreError::Failed(format!("batch response: {e}"))))?;
         let statuses: Vec<u16> = results.results().iter().map(|r| r.status_code()).collect();
-        errors::batch_outcome(&statuses)
+        errors::batch_outcome(&slots, &statuses)
+    }
+
+    async fn head(&self, tenant: &TenantId) -> Result<Option<TenantHead>, StoreError> {
+        self.read::<HeadDoc>(tenant, documents::HEAD_ID)
+            .await?
+            .map(|doc| doc.head().map_err(failed))
+            .transpose()
+    }
+
+    async fn put_head(&self, fence: Fence, head: TenantHead) -> Result<(), CommitError> {
+        let tenant = head.tenant.to_string();
+        let doc = HeadDoc::new(&head);
+        let written = match fence {
+            Fence::Absent => {
+                self.container
+                    .create_item(tenant, documents::HEAD_ID, &doc, None)
+                    .await
+            }
+            Fence::Head { epoch, seq, role } => {
+                let current = self
+                    .read::<HeadDoc>(&head.tenant, documents::HEAD_ID)
+                    .await?;
+                let Some(current) =
+                    current.filter(|h| h.epoch == epoch && h.seq == seq && h.role == role.as_str())
+                else {
+                    return Err(CommitError::HeadMoved);
+                };
+                let options = Self::if_match(current.etag.as_deref())?;
+                self.container
+                    .replace_item(tenant, documents::HEAD_ID, &doc, Some(options))
+                    .await
+            }
+        };
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 409) || is_status(&e, 412) || is_status(&e, 404) => {
+                Err(CommitError::HeadMoved)
+            }
+            Err(e) => Err(CommitError::Store(store_error("put head", &e))),
+        }
+    }
+
+    async fn receive(&self, entry: &SealedEntry) -> Result<Received, StoreError> {
+        let doc = EntryDoc::new(entry, false);
+        match self
+            .container
+            .create_item(entry.tenant().to_string(), &doc.id, &doc, None)
+            .await
+        {
+            Ok(_) => Ok(Received::Stored),
+            Err(e) if is_status(&e, 409) => {
+                let existing = self
+                    .read::<EntryDoc>(entry.tenant(), &doc.id)
+                    .await?
+                    .ok_or_else(|| StoreError::Failed("entry refused but not found".into()))?;
+                paracell_domain::replication::Digest::parse(&existing.digest)
+                    .map(Received::Existing)
+                    .ok_or_else(|| StoreError::Failed("stored entry without a digest".into()))
+            }
+            Err(e) => Err(store_error("receive entry", &e)),
+        }
+    }
+
+    async fn entry(&self, tenant: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
+        self.read::<EntryDoc>(tenant, &documents::entry_id(seq))
+            .await?
+            .map(|doc| doc.entry().map_err(failed))
+            .transpose()
+    }
+
+    async fn entries_after(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SealedEntry>, StoreError> {
+        // One partition; ordered here rather than with ORDER BY (the local stand-in has no query
+        // plans). A tenant's log is read in bounded pages by its callers.
+        let query = Query::from(
+            "SELECT * FROM c WHERE c.tenant = @tenant AND c.kind = 'entry' AND c.seq > @after",
+        );
+        let query = parameter(
+            parameter(query, "@tenant", tenant.as_str())?,
+            "@after",
+            after,
+        )?;
+        let mut docs: Vec<EntryDoc> = self
+            .query(query, FeedScope::partition(tenant.to_string()))
+            .await?;
+        docs.sort_by_key(|d| d.seq);
+        docs.truncate(limit);
+        docs.iter().map(|d| d.entry().map_err(failed)).collect()
     }
 
     async fn transaction(
@@ -456,60 +572,58 @@ impl TransactionStore for CosmosStore {
             .transpose()
     }
 
-    async fn pending_events(
+    async fn pending_entries(
         &self,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<EventPage, StoreError> {
-        // Pending events of every tenant. The order is applied here rather than with ORDER BY,
-        // which needs a cross-partition query plan; a deployment with a large backlog reads the
-        // change feed instead.
+    ) -> Result<EntryPage, StoreError> {
+        // Pending entries of every tenant. The order is applied here rather than with ORDER BY,
+        // which needs a cross-partition query plan; a deployment reads the change feed instead
+        // (the relay function), and this query serves local runs and backlogs.
         let query = Query::from(
-            "SELECT * FROM c WHERE c.kind = 'event' AND c.pending = true AND c.seq > @after",
+            "SELECT * FROM c WHERE c.kind = 'entry' AND c.pending = true AND c.outbox_order > @after",
         );
         let query = parameter(query, "@after", after.unwrap_or(""))?;
-        let mut docs: Vec<EventDoc> = self.query(query, FeedScope::full_container()).await?;
-        docs.sort_by(|a, b| a.seq.cmp(&b.seq));
+        let mut docs: Vec<EntryDoc> = self.query(query, FeedScope::full_container()).await?;
+        docs.sort_by(|a, b| a.outbox_order.cmp(&b.outbox_order));
         let next = (docs.len() > limit)
             .then(|| {
                 limit
                     .checked_sub(1)
                     .and_then(|i| docs.get(i))
-                    .map(|d| d.seq.clone())
+                    .map(|d| d.outbox_order.clone())
             })
             .flatten();
         docs.truncate(limit);
-        Ok(EventPage {
-            events: docs
+        Ok(EntryPage {
+            entries: docs
                 .iter()
-                .map(|d| d.event().map_err(failed))
+                .map(|d| d.entry().map_err(failed))
                 .collect::<Result<_, _>>()?,
             next,
         })
     }
 
-    async fn mark_published(&self, event_ids: &[uuid::Uuid]) -> Result<(), StoreError> {
-        for event_id in event_ids {
-            let query = parameter(
-                Query::from("SELECT * FROM c WHERE c.kind = 'event' AND c.id = @id"),
-                "@id",
-                documents::event_id(*event_id),
-            )?;
-            let docs: Vec<EventDoc> = self.query(query, FeedScope::full_container()).await?;
-            for mut doc in docs.into_iter().filter(|d| d.pending) {
-                let options = Self::if_match(doc.etag.as_deref())?;
-                doc.pending = false;
-                let tenant = doc.tenant.clone();
-                match self
-                    .container
-                    .replace_item(tenant, &doc.id, &doc, Some(options))
-                    .await
-                {
-                    // 412: changed since the read, which only marking it published does.
-                    Ok(_) => {}
-                    Err(e) if is_status(&e, 412) || is_status(&e, 404) => {}
-                    Err(e) => return Err(store_error("mark published", &e)),
-                }
+    async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
+        for r in entries {
+            let id = documents::entry_id(r.seq);
+            let Some(mut doc) = self.read::<EntryDoc>(&r.tenant, &id).await? else {
+                continue;
+            };
+            if !doc.pending {
+                continue;
+            }
+            let options = Self::if_match(doc.etag.as_deref())?;
+            doc.pending = false;
+            match self
+                .container
+                .replace_item(r.tenant.to_string(), &id, &doc, Some(options))
+                .await
+            {
+                // 412: changed since the read, which only marking it relayed does.
+                Ok(_) => {}
+                Err(e) if is_status(&e, 412) || is_status(&e, 404) => {}
+                Err(e) => return Err(store_error("mark relayed", &e)),
             }
         }
         Ok(())

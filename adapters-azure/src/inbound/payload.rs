@@ -1,7 +1,7 @@
 //! Payload mode: the host's envelope → the neutral request; the neutral response → the reply envelope.
 
 use crate::config::AzureConfig;
-use crate::envelope::{HttpOutput, HttpTrigger, InvokeRequest, InvokeResponse};
+use crate::inbound::envelope::{HttpOutput, HttpTrigger, InvokeRequest, InvokeResponse};
 use base64::Engine as _;
 use paracell_domain::http::{ApiRequest, ApiResponse, Headers};
 use std::collections::BTreeMap;
@@ -89,7 +89,7 @@ pub(crate) fn authenticated_tenant(headers: &Headers, config: &AzureConfig) -> O
     }
     headers
         .get("x-ms-client-principal")
-        .and_then(|p| crate::principal::tenant_claim(&p))
+        .and_then(|p| crate::inbound::principal::tenant_claim(&p))
 }
 
 /// The host sends bodies of these media types as base64, every other body as text.

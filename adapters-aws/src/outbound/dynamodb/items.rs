@@ -3,28 +3,36 @@
 //!
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
+//! | tenant head | `T#{tenant}` | `HEAD` | `role`, `epoch`, `primary`, `seq` (number), `digest`, `epoch_start` |
+//! | replication entry | `T#{tenant}` | `SEQ#{seq, 20 digits}` | `doc` (the entry document), `digest`; while pending relay also `outbox`, `outbox_order` |
 //! | transaction | `T#{tenant}` | `TX#{transaction id}` | `doc` (the resource JSON) |
 //! | balance | `T#{tenant}` | `BAL#{account}#{currency}` | `currency`, `available` (decimal text), `version` |
 //! | idempotency record | `T#{tenant}` | `KEY#{key}` | `fingerprint`, `state`, `token`, `claimed_at`, `response` |
-//! | outbox event | `E#{event id}` | `EVENT` | `tenant`, `time`, `document`, `outbox`, `seq` |
 //!
-//! Why this shape: a tenant (a housing cooperative) is small, so its transactions, balances and
-//! keys share one item collection and every read is a single-partition `GetItem` or `Query`. No
-//! local secondary index is defined, so the collection has no 10 GB cap, and DynamoDB splits a hot
-//! partition by sort key if a large tenant ever needs it. Outbox events get one partition each,
-//! because the relay marks them published by event id alone; the sparse global index `outbox`
-//! (partition `outbox = "pending"`, sort `seq` = zero-padded time then event id) lists only pending
-//! events, oldest first, and an event leaves it when `outbox` is removed. That index concentrates
-//! the cell's unpublished backlog in one index partition: fine for one cell's write rate (a few
-//! hundred creates per second per index partition), and drained continuously by the relay.
+//! Why this shape: a tenant (a housing cooperative) is small, so everything of it shares one item
+//! collection, every read is a single-partition `GetItem` or `Query`, and every commit is one
+//! `TransactWriteItems` inside that collection. No local secondary index is defined, so the
+//! collection has no 10 GB cap, and DynamoDB splits a hot partition by sort key if a large tenant
+//! ever needs it. Entries sort by zero-padded sequence number, so "the entries after n" is one
+//! range query.
+//!
+//! The sparse global index `outbox` (partition `outbox = "pending"`, sort `outbox_order` =
+//! zero-padded time, tenant, sequence number) lists only entries committed here and not yet
+//! relayed, oldest first; an entry leaves it when `outbox` is removed. Received entries (a standby's)
+//! never carry `outbox`, so they are never relayed again, and the stream relay skips them by the same
+//! attribute. That index concentrates the cell's unrelayed backlog in one index partition: fine for
+//! one cell's write rate (a few hundred creates per second per index partition), and drained
+//! continuously by the relay.
 //!
 //! Account ids cannot contain `#` (see `AccountId::parse`), so the `BAL#{account}#` prefix of one
 //! account never matches another's balances.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use paracell_domain::events::OutboxEvent;
+use paracell_domain::CellId;
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use paracell_domain::placement::{TenantHead, TenantRole};
 use paracell_domain::ports::BalanceSnapshot;
+use paracell_domain::replication::{Digest, Position, SealedEntry};
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
 use paracell_domain::{Currency, TenantId, Timestamp};
 use std::collections::HashMap;
@@ -70,37 +78,61 @@ pub(crate) fn idempotency_key(tenant: &TenantId, k: &IdempotencyKey) -> Item {
     key(tenant_pk(tenant), s(format!("KEY#{}", k.as_str())))
 }
 
-pub(crate) fn event_key(event_id: uuid::Uuid) -> Item {
-    key(s(format!("E#{}", event_id.hyphenated())), s("EVENT"))
+pub(crate) fn head_key(tenant: &TenantId) -> Item {
+    key(tenant_pk(tenant), s("HEAD"))
+}
+
+/// The sort key of entry `seq`: fixed width, so text order is sequence order.
+pub(crate) fn entry_sk(seq: u64) -> String {
+    format!("SEQ#{seq:020}")
+}
+
+pub(crate) fn entry_key(tenant: &TenantId, seq: u64) -> Item {
+    key(tenant_pk(tenant), s(entry_sk(seq)))
 }
 
 fn key(pk: AttributeValue, sk: AttributeValue) -> Item {
     HashMap::from([("pk".to_owned(), pk), ("sk".to_owned(), sk)])
 }
 
-/// The outbox order: time first, then the (time-ordered) event id; fixed width so text order is time order.
-pub(crate) fn outbox_seq(event: &OutboxEvent) -> String {
+/// The outbox order: time first, then tenant and sequence number; fixed width so text order is time
+/// order (and sequence order within a tenant at equal times).
+pub(crate) fn outbox_order(entry: &SealedEntry) -> String {
+    let e = entry.entry();
     format!(
-        "{:016}#{}",
-        event.time.unix_millis().max(0),
-        event.event_id.hyphenated()
+        "{:016}#{}#{:020}",
+        e.time.unix_millis().max(0),
+        e.tenant,
+        e.seq
     )
 }
 
-pub(crate) fn transaction_item(tx: &Transaction) -> Result<Item, String> {
-    let doc = tx.to_json();
+pub(crate) fn transaction_item(tx: &Transaction) -> Item {
     let mut item = transaction_key(&tx.tenant_id, tx.transaction_id);
-    item.insert("doc".into(), s(doc));
-    Ok(item)
+    item.insert("doc".into(), s(tx.to_json()));
+    item
 }
 
-pub(crate) fn event_item(event: &OutboxEvent) -> Item {
-    let mut item = event_key(event.event_id);
-    item.insert("tenant".into(), s(event.tenant_id.as_str()));
-    item.insert("time".into(), n(event.time.unix_millis()));
-    item.insert("document".into(), s(event.document.clone()));
-    item.insert("outbox".into(), s(PENDING));
-    item.insert("seq".into(), s(outbox_seq(event)));
+/// An entry item; `pending` adds the outbox attributes (an entry committed here, to be relayed).
+pub(crate) fn entry_item(entry: &SealedEntry, pending: bool) -> Item {
+    let mut item = entry_key(entry.tenant(), entry.seq());
+    item.insert("doc".into(), s(entry.document()));
+    item.insert("digest".into(), s(entry.digest().to_string()));
+    if pending {
+        item.insert("outbox".into(), s(PENDING));
+        item.insert("outbox_order".into(), s(outbox_order(entry)));
+    }
+    item
+}
+
+pub(crate) fn head_item(head: &TenantHead) -> Item {
+    let mut item = head_key(&head.tenant);
+    item.insert("role".into(), s(head.role.as_str()));
+    item.insert("epoch".into(), n(head.epoch));
+    item.insert("primary".into(), s(head.primary.as_str()));
+    item.insert("seq".into(), n(head.position.seq));
+    item.insert("digest".into(), s(head.position.digest.to_string()));
+    item.insert("epoch_start".into(), n(head.epoch_start));
     item
 }
 
@@ -131,6 +163,39 @@ impl Read<'_> {
                 "attribute {name}: expected a number, found {other:?}"
             )),
         }
+    }
+
+    fn unsigned(&self, name: &str) -> Result<u64, String> {
+        u64::try_from(self.number(name)?).map_err(|e| format!("attribute {name}: {e}"))
+    }
+
+    pub(crate) fn head(&self, tenant: &TenantId) -> Result<TenantHead, String> {
+        let role = self.text("role")?;
+        Ok(TenantHead {
+            tenant: tenant.clone(),
+            role: TenantRole::parse(role).ok_or_else(|| format!("attribute role: {role:?}"))?,
+            epoch: self.unsigned("epoch")?,
+            primary: CellId::parse(self.text("primary")?)
+                .map_err(|e| format!("attribute primary: {e}"))?,
+            position: Position {
+                seq: self.unsigned("seq")?,
+                digest: Digest::parse(self.text("digest")?)
+                    .ok_or("attribute digest: not a digest")?,
+            },
+            epoch_start: self.unsigned("epoch_start")?,
+        })
+    }
+
+    /// An entry item (or a stream image of one): the document re-digested and checked against the
+    /// stored digest, so a corrupted entry is never applied or relayed.
+    pub(crate) fn entry(&self) -> Result<SealedEntry, String> {
+        SealedEntry::open_checked(self.text("doc")?, self.text("digest")?)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The stored digest alone (what `receive` compares).
+    pub(crate) fn digest(&self) -> Result<Digest, String> {
+        Digest::parse(self.text("digest")?).ok_or_else(|| "attribute digest: not a digest".into())
     }
 
     pub(crate) fn transaction(&self) -> Result<Transaction, String> {
@@ -178,22 +243,8 @@ impl Read<'_> {
         TransactionId::parse(raw).ok_or_else(|| format!("attribute token: {raw:?}"))
     }
 
-    pub(crate) fn event(&self) -> Result<OutboxEvent, String> {
-        let pk = self.text("pk")?;
-        let event_id = pk
-            .strip_prefix("E#")
-            .and_then(|id| uuid::Uuid::try_parse(id).ok())
-            .ok_or_else(|| format!("outbox item with key {pk:?}"))?;
-        Ok(OutboxEvent {
-            event_id,
-            tenant_id: TenantId::parse(self.text("tenant")?).map_err(|e| e.to_string())?,
-            time: Timestamp::from_unix_millis(self.number("time")?),
-            document: self.text("document")?.to_owned(),
-        })
-    }
-
-    pub(crate) fn seq(&self) -> Result<String, String> {
-        self.text("seq").map(str::to_owned)
+    pub(crate) fn outbox_order(&self) -> Result<String, String> {
+        self.text("outbox_order").map(str::to_owned)
     }
 }
 
@@ -205,23 +256,28 @@ mod tests {
     #[test]
     fn a_transaction_item_reads_back() {
         let tx = sample_transaction();
-        let item = transaction_item(&tx).unwrap();
+        let item = transaction_item(&tx);
         assert_eq!(item["sk"], s("TX#00000000-0000-0000-0000-000000000000"));
         assert_eq!(item["pk"], s("T#coop-1"));
         assert_eq!(Read(&item).transaction(), Ok(tx));
     }
 
     #[test]
-    fn outbox_order_is_time_then_id() {
-        let event = |millis, id: u128| OutboxEvent {
-            event_id: uuid::Uuid::from_u128(id),
-            tenant_id: TenantId::parse("coop-1").unwrap(),
-            time: Timestamp::from_unix_millis(millis),
-            document: "{}".into(),
+    fn entries_and_heads_read_back_and_sort_by_sequence() {
+        let entry = paracell_domain::testing::sample_entry();
+        let item = entry_item(&entry, true);
+        assert_eq!(Read(&item).entry(), Ok(entry.clone()));
+        assert_eq!(item.get("outbox"), Some(&s(PENDING)));
+        assert_eq!(entry_item(&entry, false).get("outbox"), None);
+        assert!(entry_sk(9) < entry_sk(10) && entry_sk(10) < entry_sk(u64::MAX));
+        let mut tampered = item.clone();
+        tampered.insert("digest".into(), s(Digest::ZERO.to_string()));
+        assert!(Read(&tampered).entry().unwrap_err().contains("digest"));
+        let head = TenantHead {
+            position: entry.position(),
+            ..TenantHead::first_primary(entry.tenant().clone(), CellId::parse("cell-a").unwrap())
         };
-        let (a, b, c) = (event(9, 3), event(10, 1), event(10, 2));
-        assert!(outbox_seq(&a) < outbox_seq(&b) && outbox_seq(&b) < outbox_seq(&c));
-        assert_eq!(Read(&event_item(&c)).event(), Ok(c));
+        assert_eq!(Read(&head_item(&head)).head(entry.tenant()), Ok(head));
     }
 
     #[test]

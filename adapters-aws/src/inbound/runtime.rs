@@ -6,9 +6,9 @@
 //! then HTTP API, then ALB) and serialises our response into that source's exact shape (its `Adapter`,
 //! as `lambda_http::run` does). Both see a *sanitised* copy of the event (no path, query, headers or
 //! body): `lambda_http`'s own request conversion panics on invalid base64 and some URIs, and
-//! everything it would read from those fields is read by [`crate::event`] instead.
+//! everything it would read from those fields is read by [`crate::inbound::http`] instead.
 
-use crate::event::Source;
+use crate::inbound::http::Source;
 use lambda_http::lambda_runtime::LambdaEvent;
 use lambda_http::request::{LambdaRequest, RequestOrigin};
 use lambda_http::tower::ServiceExt as _;

@@ -10,8 +10,8 @@ use base64::Engine as _;
 /// use base64::Engine as _;
 /// let principal = base64::engine::general_purpose::STANDARD
 ///     .encode(r#"{"auth_typ":"aad","claims":[{"typ":"tenant_id","val":"coop-1"}]}"#);
-/// assert_eq!(paracell_azure::principal::tenant_claim(&principal).as_deref(), Some("coop-1"));
-/// assert_eq!(paracell_azure::principal::tenant_claim("not base64"), None);
+/// assert_eq!(paracell_azure::inbound::principal::tenant_claim(&principal).as_deref(), Some("coop-1"));
+/// assert_eq!(paracell_azure::inbound::principal::tenant_claim("not base64"), None);
 /// ```
 pub fn tenant_claim(header_value: &str) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD

@@ -30,25 +30,43 @@ pub(crate) fn store_error(operation: &str, error: &CosmosError) -> StoreError {
     }
 }
 
-/// The position of each operation in a commit's batch.
-const KEY_WRITE: usize = 0;
-const TRANSACTION_WRITE: usize = 1;
-const BALANCE_WRITE: usize = 2;
+/// What each operation of a commit's batch guards, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// The tenant's head (created, or replaced `If-Match` the etag of the head read).
+    Head,
+    /// The idempotency record (replaced `If-Match` while held, or created).
+    Key,
+    /// The entry committed here (created: its position must be free).
+    Entry,
+    /// The transaction (created).
+    Transaction,
+    /// The balance (created, or replaced `If-Match` the version read).
+    Balance,
+}
 
-/// Maps a batch's per-operation statuses to the commit's outcome. On failure the service applies
-/// nothing and answers the failing operation's own status, 424 for the others.
-pub(crate) fn batch_outcome(statuses: &[u16]) -> Result<(), CommitError> {
-    let at = |i: usize| statuses.get(i).copied().unwrap_or(0);
+/// Maps a batch's per-operation statuses (in `slots` order) to the commit's outcome. On failure the
+/// service applies nothing and answers the failing operation's own status, 424 for the others.
+pub(crate) fn batch_outcome(slots: &[Slot], statuses: &[u16]) -> Result<(), CommitError> {
     if !statuses.is_empty() && statuses.iter().all(|s| (200..300).contains(s)) {
         return Ok(());
     }
-    if matches!(at(KEY_WRITE), 404 | 412) {
-        return Err(CommitError::KeyNotHeld);
+    let failed = |slot: Slot, codes: &[u16]| {
+        slots
+            .iter()
+            .zip(statuses)
+            .any(|(s, status)| *s == slot && codes.contains(status))
+    };
+    if failed(Slot::Head, &[404, 409, 412]) || failed(Slot::Entry, &[409]) {
+        return Err(CommitError::HeadMoved);
     }
-    if at(TRANSACTION_WRITE) == 409 {
+    if failed(Slot::Key, &[404, 409, 412]) {
+        return Err(CommitError::KeyConflict);
+    }
+    if failed(Slot::Transaction, &[409]) {
         return Err(CommitError::DuplicateTransaction);
     }
-    if matches!(at(BALANCE_WRITE), 404 | 409 | 412) {
+    if failed(Slot::Balance, &[404, 409, 412]) {
         return Err(CommitError::BalanceConflict);
     }
     if statuses.iter().any(|s| matches!(s, 408 | 429 | 449 | 503)) {
@@ -68,35 +86,51 @@ mod tests {
 
     #[test]
     fn each_failed_operation_is_its_domain_outcome() {
-        assert_eq!(batch_outcome(&[200, 201, 201, 201]), Ok(()));
+        use Slot::*;
+        let all = [Head, Key, Entry, Transaction, Balance];
+        let outcome = |statuses: &[u16]| batch_outcome(&all, statuses);
+        assert_eq!(outcome(&[200, 200, 201, 201, 201]), Ok(()));
         assert_eq!(
-            batch_outcome(&[412, 424, 424, 424]),
-            Err(CommitError::KeyNotHeld)
+            outcome(&[412, 424, 424, 424, 424]),
+            Err(CommitError::HeadMoved)
         );
         assert_eq!(
-            batch_outcome(&[424, 409, 424, 424]),
+            outcome(&[424, 412, 424, 424, 424]),
+            Err(CommitError::KeyConflict)
+        );
+        assert_eq!(
+            outcome(&[424, 424, 409, 424, 424]),
+            Err(CommitError::HeadMoved)
+        );
+        assert_eq!(
+            outcome(&[424, 424, 424, 409, 424]),
             Err(CommitError::DuplicateTransaction)
         );
         assert_eq!(
-            batch_outcome(&[424, 424, 412, 424]),
+            outcome(&[424, 424, 424, 424, 412]),
             Err(CommitError::BalanceConflict)
         );
         assert_eq!(
-            batch_outcome(&[424, 424, 409, 424]),
+            outcome(&[424, 424, 424, 424, 409]),
             Err(CommitError::BalanceConflict),
             "a balance created meanwhile"
         );
         assert!(matches!(
-            batch_outcome(&[429, 424, 424, 424]),
+            outcome(&[429, 424, 424, 424, 424]),
             Err(CommitError::Store(StoreError::Unavailable { .. }))
         ));
         assert!(matches!(
-            batch_outcome(&[424, 424, 424, 409]),
+            outcome(&[424, 424, 424, 424, 400]),
             Err(CommitError::Store(StoreError::Failed(_)))
         ));
         assert!(matches!(
-            batch_outcome(&[]),
+            outcome(&[]),
             Err(CommitError::Store(StoreError::Failed(_)))
         ));
+        assert_eq!(
+            batch_outcome(&[Head, Key], &[424, 409]),
+            Err(CommitError::KeyConflict),
+            "a refusal's batch has no ledger operations"
+        );
     }
 }

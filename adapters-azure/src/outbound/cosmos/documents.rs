@@ -4,18 +4,23 @@
 //!
 //! | document | `id` | other fields |
 //! |---|---|---|
+//! | tenant head | `head` | `role`, `epoch`, `primary`, `seq`, `digest`, `epoch_start` |
+//! | replication entry | `seq:{seq, 20 digits}` | `seq`, `doc` (the entry document), `digest`, `pending`, `outbox_order` |
 //! | transaction | `tx:{transaction id}` | `resource` (the transaction resource) |
 //! | balance | `bal:{account}:{currency}` | `account`, `currency`, `available` (decimal text), `version` |
 //! | idempotency record | `key:{key, escaped}` | `key`, `fingerprint`, `state`, `token`, `claimed_at`, `response` |
-//! | outbox event | `evt:{event id}` | `event_id`, `time`, `document`, `pending`, `seq` |
 //!
 //! Every document also carries `tenant` (the partition key) and `kind`. A housing cooperative's
-//! documents stay far below a logical partition's 20 GB, and every read is a point read or a
-//! single-partition query. Money is decimal text, never a JSON number.
+//! documents stay far below a logical partition's 20 GB, every read is a point read or a
+//! single-partition query, and every commit is one transactional batch in the tenant's partition.
+//! Money is decimal text, never a JSON number. Entries committed here carry `pending: true` until the
+//! relay marks them relayed; received entries (a standby's) never do.
 
-use paracell_domain::events::OutboxEvent;
+use paracell_domain::CellId;
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use paracell_domain::placement::{TenantHead, TenantRole};
 use paracell_domain::ports::{BalanceSnapshot, BalanceUpdate};
+use paracell_domain::replication::{Digest, Position, SealedEntry};
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
 use paracell_domain::{Currency, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -42,17 +47,103 @@ pub(crate) fn key_id(key: &IdempotencyKey) -> String {
     id
 }
 
-pub(crate) fn event_id(id: uuid::Uuid) -> String {
-    format!("evt:{}", id.hyphenated())
+pub(crate) const HEAD_ID: &str = "head";
+
+pub(crate) fn entry_id(seq: u64) -> String {
+    format!("seq:{seq:020}")
 }
 
-/// The outbox order: time first, then the (time-ordered) event id; fixed width so text order is time order.
-pub(crate) fn outbox_seq(event: &OutboxEvent) -> String {
+/// The outbox order: time first, then tenant and sequence number; fixed width so text order is time
+/// order.
+pub(crate) fn outbox_order(entry: &SealedEntry) -> String {
+    let e = entry.entry();
     format!(
-        "{:016}#{}",
-        event.time.unix_millis().max(0),
-        event.event_id.hyphenated()
+        "{:016}#{}#{:020}",
+        e.time.unix_millis().max(0),
+        e.tenant,
+        e.seq
     )
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct HeadDoc {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) kind: String,
+    pub(crate) role: String,
+    pub(crate) epoch: u64,
+    pub(crate) primary: String,
+    pub(crate) seq: u64,
+    pub(crate) digest: String,
+    pub(crate) epoch_start: u64,
+    #[serde(rename = "_etag", default, skip_serializing)]
+    pub(crate) etag: Option<String>,
+}
+
+impl HeadDoc {
+    pub(crate) fn new(head: &TenantHead) -> Self {
+        Self {
+            id: HEAD_ID.into(),
+            tenant: head.tenant.to_string(),
+            kind: "head".into(),
+            role: head.role.as_str().into(),
+            epoch: head.epoch,
+            primary: head.primary.to_string(),
+            seq: head.position.seq,
+            digest: head.position.digest.to_string(),
+            epoch_start: head.epoch_start,
+            etag: None,
+        }
+    }
+
+    pub(crate) fn head(&self) -> Result<TenantHead, String> {
+        Ok(TenantHead {
+            tenant: TenantId::parse(&self.tenant).map_err(|e| format!("tenant: {e}"))?,
+            role: TenantRole::parse(&self.role).ok_or_else(|| format!("role {:?}", self.role))?,
+            epoch: self.epoch,
+            primary: CellId::parse(&self.primary).map_err(|e| format!("primary: {e}"))?,
+            position: Position {
+                seq: self.seq,
+                digest: Digest::parse(&self.digest).ok_or("digest: not a digest")?,
+            },
+            epoch_start: self.epoch_start,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct EntryDoc {
+    pub(crate) id: String,
+    pub(crate) tenant: String,
+    pub(crate) kind: String,
+    pub(crate) seq: u64,
+    pub(crate) doc: String,
+    pub(crate) digest: String,
+    pub(crate) pending: bool,
+    pub(crate) outbox_order: String,
+    #[serde(rename = "_etag", default, skip_serializing)]
+    pub(crate) etag: Option<String>,
+}
+
+impl EntryDoc {
+    pub(crate) fn new(entry: &SealedEntry, pending: bool) -> Self {
+        Self {
+            id: entry_id(entry.seq()),
+            tenant: entry.tenant().to_string(),
+            kind: "entry".into(),
+            seq: entry.seq(),
+            doc: entry.document().to_owned(),
+            digest: entry.digest().to_string(),
+            pending,
+            outbox_order: outbox_order(entry),
+            etag: None,
+        }
+    }
+
+    /// The entry, re-digested and checked against the stored digest.
+    pub(crate) fn entry(&self) -> Result<SealedEntry, String> {
+        SealedEntry::open_checked(&self.doc, &self.digest).map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -161,6 +252,23 @@ impl KeyDoc {
         }
     }
 
+    /// A completed record for a replicated entry (no claim came before it on this cell).
+    pub(crate) fn completed_from(entry: &SealedEntry) -> Self {
+        let e = entry.entry();
+        Self {
+            id: key_id(&e.key),
+            tenant: e.tenant.to_string(),
+            kind: "key".into(),
+            key: e.key.as_str().into(),
+            fingerprint: e.fingerprint.clone(),
+            state: COMPLETED.into(),
+            token: None,
+            claimed_at: None,
+            response: Some(e.response.clone()),
+            etag: None,
+        }
+    }
+
     /// This record, completed with `response` (the etag is kept for the conditional replace).
     pub(crate) fn completed(self, response: StoredResponse) -> Self {
         Self {
@@ -205,46 +313,6 @@ impl KeyDoc {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct EventDoc {
-    pub(crate) id: String,
-    pub(crate) tenant: String,
-    pub(crate) kind: String,
-    pub(crate) event_id: String,
-    pub(crate) time: i64,
-    pub(crate) document: String,
-    pub(crate) pending: bool,
-    pub(crate) seq: String,
-    #[serde(rename = "_etag", default, skip_serializing)]
-    pub(crate) etag: Option<String>,
-}
-
-impl EventDoc {
-    pub(crate) fn new(event: &OutboxEvent) -> Self {
-        Self {
-            id: event_id(event.event_id),
-            tenant: event.tenant_id.to_string(),
-            kind: "event".into(),
-            event_id: event.event_id.hyphenated().to_string(),
-            time: event.time.unix_millis(),
-            document: event.document.clone(),
-            pending: true,
-            seq: outbox_seq(event),
-            etag: None,
-        }
-    }
-
-    pub(crate) fn event(&self) -> Result<OutboxEvent, String> {
-        Ok(OutboxEvent {
-            event_id: uuid::Uuid::try_parse(&self.event_id)
-                .map_err(|e| format!("event_id: {e}"))?,
-            tenant_id: TenantId::parse(&self.tenant).map_err(|e| format!("tenant: {e}"))?,
-            time: Timestamp::from_unix_millis(self.time),
-            document: self.document.clone(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +336,22 @@ mod tests {
             serde_json::from_value(serde_json::to_value(&doc).unwrap()).unwrap();
         assert_eq!(stored.transaction(), Ok(tx));
         assert_eq!(stored.tenant, "coop-1");
+    }
+
+    #[test]
+    fn heads_and_entries_read_back() {
+        let entry = paracell_domain::testing::sample_entry();
+        let doc = EntryDoc::new(&entry, true);
+        let stored: EntryDoc = serde_json::from_value(serde_json::to_value(&doc).unwrap()).unwrap();
+        assert_eq!(stored.entry(), Ok(entry.clone()));
+        let head = TenantHead {
+            position: entry.position(),
+            ..TenantHead::first_primary(entry.tenant().clone(), CellId::parse("cell-a").unwrap())
+        };
+        assert_eq!(HeadDoc::new(&head).head(), Ok(head));
+        let mut tampered = doc;
+        tampered.digest = Digest::ZERO.to_string();
+        assert!(tampered.entry().unwrap_err().contains("digest"));
     }
 
     #[test]

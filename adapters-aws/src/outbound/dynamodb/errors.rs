@@ -78,30 +78,51 @@ where
     }
 }
 
-/// The position of each write in a commit's `TransactWriteItems`, so a cancellation reason can be
-/// traced to the condition that failed.
-pub(crate) const KEY_WRITE: usize = 0;
-pub(crate) const TRANSACTION_WRITE: usize = 1;
-pub(crate) const BALANCE_WRITE: usize = 2;
+/// What each write of a commit's `TransactWriteItems` guards, in order, so a cancellation reason
+/// can be traced to the condition that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// The tenant's head (the fence).
+    Head,
+    /// The idempotency record.
+    Key,
+    /// The entry committed here (it must not exist).
+    Entry,
+    /// The transaction (it must not exist).
+    Transaction,
+    /// The balance (its version).
+    Balance,
+}
 
-/// Maps `TransactionCanceledException` reasons (one per write, in order) to the domain outcome.
-/// Checked in the in-memory store's order: key held, then duplicate, then balance version.
-pub(crate) fn cancelled_commit(reasons: &[CancellationReason]) -> CommitError {
-    let code = |index: usize| reasons.get(index).and_then(|r| r.code()).unwrap_or("None");
-    let codes: Vec<&str> = (0..reasons.len()).map(code).collect();
-    if code(KEY_WRITE) == "ConditionalCheckFailed" {
-        return CommitError::KeyNotHeld;
+/// Maps `TransactionCanceledException` reasons (one per write, in `slots` order) to the domain
+/// outcome, checking the conditions in the in-memory store's order: head, key, entry, transaction,
+/// balance.
+pub(crate) fn cancelled_commit(slots: &[Slot], reasons: &[CancellationReason]) -> CommitError {
+    let codes: Vec<&str> = (0..reasons.len())
+        .map(|i| reasons.get(i).and_then(|r| r.code()).unwrap_or("None"))
+        .collect();
+    let failed = |slot: Slot| {
+        slots
+            .iter()
+            .zip(&codes)
+            .any(|(s, code)| *s == slot && *code == "ConditionalCheckFailed")
+    };
+    if failed(Slot::Head) || failed(Slot::Entry) {
+        return CommitError::HeadMoved;
     }
-    if code(TRANSACTION_WRITE) == "ConditionalCheckFailed" {
+    if failed(Slot::Key) {
+        return CommitError::KeyConflict;
+    }
+    if failed(Slot::Transaction) {
         return CommitError::DuplicateTransaction;
     }
-    if code(BALANCE_WRITE) == "ConditionalCheckFailed" {
+    if failed(Slot::Balance) {
         return CommitError::BalanceConflict;
     }
     // Another transaction touched one of these items at the same moment: nothing was written, so
-    // the domain's read-and-retry loop is the right answer (it re-checks the key and the balance).
+    // reading the head again and deciding again is the right answer.
     if codes.contains(&"TransactionConflict") {
-        return CommitError::BalanceConflict;
+        return CommitError::HeadMoved;
     }
     if codes
         .iter()
@@ -177,33 +198,51 @@ mod tests {
 
     #[test]
     fn each_failed_condition_is_its_domain_outcome() {
+        use Slot::*;
         let ccf = "ConditionalCheckFailed";
+        let all = [Head, Key, Entry, Transaction, Balance];
+        let outcome = |codes: &[&str]| cancelled_commit(&all, &reasons(codes));
         assert_eq!(
-            cancelled_commit(&reasons(&[ccf, "None", ccf, "None"])),
-            CommitError::KeyNotHeld
+            outcome(&[ccf, ccf, "None", "None", "None"]),
+            CommitError::HeadMoved,
+            "the head first"
         );
         assert_eq!(
-            cancelled_commit(&reasons(&["None", ccf, "None", "None"])),
+            outcome(&["None", ccf, "None", ccf, "None"]),
+            CommitError::KeyConflict
+        );
+        assert_eq!(
+            outcome(&["None", "None", ccf, "None", "None"]),
+            CommitError::HeadMoved,
+            "the entry's position is taken"
+        );
+        assert_eq!(
+            outcome(&["None", "None", "None", ccf, "None"]),
             CommitError::DuplicateTransaction
         );
         assert_eq!(
-            cancelled_commit(&reasons(&["None", "None", ccf, "None"])),
+            outcome(&["None", "None", "None", "None", ccf]),
             CommitError::BalanceConflict
         );
         assert_eq!(
-            cancelled_commit(&reasons(&["None", "None", "TransactionConflict", "None"])),
-            CommitError::BalanceConflict
+            outcome(&["None", "TransactionConflict", "None", "None", "None"]),
+            CommitError::HeadMoved
         );
         assert!(matches!(
-            cancelled_commit(&reasons(&["ThrottlingError", "None", "None", "None"])),
+            outcome(&["ThrottlingError", "None", "None", "None", "None"]),
             CommitError::Store(StoreError::Unavailable {
                 retry_after_secs: 1,
                 ..
             })
         ));
         assert!(matches!(
-            cancelled_commit(&reasons(&["None", "None", "None", ccf])),
+            outcome(&["None", "None", "None", "None", "ValidationError"]),
             CommitError::Store(StoreError::Failed(_))
         ));
+        assert_eq!(
+            cancelled_commit(&[Head, Key], &reasons(&["None", ccf])),
+            CommitError::KeyConflict,
+            "slots follow the commit's shape (a refusal has no ledger writes)"
+        );
     }
 }

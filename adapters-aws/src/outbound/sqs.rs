@@ -1,0 +1,156 @@
+//! The relay's dead-letter queue on Amazon SQS (feature `sqs`): every entry a destination could not
+//! take, as the full [`DeadLetter`] document (the stream's own on-failure destination would only get
+//! metadata). An operator lists, replays and removes them (`paracell-admin dead-letters …`), or moves
+//! them to the replay queue the function listens on.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::retry::RetryConfig;
+use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
+use paracell_domain::ports::StoreError;
+use paracell_domain::replication::relay::{DeadLetter, DeadLetters};
+use std::time::Duration;
+
+/// Where the queue is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsConfig {
+    /// The queue's URL.
+    pub queue_url: String,
+    /// An endpoint override (a local stand-in).
+    pub endpoint: Option<String>,
+}
+
+impl SqsConfig {
+    /// Reads `PARACELL_DEAD_LETTER_QUEUE_URL` (required) and `PARACELL_SQS_ENDPOINT` (optional).
+    ///
+    /// ```
+    /// use paracell_aws::outbound::sqs::SqsConfig;
+    /// let env = |n: &str| (n == "PARACELL_DEAD_LETTER_QUEUE_URL").then(|| "http://q".to_string());
+    /// assert_eq!(SqsConfig::from_lookup(env).unwrap().queue_url, "http://q");
+    /// assert!(SqsConfig::from_lookup(|_| None).is_err());
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let queue_url = lookup("PARACELL_DEAD_LETTER_QUEUE_URL")
+            .filter(|v| !v.is_empty())
+            .ok_or("the relay needs PARACELL_DEAD_LETTER_QUEUE_URL (its SQS dead-letter queue)")?;
+        Ok(Self {
+            queue_url,
+            endpoint: lookup("PARACELL_SQS_ENDPOINT").filter(|v| !v.is_empty()),
+        })
+    }
+}
+
+/// Dead letters on an SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetters {
+    /// Connects with the SDK's usual settings (region, credentials).
+    pub async fn connect(config: &SqsConfig) -> Self {
+        let mut loader =
+            aws_config::from_env().retry_config(RetryConfig::standard().with_max_attempts(3));
+        if let Some(endpoint) = &config.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        Self {
+            client: Client::new(&loader.load().await),
+            queue_url: config.queue_url.clone(),
+        }
+    }
+
+    /// Creates a queue named `name` (local runs and tests) and returns its URL.
+    pub async fn create_queue(config: &SqsConfig, name: &str) -> Result<String, StoreError> {
+        let this = Self::connect(config).await;
+        let out = this
+            .client
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| failure("CreateQueue", e))?;
+        out.queue_url
+            .ok_or_else(|| StoreError::Failed("CreateQueue returned no URL".into()))
+    }
+}
+
+fn failure<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    operation: &str,
+    error: SdkError<E, R>,
+) -> StoreError {
+    let detail = format!("{operation}: {}", DisplayErrorContext(&error));
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable {
+                retry_after_secs: 1,
+                detail,
+            }
+        }
+        _ => StoreError::Failed(detail),
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn put(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(letter.render())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failure("SendMessage", e))
+    }
+
+    /// Up to `limit` letters, received with a zero visibility timeout so listing hides nothing; the
+    /// ids are receipt handles, valid for [`DeadLetters::remove`] until the next receive.
+    async fn list(&self, limit: usize) -> Result<Vec<(String, DeadLetter)>, StoreError> {
+        let mut letters = Vec::new();
+        let mut empty_rounds = 0;
+        while letters.len() < limit && empty_rounds < 2 {
+            let batch = i32::try_from((limit - letters.len()).min(10)).unwrap_or(10);
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(batch)
+                .visibility_timeout(0)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| failure("ReceiveMessage", e))?;
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                empty_rounds += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for message in messages {
+                let (Some(handle), Some(body)) = (message.receipt_handle, message.body) else {
+                    continue;
+                };
+                let letter = DeadLetter::parse(&body).map_err(StoreError::Failed)?;
+                if !letters
+                    .iter()
+                    .any(|(_, l): &(String, DeadLetter)| l == &letter)
+                {
+                    letters.push((handle, letter));
+                }
+            }
+        }
+        Ok(letters)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.queue_url)
+            .receipt_handle(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failure("DeleteMessage", e))
+    }
+}
