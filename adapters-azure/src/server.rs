@@ -87,6 +87,7 @@ struct State {
 #[derive(Clone)]
 pub struct AzureHandler {
     router: axum::Router,
+    cell: Cell,
 }
 
 impl AzureHandler {
@@ -109,12 +110,18 @@ impl AzureHandler {
     }
 
     fn build(state: State) -> Self {
+        let cell = state.cell.clone();
         let state = Arc::new(state);
         let router = axum::Router::new().fallback(move |request: http::Request<Body>| {
             let state = state.clone();
             async move { handle(&state, request).await }
         });
-        Self { router }
+        Self { router, cell }
+    }
+
+    /// The cell.
+    pub fn cell(&self) -> &Cell {
+        &self.cell
     }
 
     /// The axum router the server runs.

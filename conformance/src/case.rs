@@ -21,10 +21,18 @@ pub struct Case {
     /// Requirement ids from `docs/api.md` this case covers.
     #[serde(default)]
     pub requirements: Vec<String>,
-    /// The cell each envelope gets.
+    /// The cell each envelope gets (the primary, in a two-cell case).
     #[serde(default)]
     pub cell: CellSpec,
-    /// Requests, in order.
+    /// A second cell, the standby: its presence makes this a two-cell case, run on every ordered
+    /// pair of envelopes (the primary behind one, the standby behind the other).
+    #[serde(default)]
+    pub standby: Option<CellSpec>,
+    /// Two-cell cases: at the end the standby holds exactly the primary's state (transactions,
+    /// balances, idempotency records, replication positions). Default `true`.
+    #[serde(default)]
+    pub converged: Option<bool>,
+    /// Requests, deliveries and head changes, in order.
     pub steps: Vec<Step>,
     /// JSON subset expected of the outbox's CloudEvents at the end (in process only: the reference
     /// envelope's store is read).
@@ -53,6 +61,30 @@ pub struct CellSpec {
     /// `keys-in-progress`.
     #[serde(default)]
     pub fault: Option<Fault>,
+    /// Tenant heads written before the first step (in process only): a cell that starts as a
+    /// tenant's standby, frozen or fenced cell.
+    #[serde(default)]
+    pub heads: Vec<HeadSpec>,
+}
+
+/// A tenant head to write into a cell.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSpec {
+    /// The tenant.
+    pub tenant: String,
+    /// `primary`, `frozen`, `standby` or `fenced`.
+    pub role: String,
+    /// The epoch; default 1.
+    #[serde(default = "epoch_one")]
+    pub epoch: u64,
+    /// The primary this cell knows; default the cell itself.
+    #[serde(default)]
+    pub primary: Option<String>,
+}
+
+fn epoch_one() -> u64 {
+    1
 }
 
 /// A store fault the suite can inject, to prove that failures look the same on every cloud.
@@ -76,6 +108,7 @@ impl Default for CellSpec {
             tenants: default_tenants(),
             max_body_bytes: None,
             fault: None,
+            heads: Vec::new(),
         }
     }
 }
@@ -88,15 +121,131 @@ fn default_tenants() -> Vec<String> {
     vec!["coop-1".into(), "coop-2".into()]
 }
 
-/// One request and what to expect of it.
+/// One step: a client's request, a delivery of the primary's entries to the standby, or a change of
+/// a cell's head (exactly one of `request`, `replicate`, `head`), and what to expect of its answer.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// The client's request.
-    pub request: RequestSpec,
+    #[serde(default)]
+    pub request: Option<RequestSpec>,
+    /// Two-cell cases: which cell the request goes to: `primary` (default), `standby`, or `both`
+    /// (the standby must then answer exactly what the primary answered).
+    #[serde(default)]
+    pub on: Target,
+    /// Two-cell cases: deliver entries of the primary's log to the standby's replication route,
+    /// through the standby's envelope.
+    #[serde(default)]
+    pub replicate: Option<ReplicateSpec>,
+    /// Two-cell cases: change a cell's head for a tenant (compare-and-set from its current head,
+    /// keeping its position): promoting, freezing, fencing.
+    #[serde(default)]
+    pub head: Option<HeadChange>,
     /// Assertions; without them the step is checked for parity only.
     #[serde(default)]
     pub expect: Option<Expect>,
+}
+
+impl Step {
+    /// A request to the (primary) cell, checked for parity only.
+    pub fn request(spec: RequestSpec) -> Self {
+        Self {
+            request: Some(spec),
+            on: Target::Primary,
+            replicate: None,
+            head: None,
+            expect: None,
+        }
+    }
+}
+
+/// Which cell a two-cell case's request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The primary.
+    #[default]
+    Primary,
+    /// The standby.
+    Standby,
+    /// Both; their answers must be identical.
+    Both,
+}
+
+/// A delivery of the primary's entries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateSpec {
+    /// `"all"` (every entry committed so far, in commit order), or 1-based positions in that order,
+    /// repeats and any order allowed.
+    #[serde(default)]
+    pub entries: EntrySelection,
+    /// One delivery per entry instead of one batch (`expect` then applies to the last).
+    #[serde(default)]
+    pub each: bool,
+    /// How the delivery is signed: `valid` (default), `missing`, `invalid`, `expired`, or `replay`
+    /// (the previous delivery sent again, byte for byte).
+    #[serde(default)]
+    pub signature: SignatureMode,
+}
+
+/// Which entries a delivery carries.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum EntrySelection {
+    /// `"all"`.
+    All(AllMarker),
+    /// Positions (1-based) in commit order.
+    Some(Vec<usize>),
+}
+
+impl Default for EntrySelection {
+    fn default() -> Self {
+        Self::All(AllMarker::All)
+    }
+}
+
+/// The word `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllMarker {
+    /// Every entry.
+    All,
+}
+
+/// How a delivery is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureMode {
+    /// With the secret the two cells share.
+    #[default]
+    Valid,
+    /// Without `webhook-*` headers.
+    Missing,
+    /// With another secret.
+    Invalid,
+    /// With a timestamp an hour old.
+    Expired,
+    /// The previous delivery, again.
+    Replay,
+}
+
+/// A head change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadChange {
+    /// `primary` or `standby`: whose head.
+    pub cell: Target,
+    /// The tenant.
+    pub tenant: String,
+    /// The new role.
+    pub role: String,
+    /// The new epoch (default: unchanged).
+    #[serde(default)]
+    pub epoch: Option<u64>,
+    /// The primary it now knows (default: itself when `primary` or `frozen`, else unchanged).
+    #[serde(default)]
+    pub primary: Option<String>,
 }
 
 /// A client request. Exactly one of `body`, `body_json`, `body_base64` may be given.
@@ -179,7 +328,31 @@ impl Case {
             return Err(invalid("a case needs at least one step".into()));
         }
         for (i, step) in case.steps.iter().enumerate() {
-            let r = &step.request;
+            let kinds = [
+                step.request.is_some(),
+                step.replicate.is_some(),
+                step.head.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if kinds != 1 {
+                return Err(invalid(format!(
+                    "step {}: give exactly one of request, replicate, head",
+                    i + 1
+                )));
+            }
+            if case.standby.is_none()
+                && (step.replicate.is_some() || step.head.is_some() || step.on != Target::Primary)
+            {
+                return Err(invalid(format!(
+                    "step {}: replicate, head and on need a two-cell case (a standby cell)",
+                    i + 1
+                )));
+            }
+            let Some(r) = &step.request else {
+                continue;
+            };
             let bodies = [
                 r.body.is_some(),
                 r.body_json.is_some(),

@@ -23,6 +23,7 @@ pub mod envelopes;
 pub mod facts;
 pub mod faults;
 pub mod matcher;
+pub mod pairs;
 pub mod report;
 pub mod request;
 pub mod runner;

@@ -133,10 +133,12 @@ fn render(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let request = paracell_conformance::request::ClientRequest::from_spec(
-        &case.steps[0].request,
-        &Default::default(),
-    );
+    let Some(spec) = case.steps.iter().find_map(|s| s.request.as_ref()) else {
+        eprintln!("{file}: no request step to render");
+        return ExitCode::from(2);
+    };
+    let request =
+        paracell_conformance::request::ClientRequest::from_spec(spec, &Default::default());
     let rendered = match envelope {
         Envelope::AzurePayload | Envelope::AzureForwarding => {
             let host = azure::host_request(envelope, &request, "bench-invocation");

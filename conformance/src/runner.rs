@@ -72,7 +72,7 @@ impl CaseReport {
     }
 }
 
-enum Driver {
+pub(crate) enum Driver {
     Direct(Cell),
     Lambda(LambdaCell),
     Azure(AzureHandler),
@@ -81,7 +81,17 @@ enum Driver {
 }
 
 impl Driver {
-    async fn exchange(
+    /// The in-process cell behind this driver, if there is one.
+    pub(crate) fn cell(&self) -> Option<&Cell> {
+        match self {
+            Self::Direct(cell) => Some(cell),
+            Self::Lambda(lambda) => Some(lambda.cell()),
+            Self::Azure(handler) => Some(handler.cell()),
+            Self::LambdaProcess(_) | Self::AzureProcess(_) => None,
+        }
+    }
+
+    pub(crate) async fn exchange(
         &mut self,
         envelope: Envelope,
         request: &ClientRequest,
@@ -168,18 +178,33 @@ struct Lane {
     failures: Vec<String>,
 }
 
-fn start(
-    backend: &Backend,
-    envelope: Envelope,
-    config: &CellConfig,
-    fault: Option<Fault>,
-) -> Result<(Driver, Option<Arc<MemoryStore>>), String> {
+/// The in-process driver of `envelope` around `cell`.
+pub(crate) fn driver(envelope: Envelope, cell: Cell) -> Driver {
     let azure_config = |mode| AzureConfig {
         mode,
         route_prefix: RoutePrefix::new(azure::ROUTE_PREFIX),
         trust_client_principal: true,
         ..AzureConfig::default()
     };
+    match envelope {
+        Envelope::Direct => Driver::Direct(cell),
+        Envelope::AzurePayload => {
+            Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Payload)))
+        }
+        Envelope::AzureForwarding => {
+            Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Forwarding)))
+        }
+        _ => Driver::Lambda(LambdaCell::new(cell)),
+    }
+}
+
+pub(crate) fn start(
+    backend: &Backend,
+    envelope: Envelope,
+    config: &CellConfig,
+    fault: Option<Fault>,
+    seeded: bool,
+) -> Result<(Driver, Option<Arc<MemoryStore>>), String> {
     match backend {
         Backend::InProcess(factory) => {
             let (cell, store) = match fault {
@@ -194,23 +219,13 @@ fn start(
                     (Cell::new(config.clone(), ports), Some(store))
                 }
             };
-            let driver = match envelope {
-                Envelope::Direct => Driver::Direct(cell),
-                Envelope::AzurePayload => {
-                    Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Payload)))
-                }
-                Envelope::AzureForwarding => {
-                    Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Forwarding)))
-                }
-                _ => Driver::Lambda(LambdaCell::new(cell)),
-            };
-            Ok((driver, store))
+            Ok((driver(envelope, cell), store))
         }
-        Backend::Binaries(_) if fault.is_some() && envelope != Envelope::Direct => {
+        Backend::Binaries(_) if (fault.is_some() || seeded) && envelope != Envelope::Direct => {
             Err(NOT_INJECTABLE.into())
         }
         Backend::Binaries(binaries) => match envelope {
-            Envelope::Direct => start(&Backend::in_process(), envelope, config, fault),
+            Envelope::Direct => start(&Backend::in_process(), envelope, config, fault, seeded),
             Envelope::AzurePayload => binaries
                 .start_azure(config, "payload")
                 .map(|p| (Driver::AzureProcess(p), None)),
@@ -224,10 +239,50 @@ fn start(
     }
 }
 
-const NOT_INJECTABLE: &str = "store faults can only be injected in process";
+pub(crate) const NOT_INJECTABLE: &str =
+    "store faults and seeded heads can only be injected in process";
+
+/// Writes a cell spec's seeded heads through the cell's own store port.
+pub(crate) async fn seed_heads(driver: &Driver, spec: &CellSpec) -> Result<(), String> {
+    if spec.heads.is_empty() {
+        return Ok(());
+    }
+    let cell = driver
+        .cell()
+        .ok_or("seeded heads need an in-process cell")?;
+    for h in &spec.heads {
+        let tenant = TenantId::parse(&h.tenant).map_err(|e| format!("heads: tenant {e}"))?;
+        let role = paracell_domain::placement::TenantRole::parse(&h.role)
+            .ok_or_else(|| format!("heads: role {:?}", h.role))?;
+        let primary = match &h.primary {
+            Some(p) => {
+                paracell_domain::CellId::parse(p).map_err(|e| format!("heads: primary {e}"))?
+            }
+            None => cell.config().cell_id.clone(),
+        };
+        let head = paracell_domain::placement::TenantHead {
+            role,
+            epoch: h.epoch,
+            primary,
+            ..paracell_domain::placement::TenantHead::first_primary(
+                tenant,
+                cell.config().cell_id.clone(),
+            )
+        };
+        cell.ports()
+            .store
+            .put_head(paracell_domain::placement::Fence::Absent, head)
+            .await
+            .map_err(|e| format!("heads: {e}"))?;
+    }
+    Ok(())
+}
 
 /// Runs one case on the given envelopes.
 pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) -> CaseReport {
+    if case.standby.is_some() {
+        return crate::pairs::run_pair_case(case, envelopes, backend).await;
+    }
     let mut report = CaseReport {
         id: case.id.clone(),
         title: case.title.clone(),
@@ -257,11 +312,20 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
             responses: Vec::new(),
             failures: Vec::new(),
         };
-        match start(backend, envelope, &config, case.cell.fault) {
-            Ok((mut driver, store)) => {
-                lane.store = store;
-                run_lane(case, &mut lane, &mut driver).await;
-            }
+        match start(
+            backend,
+            envelope,
+            &config,
+            case.cell.fault,
+            !case.cell.heads.is_empty(),
+        ) {
+            Ok((mut driver, store)) => match seed_heads(&driver, &case.cell).await {
+                Ok(()) => {
+                    lane.store = store;
+                    run_lane(case, &mut lane, &mut driver).await;
+                }
+                Err(e) => lane.failures.push(e),
+            },
             Err(e) if e == NOT_INJECTABLE => lane.not_applicable = Some(NOT_INJECTABLE),
             Err(e) => lane.failures.push(format!("could not start: {e}")),
         }
@@ -387,7 +451,11 @@ async fn run_lane(case: &Case, lane: &mut Lane, driver: &mut Driver) {
     let mut facts = BTreeSet::new();
     for (index, step) in case.steps.iter().enumerate() {
         let n = index + 1;
-        let request = ClientRequest::from_spec(&step.request, &lane.captures);
+        // Single-cell cases have only requests (`Case::parse` checks it).
+        let Some(spec) = &step.request else {
+            continue;
+        };
+        let request = ClientRequest::from_spec(spec, &lane.captures);
         if let Some(reason) = lane.envelope.not_applicable(&request) {
             lane.not_applicable = Some(reason);
             return;

@@ -161,7 +161,9 @@ proptest! {
             title: "generated".into(),
             requirements: vec![],
             cell: CellSpec { max_body_bytes: max_body, ..CellSpec::default() },
-            steps: requests.into_iter().map(|request| Step { request, expect: None }).collect(),
+            standby: None,
+            converged: None,
+            steps: requests.into_iter().map(Step::request).collect(),
             expect_outbox: None,
         };
         let suite = Suite { cases: vec![case], envelopes: Envelope::ALL.to_vec() };

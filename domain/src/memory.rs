@@ -569,11 +569,20 @@ impl IdGenerator for SequentialIds {
 /// # let _ = (cell, store);
 /// ```
 pub fn deterministic(config: crate::CellConfig) -> (crate::Cell, std::sync::Arc<MemoryStore>) {
+    deterministic_with_ids(config, 0x0190_0000_0000)
+}
+
+/// [`deterministic`] with ids whose timestamp part is `id_millis`: two cells that must never mint
+/// the same id (a primary and its standby) get different ones.
+pub fn deterministic_with_ids(
+    config: crate::CellConfig,
+    id_millis: u64,
+) -> (crate::Cell, std::sync::Arc<MemoryStore>) {
     let store = std::sync::Arc::new(MemoryStore::new());
     let ports = crate::CellPorts {
         store: store.clone(),
         clock: std::sync::Arc::new(SteppingClock::new(SteppingClock::CONFORMANCE_EPOCH, 1)),
-        ids: std::sync::Arc::new(SequentialIds::new(0x0190_0000_0000)),
+        ids: std::sync::Arc::new(SequentialIds::new(id_millis)),
     };
     (crate::Cell::new(config, ports), store)
 }

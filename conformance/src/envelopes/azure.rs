@@ -18,6 +18,8 @@ pub fn function_name(path: &str) -> &'static str {
         "Health"
     } else if path.starts_with("/v1/transactions") {
         "Transactions"
+    } else if path.starts_with("/v1/replication/") {
+        "Replication"
     } else if path.starts_with("/v1/accounts/") {
         "Accounts"
     } else {
