@@ -8,7 +8,7 @@ use paracell_domain::http::{ApiRequest, ApiResponse, Headers};
 /// byte past the cell's limit, which is enough for the domain to answer 413).
 ///
 /// ```
-/// use paracell_azure::{forwarding::request_from_parts, AzureConfig};
+/// use paracell_azure::{inbound::forwarding::request_from_parts, AzureConfig};
 /// let req = request_from_parts("GET", "/api/health?x=1", [("Host", "localhost:7071")], Vec::new(), &AzureConfig::default());
 /// assert_eq!((req.path.as_str(), req.query.as_str()), ("/health", "x=1"));
 /// ```

@@ -44,7 +44,7 @@ pub fn request_from_envelope(
 /// Translates `Data.req` into the neutral request.
 ///
 /// ```
-/// use paracell_azure::{payload::request_from_trigger, envelope::HttpTrigger, AzureConfig};
+/// use paracell_azure::{inbound::payload::request_from_trigger, inbound::envelope::HttpTrigger, AzureConfig};
 /// let trigger: HttpTrigger = serde_json::from_str(r#"{"Url":"http://h/api/v1/x?tag=a&tag=b","Method":"GET",
 ///     "Query":{"tag":"a,b"},"Headers":{"X-Tenant-ID":["coop-1"]}}"#).unwrap();
 /// let req = request_from_trigger(&trigger, &AzureConfig::default()).unwrap();
