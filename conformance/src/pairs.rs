@@ -120,7 +120,8 @@ fn with_peer(spec: &CellSpec, peer: &str) -> Result<CellConfig, String> {
 /// use paracell_conformance::{Case, Envelope, pairs::run_one_pair};
 /// let case = Case::parse("inline", r#"{"id":"X","title":"t","standby":{"cell_id":"cell-b"},"steps":[
 ///   {"request":{"method":"POST","path":"/v1/transactions","headers":[["Content-Type","application/json"],
-///     ["X-Tenant-ID","coop-1"],["Idempotency-Key","k"]],"body":"{"account_id":"A","type":"credit","amount":"1","currency":"EUR"}"}},
+///     ["X-Tenant-ID","coop-1"],["Idempotency-Key","k"]],
+///     "body_json":{"account_id":"A","type":"credit","amount":"1","currency":"EUR"}}},
 ///   {"replicate":{},"expect":{"status":200}}]}"#).unwrap();
 /// let failures = tokio::runtime::Runtime::new().unwrap()
 ///     .block_on(run_one_pair(&case, Envelope::AwsApigwV1, Envelope::AzurePayload));
