@@ -36,6 +36,7 @@ fn relay(primary: &Cell, standby: Option<&Cell>, dead: Arc<dyn DeadLetters>) -> 
         secret,
         Arc::new(http),
         primary.ports().clock.clone(),
+        primary.ports().ids.clone(),
     );
     Relay::new(
         vec![Arc::new(peer)],

@@ -34,6 +34,7 @@ fn handler(primary: &Cell, standby: Option<&Cell>, mode: Mode) -> AzureHandler {
         secret,
         Arc::new(http),
         primary.ports().clock.clone(),
+        primary.ports().ids.clone(),
     );
     let relay = Relay::new(
         vec![Arc::new(peer)],

@@ -19,6 +19,7 @@
 pub mod binaries;
 pub mod case;
 pub mod coverage;
+pub mod drill;
 pub mod envelopes;
 pub mod facts;
 pub mod faults;

@@ -7,6 +7,7 @@
 //!                          [--format table|json|junit] [--out FILE]
 //! paracell-conformance coverage [--cases DIR]...  # requirement → cases, as Markdown
 //! paracell-conformance render CASE.json ENVELOPE    # what step 1 looks like on that envelope
+//! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
 
@@ -156,10 +157,79 @@ fn render(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `drill replication [--writes N] [--seed S] [--binaries]`.
+fn drill(args: &[String]) -> ExitCode {
+    let usage = "usage: paracell-conformance drill replication [--writes N] [--seed S] [--binaries]";
+    let Some(("replication", rest)) = args.split_first().map(|(d, r)| (d.as_str(), r)) else {
+        eprintln!("{usage}");
+        return ExitCode::from(2);
+    };
+    let mut options = paracell_conformance::drill::replication::Options {
+        writes: 400,
+        seed: 7,
+    };
+    let mut binaries = false;
+    let mut rest = rest.iter();
+    while let Some(arg) = rest.next() {
+        let mut number = || rest.next().and_then(|v| v.parse::<u64>().ok());
+        match arg.as_str() {
+            "--writes" => match number() {
+                Some(n) => options.writes = usize::try_from(n).unwrap_or(usize::MAX),
+                None => {
+                    eprintln!("--writes needs a number\n{usage}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--seed" => match number() {
+                Some(n) => options.seed = n,
+                None => {
+                    eprintln!("--seed needs a number\n{usage}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--binaries" => binaries = true,
+            other => {
+                eprintln!("unknown option {other:?}\n{usage}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let report = if binaries {
+        #[cfg(feature = "drill-binaries")]
+        {
+            let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+            paracell_conformance::drill::replication_binaries::run(options, &workspace)
+        }
+        #[cfg(not(feature = "drill-binaries"))]
+        {
+            eprintln!(
+                "drill replication --binaries needs the drill-binaries feature: cargo run -p paracell-conformance --release --features drill-binaries -- drill replication --binaries"
+            );
+            return ExitCode::from(2);
+        }
+    } else {
+        paracell_conformance::drill::replication::run(options)
+    };
+    let title = if binaries {
+        "replication drill: lambda-cell (DynamoDB, its stream) ⇄ azure-cell (Cosmos DB)"
+    } else {
+        "replication drill, in process: an AWS cell ⇄ an Azure cell, through their adapters"
+    };
+    print!("{}", report.render(title));
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("render") {
         return render(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("drill") {
+        return drill(&args[1..]);
     }
     let options = match parse(&args) {
         Ok(o) => o,

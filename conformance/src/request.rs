@@ -125,6 +125,11 @@ impl ClientResponse {
         }
     }
 
+    /// A header's first value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).first().copied()
+    }
+
     /// Every value of a header.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();

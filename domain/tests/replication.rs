@@ -43,6 +43,7 @@ fn relay_to(standby: &Cell, dead: Arc<MemoryDeadLetters>, clock_from: &Cell) -> 
         secret("cell-b"),
         Arc::new(http),
         clock_from.ports().clock.clone(),
+        clock_from.ports().ids.clone(),
     );
     Relay::new(
         vec![Arc::new(peer)],
@@ -385,6 +386,7 @@ fn flaky_relay(
         secret("cell-b"),
         flaky.clone(),
         primary.ports().clock.clone(),
+        primary.ports().ids.clone(),
     );
     let relay = Relay::new(
         vec![Arc::new(peer)],

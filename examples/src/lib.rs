@@ -178,6 +178,7 @@ pub async fn relay_from_lookup(
             secret.clone(),
             client.clone(),
             ports.clock.clone(),
+            ports.ids.clone(),
         )));
     }
     Ok(Some(Relay::new(

@@ -281,3 +281,38 @@ pub fn client_view(
     };
     Ok(ClientResponse::new(status, headers, body))
 }
+
+/// A DynamoDB Streams event of the cell table, as Lambda delivers it to the relay: one `INSERT` of
+/// each entry item (`NEW_IMAGE` view), with the given stream sequence numbers.
+pub fn stream_event(records: &[(u64, &paracell_domain::replication::SealedEntry)]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(sequence, entry)| {
+            let keys = json!({
+                "pk": {"S": format!("T#{}", entry.tenant())},
+                "sk": {"S": format!("SEQ#{:020}", entry.seq())},
+            });
+            let mut image = keys.clone();
+            image["doc"] = json!({"S": entry.document()});
+            image["digest"] = json!({"S": entry.digest().to_string()});
+            image["outbox"] = json!({"S": "pending"});
+            json!({
+                "eventID": format!("{sequence:032x}"),
+                "eventName": "INSERT",
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "eu-west-1",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": 1_767_225_600,
+                    "Keys": keys,
+                    "NewImage": image,
+                    "SequenceNumber": sequence.to_string(),
+                    "SizeBytes": entry.document().len() + 200,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+                "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/cell/stream/2026-01-01T00:00:00.000",
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}

@@ -68,3 +68,36 @@ pub fn client_view(envelope: Envelope, method: &str, reply: &HandlerReply) -> Cl
     };
     ClientResponse::new(seen.status, seen.headers, seen.body)
 }
+
+/// The Functions host's invocation of the `Relay` function for a batch of changed entry documents
+/// (the Cosmos DB trigger): the documents JSON-encoded into a string under the binding's name, as the
+/// host encodes string-typed bindings.
+pub fn change_feed_invocation(
+    entries: &[&paracell_domain::replication::SealedEntry],
+    invocation_id: &str,
+) -> HostRequest {
+    let documents: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "id": format!("seq:{:020}", e.seq()),
+                "tenant": e.tenant().as_str(),
+                "kind": "entry",
+                "seq": e.seq(),
+                "doc": e.document(),
+                "digest": e.digest().to_string(),
+                "pending": true,
+                "_ts": 1_767_225_600,
+            })
+        })
+        .collect();
+    let encoded = serde_json::to_string_pretty(&documents).unwrap_or_default();
+    let envelope = serde_json::json!({
+        "Data": {"documents": encoded},
+        "Metadata": {"sys": {"MethodName": "Relay", "UtcNow": "2026-01-01T00:00:00Z"}},
+    });
+    HostRequest::new("POST", "/Relay")
+        .with_header("Content-Type", "application/json")
+        .with_header("X-Azure-Functions-InvocationId", invocation_id)
+        .with_body(envelope.to_string())
+}

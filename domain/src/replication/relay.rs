@@ -7,7 +7,7 @@ use super::signature::{PeerSecret, SignatureHeaders};
 use super::{Digest, SealedEntry};
 use crate::contract::json;
 use crate::ports::{
-    Clock, EntryRef, HttpClient, OutboundRequest, Sleep, StoreError, TransactionStore,
+    Clock, EntryRef, HttpClient, IdGenerator, OutboundRequest, Sleep, StoreError, TransactionStore,
     TransportError,
 };
 use crate::tenancy::CellId;
@@ -386,6 +386,7 @@ pub struct PeerDestination {
     secret: PeerSecret,
     client: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
     timeout: Duration,
 }
 
@@ -400,6 +401,7 @@ impl PeerDestination {
         secret: PeerSecret,
         client: Arc<dyn HttpClient>,
         clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
     ) -> Self {
         Self {
             name: format!("peer:{}", secret.cell),
@@ -407,6 +409,7 @@ impl PeerDestination {
             secret,
             client,
             clock,
+            ids,
             timeout: Duration::from_secs(10),
         }
     }
@@ -429,9 +432,10 @@ impl Destination for PeerDestination {
 
     async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
         let body = batch::render(entries);
-        // Stable across retries of the same batch (Standard Webhooks: the id names the message).
-        let mut id = Digest::of(body.as_bytes()).to_string();
-        id.truncate(32);
+        // A fresh id per attempt: a retry must never look like a replay of the previous attempt
+        // (which the receiver refuses), even within the same second. Entries are deduplicated by
+        // their digests, not by this id.
+        let id = self.ids.next_id().simple().to_string();
         let signed = SignatureHeaders::sign(
             &self.secret,
             &id,

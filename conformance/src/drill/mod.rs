@@ -1,0 +1,146 @@
+//! Drills: long, seeded scenarios that exercise a whole path end to end and report figures and
+//! checks (`N passed, M failed`).
+//!
+//! ```text
+//! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
+//! ```
+
+pub mod replication;
+#[cfg(feature = "drill-binaries")]
+pub mod replication_binaries;
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// A deterministic pseudo-random source (xorshift64*), so a drill's schedule is reproducible from
+/// its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded (a zero seed is replaced: xorshift needs a non-zero state).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next value.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A value in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// `true` with probability `percent` %.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// Shuffles a slice in place.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = usize::try_from(self.below(i as u64 + 1)).unwrap_or(0);
+            items.swap(i, j);
+        }
+    }
+}
+
+/// One named check of a drill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What is checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// Figures or the first counterexample.
+    pub detail: String,
+}
+
+/// What a drill measured and checked.
+#[derive(Debug, Clone, Default)]
+pub struct DrillReport {
+    /// Figures, in order, for humans.
+    pub figures: Vec<(String, String)>,
+    /// The checks.
+    pub checks: Vec<Check>,
+}
+
+impl DrillReport {
+    /// Adds a figure.
+    pub fn figure(&mut self, name: &str, value: impl ToString) {
+        self.figures.push((name.to_owned(), value.to_string()));
+    }
+
+    /// Adds a check.
+    pub fn check(&mut self, name: &str, passed: bool, detail: impl ToString) {
+        self.checks.push(Check {
+            name: name.to_owned(),
+            passed,
+            detail: detail.to_string(),
+        });
+    }
+
+    /// Whether every check held.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The report as text, ending with `N passed, M failed`.
+    pub fn render(&self, title: &str) -> String {
+        let mut out = format!("{title}\n\n");
+        let width = self.figures.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        for (name, value) in &self.figures {
+            let _ = writeln!(out, "  {name:<width$}  {value}");
+        }
+        out.push('\n');
+        for c in &self.checks {
+            let _ = writeln!(
+                out,
+                "  {}  {}{}",
+                if c.passed { "ok  " } else { "FAIL" },
+                c.name,
+                if c.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.detail)
+                }
+            );
+        }
+        let failed = self.checks.iter().filter(|c| !c.passed).count();
+        let _ = writeln!(
+            out,
+            "\n{} passed, {failed} failed",
+            self.checks.len() - failed
+        );
+        out
+    }
+}
+
+/// Percentiles of durations: `(p50, p99, max)` (nearest rank, no interpolation).
+pub fn percentiles(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
+    if samples.is_empty() {
+        return Default::default();
+    }
+    samples.sort_unstable();
+    let last = samples.len() - 1;
+    let at = |percent: usize| samples[(last * percent / 100).min(last)];
+    (at(50), at(99), samples[last])
+}
+
+/// Percentiles of counts: `(p50, p99, max)`.
+pub fn count_percentiles(samples: &mut [u64]) -> (u64, u64, u64) {
+    if samples.is_empty() {
+        return (0, 0, 0);
+    }
+    samples.sort_unstable();
+    let last = samples.len() - 1;
+    let at = |num: usize| samples[(last * num / 100).min(last)];
+    (at(50), at(99), samples[last])
+}

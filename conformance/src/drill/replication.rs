@@ -1,0 +1,489 @@
+//! The replication drill, in process: an AWS cell (behind the Lambda adapter, relaying from DynamoDB
+//! Streams events) and an Azure cell (behind the custom handler, relaying from Cosmos DB trigger
+//! invocations), each the primary of one tenant and the standby of the other's. A seeded workload
+//! of creates, retries and refused debits goes to each tenant's primary through a random front door;
+//! the relays run at random moments on random splits of their pending entries, invoked in random
+//! order and sometimes twice (reordering and duplicates), delivering through the peer's envelopes.
+//! At the end both cells must hold exactly the same state and answer every read alike.
+
+use super::{DrillReport, Rng, count_percentiles, percentiles};
+use crate::envelopes::{Envelope, Exchange, aws, azure};
+use crate::pairs::ledger;
+use crate::request::ClientRequest;
+use crate::runner;
+use paracell_aws::LambdaCell;
+use paracell_azure::{AzureConfig, AzureHandler, Mode};
+use paracell_domain::memory::{MemoryDeadLetters, MemoryStore, NoSleep};
+use paracell_domain::ports::{
+    HttpClient, OutboundRequest, OutboundResponse, SystemClock, TransactionStore, TransportError,
+    UuidV7,
+};
+use paracell_domain::replication::SealedEntry;
+use paracell_domain::replication::relay::{DeadLetters, PeerDestination, Relay, RelayPolicy};
+use paracell_domain::replication::signature::PeerSecret;
+use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The drill's knobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Client writes (across both tenants).
+    pub writes: usize,
+    /// The schedule's seed.
+    pub seed: u64,
+}
+
+const SECRET: &str = "whsec_ZHJpbGwtcmVwbGljYXRpb24tc2hhcmVkLXNlY3JldA==";
+const AWS_DOORS: [Envelope; 6] = [
+    Envelope::AwsApigwV1,
+    Envelope::AwsApigwV2,
+    Envelope::AwsApigwV2Stage,
+    Envelope::AwsFunctionUrl,
+    Envelope::AwsAlb,
+    Envelope::AwsAlbMultivalue,
+];
+const AZURE_DOORS: [Envelope; 2] = [Envelope::AzurePayload, Envelope::AzureForwarding];
+
+/// An HTTP client that reaches a cell through one of its platform's envelopes, chosen at random per
+/// request: the relay's deliveries cross the same translation code a real delivery crosses.
+struct EnvelopeClient {
+    base: String,
+    cell: Cell,
+    doors: &'static [Envelope],
+    rng: Mutex<Rng>,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for EnvelopeClient {
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, TransportError> {
+        let rest = request
+            .url
+            .strip_prefix(&self.base)
+            .ok_or_else(|| TransportError::Connect(format!("nothing at {}", request.url)))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let envelope = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            self.doors[usize::try_from(rng.below(self.doors.len() as u64)).unwrap_or(0)]
+        };
+        let client = ClientRequest {
+            method: request.method,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers: request.headers,
+            body: request.body,
+            chunked: false,
+            authenticated_tenant: None,
+        };
+        let mut driver = runner::driver(envelope, self.cell.clone());
+        match driver.exchange(envelope, &client, 0).await {
+            Exchange::Response(r) => Ok(OutboundResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Exchange::NotApplicable(reason) => Err(TransportError::Broken(reason.to_owned())),
+            Exchange::Failed(e) => Err(TransportError::Broken(e)),
+        }
+    }
+}
+
+struct Side {
+    name: &'static str,
+    cell: Cell,
+    store: Arc<MemoryStore>,
+    dead: Arc<MemoryDeadLetters>,
+    doors: &'static [Envelope],
+}
+
+fn side(name: &'static str, id: &str, peer: &str, doors: &'static [Envelope]) -> Result<Side, String> {
+    let mut config = CellConfig::new(id, TenantScope::All).map_err(|e| e.to_string())?;
+    let peer = CellId::parse(peer).map_err(|e| e.to_string())?;
+    config.replication.secrets = vec![PeerSecret::parse(peer, SECRET).map_err(|e| e.to_string())?];
+    let store = Arc::new(MemoryStore::new());
+    let cell = Cell::new(
+        config,
+        CellPorts {
+            store: store.clone(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7),
+        },
+    );
+    Ok(Side {
+        name,
+        cell,
+        store,
+        dead: Arc::new(MemoryDeadLetters::new()),
+        doors,
+    })
+}
+
+fn relay_to(from: &Side, to: &Side, seed: u64) -> Result<Relay, String> {
+    let to_id = to.cell.config().cell_id.clone();
+    let base = format!("http://{to_id}");
+    let client = EnvelopeClient {
+        base: base.clone(),
+        cell: to.cell.clone(),
+        doors: to.doors,
+        rng: Mutex::new(Rng::new(seed)),
+    };
+    let secret = PeerSecret::parse(to_id, SECRET).map_err(|e| e.to_string())?;
+    let peer = PeerDestination::new(
+        &base,
+        secret,
+        Arc::new(client),
+        from.cell.ports().clock.clone(),
+        from.cell.ports().ids.clone(),
+    );
+    Ok(Relay::new(
+        vec![Arc::new(peer)],
+        from.dead.clone(),
+        Arc::new(NoSleep),
+        from.cell.ports().clock.clone(),
+    )
+    .with_policy(RelayPolicy {
+        max_attempts: 3,
+        ..RelayPolicy::default()
+    }))
+}
+
+#[derive(Default)]
+struct Chaos {
+    rounds: usize,
+    deliveries: usize,
+    duplicates: usize,
+    reorders: usize,
+    relayed: usize,
+    failed_invocations: usize,
+}
+
+/// What the workload acknowledged.
+#[derive(Default)]
+struct Acks {
+    /// (tenant, key) → when the client got its answer.
+    acked_at: BTreeMap<(String, String), Instant>,
+    /// Locations of booked transactions, with their tenant.
+    locations: Vec<(String, String)>,
+    /// Accounts written, per tenant.
+    accounts: BTreeSet<(String, String)>,
+    /// Retries that did not replay.
+    bad_replays: usize,
+    /// Answers other than 201, 409 insufficient-funds and replays.
+    unexpected: Vec<String>,
+}
+
+fn create(tenant: &str, key: &str, account: &str, debit: bool, cents: u64) -> ClientRequest {
+    let body = format!(
+        r#"{{"account_id":"{account}","type":"{}","amount":"{}.{:02}","currency":"EUR"}}"#,
+        if debit { "debit" } else { "credit" },
+        cents / 100,
+        cents % 100
+    );
+    ClientRequest {
+        method: "POST".into(),
+        path: "/v1/transactions".into(),
+        query: String::new(),
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("X-Tenant-ID".into(), tenant.into()),
+            ("Idempotency-Key".into(), key.into()),
+        ],
+        body: body.into_bytes(),
+        chunked: false,
+        authenticated_tenant: None,
+    }
+}
+
+/// Runs one relay round on `side`: its pending entries, split into up to three groups invoked in a
+/// random order, each sometimes twice; returns the delivery lag samples (entry committed → relayed).
+async fn relay_round(
+    side: &Side,
+    lambda: Option<&LambdaCell>,
+    azure: Option<&AzureHandler>,
+    rng: &mut Rng,
+    chaos: &mut Chaos,
+    acks: &Acks,
+    lags: &mut Vec<Duration>,
+) -> Result<(), String> {
+    let pending = side
+        .store
+        .pending_entries(None, 10_000)
+        .await
+        .map_err(|e| e.to_string())?
+        .entries;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    chaos.rounds += 1;
+    let groups = usize::try_from(rng.below(3) + 1).unwrap_or(1).min(pending.len());
+    let mut split: Vec<Vec<&SealedEntry>> = vec![Vec::new(); groups];
+    for entry in &pending {
+        let g = usize::try_from(rng.below(groups as u64)).unwrap_or(0);
+        split[g].push(entry);
+    }
+    split.retain(|g| !g.is_empty());
+    let order_before: Vec<u64> = split.iter().map(|g| g[0].seq()).collect();
+    rng.shuffle(&mut split);
+    let order_after: Vec<u64> = split.iter().map(|g| g[0].seq()).collect();
+    if order_before != order_after {
+        chaos.reorders += 1;
+    }
+    for group in &split {
+        let times = if rng.chance(20) { 2 } else { 1 };
+        chaos.duplicates += times - 1;
+        for _ in 0..times {
+            chaos.deliveries += 1;
+            let ok = match (lambda, azure) {
+                (Some(lambda), _) => {
+                    let numbered: Vec<(u64, &SealedEntry)> = group
+                        .iter()
+                        .map(|e| (rng.next_u64() >> 16, *e))
+                        .collect();
+                    let event = aws::stream_event(&numbered);
+                    let answer = lambda
+                        .invoke(&serde_json::to_vec(&event).unwrap_or_default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let answer: serde_json::Value =
+                        serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+                    answer["batchItemFailures"]
+                        .as_array()
+                        .is_some_and(Vec::is_empty)
+                }
+                (None, Some(handler)) => {
+                    let invocation = azure::change_feed_invocation(group, "drill");
+                    handler.invoke(invocation).await.status == 200
+                }
+                (None, None) => false,
+            };
+            if !ok {
+                chaos.failed_invocations += 1;
+            }
+        }
+        chaos.relayed += group.len();
+        let now = Instant::now();
+        for entry in group {
+            let key = (entry.tenant().to_string(), entry.entry().key.to_string());
+            if let Some(at) = acks.acked_at.get(&key) {
+                lags.push(now.saturating_duration_since(*at));
+            }
+        }
+    }
+    let _ = side.name;
+    Ok(())
+}
+
+/// Runs the drill.
+pub fn run(options: Options) -> DrillReport {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let mut report = DrillReport::default();
+            report.check("runtime", false, e);
+            return report;
+        }
+    };
+    rt.block_on(async {
+        let mut report = DrillReport::default();
+        if let Err(e) = drill(options, &mut report).await {
+            report.check("the drill ran to the end", false, e);
+        }
+        report
+    })
+}
+
+async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String> {
+    let started = Instant::now();
+    let aws_side = side("aws", "cell-aws", "cell-azure", &AWS_DOORS)?;
+    let azure_side = side("azure", "cell-azure", "cell-aws", &AZURE_DOORS)?;
+    let lambda = LambdaCell::new(aws_side.cell.clone()).with_relay(relay_to(&aws_side, &azure_side, options.seed ^ 1)?);
+    let handler = AzureHandler::with_relay(
+        azure_side.cell.clone(),
+        AzureConfig {
+            mode: Mode::Payload,
+            ..AzureConfig::default()
+        },
+        relay_to(&azure_side, &aws_side, options.seed ^ 2)?,
+    );
+    let mut rng = Rng::new(options.seed);
+    let mut acks = Acks::default();
+    let mut chaos = Chaos::default();
+    let mut lags = Vec::new();
+    let mut entry_lag: Vec<u64> = Vec::new();
+    let mut sent: Vec<(String, String, ClientRequest)> = Vec::new();
+    let mut next_relay = rng.below(8) + 1;
+    for i in 0..options.writes {
+        // coop-aws lives on the AWS cell, coop-azure on the Azure cell; each is the other's standby.
+        let (tenant, primary) = if rng.chance(50) {
+            ("coop-aws", &aws_side)
+        } else {
+            ("coop-azure", &azure_side)
+        };
+        let retry = !sent.is_empty() && rng.chance(10);
+        let (key, request) = if retry {
+            let pick = usize::try_from(rng.below(sent.len() as u64)).unwrap_or(0);
+            let (t, k, r) = sent[pick].clone();
+            if t != tenant {
+                continue;
+            }
+            (k, r)
+        } else {
+            let account = if rng.chance(50) { "ACC-1" } else { "ACC-2" };
+            let debit = rng.chance(40);
+            let key = format!("k-{i}");
+            let request = create(tenant, &key, account, debit, rng.below(50_000) + 1);
+            acks.accounts.insert((tenant.to_owned(), account.to_owned()));
+            sent.push((tenant.to_owned(), key.clone(), request.clone()));
+            (key, request)
+        };
+        let door = primary.doors[usize::try_from(rng.below(primary.doors.len() as u64)).unwrap_or(0)];
+        let response = match door {
+            Envelope::AzurePayload | Envelope::AzureForwarding => {
+                let host = azure::host_request(door, &request, &format!("inv-{i}"));
+                let reply = AzureHandler::new(
+                    primary.cell.clone(),
+                    AzureConfig {
+                        mode: if door == Envelope::AzurePayload { Mode::Payload } else { Mode::Forwarding },
+                        route_prefix: paracell_azure::RoutePrefix::new(azure::ROUTE_PREFIX),
+                        ..AzureConfig::default()
+                    },
+                )
+                .invoke(host)
+                .await;
+                azure::client_view(door, &request.method, &reply)
+            }
+            _ => {
+                let event = aws::event(door, &request);
+                let bytes = LambdaCell::new(primary.cell.clone())
+                    .invoke(&serde_json::to_vec(&event).unwrap_or_default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+                aws::client_view(door, &request.method, &json)?
+            }
+        };
+        let replayed = response.header("idempotent-replayed") == Some("true");
+        match (response.status, retry) {
+            (201 | 409, _) if retry && !replayed => acks.bad_replays += 1,
+            (201, false) => {
+                if let Some(location) = response.header("location") {
+                    acks.locations.push((tenant.to_owned(), location.to_owned()));
+                }
+                acks.acked_at.insert((tenant.to_owned(), key.clone()), Instant::now());
+            }
+            (409, false) => {
+                acks.acked_at.insert((tenant.to_owned(), key.clone()), Instant::now());
+            }
+            (201 | 409, true) => {}
+            (status, _) => acks.unexpected.push(format!(
+                "{tenant} {key}: {status} {}",
+                String::from_utf8_lossy(&response.body)
+            )),
+        }
+        next_relay -= 1;
+        if next_relay == 0 {
+            next_relay = rng.below(8) + 1;
+            for s in [&aws_side, &azure_side] {
+                let pending = s.store.pending_entries(None, 10_000).await.map_err(|e| e.to_string())?;
+                entry_lag.push(pending.entries.len() as u64);
+            }
+            relay_round(&aws_side, Some(&lambda), None, &mut rng, &mut chaos, &acks, &mut lags).await?;
+            relay_round(&azure_side, None, Some(&handler), &mut rng, &mut chaos, &acks, &mut lags).await?;
+        }
+    }
+    // Drain: relay until nothing is pending on either side.
+    for _ in 0..10 {
+        relay_round(&aws_side, Some(&lambda), None, &mut rng, &mut chaos, &acks, &mut lags).await?;
+        relay_round(&azure_side, None, Some(&handler), &mut rng, &mut chaos, &acks, &mut lags).await?;
+    }
+    let mut remaining = 0;
+    for s in [&aws_side, &azure_side] {
+        remaining += s.store.pending_entries(None, 10_000).await.map_err(|e| e.to_string())?.entries.len();
+    }
+
+    // Figures.
+    let (lag_p50, lag_p99, lag_max) = percentiles(&mut lags);
+    let (e50, e99, emax) = count_percentiles(&mut entry_lag);
+    report.figure("writes", options.writes);
+    report.figure("acknowledged (201 or 409)", acks.acked_at.len());
+    report.figure("entries relayed", chaos.relayed);
+    report.figure("relay invocations", chaos.deliveries);
+    report.figure("duplicate invocations injected", chaos.duplicates);
+    report.figure("rounds delivered out of order", chaos.reorders);
+    report.figure("lag, entries pending per round (p50/p99/max)", format!("{e50} / {e99} / {emax}"));
+    report.figure("lag, commit → relayed (p50/p99/max)", format!("{lag_p50:.2?} / {lag_p99:.2?} / {lag_max:.2?}"));
+    report.figure("seed", options.seed);
+    report.figure("elapsed", format!("{:.2?}", started.elapsed()));
+
+    // Checks.
+    report.check(
+        "every write answered 201, 409 or a replay",
+        acks.unexpected.is_empty(),
+        acks.unexpected.first().cloned().unwrap_or_default(),
+    );
+    report.check("every retry replayed the first outcome", acks.bad_replays == 0, format!("{} did not", acks.bad_replays));
+    report.check("every relay invocation succeeded", chaos.failed_invocations == 0, format!("{} failed", chaos.failed_invocations));
+    report.check("nothing left pending", remaining == 0, format!("{remaining} pending"));
+    let mut letters = 0;
+    for s in [&aws_side, &azure_side] {
+        letters += s.dead.list(1_000).await.map_err(|e| e.to_string())?.len();
+    }
+    report.check("no entry dead-lettered (no divergence, no poison)", letters == 0, format!("{letters} dead letters"));
+    let (a, b) = (ledger(&aws_side.store), ledger(&azure_side.store));
+    report.check(
+        "both cells hold the same state (transactions, balances, idempotency records, positions)",
+        a == b,
+        if a == b { String::new() } else { "the snapshots differ".into() },
+    );
+    let mut reads = 0;
+    let mut differing = Vec::new();
+    let mut missing = 0;
+    let get = |tenant: &str, path: &str| ClientRequest {
+        method: "GET".into(),
+        path: path.to_owned(),
+        headers: vec![("X-Tenant-ID".into(), tenant.to_owned())],
+        ..ClientRequest::default()
+    };
+    let mut probes: Vec<ClientRequest> = acks
+        .locations
+        .iter()
+        .map(|(t, l)| get(t, l))
+        .collect();
+    probes.extend(acks.accounts.iter().map(|(t, a)| get(t, &format!("/v1/accounts/{a}/balances"))));
+    for probe in probes {
+        reads += 1;
+        let api = |c: &ClientRequest| paracell_domain::http::ApiRequest {
+            method: c.method.clone(),
+            path: c.path.clone(),
+            query: String::new(),
+            headers: c.headers.iter().cloned().collect(),
+            body: Vec::new(),
+            authenticated_tenant: None,
+        };
+        let x = aws_side.cell.handle(api(&probe)).await;
+        let y = azure_side.cell.handle(api(&probe)).await;
+        if x.status != 200 || y.status != 200 {
+            missing += 1;
+        }
+        if (x.status, &x.headers, &x.body) != (y.status, &y.headers, &y.body) {
+            differing.push(probe.path.clone());
+        }
+    }
+    report.figure("reads compared", reads);
+    report.check("every acknowledged transaction and balance is on both cells", missing == 0, format!("{missing} missing"));
+    report.check(
+        "both cells answer every read byte for byte",
+        differing.is_empty(),
+        differing.first().cloned().unwrap_or_default(),
+    );
+    if options.writes >= 100 {
+        report.check(
+            "duplicates and reordering were injected",
+            chaos.duplicates > 0 && chaos.reorders > 0,
+            format!("{} duplicates, {} reordered rounds", chaos.duplicates, chaos.reorders),
+        );
+    }
+    let _ = TenantId::parse("coop-aws");
+    Ok(())
+}
