@@ -116,6 +116,21 @@ fn wait_for(port: u16, timeout: Duration) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a child's stderr goes: a file per cell under `$PARACELL_BINARIES_LOGS` when that is set
+/// (to see why a process misbehaved), nowhere otherwise.
+fn log_file(name: &str) -> Stdio {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("PARACELL_BINARIES_LOGS") else {
+        return Stdio::null();
+    };
+    let path = PathBuf::from(dir).join(format!(
+        "{name}-{}-{}.log",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
 fn cell_env(command: &mut Command, config: &CellConfig) {
     let tenants = match &config.tenants {
         TenantScope::All => "*".to_owned(),
@@ -132,7 +147,7 @@ fn cell_env(command: &mut Command, config: &CellConfig) {
         .env("PARACELL_DETERMINISTIC", "1")
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log_file(config.cell_id.as_str()));
 }
 
 impl Binaries {
@@ -217,6 +232,15 @@ impl Binaries {
 
     /// A fresh `lambda-cell` connected to the emulator.
     pub fn start_lambda(&self, config: &CellConfig) -> Result<LambdaProcess, String> {
+        self.start_lambda_with(config, &[])
+    }
+
+    /// A fresh `lambda-cell` with `extra` variables set last (they win over the suite's own).
+    pub fn start_lambda_with(
+        &self,
+        config: &CellConfig,
+        extra: &[(String, String)],
+    ) -> Result<LambdaProcess, String> {
         let mut command = Command::new(&self.bootstrap);
         cell_env(&mut command, config);
         command
@@ -227,7 +251,8 @@ impl Binaries {
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{}/.rt", self.emulator_port),
-            );
+            )
+            .envs(extra.iter().cloned());
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.bootstrap.display()))?;
@@ -239,6 +264,16 @@ impl Binaries {
 
     /// A fresh `azure-cell`, started and probed as the Functions host does.
     pub fn start_azure(&self, config: &CellConfig, mode: &str) -> Result<AzureProcess, String> {
+        self.start_azure_with(config, mode, &[])
+    }
+
+    /// A fresh `azure-cell` with `extra` variables set last (they win over the suite's own).
+    pub fn start_azure_with(
+        &self,
+        config: &CellConfig,
+        mode: &str,
+        extra: &[(String, String)],
+    ) -> Result<AzureProcess, String> {
         let port = wire::free_port().map_err(|e| e.to_string())?;
         let mut command = Command::new(&self.azure_cell);
         cell_env(&mut command, config);
@@ -247,7 +282,8 @@ impl Binaries {
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("PARACELL_AZURE_MODE", mode)
             .env("PARACELL_ROUTE_PREFIX", azure::ROUTE_PREFIX)
-            .env("WEBSITE_AUTH_ENABLED", "true");
+            .env("WEBSITE_AUTH_ENABLED", "true")
+            .envs(extra.iter().cloned());
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.azure_cell.display()))?;
@@ -255,7 +291,7 @@ impl Binaries {
             _process: Running(child),
             port,
         };
-        wait_for(port, Duration::from_secs(30))?;
+        wait_for(port, Duration::from_secs(60))?;
         match wire::send(port, "GET", "/", &[], b"", false) {
             Ok(_) => Ok(process),
             Err(e) => Err(format!("readiness probe failed: {e}")),
@@ -272,7 +308,18 @@ pub struct LambdaProcess {
 impl LambdaProcess {
     /// Invokes the function with the envelope's event through the emulator.
     pub fn exchange(&self, envelope: Envelope, request: &ClientRequest) -> Exchange {
-        let event = serde_json::to_vec(&aws::event(envelope, request)).unwrap_or_default();
+        match self.invoke(&aws::event(envelope, request)) {
+            Ok(json) => match aws::client_view(envelope, &request.method, &json) {
+                Ok(response) => Exchange::Response(response),
+                Err(e) => Exchange::Failed(e),
+            },
+            Err(e) => Exchange::Failed(e),
+        }
+    }
+
+    /// Invokes the function with any event (a stream batch, say) and returns its JSON answer.
+    pub fn invoke(&self, event: &serde_json::Value) -> Result<serde_json::Value, String> {
+        let event = serde_json::to_vec(event).unwrap_or_default();
         match wire::send(
             self.port,
             "POST",
@@ -281,19 +328,14 @@ impl LambdaProcess {
             &event,
             false,
         ) {
-            Ok(reply) if reply.status == 200 => match serde_json::from_slice(&reply.body) {
-                Ok(json) => match aws::client_view(envelope, &request.method, &json) {
-                    Ok(response) => Exchange::Response(response),
-                    Err(e) => Exchange::Failed(e),
-                },
-                Err(e) => Exchange::Failed(format!("the function's response is not JSON: {e}")),
-            },
-            Ok(reply) => Exchange::Failed(format!(
+            Ok(reply) if reply.status == 200 => serde_json::from_slice(&reply.body)
+                .map_err(|e| format!("the function's response is not JSON: {e}")),
+            Ok(reply) => Err(format!(
                 "the invocation failed ({}): {}",
                 reply.status,
                 String::from_utf8_lossy(&reply.body)
             )),
-            Err(e) => Exchange::Failed(format!("the emulator did not answer: {e}")),
+            Err(e) => Err(format!("the emulator did not answer: {e}")),
         }
     }
 }
@@ -305,6 +347,11 @@ pub struct AzureProcess {
 }
 
 impl AzureProcess {
+    /// The loopback port it serves on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Sends the host's request over loopback and models the client's view of the reply.
     pub fn exchange(&self, envelope: Envelope, request: &ClientRequest, step: usize) -> Exchange {
         let host = azure::host_request(envelope, request, &format!("inv-{step}"));

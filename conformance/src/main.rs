@@ -159,7 +159,8 @@ fn render(args: &[String]) -> ExitCode {
 
 /// `drill replication [--writes N] [--seed S] [--binaries]`.
 fn drill(args: &[String]) -> ExitCode {
-    let usage = "usage: paracell-conformance drill replication [--writes N] [--seed S] [--binaries]";
+    let usage =
+        "usage: paracell-conformance drill replication [--writes N] [--seed S] [--binaries]";
     let Some(("replication", rest)) = args.split_first().map(|(d, r)| (d.as_str(), r)) else {
         eprintln!("{usage}");
         return ExitCode::from(2);

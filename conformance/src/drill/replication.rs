@@ -97,7 +97,12 @@ struct Side {
     doors: &'static [Envelope],
 }
 
-fn side(name: &'static str, id: &str, peer: &str, doors: &'static [Envelope]) -> Result<Side, String> {
+fn side(
+    name: &'static str,
+    id: &str,
+    peer: &str,
+    doors: &'static [Envelope],
+) -> Result<Side, String> {
     let mut config = CellConfig::new(id, TenantScope::All).map_err(|e| e.to_string())?;
     let peer = CellId::parse(peer).map_err(|e| e.to_string())?;
     config.replication.secrets = vec![PeerSecret::parse(peer, SECRET).map_err(|e| e.to_string())?];
@@ -216,7 +221,9 @@ async fn relay_round(
         return Ok(());
     }
     chaos.rounds += 1;
-    let groups = usize::try_from(rng.below(3) + 1).unwrap_or(1).min(pending.len());
+    let groups = usize::try_from(rng.below(3) + 1)
+        .unwrap_or(1)
+        .min(pending.len());
     let mut split: Vec<Vec<&SealedEntry>> = vec![Vec::new(); groups];
     for entry in &pending {
         let g = usize::try_from(rng.below(groups as u64)).unwrap_or(0);
@@ -236,10 +243,8 @@ async fn relay_round(
             chaos.deliveries += 1;
             let ok = match (lambda, azure) {
                 (Some(lambda), _) => {
-                    let numbered: Vec<(u64, &SealedEntry)> = group
-                        .iter()
-                        .map(|e| (rng.next_u64() >> 16, *e))
-                        .collect();
+                    let numbered: Vec<(u64, &SealedEntry)> =
+                        group.iter().map(|e| (rng.next_u64() >> 16, *e)).collect();
                     let event = aws::stream_event(&numbered);
                     let answer = lambda
                         .invoke(&serde_json::to_vec(&event).unwrap_or_default())
@@ -276,7 +281,10 @@ async fn relay_round(
 
 /// Runs the drill.
 pub fn run(options: Options) -> DrillReport {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             let mut report = DrillReport::default();
@@ -297,7 +305,11 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
     let started = Instant::now();
     let aws_side = side("aws", "cell-aws", "cell-azure", &AWS_DOORS)?;
     let azure_side = side("azure", "cell-azure", "cell-aws", &AZURE_DOORS)?;
-    let lambda = LambdaCell::new(aws_side.cell.clone()).with_relay(relay_to(&aws_side, &azure_side, options.seed ^ 1)?);
+    let lambda = LambdaCell::new(aws_side.cell.clone()).with_relay(relay_to(
+        &aws_side,
+        &azure_side,
+        options.seed ^ 1,
+    )?);
     let handler = AzureHandler::with_relay(
         azure_side.cell.clone(),
         AzureConfig {
@@ -333,18 +345,24 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             let debit = rng.chance(40);
             let key = format!("k-{i}");
             let request = create(tenant, &key, account, debit, rng.below(50_000) + 1);
-            acks.accounts.insert((tenant.to_owned(), account.to_owned()));
+            acks.accounts
+                .insert((tenant.to_owned(), account.to_owned()));
             sent.push((tenant.to_owned(), key.clone(), request.clone()));
             (key, request)
         };
-        let door = primary.doors[usize::try_from(rng.below(primary.doors.len() as u64)).unwrap_or(0)];
+        let door =
+            primary.doors[usize::try_from(rng.below(primary.doors.len() as u64)).unwrap_or(0)];
         let response = match door {
             Envelope::AzurePayload | Envelope::AzureForwarding => {
                 let host = azure::host_request(door, &request, &format!("inv-{i}"));
                 let reply = AzureHandler::new(
                     primary.cell.clone(),
                     AzureConfig {
-                        mode: if door == Envelope::AzurePayload { Mode::Payload } else { Mode::Forwarding },
+                        mode: if door == Envelope::AzurePayload {
+                            Mode::Payload
+                        } else {
+                            Mode::Forwarding
+                        },
                         route_prefix: paracell_azure::RoutePrefix::new(azure::ROUTE_PREFIX),
                         ..AzureConfig::default()
                     },
@@ -359,7 +377,8 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
                     .invoke(&serde_json::to_vec(&event).unwrap_or_default())
                     .await
                     .map_err(|e| e.to_string())?;
-                let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+                let json: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
                 aws::client_view(door, &request.method, &json)?
             }
         };
@@ -368,12 +387,15 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             (201 | 409, _) if retry && !replayed => acks.bad_replays += 1,
             (201, false) => {
                 if let Some(location) = response.header("location") {
-                    acks.locations.push((tenant.to_owned(), location.to_owned()));
+                    acks.locations
+                        .push((tenant.to_owned(), location.to_owned()));
                 }
-                acks.acked_at.insert((tenant.to_owned(), key.clone()), Instant::now());
+                acks.acked_at
+                    .insert((tenant.to_owned(), key.clone()), Instant::now());
             }
             (409, false) => {
-                acks.acked_at.insert((tenant.to_owned(), key.clone()), Instant::now());
+                acks.acked_at
+                    .insert((tenant.to_owned(), key.clone()), Instant::now());
             }
             (201 | 409, true) => {}
             (status, _) => acks.unexpected.push(format!(
@@ -385,21 +407,67 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
         if next_relay == 0 {
             next_relay = rng.below(8) + 1;
             for s in [&aws_side, &azure_side] {
-                let pending = s.store.pending_entries(None, 10_000).await.map_err(|e| e.to_string())?;
+                let pending = s
+                    .store
+                    .pending_entries(None, 10_000)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 entry_lag.push(pending.entries.len() as u64);
             }
-            relay_round(&aws_side, Some(&lambda), None, &mut rng, &mut chaos, &acks, &mut lags).await?;
-            relay_round(&azure_side, None, Some(&handler), &mut rng, &mut chaos, &acks, &mut lags).await?;
+            relay_round(
+                &aws_side,
+                Some(&lambda),
+                None,
+                &mut rng,
+                &mut chaos,
+                &acks,
+                &mut lags,
+            )
+            .await?;
+            relay_round(
+                &azure_side,
+                None,
+                Some(&handler),
+                &mut rng,
+                &mut chaos,
+                &acks,
+                &mut lags,
+            )
+            .await?;
         }
     }
     // Drain: relay until nothing is pending on either side.
     for _ in 0..10 {
-        relay_round(&aws_side, Some(&lambda), None, &mut rng, &mut chaos, &acks, &mut lags).await?;
-        relay_round(&azure_side, None, Some(&handler), &mut rng, &mut chaos, &acks, &mut lags).await?;
+        relay_round(
+            &aws_side,
+            Some(&lambda),
+            None,
+            &mut rng,
+            &mut chaos,
+            &acks,
+            &mut lags,
+        )
+        .await?;
+        relay_round(
+            &azure_side,
+            None,
+            Some(&handler),
+            &mut rng,
+            &mut chaos,
+            &acks,
+            &mut lags,
+        )
+        .await?;
     }
     let mut remaining = 0;
     for s in [&aws_side, &azure_side] {
-        remaining += s.store.pending_entries(None, 10_000).await.map_err(|e| e.to_string())?.entries.len();
+        remaining += s
+            .store
+            .pending_entries(None, 10_000)
+            .await
+            .map_err(|e| e.to_string())?
+            .entries
+            .len();
     }
 
     // Figures.
@@ -411,8 +479,14 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
     report.figure("relay invocations", chaos.deliveries);
     report.figure("duplicate invocations injected", chaos.duplicates);
     report.figure("rounds delivered out of order", chaos.reorders);
-    report.figure("lag, entries pending per round (p50/p99/max)", format!("{e50} / {e99} / {emax}"));
-    report.figure("lag, commit → relayed (p50/p99/max)", format!("{lag_p50:.2?} / {lag_p99:.2?} / {lag_max:.2?}"));
+    report.figure(
+        "lag, entries pending per round (p50/p99/max)",
+        format!("{e50} / {e99} / {emax}"),
+    );
+    report.figure(
+        "lag, commit → relayed (p50/p99/max)",
+        format!("{lag_p50:.2?} / {lag_p99:.2?} / {lag_max:.2?}"),
+    );
     report.figure("seed", options.seed);
     report.figure("elapsed", format!("{:.2?}", started.elapsed()));
 
@@ -422,19 +496,39 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
         acks.unexpected.is_empty(),
         acks.unexpected.first().cloned().unwrap_or_default(),
     );
-    report.check("every retry replayed the first outcome", acks.bad_replays == 0, format!("{} did not", acks.bad_replays));
-    report.check("every relay invocation succeeded", chaos.failed_invocations == 0, format!("{} failed", chaos.failed_invocations));
-    report.check("nothing left pending", remaining == 0, format!("{remaining} pending"));
+    report.check(
+        "every retry replayed the first outcome",
+        acks.bad_replays == 0,
+        format!("{} did not", acks.bad_replays),
+    );
+    report.check(
+        "every relay invocation succeeded",
+        chaos.failed_invocations == 0,
+        format!("{} failed", chaos.failed_invocations),
+    );
+    report.check(
+        "nothing left pending",
+        remaining == 0,
+        format!("{remaining} pending"),
+    );
     let mut letters = 0;
     for s in [&aws_side, &azure_side] {
         letters += s.dead.list(1_000).await.map_err(|e| e.to_string())?.len();
     }
-    report.check("no entry dead-lettered (no divergence, no poison)", letters == 0, format!("{letters} dead letters"));
+    report.check(
+        "no entry dead-lettered (no divergence, no poison)",
+        letters == 0,
+        format!("{letters} dead letters"),
+    );
     let (a, b) = (ledger(&aws_side.store), ledger(&azure_side.store));
     report.check(
         "both cells hold the same state (transactions, balances, idempotency records, positions)",
         a == b,
-        if a == b { String::new() } else { "the snapshots differ".into() },
+        if a == b {
+            String::new()
+        } else {
+            "the snapshots differ".into()
+        },
     );
     let mut reads = 0;
     let mut differing = Vec::new();
@@ -445,12 +539,12 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
         headers: vec![("X-Tenant-ID".into(), tenant.to_owned())],
         ..ClientRequest::default()
     };
-    let mut probes: Vec<ClientRequest> = acks
-        .locations
-        .iter()
-        .map(|(t, l)| get(t, l))
-        .collect();
-    probes.extend(acks.accounts.iter().map(|(t, a)| get(t, &format!("/v1/accounts/{a}/balances"))));
+    let mut probes: Vec<ClientRequest> = acks.locations.iter().map(|(t, l)| get(t, l)).collect();
+    probes.extend(
+        acks.accounts
+            .iter()
+            .map(|(t, a)| get(t, &format!("/v1/accounts/{a}/balances"))),
+    );
     for probe in probes {
         reads += 1;
         let api = |c: &ClientRequest| paracell_domain::http::ApiRequest {
@@ -471,7 +565,11 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
         }
     }
     report.figure("reads compared", reads);
-    report.check("every acknowledged transaction and balance is on both cells", missing == 0, format!("{missing} missing"));
+    report.check(
+        "every acknowledged transaction and balance is on both cells",
+        missing == 0,
+        format!("{missing} missing"),
+    );
     report.check(
         "both cells answer every read byte for byte",
         differing.is_empty(),
@@ -481,7 +579,10 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
         report.check(
             "duplicates and reordering were injected",
             chaos.duplicates > 0 && chaos.reorders > 0,
-            format!("{} duplicates, {} reordered rounds", chaos.duplicates, chaos.reorders),
+            format!(
+                "{} duplicates, {} reordered rounds",
+                chaos.duplicates, chaos.reorders
+            ),
         );
     }
     let _ = TenantId::parse("coop-aws");

@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TransactWriteItem, Update,
+    StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use errors::{Slot, store_error};
 use items::{COMPLETED, IN_PROGRESS, Item, OUTBOX_INDEX, PENDING, Read, n, s};
@@ -142,8 +142,8 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the cell's table (on-demand capacity, the `outbox` index) and waits until it is
-    /// active. An existing table is left as it is.
+    /// Creates the cell's table (on-demand capacity, the `outbox` index, a `NEW_IMAGE` stream for the
+    /// relay) and waits until it is active. An existing table is left as it is.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let attribute = |name: &str| {
             AttributeDefinition::builder()
@@ -182,6 +182,14 @@ impl DynamoStore {
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?)
             .global_secondary_indexes(outbox)
+            // The relay reads new entry items from the table's stream (NEW_IMAGE: the item as written).
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()
+                    .map_err(|e| StoreError::Failed(e.to_string()))?,
+            )
             .send()
             .await;
         match created {
