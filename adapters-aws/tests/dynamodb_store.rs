@@ -112,3 +112,21 @@ fn a_corrupted_item_is_a_store_failure_not_a_wrong_answer() {
         "{read:?}"
     );
 }
+
+#[test]
+fn sqs_dead_letters_meet_their_contract() {
+    use paracell_aws::outbound::sqs::{SqsConfig, SqsDeadLetters};
+    let rt = runtime();
+    let mut config = SqsConfig {
+        queue_url: String::new(),
+        endpoint: Some(endpoint()),
+    };
+    config.queue_url = rt
+        .block_on(SqsDeadLetters::create_queue(
+            &config,
+            &format!("dlq-contract-{}", std::process::id()),
+        ))
+        .expect("the queue is created");
+    let letters = rt.block_on(SqsDeadLetters::connect(&config));
+    store_contract::dead_letters_keep_full_entries(&rt, &letters);
+}

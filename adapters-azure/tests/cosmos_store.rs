@@ -121,3 +121,11 @@ fn missing_configuration_is_a_clear_error() {
         Currency::parse("EUR"),
     );
 }
+
+#[test]
+fn cosmos_dead_letters_meet_their_contract() {
+    use paracell_azure::outbound::cosmos::CosmosDeadLetters;
+    let rt = runtime();
+    let (_, store) = fresh(&rt, "dead-letters");
+    store_contract::dead_letters_keep_full_entries(&rt, &CosmosDeadLetters::new(store));
+}

@@ -596,4 +596,12 @@ mod contract {
             &|| std::sync::Arc::new(super::MemoryStore::new()),
         );
     }
+
+    #[test]
+    fn memory_dead_letters_meet_their_contract() {
+        crate::testing::store_contract::dead_letters_keep_full_entries(
+            &crate::testing::store_contract::ThreadExecutor,
+            &super::MemoryDeadLetters::new(),
+        );
+    }
 }

@@ -109,8 +109,11 @@ impl DeadLetters for SqsDeadLetters {
     /// ids are receipt handles, valid for [`DeadLetters::remove`] until the next receive.
     async fn list(&self, limit: usize) -> Result<Vec<(String, DeadLetter)>, StoreError> {
         let mut letters = Vec::new();
-        let mut empty_rounds = 0;
-        while letters.len() < limit && empty_rounds < 2 {
+        let mut seen = std::collections::BTreeSet::new();
+        // Messages stay visible, so every receive may return ones already listed: stop after two
+        // receives that bring nothing new.
+        let mut idle_rounds = 0;
+        while letters.len() < limit && idle_rounds < 2 {
             let batch = i32::try_from((limit - letters.len()).min(10)).unwrap_or(10);
             let out = self
                 .client
@@ -122,22 +125,23 @@ impl DeadLetters for SqsDeadLetters {
                 .send()
                 .await
                 .map_err(|e| failure("ReceiveMessage", e))?;
-            let messages = out.messages.unwrap_or_default();
-            if messages.is_empty() {
-                empty_rounds += 1;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            for message in messages {
-                let (Some(handle), Some(body)) = (message.receipt_handle, message.body) else {
+            let before = letters.len();
+            for message in out.messages.unwrap_or_default() {
+                let (Some(id), Some(handle), Some(body)) =
+                    (message.message_id, message.receipt_handle, message.body)
+                else {
                     continue;
                 };
-                let letter = DeadLetter::parse(&body).map_err(StoreError::Failed)?;
-                if !letters
-                    .iter()
-                    .any(|(_, l): &(String, DeadLetter)| l == &letter)
-                {
-                    letters.push((handle, letter));
+                if seen.insert(id) {
+                    letters.push((
+                        handle,
+                        DeadLetter::parse(&body).map_err(StoreError::Failed)?,
+                    ));
                 }
+            }
+            if letters.len() == before {
+                idle_rounds += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
         Ok(letters)

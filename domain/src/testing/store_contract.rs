@@ -1007,3 +1007,54 @@ pub fn unreachable_store_is_unavailable(rt: &impl Executor, store: Arc<dyn Trans
         );
     }
 }
+
+/// The contract of a dead-letter place: letters keep the full entry and the reason, are listed, and
+/// leave when removed. Run against every [`DeadLetters`](crate::replication::relay::DeadLetters)
+/// (memory, SQS, Cosmos DB).
+pub fn dead_letters_keep_full_entries(
+    rt: &impl Executor,
+    letters: &dyn crate::replication::relay::DeadLetters,
+) {
+    use crate::replication::relay::DeadLetter;
+    let first = crate::testing::sample_entry();
+    let mut next = first.entry().clone();
+    next.seq = 2;
+    next.prev = first.digest();
+    let second = SealedEntry::seal(next);
+    for (entry, reason) in [
+        (&first, "peer:cell-b: diverged: \"quoted\" detail"),
+        (&second, "gave up after 5 attempts"),
+    ] {
+        let letter = DeadLetter {
+            destination: "peer:cell-b".into(),
+            entry: entry.clone(),
+            reason: reason.into(),
+            attempts: 5,
+            time: Timestamp::from_unix_millis(1_767_225_600_000),
+        };
+        rt.block_on(letters.put(&letter))
+            .unwrap_or_else(|e| panic!("put: {e}"));
+    }
+    let listed = rt
+        .block_on(letters.list(10))
+        .unwrap_or_else(|e| panic!("list: {e}"));
+    assert_eq!(listed.len(), 2, "both letters are listed");
+    let mut digests: Vec<_> = listed.iter().map(|(_, l)| l.entry.digest()).collect();
+    digests.sort();
+    let mut expected = vec![first.digest(), second.digest()];
+    expected.sort();
+    assert_eq!(digests, expected, "each letter holds its full entry");
+    assert!(
+        listed
+            .iter()
+            .any(|(_, l)| l.reason.contains("\"quoted\"") && l.attempts == 5),
+        "the reason and attempts are kept"
+    );
+    let (id, _) = &listed[0];
+    rt.block_on(letters.remove(id))
+        .unwrap_or_else(|e| panic!("remove: {e}"));
+    let rest = rt
+        .block_on(letters.list(10))
+        .unwrap_or_else(|e| panic!("list: {e}"));
+    assert_eq!(rest.len(), 1, "a removed letter is gone");
+}
