@@ -27,5 +27,13 @@ else
   cargo bench -p paracell-examples --bench paths
 fi
 
+# A tenant's write ceiling (the replication sequence serialises one tenant's writes): memory in the
+# smoke check, memory and both database stand-ins in the full run.
+if [ -n "$QUICK" ]; then
+  cargo bench -p paracell-examples --bench write_ceiling -- --seconds 1
+else
+  scripts/dev-services.sh cargo bench -p paracell-examples --features dynamodb,cosmos --bench write_ceiling -- --seconds 10
+fi
+
 python3 bench/harness.py $QUICK
 python3 bench/report.py

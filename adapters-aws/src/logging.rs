@@ -34,28 +34,22 @@ pub fn request_done(
     );
 }
 
-/// Logs what a relay run did (counts only: never entries, keys or bodies).
+/// Logs what a relay run did (counts only: never entries, keys or bodies); entries that could not
+/// even be dead-lettered are an error.
 pub fn relay_done(
     request_id: &str,
     source: &str,
     report: &paracell_domain::replication::relay::RelayReport,
 ) {
-    tracing::info!(
-        request_id,
-        source,
-        relayed = report.relayed.len(),
-        delivered = report.delivered,
-        dead_lettered = report.dead_lettered,
-        retries = report.retries,
-        failed = report.failed.len(),
-        "relay"
-    );
-    if !report.failed.is_empty() {
+    let summary = report.summary();
+    if report.failed.is_empty() {
+        tracing::info!(request_id, source, summary, "relay");
+    } else {
         tracing::error!(
             request_id,
             source,
-            failed = report.failed.len(),
-            "relay: entries could not be delivered nor dead-lettered; they will be retried"
+            summary,
+            "relay: entries will be retried"
         );
     }
 }

@@ -4,12 +4,10 @@
 
 use paracell_aws::LambdaCell;
 use paracell_domain::http::ApiRequest;
-use paracell_domain::memory::{self, MemoryDeadLetters, MemoryStore, NoSleep};
+use paracell_domain::memory::{self, MemoryDeadLetters, MemoryStore};
 use paracell_domain::ports::{StoreError, TransactionStore};
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{
-    DeadLetter, DeadLetters, PeerDestination, Relay, RelayPolicy,
-};
+use paracell_domain::replication::relay::{DeadLetter, DeadLetters, Relay};
 use paracell_domain::replication::signature::PeerSecret;
 use paracell_domain::testing::InProcessHttp;
 use paracell_domain::{Cell, CellConfig, CellId, TenantScope};
@@ -31,23 +29,7 @@ fn relay(primary: &Cell, standby: Option<&Cell>, dead: Arc<dyn DeadLetters>) -> 
         http = http.with_cell("http://cell-b", standby.clone());
     }
     let secret = PeerSecret::parse(CellId::parse("cell-b").unwrap(), SECRET).unwrap();
-    let peer = PeerDestination::new(
-        "http://cell-b",
-        secret,
-        Arc::new(http),
-        primary.ports().clock.clone(),
-        primary.ports().ids.clone(),
-    );
-    Relay::new(
-        vec![Arc::new(peer)],
-        dead,
-        Arc::new(NoSleep),
-        primary.ports().clock.clone(),
-    )
-    .with_policy(RelayPolicy {
-        max_attempts: 2,
-        ..RelayPolicy::default()
-    })
+    paracell_domain::testing::test_relay(primary, http, "http://cell-b", secret, dead, 2)
 }
 
 fn create(cell: &Cell, key: &str, amount: &str) {

@@ -54,36 +54,24 @@ fn safe_method(method: &str) -> &str {
     }
 }
 
-/// Logs what a relay run did (counts only: never entries, keys or bodies) and returns the line for
-/// the invocation's `Logs`.
+/// Logs what a relay run did (counts only) and returns the line for the invocation's `Logs`;
+/// entries that could not even be dead-lettered are an error.
 pub fn relay_done(
     invocation_id: Option<&str>,
     report: &paracell_domain::replication::relay::RelayReport,
 ) -> String {
-    tracing::info!(
-        invocation_id = invocation_id.unwrap_or("-"),
-        relayed = report.relayed.len(),
-        delivered = report.delivered,
-        dead_lettered = report.dead_lettered,
-        retries = report.retries,
-        failed = report.failed.len(),
-        "relay"
-    );
-    if !report.failed.is_empty() {
+    let summary = report.summary();
+    let invocation_id = invocation_id.unwrap_or("-");
+    if report.failed.is_empty() {
+        tracing::info!(invocation_id, summary, "relay");
+    } else {
         tracing::error!(
-            invocation_id = invocation_id.unwrap_or("-"),
-            failed = report.failed.len(),
-            "relay: entries could not be delivered nor dead-lettered; the invocation fails and is retried"
+            invocation_id,
+            summary,
+            "relay: the invocation fails and is retried"
         );
     }
-    format!(
-        "relay: {} relayed, {} delivered, {} dead-lettered, {} retries, {} failed",
-        report.relayed.len(),
-        report.delivered,
-        report.dead_lettered,
-        report.retries,
-        report.failed.len()
-    )
+    format!("relay: {summary}")
 }
 
 /// Logs a relay failure that is not about one delivery, and returns the line for `Logs`.

@@ -4,10 +4,9 @@
 
 use paracell_azure::{AzureConfig, AzureHandler, HostRequest, Mode};
 use paracell_domain::http::ApiRequest;
-use paracell_domain::memory::{self, MemoryDeadLetters, MemoryStore, NoSleep};
+use paracell_domain::memory::{self, MemoryDeadLetters, MemoryStore};
 use paracell_domain::ports::TransactionStore;
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{PeerDestination, Relay, RelayPolicy};
 use paracell_domain::replication::signature::PeerSecret;
 use paracell_domain::testing::InProcessHttp;
 use paracell_domain::{Cell, CellConfig, CellId, TenantId, TenantScope};
@@ -29,23 +28,9 @@ fn handler(primary: &Cell, standby: Option<&Cell>, mode: Mode) -> AzureHandler {
         http = http.with_cell("http://cell-b", standby.clone());
     }
     let secret = PeerSecret::parse(CellId::parse("cell-b").unwrap(), SECRET).unwrap();
-    let peer = PeerDestination::new(
-        "http://cell-b",
-        secret,
-        Arc::new(http),
-        primary.ports().clock.clone(),
-        primary.ports().ids.clone(),
-    );
-    let relay = Relay::new(
-        vec![Arc::new(peer)],
-        Arc::new(MemoryDeadLetters::new()),
-        Arc::new(NoSleep),
-        primary.ports().clock.clone(),
-    )
-    .with_policy(RelayPolicy {
-        max_attempts: 2,
-        ..RelayPolicy::default()
-    });
+    let dead = Arc::new(MemoryDeadLetters::new());
+    let relay =
+        paracell_domain::testing::test_relay(primary, http, "http://cell-b", secret, dead, 2);
     AzureHandler::with_relay(
         primary.clone(),
         AzureConfig {

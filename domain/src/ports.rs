@@ -53,6 +53,43 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
+/// The conditions of a commit, in the order every store checks them (and reports the first that
+/// failed): the head, the idempotency record, the entry's position, the transaction, the balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CommitSlot {
+    /// The tenant's head still matches the fence.
+    Head,
+    /// The idempotency record is held (or absent) as the guard says.
+    Key,
+    /// The committed entry's position is free.
+    Entry,
+    /// The transaction id is new.
+    Transaction,
+    /// The balance still has the version read.
+    Balance,
+}
+
+impl CommitError {
+    /// The outcome of a commit whose failed conditions are `failed`: the first in [`CommitSlot`]
+    /// order decides, so every store answers the same when several fail at once. `None` when none
+    /// failed.
+    ///
+    /// ```
+    /// use paracell_domain::ports::{CommitError, CommitSlot};
+    /// let both = [CommitSlot::Balance, CommitSlot::Key];
+    /// assert_eq!(CommitError::first_failed(both), Some(CommitError::KeyConflict));
+    /// assert_eq!(CommitError::first_failed([]), None);
+    /// ```
+    pub fn first_failed(failed: impl IntoIterator<Item = CommitSlot>) -> Option<Self> {
+        failed.into_iter().min().map(|slot| match slot {
+            CommitSlot::Head | CommitSlot::Entry => Self::HeadMoved,
+            CommitSlot::Key => Self::KeyConflict,
+            CommitSlot::Transaction => Self::DuplicateTransaction,
+            CommitSlot::Balance => Self::BalanceConflict,
+        })
+    }
+}
+
 /// An account's available balance in one currency, with the version that guards updates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BalanceSnapshot {
@@ -179,6 +216,27 @@ pub struct EntryPage {
     pub entries: Vec<SealedEntry>,
     /// Opaque cursor for the next page, `None` at the end.
     pub next: Option<String>,
+}
+
+impl EntryPage {
+    /// A page of at most `limit` entries from `found` (in outbox order, up to one more than asked, to
+    /// tell whether a next page exists), with the cursor stores that order by
+    /// [`SealedEntry::outbox_order`] continue from.
+    pub fn from_ordered(mut found: Vec<SealedEntry>, limit: usize) -> Self {
+        let next = (found.len() > limit)
+            .then(|| {
+                limit
+                    .checked_sub(1)
+                    .and_then(|i| found.get(i))
+                    .map(SealedEntry::outbox_order)
+            })
+            .flatten();
+        found.truncate(limit);
+        Self {
+            entries: found,
+            next,
+        }
+    }
 }
 
 /// The one place a cell's state lives.

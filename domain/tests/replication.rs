@@ -38,18 +38,13 @@ fn cell(id: &str, peer: &str) -> (Cell, Arc<MemoryStore>) {
 
 fn relay_to(standby: &Cell, dead: Arc<MemoryDeadLetters>, clock_from: &Cell) -> Relay {
     let http = InProcessHttp::default().with_cell("http://cell-b", standby.clone());
-    let peer = PeerDestination::new(
+    paracell_domain::testing::test_relay(
+        clock_from,
+        http,
         "http://cell-b",
         secret("cell-b"),
-        Arc::new(http),
-        clock_from.ports().clock.clone(),
-        clock_from.ports().ids.clone(),
-    );
-    Relay::new(
-        vec![Arc::new(peer)],
         dead,
-        Arc::new(NoSleep),
-        clock_from.ports().clock.clone(),
+        5,
     )
 }
 

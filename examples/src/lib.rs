@@ -206,13 +206,7 @@ pub fn spawn_pull_relay(store: Arc<dyn TransactionStore>, relay: Option<Relay>) 
                 .await
             {
                 Ok(report) if !report.relayed.is_empty() || !report.failed.is_empty() => {
-                    eprintln!(
-                        "relay: {} relayed, {} delivered, {} dead-lettered, {} failed",
-                        report.relayed.len(),
-                        report.delivered,
-                        report.dead_lettered,
-                        report.failed.len()
-                    );
+                    eprintln!("relay: {}", report.summary());
                 }
                 Ok(_) => {}
                 Err(e) => eprintln!("relay: the store failed: {e}"),

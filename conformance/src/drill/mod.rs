@@ -9,8 +9,46 @@ pub mod replication;
 #[cfg(feature = "drill-binaries")]
 pub mod replication_binaries;
 
+use crate::request::ClientRequest;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+/// A client's create of `cents` on (tenant, account) under `key`.
+pub fn create_request(
+    tenant: &str,
+    key: &str,
+    account: &str,
+    debit: bool,
+    cents: u64,
+) -> ClientRequest {
+    ClientRequest {
+        method: "POST".into(),
+        path: "/v1/transactions".into(),
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("X-Tenant-ID".into(), tenant.into()),
+            ("Idempotency-Key".into(), key.into()),
+        ],
+        body: format!(
+            r#"{{"account_id":"{account}","type":"{}","amount":"{}.{:02}","currency":"EUR"}}"#,
+            if debit { "debit" } else { "credit" },
+            cents / 100,
+            cents % 100
+        )
+        .into_bytes(),
+        ..ClientRequest::default()
+    }
+}
+
+/// A client's read of `path` for `tenant`.
+pub fn read_request(tenant: &str, path: &str) -> ClientRequest {
+    ClientRequest {
+        method: "GET".into(),
+        path: path.into(),
+        headers: vec![("X-Tenant-ID".into(), tenant.into())],
+        ..ClientRequest::default()
+    }
+}
 
 /// A deterministic pseudo-random source (xorshift64*), so a drill's schedule is reproducible from
 /// its seed.

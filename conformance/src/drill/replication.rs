@@ -6,7 +6,7 @@
 //! order and sometimes twice (reordering and duplicates), delivering through the peer's envelopes.
 //! At the end both cells must hold exactly the same state and answer every read alike.
 
-use super::{DrillReport, Rng, count_percentiles, percentiles};
+use super::{DrillReport, Rng, count_percentiles, create_request, percentiles, read_request};
 use crate::envelopes::{Envelope, Exchange, aws, azure};
 use crate::pairs::ledger;
 use crate::request::ClientRequest;
@@ -178,28 +178,6 @@ struct Acks {
     unexpected: Vec<String>,
 }
 
-fn create(tenant: &str, key: &str, account: &str, debit: bool, cents: u64) -> ClientRequest {
-    let body = format!(
-        r#"{{"account_id":"{account}","type":"{}","amount":"{}.{:02}","currency":"EUR"}}"#,
-        if debit { "debit" } else { "credit" },
-        cents / 100,
-        cents % 100
-    );
-    ClientRequest {
-        method: "POST".into(),
-        path: "/v1/transactions".into(),
-        query: String::new(),
-        headers: vec![
-            ("Content-Type".into(), "application/json".into()),
-            ("X-Tenant-ID".into(), tenant.into()),
-            ("Idempotency-Key".into(), key.into()),
-        ],
-        body: body.into_bytes(),
-        chunked: false,
-        authenticated_tenant: None,
-    }
-}
-
 /// Runs one relay round on `side`: its pending entries, split into up to three groups invoked in a
 /// random order, each sometimes twice; returns the delivery lag samples (entry committed → relayed).
 async fn relay_round(
@@ -344,7 +322,7 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             let account = if rng.chance(50) { "ACC-1" } else { "ACC-2" };
             let debit = rng.chance(40);
             let key = format!("k-{i}");
-            let request = create(tenant, &key, account, debit, rng.below(50_000) + 1);
+            let request = create_request(tenant, &key, account, debit, rng.below(50_000) + 1);
             acks.accounts
                 .insert((tenant.to_owned(), account.to_owned()));
             sent.push((tenant.to_owned(), key.clone(), request.clone()));
@@ -533,12 +511,7 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
     let mut reads = 0;
     let mut differing = Vec::new();
     let mut missing = 0;
-    let get = |tenant: &str, path: &str| ClientRequest {
-        method: "GET".into(),
-        path: path.to_owned(),
-        headers: vec![("X-Tenant-ID".into(), tenant.to_owned())],
-        ..ClientRequest::default()
-    };
+    let get = read_request;
     let mut probes: Vec<ClientRequest> = acks.locations.iter().map(|(t, l)| get(t, l)).collect();
     probes.extend(
         acks.accounts

@@ -15,7 +15,7 @@
 //! Both cells are the primary of one tenant and the standby of the other's; at the end their stores
 //! must hold the same positions and their front doors answer every read alike.
 
-use super::{DrillReport, Rng, count_percentiles, percentiles};
+use super::{DrillReport, Rng, count_percentiles, create_request, percentiles, read_request};
 use crate::binaries::{AzureProcess, Binaries, LambdaProcess};
 use crate::drill::replication::Options;
 use crate::envelopes::{Envelope, Exchange};
@@ -353,41 +353,29 @@ fn lambda_record(record: &aws_sdk_dynamodbstreams::types::Record) -> serde_json:
     })
 }
 
-fn post(tenant: &str, key: &str, account: &str, debit: bool, cents: u64) -> ClientRequest {
-    ClientRequest {
-        method: "POST".into(),
-        path: "/v1/transactions".into(),
-        headers: vec![
-            ("Content-Type".into(), "application/json".into()),
-            ("X-Tenant-ID".into(), tenant.into()),
-            ("Idempotency-Key".into(), key.into()),
-        ],
-        body: format!(
-            r#"{{"account_id":"{account}","type":"{}","amount":"{}.{:02}","currency":"EUR"}}"#,
-            if debit { "debit" } else { "credit" },
-            cents / 100,
-            cents % 100
-        )
-        .into_bytes(),
-        ..ClientRequest::default()
-    }
-}
-
-fn get(tenant: &str, path: &str) -> ClientRequest {
-    ClientRequest {
-        method: "GET".into(),
-        path: path.into(),
-        headers: vec![("X-Tenant-ID".into(), tenant.into())],
-        ..ClientRequest::default()
-    }
-}
-
 fn answer(exchange: Exchange) -> Result<ClientResponse, String> {
     match exchange {
         Exchange::Response(r) => Ok(r),
         Exchange::NotApplicable(r) => Err(r.to_owned()),
         Exchange::Failed(e) => Err(e),
     }
+}
+
+/// A tenant's position on lambda-cell's store and on azure-cell's.
+async fn positions(
+    dynamo: &DynamoStore,
+    cosmos: &CosmosStore,
+    tenant: &TenantId,
+) -> Result<
+    (
+        Option<paracell_domain::replication::Position>,
+        Option<paracell_domain::replication::Position>,
+    ),
+    String,
+> {
+    let a = dynamo.head(tenant).await.map_err(|e| e.to_string())?;
+    let b = cosmos.head(tenant).await.map_err(|e| e.to_string())?;
+    Ok((a.map(|h| h.position), b.map(|h| h.position)))
 }
 
 async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> Result<(), String> {
@@ -487,7 +475,10 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         DynamoStore::connect(&DynamoConfig::new(&table).with_endpoint(&dynamo_endpoint)).await;
     // The first invocation makes lambda-cell provision its table; a health check is enough.
     let first = tokio::task::block_in_place(|| {
-        lambda.exchange(Envelope::AwsFunctionUrl, &get("coop-aws", "/health"))
+        lambda.exchange(
+            Envelope::AwsFunctionUrl,
+            &read_request("coop-aws", "/health"),
+        )
     });
     answer(first)?;
     let cosmos_store = CosmosStore::connect(&cosmos)
@@ -550,7 +541,8 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
             } else {
                 let account = if rng.chance(50) { "ACC-1" } else { "ACC-2" };
                 let key = format!("k-{i}");
-                let request = post(tenant, &key, account, rng.chance(40), rng.below(50_000) + 1);
+                let request =
+                    create_request(tenant, &key, account, rng.chance(40), rng.below(50_000) + 1);
                 accounts.insert((tenant.to_owned(), account.to_owned()));
                 sent.push((tenant.to_owned(), key.clone(), request.clone()));
                 (key, request)
@@ -619,16 +611,7 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         // Positions.
         let mut caught_up = true;
         for tenant in &tenants {
-            let a = dynamo
-                .head(tenant)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|h| h.position);
-            let b = cosmos_store
-                .head(tenant)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|h| h.position);
+            let (a, b) = positions(&dynamo, &cosmos_store, tenant).await?;
             let (primary, standby) = if tenant.as_str() == "coop-aws" {
                 (a, b)
             } else {
@@ -674,23 +657,14 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     }
     let (l50, l99, lmax) = percentiles(&mut lags);
     let (e50, e99, emax) = count_percentiles(&mut lag_entries);
-    let mut positions = Vec::new();
+    let mut final_positions = Vec::new();
     for tenant in &tenants {
-        let a = dynamo
-            .head(tenant)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|h| h.position);
-        let b = cosmos_store
-            .head(tenant)
-            .await
-            .map_err(|e| e.to_string())?
-            .map(|h| h.position);
-        positions.push((tenant.to_string(), a, b));
+        let (a, b) = positions(&dynamo, &cosmos_store, tenant).await?;
+        final_positions.push((tenant.to_string(), a, b));
     }
     report.figure("writes", options.writes);
     report.figure("acknowledged (201 or 409)", acked.len());
-    for (tenant, a, b) in &positions {
+    for (tenant, a, b) in &final_positions {
         report.figure(
             &format!("{tenant}: entries on lambda-cell / azure-cell"),
             format!("{} / {}", a.map_or(0, |p| p.seq), b.map_or(0, |p| p.seq)),
@@ -738,8 +712,10 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         stream_failures == 0,
         format!("{stream_failures} reported failures"),
     );
-    let same = positions.iter().all(|(_, a, b)| a.is_some() && a == b);
-    let shown: Vec<String> = positions
+    let same = final_positions
+        .iter()
+        .all(|(_, a, b)| a.is_some() && a == b);
+    let shown: Vec<String> = final_positions
         .iter()
         .map(|(t, a, b)| {
             let show = |p: &Option<paracell_domain::replication::Position>| {
@@ -776,11 +752,12 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
             cosmos_letters.len()
         ),
     );
-    let mut probes: Vec<ClientRequest> = locations.iter().map(|(t, l)| get(t, l)).collect();
+    let mut probes: Vec<ClientRequest> =
+        locations.iter().map(|(t, l)| read_request(t, l)).collect();
     probes.extend(
         accounts
             .iter()
-            .map(|(t, a)| get(t, &format!("/v1/accounts/{a}/balances"))),
+            .map(|(t, a)| read_request(t, &format!("/v1/accounts/{a}/balances"))),
     );
     let mut differing = Vec::new();
     let mut missing = 0;

@@ -290,6 +290,23 @@ impl SealedEntry {
         }
     }
 
+    /// The order of the relay's outbox: commit time first, then tenant and sequence number, fixed
+    /// width, so text order is time order (and sequence order within a tenant at equal times). Stores
+    /// that index pending entries sort by it and page with it.
+    ///
+    /// ```
+    /// let entry = paracell_domain::testing::sample_entry();
+    /// assert_eq!(entry.outbox_order(), "0000000000000000#coop-1#00000000000000000001");
+    /// ```
+    pub fn outbox_order(&self) -> String {
+        format!(
+            "{:016}#{}#{:020}",
+            self.entry.time.unix_millis().max(0),
+            self.entry.tenant,
+            self.entry.seq
+        )
+    }
+
     /// The tenant.
     pub fn tenant(&self) -> &TenantId {
         &self.entry.tenant

@@ -168,6 +168,23 @@ pub struct RelayReport {
 }
 
 impl RelayReport {
+    /// One line for logs: the counts, never entries, keys or bodies.
+    ///
+    /// ```
+    /// let report = paracell_domain::replication::relay::RelayReport::default();
+    /// assert_eq!(report.summary(), "0 relayed, 0 delivered, 0 dead-lettered, 0 retries, 0 failed");
+    /// ```
+    pub fn summary(&self) -> String {
+        format!(
+            "{} relayed, {} delivered, {} dead-lettered, {} retries, {} failed",
+            self.relayed.len(),
+            self.delivered,
+            self.dead_lettered,
+            self.retries,
+            self.failed.len()
+        )
+    }
+
     /// Adds another run's figures.
     pub fn absorb(&mut self, other: RelayReport) {
         self.relayed.extend(other.relayed);

@@ -176,3 +176,34 @@ impl crate::ports::HttpClient for InProcessHttp {
         })
     }
 }
+
+/// A relay for tests: one peer at `base_url`, reached through `http`, signing with `secret`,
+/// dead-lettering into `dead`, retrying at most `max_attempts` times without waiting, on the clock and
+/// ids of `from`.
+pub fn test_relay(
+    from: &crate::Cell,
+    http: InProcessHttp,
+    base_url: &str,
+    secret: crate::replication::signature::PeerSecret,
+    dead: std::sync::Arc<dyn crate::replication::relay::DeadLetters>,
+    max_attempts: u32,
+) -> crate::replication::relay::Relay {
+    use crate::replication::relay::{PeerDestination, Relay, RelayPolicy};
+    let peer = PeerDestination::new(
+        base_url,
+        secret,
+        Arc::new(http),
+        from.ports().clock.clone(),
+        from.ports().ids.clone(),
+    );
+    Relay::new(
+        vec![Arc::new(peer)],
+        dead,
+        Arc::new(crate::memory::NoSleep),
+        from.ports().clock.clone(),
+    )
+    .with_policy(RelayPolicy {
+        max_attempts,
+        ..RelayPolicy::default()
+    })
+}

@@ -1,5 +1,6 @@
-# A Paracell cell on AWS: lambda-cell behind an HTTP API (payload 2.0) and a Function URL.
-# Build first: cargo lambda build --release --bin lambda-cell --output-format zip
+# A Paracell cell on AWS: lambda-cell behind an HTTP API (payload 2.0) and a Function URL, relaying
+# its table's stream to the standby cell on the other cloud (docs/replication.md).
+# Build first: cargo lambda build --release --bin lambda-cell --features dynamodb --output-format zip
 
 terraform {
   required_version = ">= 1.5"
@@ -27,6 +28,28 @@ variable "tenants" {
   description = "PARACELL_TENANTS: \"*\" or a comma list of tenant ids"
   type        = string
   default     = "*"
+}
+
+variable "peer_cell_id" {
+  description = "The standby cell on the other cloud (its PARACELL_CELL_ID)"
+  type        = string
+  default     = "cell-azure-1"
+}
+
+variable "peer_base_url" {
+  description = "The standby cell's public base URL, with its route prefix"
+  type        = string
+  default     = "https://paracell-cell-azure-1.azurewebsites.net/api"
+}
+
+variable "peer_secret_name" {
+  description = "Secrets Manager secret holding the secret shared with the peer (whsec_…)"
+  type        = string
+  default     = "paracell/cell-aws-1/peer-secret"
+}
+
+data "aws_secretsmanager_secret_version" "peer" {
+  secret_id = var.peer_secret_name
 }
 
 resource "aws_iam_role" "lambda" {
@@ -66,16 +89,20 @@ resource "aws_dynamodb_table" "cell" {
     type = "S"
   }
   attribute {
-    name = "seq"
+    name = "outbox_order"
     type = "S"
   }
 
   global_secondary_index {
     name            = "outbox"
     hash_key        = "outbox"
-    range_key       = "seq"
+    range_key       = "outbox_order"
     projection_type = "ALL"
   }
+
+  # The relay reads new entry items from the table's stream.
+  stream_enabled   = true
+  stream_view_type = "NEW_IMAGE"
 
   point_in_time_recovery {
     enabled = true
@@ -97,8 +124,80 @@ resource "aws_iam_role_policy" "table" {
         "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:DescribeTable",
       ]
       Resource = [aws_dynamodb_table.cell.arn, "${aws_dynamodb_table.cell.arn}/index/*"]
+      }, {
+      Effect   = "Allow"
+      Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+      Resource = aws_dynamodb_table.cell.stream_arn
+      }, {
+      Effect   = "Allow"
+      Action   = ["sqs:SendMessage"]
+      Resource = [aws_sqs_queue.dead_letters.arn, aws_sqs_queue.stream_failures.arn]
+      }, {
+      Effect   = "Allow"
+      Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      Resource = aws_sqs_queue.replay.arn
     }]
   })
+}
+
+# The relay's dead letters: full entries with the destination and the reason.
+resource "aws_sqs_queue" "dead_letters" {
+  name                      = "paracell-${var.cell_id}-dead-letters"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+# Where an operator moves dead letters to have the function deliver them again.
+resource "aws_sqs_queue" "replay" {
+  name                       = "paracell-${var.cell_id}-replay"
+  visibility_timeout_seconds = 60
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letters.arn
+    maxReceiveCount     = 5
+  })
+}
+
+# The stream mapping's own on-failure destination (metadata of batches it gave up on).
+resource "aws_sqs_queue" "stream_failures" {
+  name                      = "paracell-${var.cell_id}-stream-failures"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_lambda_event_source_mapping" "stream" {
+  function_name                      = aws_lambda_function.cell.arn
+  event_source_arn                   = aws_dynamodb_table.cell.stream_arn
+  starting_position                  = "TRIM_HORIZON"
+  batch_size                         = 100
+  maximum_batching_window_in_seconds = 1
+  maximum_retry_attempts             = 20
+  maximum_record_age_in_seconds      = 86400
+  bisect_batch_on_function_error     = true
+  function_response_types            = ["ReportBatchItemFailures"]
+  filter_criteria {
+    filter {
+      pattern = jsonencode({
+        eventName = ["INSERT"]
+        dynamodb = {
+          Keys     = { sk = { S = [{ prefix = "SEQ#" }] } }
+          NewImage = { outbox = { S = ["pending"] } }
+        }
+      })
+    }
+  }
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.stream_failures.arn
+    }
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "replay" {
+  function_name           = aws_lambda_function.cell.arn
+  event_source_arn        = aws_sqs_queue.replay.arn
+  batch_size              = 10
+  function_response_types = ["ReportBatchItemFailures"]
 }
 
 resource "aws_lambda_function" "cell" {
@@ -116,9 +215,13 @@ resource "aws_lambda_function" "cell" {
     variables = {
       PARACELL_CELL_ID        = var.cell_id
       PARACELL_TENANTS        = var.tenants
-      PARACELL_STORE          = "dynamodb"
-      PARACELL_DYNAMODB_TABLE = aws_dynamodb_table.cell.name
-      RUST_LOG                = "info"
+      PARACELL_STORE                 = "dynamodb"
+      PARACELL_DYNAMODB_TABLE        = aws_dynamodb_table.cell.name
+      PARACELL_PEERS                 = "${var.peer_cell_id}=${var.peer_base_url}"
+      PARACELL_PEER_SECRETS          = "${var.peer_cell_id}=${data.aws_secretsmanager_secret_version.peer.secret_string}"
+      PARACELL_DEAD_LETTERS          = "sqs"
+      PARACELL_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letters.url
+      RUST_LOG                       = "info"
     }
   }
 }
@@ -166,4 +269,8 @@ output "http_api_url" {
 
 output "function_url" {
   value = aws_lambda_function_url.cell.function_url
+}
+
+output "dead_letter_queue_url" {
+  value = aws_sqs_queue.dead_letters.url
 }

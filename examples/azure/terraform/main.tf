@@ -1,4 +1,6 @@
-# A Paracell cell on Azure: azure-cell as the custom handler of a Linux Function App.
+# A Paracell cell on Azure: azure-cell as the custom handler of a Linux Function App. Its Relay
+# function (a Cosmos DB trigger on the cell's container) relays to the standby cell on the other
+# cloud (docs/replication.md).
 # Package examples/azure/app with the Linux x86_64 azure-cell binary beside host.json, zip it,
 # and deploy the zip (see the README's "Deploying to Azure").
 
@@ -31,6 +33,24 @@ variable "tenants" {
   description = "PARACELL_TENANTS: \"*\" or a comma list of tenant ids"
   type        = string
   default     = "*"
+}
+
+variable "peer_cell_id" {
+  description = "The standby cell on the other cloud (its PARACELL_CELL_ID)"
+  type        = string
+  default     = "cell-aws-1"
+}
+
+variable "peer_base_url" {
+  description = "The standby cell's public base URL (e.g. its Lambda Function URL, no trailing slash)"
+  type        = string
+  default     = "https://example.lambda-url.eu-west-1.on.aws"
+}
+
+variable "peer_secret_uri" {
+  description = "Key Vault secret URI of the secret shared with the peer (whsec_…); resolved by App Service"
+  type        = string
+  default     = "https://paracell-vault.vault.azure.net/secrets/cell-azure-1-peer"
 }
 
 variable "package_zip" {
@@ -95,6 +115,15 @@ resource "azurerm_cosmosdb_sql_container" "cell" {
   partition_key_paths = ["/tenant"]
 }
 
+# The Relay function's leases (the change-feed processor's checkpoints).
+resource "azurerm_cosmosdb_sql_container" "leases" {
+  name                = "leases"
+  resource_group_name = azurerm_resource_group.cell.name
+  account_name        = azurerm_cosmosdb_account.cell.name
+  database_name       = azurerm_cosmosdb_sql_database.cell.name
+  partition_key_paths = ["/id"]
+}
+
 resource "azurerm_linux_function_app" "cell" {
   name                       = "paracell-${var.cell_id}"
   resource_group_name        = azurerm_resource_group.cell.name
@@ -105,6 +134,11 @@ resource "azurerm_linux_function_app" "cell" {
   zip_deploy_file            = var.package_zip
 
   site_config {}
+
+  # Key Vault references in app settings resolve with the app's identity (grant it "get" on secrets).
+  identity {
+    type = "SystemAssigned"
+  }
 
   app_settings = {
     FUNCTIONS_WORKER_RUNTIME = "custom"
@@ -117,7 +151,12 @@ resource "azurerm_linux_function_app" "cell" {
     PARACELL_COSMOS_DATABASE  = azurerm_cosmosdb_sql_database.cell.name
     PARACELL_COSMOS_CONTAINER = azurerm_cosmosdb_sql_container.cell.name
     PARACELL_COSMOS_REGION    = azurerm_resource_group.cell.location
-    RUST_LOG                 = "info"
+    # The Relay function's trigger connection (examples/azure/app/Relay/function.json).
+    CosmosConnection      = azurerm_cosmosdb_account.cell.primary_sql_connection_string
+    PARACELL_PEERS        = "${var.peer_cell_id}=${var.peer_base_url}"
+    PARACELL_PEER_SECRETS = "${var.peer_cell_id}=@Microsoft.KeyVault(SecretUri=${var.peer_secret_uri})"
+    PARACELL_DEAD_LETTERS = "cosmos"
+    RUST_LOG              = "info"
   }
 }
 

@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::CancellationReason;
-use paracell_domain::ports::{CommitError, StoreError};
+use paracell_domain::ports::{CommitError, CommitSlot, StoreError};
 
 /// Error codes that mean "try again later" rather than "this request is wrong".
 const TRANSIENT_CODES: &[&str] = &[
@@ -78,46 +78,23 @@ where
     }
 }
 
-/// What each write of a commit's `TransactWriteItems` guards, in order, so a cancellation reason
-/// can be traced to the condition that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    /// The tenant's head (the fence).
-    Head,
-    /// The idempotency record.
-    Key,
-    /// The entry committed here (it must not exist).
-    Entry,
-    /// The transaction (it must not exist).
-    Transaction,
-    /// The balance (its version).
-    Balance,
-}
-
-/// Maps `TransactionCanceledException` reasons (one per write, in `slots` order) to the domain
-/// outcome, checking the conditions in the in-memory store's order: head, key, entry, transaction,
-/// balance.
-pub(crate) fn cancelled_commit(slots: &[Slot], reasons: &[CancellationReason]) -> CommitError {
+/// Maps `TransactionCanceledException` reasons (one per write, in `slots` order: what each write
+/// guards) to the domain outcome. The first failed condition in the domain's order decides
+/// ([`CommitError::first_failed`]), as in every store.
+pub(crate) fn cancelled_commit(
+    slots: &[CommitSlot],
+    reasons: &[CancellationReason],
+) -> CommitError {
     let codes: Vec<&str> = (0..reasons.len())
         .map(|i| reasons.get(i).and_then(|r| r.code()).unwrap_or("None"))
         .collect();
-    let failed = |slot: Slot| {
-        slots
-            .iter()
-            .zip(&codes)
-            .any(|(s, code)| *s == slot && *code == "ConditionalCheckFailed")
-    };
-    if failed(Slot::Head) || failed(Slot::Entry) {
-        return CommitError::HeadMoved;
-    }
-    if failed(Slot::Key) {
-        return CommitError::KeyConflict;
-    }
-    if failed(Slot::Transaction) {
-        return CommitError::DuplicateTransaction;
-    }
-    if failed(Slot::Balance) {
-        return CommitError::BalanceConflict;
+    let failed = slots
+        .iter()
+        .zip(&codes)
+        .filter(|(_, code)| **code == "ConditionalCheckFailed")
+        .map(|(slot, _)| *slot);
+    if let Some(outcome) = CommitError::first_failed(failed) {
+        return outcome;
     }
     // Another transaction touched one of these items at the same moment: nothing was written, so
     // reading the head again and deciding again is the right answer.
@@ -198,7 +175,7 @@ mod tests {
 
     #[test]
     fn each_failed_condition_is_its_domain_outcome() {
-        use Slot::*;
+        use CommitSlot::*;
         let ccf = "ConditionalCheckFailed";
         let all = [Head, Key, Entry, Transaction, Balance];
         let outcome = |codes: &[&str]| cancelled_commit(&all, &reasons(codes));

@@ -95,18 +95,6 @@ fn key(pk: AttributeValue, sk: AttributeValue) -> Item {
     HashMap::from([("pk".to_owned(), pk), ("sk".to_owned(), sk)])
 }
 
-/// The outbox order: time first, then tenant and sequence number; fixed width so text order is time
-/// order (and sequence order within a tenant at equal times).
-pub(crate) fn outbox_order(entry: &SealedEntry) -> String {
-    let e = entry.entry();
-    format!(
-        "{:016}#{}#{:020}",
-        e.time.unix_millis().max(0),
-        e.tenant,
-        e.seq
-    )
-}
-
 pub(crate) fn transaction_item(tx: &Transaction) -> Item {
     let mut item = transaction_key(&tx.tenant_id, tx.transaction_id);
     item.insert("doc".into(), s(tx.to_json()));
@@ -120,7 +108,7 @@ pub(crate) fn entry_item(entry: &SealedEntry, pending: bool) -> Item {
     item.insert("digest".into(), s(entry.digest().to_string()));
     if pending {
         item.insert("outbox".into(), s(PENDING));
-        item.insert("outbox_order".into(), s(outbox_order(entry)));
+        item.insert("outbox_order".into(), s(entry.outbox_order()));
     }
     item
 }
@@ -241,10 +229,6 @@ impl Read<'_> {
     fn token(&self) -> Result<TransactionId, String> {
         let raw = self.text("token")?;
         TransactionId::parse(raw).ok_or_else(|| format!("attribute token: {raw:?}"))
-    }
-
-    pub(crate) fn outbox_order(&self) -> Result<String, String> {
-        self.text("outbox_order").map(str::to_owned)
     }
 }
 

@@ -36,13 +36,13 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
     StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
-use errors::{Slot, store_error};
+use errors::store_error;
 use items::{COMPLETED, IN_PROGRESS, Item, OUTBOX_INDEX, PENDING, Read, n, s};
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EntryPage, EntryRef, EntrySource, KeyClaim,
-    KeyGuard, Received, StoreError, TransactionStore,
+    BalanceSnapshot, ClaimOutcome, Commit, CommitError, CommitSlot as Slot, EntryPage, EntryRef,
+    EntrySource, KeyClaim, KeyGuard, Received, StoreError, TransactionStore,
 };
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
@@ -234,6 +234,7 @@ fn failed<E: std::fmt::Display>(e: E) -> StoreError {
 const HELD: &str = "#state = :in_progress AND #token = :token";
 
 /// The writes of one commit, each with the condition it guards.
+#[derive(Default)]
 struct Writes {
     items: Vec<TransactWriteItem>,
     slots: Vec<Slot>,
@@ -251,6 +252,26 @@ fn build<T>(result: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T,
 }
 
 impl DynamoStore {
+    /// Applies `writes` in one `TransactWriteItems`; a cancellation becomes the domain outcome of
+    /// the first condition that failed.
+    async fn transact(&self, writes: Writes) -> Result<(), CommitError> {
+        let written = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes.items))
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Err(
+                    errors::cancelled_commit(&writes.slots, cancelled.cancellation_reasons()),
+                ),
+                _ => Err(CommitError::Store(store_error("TransactWriteItems", e))),
+            },
+        }
+    }
+
     /// The head write: the new head, on condition that the head read is still there (the fence).
     fn head_write(&self, fence: Fence, head: &TenantHead) -> Result<TransactWriteItem, StoreError> {
         let item = items::head_item(head);
@@ -382,10 +403,7 @@ impl TransactionStore for DynamoStore {
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        let mut writes = Writes {
-            items: Vec::with_capacity(5),
-            slots: Vec::with_capacity(5),
-        };
+        let mut writes = Writes::default();
         writes.push(Slot::Head, self.head_write(commit.fence, &commit.head)?);
         writes.push(Slot::Key, self.key_write(commit.key, &commit.entry)?);
         if commit.source == EntrySource::Committed {
@@ -417,21 +435,7 @@ impl TransactionStore for DynamoStore {
                     .build(),
             );
         }
-        let written = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes.items))
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Err(
-                    errors::cancelled_commit(&writes.slots, cancelled.cancellation_reasons()),
-                ),
-                _ => Err(CommitError::Store(store_error("TransactWriteItems", e))),
-            },
-        }
+        self.transact(writes).await
     }
 
     async fn head(&self, tenant: &TenantId) -> Result<Option<TenantHead>, StoreError> {
@@ -442,22 +446,9 @@ impl TransactionStore for DynamoStore {
     }
 
     async fn put_head(&self, fence: Fence, head: TenantHead) -> Result<(), CommitError> {
-        let write = self.head_write(fence, &head)?;
-        let written = self
-            .client
-            .transact_write_items()
-            .transact_items(write)
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => Err(
-                    errors::cancelled_commit(&[Slot::Head], cancelled.cancellation_reasons()),
-                ),
-                _ => Err(CommitError::Store(store_error("TransactWriteItems", e))),
-            },
-        }
+        let mut writes = Writes::default();
+        writes.push(Slot::Head, self.head_write(fence, &head)?);
+        self.transact(writes).await
     }
 
     async fn receive(&self, entry: &SealedEntry) -> Result<Received, StoreError> {
@@ -606,7 +597,7 @@ impl TransactionStore for DynamoStore {
     ) -> Result<EntryPage, StoreError> {
         // One more than asked, to know whether a next page exists.
         let wanted = limit.saturating_add(1);
-        let mut found: Vec<(String, SealedEntry)> = Vec::new();
+        let mut found: Vec<SealedEntry> = Vec::new();
         let mut start = None;
         loop {
             let mut query = self
@@ -627,30 +618,14 @@ impl TransactionStore for DynamoStore {
             };
             let page = query.send().await.map_err(|e| store_error("Query", e))?;
             for item in page.items() {
-                let read = Read(item);
-                found.push((
-                    read.outbox_order().map_err(corrupt)?,
-                    read.entry().map_err(corrupt)?,
-                ));
+                found.push(Read(item).entry().map_err(corrupt)?);
             }
             match page.last_evaluated_key {
                 Some(key) if found.len() < wanted => start = Some(key),
                 _ => break,
             }
         }
-        let next = (found.len() > limit)
-            .then(|| {
-                limit
-                    .checked_sub(1)
-                    .and_then(|i| found.get(i))
-                    .map(|(order, _)| order.clone())
-            })
-            .flatten();
-        found.truncate(limit);
-        Ok(EntryPage {
-            entries: found.into_iter().map(|(_, entry)| entry).collect(),
-            next,
-        })
+        Ok(EntryPage::from_ordered(found, limit))
     }
 
     async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {

@@ -53,18 +53,6 @@ pub(crate) fn entry_id(seq: u64) -> String {
     format!("seq:{seq:020}")
 }
 
-/// The outbox order: time first, then tenant and sequence number; fixed width so text order is time
-/// order.
-pub(crate) fn outbox_order(entry: &SealedEntry) -> String {
-    let e = entry.entry();
-    format!(
-        "{:016}#{}#{:020}",
-        e.time.unix_millis().max(0),
-        e.tenant,
-        e.seq
-    )
-}
-
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HeadDoc {
     pub(crate) id: String,
@@ -135,7 +123,7 @@ impl EntryDoc {
             doc: entry.document().to_owned(),
             digest: entry.digest().to_string(),
             pending,
-            outbox_order: outbox_order(entry),
+            outbox_order: entry.outbox_order(),
             etag: None,
         }
     }

@@ -1,7 +1,7 @@
 //! SDK errors mapped to the domain's at the seam: the only place that knows Cosmos DB's status codes.
 
 use azure_data_cosmos::CosmosError;
-use paracell_domain::ports::{CommitError, StoreError};
+use paracell_domain::ports::{CommitError, CommitSlot, StoreError};
 
 /// Seconds a client should wait after the store's own retries gave up.
 pub(crate) const RETRY_AFTER_SECS: u32 = 1;
@@ -30,44 +30,25 @@ pub(crate) fn store_error(operation: &str, error: &CosmosError) -> StoreError {
     }
 }
 
-/// What each operation of a commit's batch guards, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    /// The tenant's head (created, or replaced `If-Match` the etag of the head read).
-    Head,
-    /// The idempotency record (replaced `If-Match` while held, or created).
-    Key,
-    /// The entry committed here (created: its position must be free).
-    Entry,
-    /// The transaction (created).
-    Transaction,
-    /// The balance (created, or replaced `If-Match` the version read).
-    Balance,
-}
-
-/// Maps a batch's per-operation statuses (in `slots` order) to the commit's outcome. On failure the
-/// service applies nothing and answers the failing operation's own status, 424 for the others.
-pub(crate) fn batch_outcome(slots: &[Slot], statuses: &[u16]) -> Result<(), CommitError> {
+/// Maps a batch's per-operation statuses (in `slots` order: what each operation guards) to the
+/// commit's outcome. On failure the service applies nothing and answers the failing operation's own
+/// status, 424 for the others; the first failed condition in the domain's order decides
+/// ([`CommitError::first_failed`]), as in every store.
+pub(crate) fn batch_outcome(slots: &[CommitSlot], statuses: &[u16]) -> Result<(), CommitError> {
     if !statuses.is_empty() && statuses.iter().all(|s| (200..300).contains(s)) {
         return Ok(());
     }
-    let failed = |slot: Slot, codes: &[u16]| {
-        slots
-            .iter()
-            .zip(statuses)
-            .any(|(s, status)| *s == slot && codes.contains(status))
-    };
-    if failed(Slot::Head, &[404, 409, 412]) || failed(Slot::Entry, &[409]) {
-        return Err(CommitError::HeadMoved);
-    }
-    if failed(Slot::Key, &[404, 409, 412]) {
-        return Err(CommitError::KeyConflict);
-    }
-    if failed(Slot::Transaction, &[409]) {
-        return Err(CommitError::DuplicateTransaction);
-    }
-    if failed(Slot::Balance, &[404, 409, 412]) {
-        return Err(CommitError::BalanceConflict);
+    let failed = slots.iter().zip(statuses).filter_map(|(slot, status)| {
+        let refused = match slot {
+            CommitSlot::Entry | CommitSlot::Transaction => *status == 409,
+            CommitSlot::Head | CommitSlot::Key | CommitSlot::Balance => {
+                matches!(status, 404 | 409 | 412)
+            }
+        };
+        refused.then_some(*slot)
+    });
+    if let Some(outcome) = CommitError::first_failed(failed) {
+        return Err(outcome);
     }
     if statuses.iter().any(|s| matches!(s, 408 | 429 | 449 | 503)) {
         return Err(CommitError::Store(StoreError::Unavailable {
@@ -86,7 +67,7 @@ mod tests {
 
     #[test]
     fn each_failed_operation_is_its_domain_outcome() {
-        use Slot::*;
+        use CommitSlot::*;
         let all = [Head, Key, Entry, Transaction, Balance];
         let outcome = |statuses: &[u16]| batch_outcome(&all, statuses);
         assert_eq!(outcome(&[200, 200, 201, 201, 201]), Ok(()));

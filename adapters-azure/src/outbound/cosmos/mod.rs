@@ -38,13 +38,13 @@ use azure_data_cosmos::options::{
 };
 use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, FeedScope, Query};
 use documents::{BalanceDoc, EntryDoc, HeadDoc, KeyDoc, TransactionDoc};
-use errors::{Slot, is_status, store_error};
+use errors::{is_status, store_error};
 use futures::TryStreamExt;
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EntryPage, EntryRef, EntrySource, KeyClaim,
-    KeyGuard, Received, StoreError, TransactionStore,
+    BalanceSnapshot, ClaimOutcome, Commit, CommitError, CommitSlot as Slot, EntryPage, EntryRef,
+    EntrySource, KeyClaim, KeyGuard, Received, StoreError, TransactionStore,
 };
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
@@ -586,22 +586,12 @@ impl TransactionStore for CosmosStore {
         let query = parameter(query, "@after", after.unwrap_or(""))?;
         let mut docs: Vec<EntryDoc> = self.query(query, FeedScope::full_container()).await?;
         docs.sort_by(|a, b| a.outbox_order.cmp(&b.outbox_order));
-        let next = (docs.len() > limit)
-            .then(|| {
-                limit
-                    .checked_sub(1)
-                    .and_then(|i| docs.get(i))
-                    .map(|d| d.outbox_order.clone())
-            })
-            .flatten();
-        docs.truncate(limit);
-        Ok(EntryPage {
-            entries: docs
-                .iter()
-                .map(|d| d.entry().map_err(failed))
-                .collect::<Result<_, _>>()?,
-            next,
-        })
+        docs.truncate(limit.saturating_add(1));
+        let entries = docs
+            .iter()
+            .map(|d| d.entry().map_err(failed))
+            .collect::<Result<_, _>>()?;
+        Ok(EntryPage::from_ordered(entries, limit))
     }
 
     async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
