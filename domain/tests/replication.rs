@@ -472,3 +472,105 @@ fn the_relay_retries_then_dead_letters_the_full_entry_and_a_replay_delivers_it()
         letters[0].1.reason
     );
 }
+
+/// A bus-like destination that refuses one entry `refusals` times per entry (a per-entry throttle,
+/// as `PutEvents` reports in its answer), recording what each attempt carried.
+struct PerEntryThrottle {
+    refuse_seq: u64,
+    refusals: usize,
+    attempts: std::sync::Mutex<Vec<Vec<u64>>>,
+}
+
+#[async_trait::async_trait]
+impl paracell_domain::replication::relay::Destination for PerEntryThrottle {
+    fn name(&self) -> &str {
+        "bus:test"
+    }
+
+    fn wants(&self, _entry: &SealedEntry) -> bool {
+        true
+    }
+
+    async fn deliver(
+        &self,
+        entries: &[SealedEntry],
+    ) -> Result<
+        Vec<paracell_domain::replication::relay::Delivery>,
+        paracell_domain::replication::relay::DeliveryError,
+    > {
+        use paracell_domain::replication::relay::Delivery;
+        let mut attempts = self.attempts.lock().unwrap();
+        attempts.push(entries.iter().map(|e| e.seq()).collect());
+        let refused_so_far = attempts
+            .iter()
+            .filter(|a| a.contains(&self.refuse_seq))
+            .count();
+        Ok(entries
+            .iter()
+            .map(|e| {
+                if e.seq() == self.refuse_seq && refused_so_far <= self.refusals {
+                    Delivery::Retry("ThrottlingException".into())
+                } else {
+                    Delivery::Delivered
+                }
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn a_per_entry_retry_resends_only_that_entry_and_dead_letters_it_when_the_budget_runs_out() {
+    let (primary, primary_store) = cell("cell-a", "cell-b");
+    workload(&primary);
+    let coop1: Vec<SealedEntry> = entries_of(&primary_store)
+        .into_iter()
+        .filter(|e| e.tenant().as_str() == "coop-1")
+        .collect();
+    assert_eq!(coop1.len(), 4);
+    let run = |refusals: usize, dead: Arc<MemoryDeadLetters>| {
+        let bus = Arc::new(PerEntryThrottle {
+            refuse_seq: 2,
+            refusals,
+            attempts: std::sync::Mutex::new(Vec::new()),
+        });
+        let relay = Relay::new(
+            vec![bus.clone()],
+            dead,
+            Arc::new(NoSleep),
+            Arc::new(paracell_domain::ports::SystemClock),
+        )
+        .with_policy(RelayPolicy {
+            max_attempts: 3,
+            ..RelayPolicy::default()
+        });
+        let report = block_on(relay.relay(&coop1));
+        let attempts = bus.attempts.lock().unwrap().clone();
+        (report, attempts)
+    };
+
+    // Throttled once: the second attempt carries entry 2 alone; all four delivered.
+    let dead = Arc::new(MemoryDeadLetters::new());
+    let (report, attempts) = run(1, dead.clone());
+    assert_eq!(attempts, vec![vec![1, 2, 3, 4], vec![2]]);
+    assert_eq!(
+        (report.delivered, report.retries, report.dead_lettered),
+        (4, 1, 0)
+    );
+    assert!(block_on(dead.list(10)).unwrap().is_empty());
+
+    // Throttled for good: entry 2 alone is dead-lettered with the bus's reason after 3 attempts.
+    let dead = Arc::new(MemoryDeadLetters::new());
+    let (report, attempts) = run(usize::MAX, dead.clone());
+    assert_eq!(attempts, vec![vec![1, 2, 3, 4], vec![2], vec![2]]);
+    assert_eq!(
+        (report.delivered, report.dead_lettered, report.relayed.len()),
+        (3, 1, 4)
+    );
+    let letters = block_on(dead.list(10)).unwrap();
+    assert_eq!(letters[0].1.entry.seq(), 2);
+    assert!(
+        letters[0].1.reason.contains("ThrottlingException"),
+        "{}",
+        letters[0].1.reason
+    );
+}

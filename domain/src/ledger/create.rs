@@ -217,6 +217,8 @@ impl Booking<'_> {
                         let event = TransactionAccepted {
                             event_id,
                             source_cell: self.config.cell_id.clone(),
+                            tenant_seq: head.position.seq + 1,
+                            balance_version: version + 1,
                             transaction: transaction.clone(),
                         }
                         .render(&body);

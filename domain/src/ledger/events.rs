@@ -4,33 +4,30 @@
 //! store and every publisher (EventBridge, Event Grid) carries byte-identical events, and read back
 //! here once so that every consumer checks it the same way.
 
-use crate::tenancy::{CellId, TenantId};
+use crate::tenancy::CellId;
 use crate::time::Timestamp;
 use crate::transaction::Transaction;
 
 /// CloudEvents `type` of [`TransactionAccepted`].
 pub const TRANSACTION_ACCEPTED: &str = "dev.paracell.transaction.accepted.v1";
 
-/// An event waiting in (or published from) the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxEvent {
-    /// CloudEvents `id` (a UUID); with `source` it identifies the event, so consumers dedupe on it.
-    pub event_id: uuid::Uuid,
-    /// Partition: the tenant.
-    pub tenant_id: TenantId,
-    /// When it happened.
-    pub time: Timestamp,
-    /// The structured-mode CloudEvents JSON document.
-    pub document: String,
-}
-
 /// The `TransactionAccepted` CloudEvent: a transaction a cell booked.
+///
+/// Besides the CloudEvents attributes it carries two extension attributes, so consumers can order
+/// what the buses deliver out of order: `tenantseq`, the position of the outcome in the tenant's
+/// replication log (gapless per tenant, continued by whichever cell is the tenant's primary; refused
+/// debits take positions too, without an event), and `balanceversion`, the version of the
+/// (account, currency) balance the transaction produced (gapless per balance).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionAccepted {
     /// CloudEvents `id`.
     pub event_id: uuid::Uuid,
     /// The cell that booked it (`source` is `/cells/<cell>`).
     pub source_cell: CellId,
+    /// `tenantseq`: the outcome's position in the tenant's log.
+    pub tenant_seq: u64,
+    /// `balanceversion`: the balance's version after this transaction.
+    pub balance_version: u64,
     /// The transaction resource exactly as the client got it (`data`).
     pub transaction: Transaction,
 }
@@ -50,7 +47,8 @@ impl TransactionAccepted {
     /// ```
     /// use paracell_domain::events::TransactionAccepted;
     /// let tx = paracell_domain::testing::sample_transaction();
-    /// let event = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(), transaction: tx.clone() };
+    /// let event = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(),
+    ///     tenant_seq: 1, balance_version: 1, transaction: tx.clone() };
     /// let document = event.render(&tx.to_json());
     /// assert!(document.contains(r#""type":"dev.paracell.transaction.accepted.v1""#));
     /// assert_eq!(TransactionAccepted::parse(&document), Ok(event));
@@ -73,20 +71,14 @@ impl TransactionAccepted {
         out.push_str(&tx.created_at.to_string());
         out.push_str(r#"","datacontenttype":"application/json","partitionkey":""#);
         out.push_str(tx.tenant_id.as_str());
-        out.push_str(r#"","data":"#);
+        out.push_str(r#"","tenantseq":"#);
+        out.push_str(&self.tenant_seq.to_string());
+        out.push_str(r#","balanceversion":"#);
+        out.push_str(&self.balance_version.to_string());
+        out.push_str(r#","data":"#);
         out.push_str(resource);
         out.push('}');
         out
-    }
-
-    /// The outbox record of this event.
-    pub fn into_outbox(self, resource: &str) -> OutboxEvent {
-        OutboxEvent {
-            document: self.render(resource),
-            event_id: self.event_id,
-            tenant_id: self.transaction.tenant_id,
-            time: self.transaction.created_at,
-        }
     }
 
     /// Reads an event back, every attribute through its own parser, and checks that the attributes
@@ -103,6 +95,8 @@ impl TransactionAccepted {
             time: &'a str,
             datacontenttype: &'a str,
             partitionkey: &'a str,
+            tenantseq: u64,
+            balanceversion: u64,
             #[serde(borrow)]
             data: &'a serde_json::value::RawValue,
         }
@@ -132,9 +126,14 @@ impl TransactionAccepted {
         if Timestamp::parse_rfc3339(d.time) != Some(transaction.created_at) {
             return Err(bad("time disagrees with data.created_at"));
         }
+        if d.tenantseq == 0 || d.balanceversion == 0 {
+            return Err(bad("tenantseq and balanceversion start at 1"));
+        }
         Ok(Self {
             event_id,
             source_cell,
+            tenant_seq: d.tenantseq,
+            balance_version: d.balanceversion,
             transaction,
         })
     }

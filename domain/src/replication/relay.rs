@@ -20,6 +20,9 @@ use std::time::Duration;
 pub enum Delivery {
     /// The destination has it.
     Delivered,
+    /// Not taken this time (a bus's per-entry throttling, say): send this entry again, alone or
+    /// with the others still due, within the retry budget.
+    Retry(String),
     /// The destination refused it for good (the reason says why): dead-letter it.
     Poison(String),
 }
@@ -284,7 +287,7 @@ impl Relay {
                 for (slot, (result, attempts)) in chunk.iter().zip(outcome) {
                     match result {
                         Delivery::Delivered => report.delivered += 1,
-                        Delivery::Poison(reason) => {
+                        Delivery::Poison(reason) | Delivery::Retry(reason) => {
                             let letter = DeadLetter {
                                 destination: destination.name().to_owned(),
                                 entry: entries[*slot].clone(),
@@ -315,58 +318,81 @@ impl Relay {
         report
     }
 
-    /// One batch to one destination, with retries: a result and the attempts made, per entry.
+    /// One batch to one destination, with retries: a final result (delivered or poison) and the
+    /// attempts made, per entry. Only the entries still due are sent again.
     async fn deliver(
         &self,
         destination: &dyn Destination,
         batch: &[SealedEntry],
         report: &mut RelayReport,
     ) -> Vec<(Delivery, u32)> {
+        let mut outcome: Vec<Option<(Delivery, u32)>> = vec![None; batch.len()];
+        let mut due: Vec<usize> = (0..batch.len()).collect();
         let mut backoff = self.policy.first_backoff;
         let mut attempt = 0;
-        loop {
+        let mut reason = String::new();
+        while !due.is_empty() {
             attempt += 1;
-            let reason = match destination.deliver(batch).await {
-                Ok(results) if results.len() == batch.len() => {
-                    return results.into_iter().map(|r| (r, attempt)).collect();
+            let sending: Vec<SealedEntry> = due.iter().map(|i| batch[*i].clone()).collect();
+            let mut still_due = Vec::new();
+            match destination.deliver(&sending).await {
+                Ok(results) if results.len() == sending.len() => {
+                    for (i, result) in due.iter().zip(results) {
+                        match result {
+                            Delivery::Retry(why) => {
+                                reason = why;
+                                still_due.push(*i);
+                            }
+                            done => outcome[*i] = Some((done, attempt)),
+                        }
+                    }
                 }
-                Ok(results) => format!(
-                    "{} answered {} results for {} entries",
-                    destination.name(),
-                    results.len(),
-                    batch.len()
-                ),
-                Err(DeliveryError::Rejected(reason)) => {
-                    return batch
-                        .iter()
-                        .map(|_| (Delivery::Poison(format!("rejected: {reason}")), attempt))
-                        .collect();
+                Ok(results) => {
+                    reason = format!(
+                        "{} answered {} results for {} entries",
+                        destination.name(),
+                        results.len(),
+                        sending.len()
+                    );
+                    still_due = due.clone();
+                }
+                Err(DeliveryError::Rejected(why)) => {
+                    for i in &due {
+                        outcome[*i] = Some((Delivery::Poison(format!("rejected: {why}")), attempt));
+                    }
                 }
                 Err(DeliveryError::Retryable {
-                    reason,
+                    reason: why,
                     retry_after,
                 }) => {
                     if let Some(wait) = retry_after {
                         backoff = backoff.max(wait.min(self.policy.max_backoff));
                     }
-                    reason
+                    reason = why;
+                    still_due = due.clone();
                 }
-            };
+            }
+            due = still_due;
+            if due.is_empty() {
+                break;
+            }
             if attempt >= self.policy.max_attempts {
-                return batch
-                    .iter()
-                    .map(|_| {
-                        (
-                            Delivery::Poison(format!("gave up after {attempt} attempts: {reason}")),
-                            attempt,
-                        )
-                    })
-                    .collect();
+                for i in &due {
+                    outcome[*i] = Some((
+                        Delivery::Poison(format!("gave up after {attempt} attempts: {reason}")),
+                        attempt,
+                    ));
+                }
+                break;
             }
             report.retries += 1;
             self.sleep.sleep(backoff).await;
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
+        outcome
+            .into_iter()
+            .map(|o| o.unwrap_or((Delivery::Poison("no outcome".into()), attempt)))
+            .collect()
     }
 }
 

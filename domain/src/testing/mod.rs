@@ -63,6 +63,8 @@ pub fn sample_entry() -> crate::replication::SealedEntry {
     let event = crate::events::TransactionAccepted {
         event_id: uuid::Uuid::nil(),
         source_cell: tx.cell_id.clone(),
+        tenant_seq: 1,
+        balance_version: 1,
         transaction: tx.clone(),
     }
     .render(&body);
