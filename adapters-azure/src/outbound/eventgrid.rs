@@ -1,0 +1,286 @@
+//! The public event bus on Azure: an Event Grid custom topic in the CloudEvents schema.
+//!
+//! The relay hands this destination the entries the cell committed; it publishes the
+//! `TransactionAccepted` CloudEvent each accepted entry carries, byte for byte as the domain rendered
+//! it (the same document the AWS relay puts on EventBridge), as a CloudEvents batch:
+//! `POST <topic>/api/events?api-version=2018-01-01` with
+//! `Content-Type: application/cloudevents-batch+json; charset=utf-8` and an `aeg-sas-key` or an Entra
+//! ID bearer token.
+//!
+//! Event Grid answers a batch all or nothing, so the answer decides the fate of every event in it:
+//! 2xx delivered; 413 splits the batch in halves and sends each (a single event that is still too
+//! large is poison); 408, 429 and 5xx, or no answer, ask the relay to retry those events with backoff;
+//! 400, 401, 403, 404 and anything else are poison, dead-lettered with the status and the service's
+//! message. Sizes are checked before sending: an event over [`MAX_BYTES`] is never sent.
+
+use paracell_domain::ports::{HttpClient, OutboundRequest, OutboundResponse};
+use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
+use paracell_domain::replication::{Effect, SealedEntry};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Event Grid's limit for one event and for one publish request: 1 MB.
+pub const MAX_BYTES: usize = 1_048_576;
+
+/// The content type of a CloudEvents batch, with the charset Event Grid expects.
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json; charset=utf-8";
+
+/// The publish API version.
+pub const API_VERSION: &str = "2018-01-01";
+
+/// How the relay proves it may publish to the topic.
+#[derive(Clone)]
+pub enum TopicAuth {
+    /// The topic's access key, sent as `aeg-sas-key`.
+    SasKey(String),
+    /// An Entra ID access token for `https://eventgrid.azure.net/.default` (role "EventGrid Data
+    /// Sender"), sent as `Authorization: Bearer`. The caller keeps it fresh.
+    Bearer(String),
+}
+
+impl std::fmt::Debug for TopicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.write_str(match self {
+            Self::SasKey(_) => "SasKey(..)",
+            Self::Bearer(_) => "Bearer(..)",
+        })
+    }
+}
+
+/// An Event Grid custom topic as a relay [`Destination`].
+///
+/// ```
+/// use paracell_azure::outbound::eventgrid::{EventGridTopic, TopicAuth};
+/// # struct Nowhere;
+/// # #[async_trait::async_trait]
+/// # impl paracell_domain::ports::HttpClient for Nowhere {
+/// #     async fn send(&self, _: paracell_domain::ports::OutboundRequest)
+/// #         -> Result<paracell_domain::ports::OutboundResponse, paracell_domain::ports::TransportError> {
+/// #         Err(paracell_domain::ports::TransportError::Connect("offline".into()))
+/// #     }
+/// # }
+/// use paracell_domain::replication::relay::Destination;
+/// let topic = EventGridTopic::new(
+///     "https://cells.westeurope-1.eventgrid.azure.net",
+///     TopicAuth::SasKey("key".into()),
+///     std::sync::Arc::new(Nowhere),
+/// );
+/// assert_eq!(topic.name(), "eventgrid:cells.westeurope-1.eventgrid.azure.net");
+/// ```
+pub struct EventGridTopic {
+    name: String,
+    url: String,
+    auth: TopicAuth,
+    client: Arc<dyn HttpClient>,
+    timeout: Duration,
+    max_bytes: usize,
+}
+
+impl EventGridTopic {
+    /// The topic at `endpoint` (its base URL, `https://<topic>.<region>-1.eventgrid.azure.net`, or a
+    /// full `…/api/events` URL).
+    pub fn new(endpoint: &str, auth: TopicAuth, client: Arc<dyn HttpClient>) -> Self {
+        let base = endpoint.trim_end_matches('/');
+        let base = base
+            .split_once("/api/events")
+            .map_or(base, |(before, _)| before);
+        let host = base
+            .split_once("://")
+            .map_or(base, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or(base);
+        Self {
+            name: format!("eventgrid:{host}"),
+            url: format!("{base}/api/events?api-version={API_VERSION}"),
+            auth,
+            client,
+            timeout: Duration::from_secs(30),
+            max_bytes: MAX_BYTES,
+        }
+    }
+
+    /// Lowers the size limit (tests; a topic behind a proxy with a smaller limit).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(2);
+        self
+    }
+
+    fn request(&self, events: &[&str]) -> OutboundRequest {
+        let mut headers = vec![("content-type".to_owned(), BATCH_CONTENT_TYPE.to_owned())];
+        headers.push(match &self.auth {
+            TopicAuth::SasKey(key) => ("aeg-sas-key".to_owned(), key.clone()),
+            TopicAuth::Bearer(token) => ("authorization".to_owned(), format!("Bearer {token}")),
+        });
+        OutboundRequest {
+            method: "POST".into(),
+            url: self.url.clone(),
+            headers,
+            body: batch_body(events).into_bytes(),
+            timeout: self.timeout,
+        }
+    }
+
+    fn describe(&self, response: &OutboundResponse) -> String {
+        let text = String::from_utf8_lossy(&response.body);
+        format!(
+            "{} answered {}: {}",
+            self.name,
+            response.status,
+            text.chars().take(300).collect::<String>()
+        )
+    }
+}
+
+/// The event an entry carries for the bus, if it booked a transaction.
+pub fn event_of(entry: &SealedEntry) -> Option<&str> {
+    match &entry.entry().effect {
+        Effect::Accepted { event, .. } => Some(event),
+        Effect::Refused => None,
+    }
+}
+
+/// A JSON array of the documents, each embedded as it is.
+fn batch_body(events: &[&str]) -> String {
+    let mut body = String::with_capacity(batch_len(events.iter().map(|e| e.len())));
+    body.push('[');
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(event);
+    }
+    body.push(']');
+    body
+}
+
+/// The byte length of [`batch_body`] for events of these lengths.
+fn batch_len(lengths: impl Iterator<Item = usize>) -> usize {
+    let (count, sum) = lengths.fold((0usize, 0usize), |(n, s), len| (n + 1, s + len));
+    2 + sum + count.saturating_sub(1)
+}
+
+/// Splits `items` (index, length) into consecutive runs whose batch fits `max_bytes`.
+fn pack(items: &[(usize, usize)], max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut bytes = 2;
+    for &(index, len) in items {
+        let added = len + usize::from(!current.is_empty());
+        if !current.is_empty() && bytes + added > max_bytes {
+            batches.push(std::mem::take(&mut current));
+            bytes = 2;
+        }
+        bytes += len + usize::from(!current.is_empty());
+        current.push(index);
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+#[async_trait::async_trait]
+impl Destination for EventGridTopic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn wants(&self, entry: &SealedEntry) -> bool {
+        event_of(entry).is_some()
+    }
+
+    async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
+        let mut results: Vec<Option<Delivery>> = vec![None; entries.len()];
+        let mut sendable = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            match event_of(entry) {
+                None => results[i] = Some(Delivery::Poison("the entry carries no event".into())),
+                Some(event) if batch_len([event.len()].into_iter()) > self.max_bytes => {
+                    results[i] = Some(Delivery::Poison(format!(
+                        "{}: the event is {} bytes, over Event Grid's limit of {} bytes",
+                        self.name,
+                        event.len(),
+                        self.max_bytes
+                    )));
+                }
+                Some(event) => sendable.push((i, event.len())),
+            }
+        }
+        // A stack of batches still to send; a 413 pushes the two halves of its batch.
+        let mut pending = pack(&sendable, self.max_bytes);
+        pending.reverse();
+        while let Some(batch) = pending.pop() {
+            let events: Vec<&str> = batch
+                .iter()
+                .filter_map(|i| event_of(&entries[*i]))
+                .collect();
+            let outcome = match self.client.send(self.request(&events)).await {
+                Err(e) => Delivery::Retry(format!("{}: {e}", self.name)),
+                Ok(response) => match response.status {
+                    200..=299 => Delivery::Delivered,
+                    413 if batch.len() > 1 => {
+                        let (first, second) = batch.split_at(batch.len() / 2);
+                        pending.push(second.to_vec());
+                        pending.push(first.to_vec());
+                        continue;
+                    }
+                    408 | 429 | 500..=599 => Delivery::Retry(self.describe(&response)),
+                    _ => Delivery::Poison(self.describe(&response)),
+                },
+            };
+            for i in batch {
+                results[i] = Some(outcome.clone());
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Delivery::Poison("no outcome".into())))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_fit_the_limit_and_keep_the_order() {
+        let items = [(0, 4), (1, 4), (2, 4), (3, 9)];
+        // "[a,b]" = 2 + 4 + 1 + 4 = 11 bytes; a third makes 16.
+        assert_eq!(pack(&items, 11), vec![vec![0, 1], vec![2], vec![3]]);
+        assert_eq!(pack(&items, 100), vec![vec![0, 1, 2, 3]]);
+        assert_eq!(
+            batch_len([4, 4].into_iter()),
+            batch_body(&["aaaa", "bbbb"]).len()
+        );
+    }
+
+    #[test]
+    fn the_endpoint_may_be_a_base_or_the_full_publish_url() {
+        struct None_;
+        #[async_trait::async_trait]
+        impl HttpClient for None_ {
+            async fn send(
+                &self,
+                _: OutboundRequest,
+            ) -> Result<OutboundResponse, paracell_domain::ports::TransportError> {
+                Err(paracell_domain::ports::TransportError::Timeout)
+            }
+        }
+        for endpoint in [
+            "http://127.0.0.1:9/",
+            "http://127.0.0.1:9/api/events?api-version=2018-01-01",
+        ] {
+            let topic =
+                EventGridTopic::new(endpoint, TopicAuth::SasKey("k".into()), Arc::new(None_));
+            assert_eq!(
+                topic.url,
+                "http://127.0.0.1:9/api/events?api-version=2018-01-01"
+            );
+            assert_eq!(topic.name, "eventgrid:127.0.0.1:9");
+        }
+    }
+}
