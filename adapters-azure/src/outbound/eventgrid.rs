@@ -14,8 +14,8 @@
 //! message. Sizes are checked before sending: an event over [`MAX_BYTES`] is never sent.
 
 use paracell_domain::ports::{HttpClient, OutboundRequest, OutboundResponse};
+use paracell_domain::replication::SealedEntry;
 use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
-use paracell_domain::replication::{Effect, SealedEntry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,14 +134,6 @@ impl EventGridTopic {
     }
 }
 
-/// The event an entry carries for the bus, if it booked a transaction.
-pub fn event_of(entry: &SealedEntry) -> Option<&str> {
-    match &entry.entry().effect {
-        Effect::Accepted { event, .. } => Some(event),
-        Effect::Refused => None,
-    }
-}
-
 /// A JSON array of the documents, each embedded as it is.
 fn batch_body(events: &[&str]) -> String {
     let mut body = String::with_capacity(batch_len(events.iter().map(|e| e.len())));
@@ -189,14 +181,14 @@ impl Destination for EventGridTopic {
     }
 
     fn wants(&self, entry: &SealedEntry) -> bool {
-        event_of(entry).is_some()
+        entry.event().is_some()
     }
 
     async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
         let mut results: Vec<Option<Delivery>> = vec![None; entries.len()];
         let mut sendable = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
-            match event_of(entry) {
+            match entry.event() {
                 None => results[i] = Some(Delivery::Poison("the entry carries no event".into())),
                 Some(event) if batch_len([event.len()].into_iter()) > self.max_bytes => {
                     results[i] = Some(Delivery::Poison(format!(
@@ -213,10 +205,7 @@ impl Destination for EventGridTopic {
         let mut pending = pack(&sendable, self.max_bytes);
         pending.reverse();
         while let Some(batch) = pending.pop() {
-            let events: Vec<&str> = batch
-                .iter()
-                .filter_map(|i| event_of(&entries[*i]))
-                .collect();
+            let events: Vec<&str> = batch.iter().filter_map(|i| entries[*i].event()).collect();
             let outcome = match self.client.send(self.request(&events)).await {
                 Err(e) => Delivery::Retry(format!("{}: {e}", self.name)),
                 Ok(response) => match response.status {

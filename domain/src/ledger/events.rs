@@ -81,6 +81,23 @@ impl TransactionAccepted {
         out
     }
 
+    /// The document again, byte for byte as the cell rendered it, from what [`TransactionAccepted::parse`]
+    /// read: how a consumer recovers the exact CloudEvent from a bus that re-serialises JSON
+    /// (EventBridge hands `detail` over as an object).
+    ///
+    /// ```
+    /// use paracell_domain::events::TransactionAccepted;
+    /// let tx = paracell_domain::testing::sample_transaction();
+    /// let document = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(),
+    ///     tenant_seq: 3, balance_version: 2, transaction: tx.clone() }.render(&tx.to_json());
+    /// let reserialised = serde_json::from_str::<serde_json::Value>(&document).unwrap().to_string();
+    /// let event = TransactionAccepted::parse(&reserialised).unwrap();
+    /// assert_eq!(event.document(), document);
+    /// ```
+    pub fn document(&self) -> String {
+        self.render(&self.transaction.to_json())
+    }
+
     /// Reads an event back, every attribute through its own parser, and checks that the attributes
     /// agree with the transaction they carry. What a consumer runs on what it received.
     pub fn parse(document: &str) -> Result<Self, EventError> {

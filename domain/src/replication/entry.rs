@@ -272,6 +272,15 @@ impl SealedEntry {
         &self.entry
     }
 
+    /// The public CloudEvent the entry carries for the event bus: `Some` for a booked transaction,
+    /// `None` for a refused debit.
+    pub fn event(&self) -> Option<&str> {
+        match &self.entry.effect {
+            Effect::Accepted { event, .. } => Some(event),
+            Effect::Refused => None,
+        }
+    }
+
     /// The canonical document.
     pub fn document(&self) -> &str {
         &self.document

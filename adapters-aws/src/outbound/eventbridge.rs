@@ -1,0 +1,250 @@
+//! The public event bus on AWS: an EventBridge bus, published to with `PutEvents`.
+//!
+//! How the CloudEvent travels: each accepted entry's `TransactionAccepted` document becomes one
+//! `PutEvents` entry with `Source` = the CloudEvent's `source` (`/cells/<cell>`), `DetailType` = its
+//! `type` (`dev.paracell.transaction.accepted.v1`), `Detail` = the whole structured CloudEvent, and
+//! `EventBusName` = the bus. Rules match on `source` and `detail-type`; a target receives the
+//! EventBridge envelope with the CloudEvent as `detail` (an object, re-serialised by EventBridge):
+//! `TransactionAccepted::parse` reads it and `TransactionAccepted::document` gives back the exact
+//! bytes the cell rendered.
+//!
+//! The limits are checked before sending: at most [`MAX_ENTRIES`] entries per call, and an entry's
+//! size (UTF-8 bytes of `Source` + `DetailType` + `Detail`, as AWS counts it) and a call's total at
+//! most [`MAX_BYTES`]; an entry over the limit is never sent (poison, with the sizes). `PutEvents`
+//! answers 200 even when entries failed: its `Entries` are positional, and only the failed ones are
+//! sent again (`ThrottlingException`, `InternalFailure`), or dead-lettered with the error code and
+//! message (anything else, such as `MalformedDetail`).
+//!
+//! The SDK call sits behind the [`PutEvents`] port (one method: send these entries, answer per
+//! entry), so every rule above is tested without a network and the SDK stays out of this module.
+
+use paracell_domain::events::TRANSACTION_ACCEPTED;
+use paracell_domain::replication::SealedEntry;
+use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
+use std::sync::Arc;
+
+/// Entries per `PutEvents` call.
+pub const MAX_ENTRIES: usize = 10;
+
+/// The size limit of one entry and of one call: 1 MiB (raised from 256 KB in January 2026).
+pub const MAX_BYTES: usize = 1_048_576;
+
+/// One `PutEvents` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusEntry {
+    /// `Source`: the CloudEvent's `source`.
+    pub source: String,
+    /// `DetailType`: the CloudEvent's `type`.
+    pub detail_type: String,
+    /// `Detail`: the structured CloudEvent document.
+    pub detail: String,
+    /// `EventBusName`.
+    pub bus: String,
+}
+
+impl BusEntry {
+    /// The entry carrying a `TransactionAccepted` document to `bus`.
+    ///
+    /// ```
+    /// use paracell_aws::outbound::eventbridge::BusEntry;
+    /// let entry = paracell_domain::testing::sample_entry();
+    /// let bus = BusEntry::for_event(entry.event().unwrap(), "cells").unwrap();
+    /// assert_eq!(bus.detail_type, "dev.paracell.transaction.accepted.v1");
+    /// assert!(bus.source.starts_with("/cells/"));
+    /// assert_eq!(bus.detail, entry.event().unwrap());
+    /// ```
+    pub fn for_event(document: &str, bus: &str) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            source: &'a str,
+            #[serde(rename = "type")]
+            kind: &'a str,
+        }
+        let head: Head<'_> =
+            serde_json::from_str(document).map_err(|e| format!("not a CloudEvent: {e}"))?;
+        if head.kind != TRANSACTION_ACCEPTED {
+            return Err(format!("unexpected event type {}", head.kind));
+        }
+        Ok(Self {
+            source: head.source.to_owned(),
+            detail_type: head.kind.to_owned(),
+            detail: document.to_owned(),
+            bus: bus.to_owned(),
+        })
+    }
+
+    /// The entry's size as EventBridge counts it.
+    pub fn size(&self) -> usize {
+        self.source.len() + self.detail_type.len() + self.detail.len()
+    }
+}
+
+/// What `PutEvents` said of one entry (its `Entries`, in request order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryResult {
+    /// Accepted: the bus's `EventId`.
+    Accepted(String),
+    /// Failed: `ErrorCode` and `ErrorMessage`.
+    Failed {
+        /// `ErrorCode`.
+        code: String,
+        /// `ErrorMessage`.
+        message: String,
+    },
+}
+
+/// The `PutEvents` call: the port the SDK (or a test) implements.
+#[async_trait::async_trait]
+pub trait PutEvents: Send + Sync {
+    /// Sends at most [`MAX_ENTRIES`] entries; on `Ok`, one result per entry in order. A call the
+    /// service refused whole is `Err` (throttled or unreachable: retryable; denied: rejected).
+    async fn put_events(&self, entries: &[BusEntry]) -> Result<Vec<EntryResult>, DeliveryError>;
+}
+
+/// Error codes of a failed entry that are worth sending again.
+fn retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException" | "InternalFailure" | "InternalException" | "ServiceUnavailable"
+    )
+}
+
+/// An EventBridge bus as a relay [`Destination`].
+pub struct EventBridgeBus {
+    name: String,
+    bus: String,
+    api: Arc<dyn PutEvents>,
+    max_bytes: usize,
+}
+
+impl EventBridgeBus {
+    /// The bus named `bus` (a name or an ARN), reached through `api`.
+    pub fn new(bus: &str, api: Arc<dyn PutEvents>) -> Self {
+        Self {
+            name: format!("eventbridge:{bus}"),
+            bus: bus.to_owned(),
+            api,
+            max_bytes: MAX_BYTES,
+        }
+    }
+
+    /// Lowers the size limit (tests; a bus reached through a tool with the old 256 KB limit).
+    #[must_use]
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+}
+
+/// Splits (index, size) items into calls of at most [`MAX_ENTRIES`] entries and `max_bytes`.
+fn calls(items: &[(usize, usize)], max_bytes: usize) -> Vec<Vec<usize>> {
+    let mut calls: Vec<Vec<usize>> = Vec::new();
+    let mut current = Vec::new();
+    let mut bytes = 0;
+    for &(index, size) in items {
+        if !current.is_empty() && (current.len() == MAX_ENTRIES || bytes + size > max_bytes) {
+            calls.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(index);
+    }
+    if !current.is_empty() {
+        calls.push(current);
+    }
+    calls
+}
+
+#[async_trait::async_trait]
+impl Destination for EventBridgeBus {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn wants(&self, entry: &SealedEntry) -> bool {
+        entry.event().is_some()
+    }
+
+    async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
+        let mut results: Vec<Option<Delivery>> = vec![None; entries.len()];
+        let mut bus_entries: Vec<Option<BusEntry>> = vec![None; entries.len()];
+        let mut sendable = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            match entry.event().map(|e| BusEntry::for_event(e, &self.bus)) {
+                None => results[i] = Some(Delivery::Poison("the entry carries no event".into())),
+                Some(Err(why)) => results[i] = Some(Delivery::Poison(why)),
+                Some(Ok(e)) if e.size() > self.max_bytes => {
+                    results[i] = Some(Delivery::Poison(format!(
+                        "{}: the entry is {} bytes, over EventBridge's limit of {} bytes",
+                        self.name,
+                        e.size(),
+                        self.max_bytes
+                    )));
+                }
+                Some(Ok(e)) => {
+                    sendable.push((i, e.size()));
+                    bus_entries[i] = Some(e);
+                }
+            }
+        }
+        for call in calls(&sendable, self.max_bytes) {
+            let batch: Vec<BusEntry> = call
+                .iter()
+                .filter_map(|i| bus_entries[*i].clone())
+                .collect();
+            let outcomes: Vec<Delivery> = match self.api.put_events(&batch).await {
+                Ok(answers) if answers.len() == batch.len() => answers
+                    .into_iter()
+                    .map(|answer| match answer {
+                        EntryResult::Accepted(_) => Delivery::Delivered,
+                        EntryResult::Failed { code, message } => {
+                            let reason = format!("{}: {code}: {message}", self.name);
+                            if retryable(&code) {
+                                Delivery::Retry(reason)
+                            } else {
+                                Delivery::Poison(reason)
+                            }
+                        }
+                    })
+                    .collect(),
+                Ok(answers) => vec![
+                    Delivery::Retry(format!(
+                        "{}: {} results for {} entries",
+                        self.name,
+                        answers.len(),
+                        batch.len()
+                    ));
+                    batch.len()
+                ],
+                Err(DeliveryError::Retryable { reason, .. }) => {
+                    vec![Delivery::Retry(reason); batch.len()]
+                }
+                Err(DeliveryError::Rejected(reason)) => {
+                    vec![Delivery::Poison(format!("rejected: {reason}")); batch.len()]
+                }
+            };
+            for (i, outcome) in call.iter().zip(outcomes) {
+                results[*i] = Some(outcome);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Delivery::Poison("no outcome".into())))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_hold_at_most_ten_entries_and_the_size_limit() {
+        let items: Vec<(usize, usize)> = (0..23).map(|i| (i, 10)).collect();
+        let sizes: Vec<usize> = calls(&items, 1_000).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![10, 10, 3]);
+        let sizes: Vec<usize> = calls(&items, 25).iter().map(Vec::len).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 23);
+        assert!(sizes.iter().all(|n| *n == 2 || *n == 1));
+    }
+}
