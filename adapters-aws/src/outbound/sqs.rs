@@ -61,6 +61,11 @@ impl SqsDeadLetters {
         }
     }
 
+    /// The SDK client (tests read other queues with it, such as an EventBridge rule's target).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Creates a queue named `name` (local runs and tests) and returns its URL.
     pub async fn create_queue(config: &SqsConfig, name: &str) -> Result<String, StoreError> {
         let this = Self::connect(config).await;
@@ -73,6 +78,22 @@ impl SqsDeadLetters {
             .map_err(|e| failure("CreateQueue", e))?;
         out.queue_url
             .ok_or_else(|| StoreError::Failed("CreateQueue returned no URL".into()))
+    }
+
+    /// The queue's ARN (what an EventBridge rule targets).
+    pub async fn queue_arn(&self) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| failure("GetQueueAttributes", e))?;
+        out.attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| StoreError::Failed("GetQueueAttributes returned no QueueArn".into()))
     }
 }
 

@@ -16,12 +16,18 @@
 //! message (anything else, such as `MalformedDetail`).
 //!
 //! The SDK call sits behind the [`PutEvents`] port (one method: send these entries, answer per
-//! entry), so every rule above is tested without a network and the SDK stays out of this module.
+//! entry), so every rule above is tested without a network; [`SdkEventBridge`] implements it with
+//! `aws-sdk-eventbridge` under the `eventbridge` feature.
 
 use paracell_domain::events::TRANSACTION_ACCEPTED;
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
 use std::sync::Arc;
+
+#[cfg(feature = "eventbridge")]
+mod sdk;
+#[cfg(feature = "eventbridge")]
+pub use sdk::SdkEventBridge;
 
 /// Entries per `PutEvents` call.
 pub const MAX_ENTRIES: usize = 10;
