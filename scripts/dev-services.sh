@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Local stand-ins for the cells' databases, on loopback: DynamoDB (moto from PyPI, behind
-# services/dynamodb/server.py) and
-# Cosmos DB (@vercel/cosmosdb-server from npm, behind services/cosmosdb/server.js). Installs them on
-# first use (.venv-services/, services/cosmosdb/node_modules/), starts both, exports what the tests
-# and binaries read, runs the given command, and stops both when it ends.
+# Local stand-ins on loopback: DynamoDB, its streams, SQS and EventBridge (moto from PyPI, behind
+# services/dynamodb/server.py), Cosmos DB (@vercel/cosmosdb-server from npm, behind
+# services/cosmosdb/server.js) and an Event Grid topic (services/eventgrid/sink.py, modelled). Installs
+# them on first use (.venv-services/, services/cosmosdb/node_modules/), starts them, exports what the
+# tests and binaries read, runs the given command, and stops them when it ends.
 #
 #   scripts/dev-services.sh cargo test --workspace --all-features   # the store tests
 #   scripts/dev-services.sh                                           # start, print the settings, wait for Ctrl-C
 #
-# Ports: PARACELL_MOTO_PORT (default 5001), PARACELL_COSMOS_PORT (default 8081).
+# Ports: PARACELL_MOTO_PORT (default 5001), PARACELL_COSMOS_PORT (default 8081),
+# PARACELL_EVENTGRID_PORT (default 8082).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 moto_port="${PARACELL_MOTO_PORT:-5001}"
 cosmos_port="${PARACELL_COSMOS_PORT:-8081}"
+eventgrid_port="${PARACELL_EVENTGRID_PORT:-8082}"
+eventgrid_key="local-eventgrid-key-not-a-secret"
 logs="${PARACELL_SERVICES_LOGS:-$root/target/services}"
 mkdir -p "$logs"
 
@@ -29,8 +32,8 @@ if [ ! -d services/cosmosdb/node_modules/@vercel/cosmosdb-server ]; then
 fi
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$moto_port" "$cosmos_port"; do
-  port_free "$port" || { echo "dev-services: 127.0.0.1:$port is already in use (set PARACELL_MOTO_PORT / PARACELL_COSMOS_PORT)" >&2; exit 2; }
+for port in "$moto_port" "$cosmos_port" "$eventgrid_port"; do
+  port_free "$port" || { echo "dev-services: 127.0.0.1:$port is already in use (set PARACELL_MOTO_PORT / PARACELL_COSMOS_PORT / PARACELL_EVENTGRID_PORT)" >&2; exit 2; }
 done
 
 pids=()
@@ -41,6 +44,8 @@ trap 'exit 130' INT TERM
 .venv-services/bin/python services/dynamodb/server.py --host 127.0.0.1 --port "$moto_port" >"$logs/moto.log" 2>&1 </dev/null &
 pids+=($!)
 node services/cosmosdb/server.js --host 127.0.0.1 --port "$cosmos_port" >"$logs/cosmosdb.log" 2>&1 </dev/null &
+pids+=($!)
+python3 services/eventgrid/sink.py --host 127.0.0.1 --port "$eventgrid_port" --key "$eventgrid_key" >"$logs/eventgrid.log" 2>&1 </dev/null &
 pids+=($!)
 
 wait_for() {
@@ -54,6 +59,7 @@ wait_for() {
 }
 wait_for moto "http://127.0.0.1:$moto_port/moto-api/"
 wait_for cosmosdb "http://127.0.0.1:$cosmos_port/"
+wait_for eventgrid "http://127.0.0.1:$eventgrid_port/_sink/health"
 
 # Test-only credentials: neither server checks them.
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
@@ -64,13 +70,15 @@ export PARACELL_COSMOS_ENDPOINT="$PARACELL_TEST_COSMOS_ENDPOINT"
 export PARACELL_COSMOS_KEY="bG9jYWwtdGVzdC1rZXktbm90LWEtc2VjcmV0LWxvY2FsLXRlc3Qta2V5LW5vdC1h"
 export PARACELL_COSMOS_DATABASE="${PARACELL_COSMOS_DATABASE:-paracell-local}"
 export AZURE_COSMOS_CONNECTION_POOL_IS_HTTP2_ALLOWED=false AZURE_COSMOS_BINARY_ENCODING_ENABLED=false
+# Test names only: a binary publishes to Event Grid when given PARACELL_EVENTGRID_ENDPOINT itself.
+export PARACELL_TEST_EVENTGRID_ENDPOINT="http://127.0.0.1:$eventgrid_port" PARACELL_TEST_EVENTGRID_KEY="$eventgrid_key"
 
 if [ "$#" -gt 0 ]; then
   "$@"
 else
-  echo "DynamoDB (moto) on $PARACELL_DYNAMODB_ENDPOINT, Cosmos DB on $PARACELL_COSMOS_ENDPOINT; logs in $logs"
+  echo "DynamoDB, SQS, EventBridge (moto) on $PARACELL_DYNAMODB_ENDPOINT, Cosmos DB on $PARACELL_COSMOS_ENDPOINT, Event Grid sink on $PARACELL_TEST_EVENTGRID_ENDPOINT; logs in $logs"
   echo "In another shell:"
-  env | grep -E '^(AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_REGION|PARACELL_(TEST_)?(DYNAMODB|COSMOS)_[A-Z]+|AZURE_COSMOS_[A-Z0-9_]+)=' | sed 's/^/  export /'
-  echo "Ctrl-C stops both."
+  env | grep -E '^(AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_REGION|PARACELL_(TEST_)?(DYNAMODB|COSMOS|EVENTGRID)_[A-Z]+|AZURE_COSMOS_[A-Z0-9_]+)=' | sed 's/^/  export /'
+  echo "Ctrl-C stops them."
   wait
 fi

@@ -8,8 +8,11 @@
 //! | `PARACELL_DEAD_LETTERS` | where the relay keeps what it could not deliver: `memory` (local runs only: lost on restart), `sqs` (feature `dynamodb`; `PARACELL_DEAD_LETTER_QUEUE_URL`), `cosmos` (feature `cosmos`; the cell's container) | `memory` |
 //! | `PARACELL_RELAY_POLL_MS` | run the relay in process every N ms over the store's pending entries (local runs, and the Cosmos DB stand-in, which has no change feed); deployments relay from the stream or change feed | unset |
 //!
-//! The relay itself is configured by the cell's `PARACELL_PEERS` and `PARACELL_PEER_SECRETS`
-//! ([`paracell_domain::CellConfig`]): no peers, no relay.
+//! | `PARACELL_EVENTBRIDGE_BUS` | publish each accepted transaction's CloudEvent to this EventBridge bus (feature `dynamodb`; `PARACELL_EVENTBRIDGE_ENDPOINT` overrides the endpoint) | unset |
+//! | `PARACELL_EVENTGRID_ENDPOINT` | publish them to this Event Grid topic, with `PARACELL_EVENTGRID_KEY` (`aeg-sas-key`) or `PARACELL_EVENTGRID_TOKEN` (Entra ID bearer) | unset |
+//!
+//! The relay's peers come from the cell's `PARACELL_PEERS` and `PARACELL_PEER_SECRETS`
+//! ([`paracell_domain::CellConfig`]); with no peer and no bus, there is no relay.
 //!
 //! The DynamoDB store reads `PARACELL_DYNAMODB_TABLE`, `PARACELL_DYNAMODB_ENDPOINT` and the AWS SDK's
 //! usual settings ([`paracell_aws::outbound::dynamodb::DynamoConfig`] when built with `dynamodb`); the Cosmos DB
@@ -156,18 +159,19 @@ pub async fn dead_letters_from_lookup(
 }
 
 /// The relay the configuration asks for: one destination per peer in `PARACELL_PEERS`, signed with
-/// its secret, over HTTP(S); dead letters from [`dead_letters_from_lookup`]. `None` without peers.
+/// its secret, over HTTP(S), plus the event buses ([`buses_from_lookup`]); dead letters from
+/// [`dead_letters_from_lookup`]. `None` without peers and buses.
 pub async fn relay_from_lookup(
     config: &CellConfig,
     ports: &CellPorts,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Relay>, String> {
-    if config.replication.peers.is_empty() {
-        return Ok(None);
-    }
     let client: Arc<dyn paracell_domain::ports::HttpClient> =
         Arc::new(http_client::HyperClient::new());
-    let mut destinations: Vec<Arc<dyn Destination>> = Vec::new();
+    let mut destinations = buses_from_lookup(&lookup, client.clone()).await?;
+    if config.replication.peers.is_empty() && destinations.is_empty() {
+        return Ok(None);
+    }
     for peer in &config.replication.peers {
         let secret = config
             .replication
@@ -187,6 +191,62 @@ pub async fn relay_from_lookup(
         Arc::new(http_client::TokioSleep),
         ports.clock.clone(),
     )))
+}
+
+/// The event buses the environment names: `PARACELL_EVENTBRIDGE_BUS` and `PARACELL_EVENTGRID_ENDPOINT`.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let client = std::sync::Arc::new(paracell_examples::http_client::HyperClient::new());
+/// let env = |n: &str| match n {
+///     "PARACELL_EVENTGRID_ENDPOINT" => Some("http://127.0.0.1:8082".to_string()),
+///     "PARACELL_EVENTGRID_KEY" => Some("key".to_string()),
+///     _ => None,
+/// };
+/// let buses = paracell_examples::buses_from_lookup(env, client.clone()).await.unwrap();
+/// assert_eq!(buses[0].name(), "eventgrid:127.0.0.1:8082");
+/// let keyless = |n: &str| (n == "PARACELL_EVENTGRID_ENDPOINT").then(|| "http://x".to_string());
+/// assert!(paracell_examples::buses_from_lookup(keyless, client).await.is_err());
+/// # });
+/// ```
+pub async fn buses_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+    client: Arc<dyn paracell_domain::ports::HttpClient>,
+) -> Result<Vec<Arc<dyn Destination>>, String> {
+    use paracell_azure::outbound::eventgrid::{EventGridTopic, TopicAuth};
+    let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
+    let mut buses: Vec<Arc<dyn Destination>> = Vec::new();
+    if let Some(bus) = set("PARACELL_EVENTBRIDGE_BUS") {
+        #[cfg(feature = "dynamodb")]
+        {
+            use paracell_aws::outbound::eventbridge::{EventBridgeBus, SdkEventBridge};
+            let api =
+                SdkEventBridge::connect(set("PARACELL_EVENTBRIDGE_ENDPOINT").as_deref()).await;
+            buses.push(Arc::new(EventBridgeBus::new(&bus, Arc::new(api))));
+        }
+        #[cfg(not(feature = "dynamodb"))]
+        return Err(format!(
+            "PARACELL_EVENTBRIDGE_BUS={bus}: this binary was built without the `dynamodb` feature"
+        ));
+    }
+    if let Some(endpoint) = set("PARACELL_EVENTGRID_ENDPOINT") {
+        let auth = match (
+            set("PARACELL_EVENTGRID_KEY"),
+            set("PARACELL_EVENTGRID_TOKEN"),
+        ) {
+            (Some(key), None) => TopicAuth::SasKey(key),
+            (None, Some(token)) => TopicAuth::Bearer(token),
+            _ => {
+                return Err(
+                    "PARACELL_EVENTGRID_ENDPOINT needs exactly one of PARACELL_EVENTGRID_KEY \
+                            and PARACELL_EVENTGRID_TOKEN"
+                        .into(),
+                );
+            }
+        };
+        buses.push(Arc::new(EventGridTopic::new(&endpoint, auth, client)));
+    }
+    Ok(buses)
 }
 
 /// Runs the relay over the store's pending entries every `PARACELL_RELAY_POLL_MS` milliseconds, in
