@@ -17,6 +17,7 @@
 //! ```
 
 pub mod binaries;
+pub mod buses;
 pub mod case;
 pub mod coverage;
 pub mod drill;

@@ -380,6 +380,38 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
         }
     }
 
+    // Bus parity: what each cloud's relay would publish (EventBridge `Detail`s on AWS, Event Grid
+    // batch elements on Azure) is the same documents, byte for byte.
+    for members in groups(&lanes, case.steps.len().saturating_sub(1)).values() {
+        let mut reference: Option<(usize, Vec<String>)> = None;
+        for &member in members {
+            let Some(store) = lanes[member].store.clone() else {
+                continue;
+            };
+            let published =
+                match crate::buses::published(&store, lanes[member].envelope.is_aws()).await {
+                    Ok(published) => published,
+                    Err(e) => {
+                        lanes[member].failures.push(format!("event bus: {e}"));
+                        continue;
+                    }
+                };
+            match &reference {
+                None => reference = Some((member, published)),
+                Some((first, expected)) if *expected != published => {
+                    let message = format!(
+                        "its event bus would carry other CloudEvents than {}'s ({} vs {} documents, or different bytes)",
+                        lanes[*first].envelope.name(),
+                        published.len(),
+                        expected.len()
+                    );
+                    lanes[member].failures.push(message);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     // Expected outbox events, read from the reference envelope's store.
     if let Some(expected) = &case.expect_outbox
         && let Some(lane) = lanes
