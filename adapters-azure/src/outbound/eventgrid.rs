@@ -15,7 +15,7 @@
 
 use paracell_domain::ports::{HttpClient, OutboundRequest, OutboundResponse};
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
+use paracell_domain::replication::relay::{BatchLimits, Delivery, DeliveryError, Destination};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,6 +108,16 @@ impl EventGridTopic {
         self
     }
 
+    /// A JSON array: `[`, `]` and a comma between events.
+    fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_items: usize::MAX,
+            max_bytes: self.max_bytes,
+            frame: 2,
+            separator: 1,
+        }
+    }
+
     fn request(&self, events: &[&str]) -> OutboundRequest {
         let mut headers = vec![("content-type".to_owned(), BATCH_CONTENT_TYPE.to_owned())];
         headers.push(match &self.auth {
@@ -136,7 +146,7 @@ impl EventGridTopic {
 
 /// A JSON array of the documents, each embedded as it is.
 fn batch_body(events: &[&str]) -> String {
-    let mut body = String::with_capacity(batch_len(events.iter().map(|e| e.len())));
+    let mut body = String::with_capacity(2 + events.iter().map(|e| e.len() + 1).sum::<usize>());
     body.push('[');
     for (i, event) in events.iter().enumerate() {
         if i > 0 {
@@ -146,32 +156,6 @@ fn batch_body(events: &[&str]) -> String {
     }
     body.push(']');
     body
-}
-
-/// The byte length of [`batch_body`] for events of these lengths.
-fn batch_len(lengths: impl Iterator<Item = usize>) -> usize {
-    let (count, sum) = lengths.fold((0usize, 0usize), |(n, s), len| (n + 1, s + len));
-    2 + sum + count.saturating_sub(1)
-}
-
-/// Splits `items` (index, length) into consecutive runs whose batch fits `max_bytes`.
-fn pack(items: &[(usize, usize)], max_bytes: usize) -> Vec<Vec<usize>> {
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut bytes = 2;
-    for &(index, len) in items {
-        let added = len + usize::from(!current.is_empty());
-        if !current.is_empty() && bytes + added > max_bytes {
-            batches.push(std::mem::take(&mut current));
-            bytes = 2;
-        }
-        bytes += len + usize::from(!current.is_empty());
-        current.push(index);
-    }
-    if !current.is_empty() {
-        batches.push(current);
-    }
-    batches
 }
 
 #[async_trait::async_trait]
@@ -190,7 +174,7 @@ impl Destination for EventGridTopic {
         for (i, entry) in entries.iter().enumerate() {
             match entry.event() {
                 None => results[i] = Some(Delivery::Poison("the entry carries no event".into())),
-                Some(event) if batch_len([event.len()].into_iter()) > self.max_bytes => {
+                Some(event) if !self.limits().fits(event.len()) => {
                     results[i] = Some(Delivery::Poison(format!(
                         "{}: the event is {} bytes, over Event Grid's limit of {} bytes",
                         self.name,
@@ -202,7 +186,7 @@ impl Destination for EventGridTopic {
             }
         }
         // A stack of batches still to send; a 413 pushes the two halves of its batch.
-        let mut pending = pack(&sendable, self.max_bytes);
+        let mut pending = self.limits().pack(&sendable);
         pending.reverse();
         while let Some(batch) = pending.pop() {
             let events: Vec<&str> = batch.iter().filter_map(|i| entries[*i].event()).collect();
@@ -235,36 +219,42 @@ impl Destination for EventGridTopic {
 mod tests {
     use super::*;
 
+    struct Offline;
+    #[async_trait::async_trait]
+    impl HttpClient for Offline {
+        async fn send(
+            &self,
+            _: OutboundRequest,
+        ) -> Result<OutboundResponse, paracell_domain::ports::TransportError> {
+            Err(paracell_domain::ports::TransportError::Timeout)
+        }
+    }
+
+    fn topic(endpoint: &str) -> EventGridTopic {
+        EventGridTopic::new(endpoint, TopicAuth::SasKey("k".into()), Arc::new(Offline))
+    }
+
     #[test]
     fn batches_fit_the_limit_and_keep_the_order() {
+        // "[aaaa,bbbb]" is 11 bytes, as the limits count it; a third event makes 16.
+        assert_eq!(batch_body(&["aaaa", "bbbb"]).len(), 11);
         let items = [(0, 4), (1, 4), (2, 4), (3, 9)];
-        // "[a,b]" = 2 + 4 + 1 + 4 = 11 bytes; a third makes 16.
-        assert_eq!(pack(&items, 11), vec![vec![0, 1], vec![2], vec![3]]);
-        assert_eq!(pack(&items, 100), vec![vec![0, 1, 2, 3]]);
+        let limits = topic("http://x").with_max_bytes(11).limits();
+        assert_eq!(limits.pack(&items), vec![vec![0, 1], vec![2], vec![3]]);
         assert_eq!(
-            batch_len([4, 4].into_iter()),
-            batch_body(&["aaaa", "bbbb"]).len()
+            topic("http://x").limits().pack(&items),
+            vec![vec![0, 1, 2, 3]]
         );
+        assert!(!limits.fits(10) && limits.fits(9));
     }
 
     #[test]
     fn the_endpoint_may_be_a_base_or_the_full_publish_url() {
-        struct None_;
-        #[async_trait::async_trait]
-        impl HttpClient for None_ {
-            async fn send(
-                &self,
-                _: OutboundRequest,
-            ) -> Result<OutboundResponse, paracell_domain::ports::TransportError> {
-                Err(paracell_domain::ports::TransportError::Timeout)
-            }
-        }
         for endpoint in [
             "http://127.0.0.1:9/",
             "http://127.0.0.1:9/api/events?api-version=2018-01-01",
         ] {
-            let topic =
-                EventGridTopic::new(endpoint, TopicAuth::SasKey("k".into()), Arc::new(None_));
+            let topic = topic(endpoint);
             assert_eq!(
                 topic.url,
                 "http://127.0.0.1:9/api/events?api-version=2018-01-01"

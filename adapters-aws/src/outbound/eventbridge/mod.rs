@@ -21,7 +21,7 @@
 
 use paracell_domain::events::TRANSACTION_ACCEPTED;
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
+use paracell_domain::replication::relay::{BatchLimits, Delivery, DeliveryError, Destination};
 use std::sync::Arc;
 
 #[cfg(feature = "eventbridge")]
@@ -134,31 +134,21 @@ impl EventBridgeBus {
         }
     }
 
+    fn limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_items: MAX_ENTRIES,
+            max_bytes: self.max_bytes,
+            frame: 0,
+            separator: 0,
+        }
+    }
+
     /// Lowers the size limit (tests; a bus reached through a tool with the old 256 KB limit).
     #[must_use]
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Self {
         self.max_bytes = max_bytes;
         self
     }
-}
-
-/// Splits (index, size) items into calls of at most [`MAX_ENTRIES`] entries and `max_bytes`.
-fn calls(items: &[(usize, usize)], max_bytes: usize) -> Vec<Vec<usize>> {
-    let mut calls: Vec<Vec<usize>> = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0;
-    for &(index, size) in items {
-        if !current.is_empty() && (current.len() == MAX_ENTRIES || bytes + size > max_bytes) {
-            calls.push(std::mem::take(&mut current));
-            bytes = 0;
-        }
-        bytes += size;
-        current.push(index);
-    }
-    if !current.is_empty() {
-        calls.push(current);
-    }
-    calls
 }
 
 #[async_trait::async_trait]
@@ -179,7 +169,7 @@ impl Destination for EventBridgeBus {
             match entry.event().map(|e| BusEntry::for_event(e, &self.bus)) {
                 None => results[i] = Some(Delivery::Poison("the entry carries no event".into())),
                 Some(Err(why)) => results[i] = Some(Delivery::Poison(why)),
-                Some(Ok(e)) if e.size() > self.max_bytes => {
+                Some(Ok(e)) if !self.limits().fits(e.size()) => {
                     results[i] = Some(Delivery::Poison(format!(
                         "{}: the entry is {} bytes, over EventBridge's limit of {} bytes",
                         self.name,
@@ -193,7 +183,7 @@ impl Destination for EventBridgeBus {
                 }
             }
         }
-        for call in calls(&sendable, self.max_bytes) {
+        for call in self.limits().pack(&sendable) {
             let batch: Vec<BusEntry> = call
                 .iter()
                 .filter_map(|i| bus_entries[*i].clone())
@@ -246,11 +236,20 @@ mod tests {
 
     #[test]
     fn calls_hold_at_most_ten_entries_and_the_size_limit() {
+        struct Never;
+        #[async_trait::async_trait]
+        impl PutEvents for Never {
+            async fn put_events(&self, _: &[BusEntry]) -> Result<Vec<EntryResult>, DeliveryError> {
+                Err(DeliveryError::Rejected("never".into()))
+            }
+        }
         let items: Vec<(usize, usize)> = (0..23).map(|i| (i, 10)).collect();
-        let sizes: Vec<usize> = calls(&items, 1_000).iter().map(Vec::len).collect();
+        let bus = EventBridgeBus::new("b", Arc::new(Never));
+        let sizes: Vec<usize> = bus.limits().pack(&items).iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![10, 10, 3]);
-        let sizes: Vec<usize> = calls(&items, 25).iter().map(Vec::len).collect();
+        let bus = bus.with_max_bytes(25);
+        let sizes: Vec<usize> = bus.limits().pack(&items).iter().map(Vec::len).collect();
         assert_eq!(sizes.iter().sum::<usize>(), 23);
-        assert!(sizes.iter().all(|n| *n == 2 || *n == 1));
+        assert_eq!(sizes.len(), 12, "two entries of 10 bytes per 25-byte call");
     }
 }
