@@ -1,6 +1,8 @@
 //! What AWS sends the function: HTTP events from every front door, DynamoDB Streams records of the
-//! cell table, and SQS messages of the dead-letter replay queue.
+//! cell table, SQS messages of the dead-letter replay queue, and (for consumers) the EventBridge
+//! deliveries of the cells' events.
 
+pub mod eventbridge;
 pub mod http;
 pub mod runtime;
 pub mod stream;

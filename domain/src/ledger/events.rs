@@ -81,6 +81,21 @@ impl TransactionAccepted {
         out
     }
 
+    /// What consumers deduplicate on: the CloudEvent's `source` and `id`, the pair CloudEvents defines
+    /// as unique. The same event published twice (a relay retry, a bus's own redelivery, a replayed
+    /// dead letter) has the same key.
+    ///
+    /// ```
+    /// use paracell_domain::events::TransactionAccepted;
+    /// let tx = paracell_domain::testing::sample_transaction();
+    /// let event = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(),
+    ///     tenant_seq: 1, balance_version: 1, transaction: tx.clone() };
+    /// assert_eq!(event.dedupe_key(), format!("/cells/{}#00000000-0000-0000-0000-000000000000", tx.cell_id));
+    /// ```
+    pub fn dedupe_key(&self) -> String {
+        format!("/cells/{}#{}", self.source_cell, self.event_id.hyphenated())
+    }
+
     /// The document again, byte for byte as the cell rendered it, from what [`TransactionAccepted::parse`]
     /// read: how a consumer recovers the exact CloudEvent from a bus that re-serialises JSON
     /// (EventBridge hands `detail` over as an object).
