@@ -136,6 +136,67 @@ resource "aws_iam_role_policy" "table" {
       Effect   = "Allow"
       Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
       Resource = aws_sqs_queue.replay.arn
+      }, {
+      # The relay publishes the cell's public events.
+      Effect   = "Allow"
+      Action   = ["events:PutEvents"]
+      Resource = aws_cloudwatch_event_bus.events.arn
+    }]
+  })
+}
+
+# The cell's public events: one TransactionAccepted CloudEvent per booked transaction (Source = the
+# CloudEvent's source, DetailType = its type, Detail = the document; docs/events.md).
+resource "aws_cloudwatch_event_bus" "events" {
+  name = "paracell-${var.cell_id}"
+}
+
+# A subscriber: every accepted transaction to a queue (a consumer reads it, deduplicating on the
+# CloudEvent's source + id); what EventBridge cannot deliver lands in the dead-letter queue.
+resource "aws_cloudwatch_event_rule" "accepted" {
+  name           = "paracell-${var.cell_id}-accepted"
+  event_bus_name = aws_cloudwatch_event_bus.events.name
+  event_pattern = jsonencode({
+    source        = [{ prefix = "/cells/" }]
+    "detail-type" = ["dev.paracell.transaction.accepted.v1"]
+  })
+}
+
+resource "aws_cloudwatch_event_target" "accepted" {
+  rule           = aws_cloudwatch_event_rule.accepted.name
+  event_bus_name = aws_cloudwatch_event_bus.events.name
+  arn            = aws_sqs_queue.accepted_events.arn
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+  dead_letter_config {
+    arn = aws_sqs_queue.accepted_events_dead_letters.arn
+  }
+}
+
+resource "aws_sqs_queue" "accepted_events" {
+  name                    = "paracell-${var.cell_id}-accepted-events"
+  sqs_managed_sse_enabled = true
+}
+
+resource "aws_sqs_queue" "accepted_events_dead_letters" {
+  name                      = "paracell-${var.cell_id}-accepted-events-dead-letters"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_sqs_queue_policy" "accepted_events" {
+  for_each  = { target = aws_sqs_queue.accepted_events, dead_letters = aws_sqs_queue.accepted_events_dead_letters }
+  queue_url = each.value.url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = each.value.arn
+      Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.accepted.arn } }
     }]
   })
 }
@@ -213,14 +274,15 @@ resource "aws_lambda_function" "cell" {
 
   environment {
     variables = {
-      PARACELL_CELL_ID        = var.cell_id
-      PARACELL_TENANTS        = var.tenants
+      PARACELL_CELL_ID               = var.cell_id
+      PARACELL_TENANTS               = var.tenants
       PARACELL_STORE                 = "dynamodb"
       PARACELL_DYNAMODB_TABLE        = aws_dynamodb_table.cell.name
       PARACELL_PEERS                 = "${var.peer_cell_id}=${var.peer_base_url}"
       PARACELL_PEER_SECRETS          = "${var.peer_cell_id}=${data.aws_secretsmanager_secret_version.peer.secret_string}"
       PARACELL_DEAD_LETTERS          = "sqs"
       PARACELL_DEAD_LETTER_QUEUE_URL = aws_sqs_queue.dead_letters.url
+      PARACELL_EVENTBRIDGE_BUS       = aws_cloudwatch_event_bus.events.name
       RUST_LOG                       = "info"
     }
   }

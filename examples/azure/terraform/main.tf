@@ -156,7 +156,55 @@ resource "azurerm_linux_function_app" "cell" {
     PARACELL_PEERS        = "${var.peer_cell_id}=${var.peer_base_url}"
     PARACELL_PEER_SECRETS = "${var.peer_cell_id}=@Microsoft.KeyVault(SecretUri=${var.peer_secret_uri})"
     PARACELL_DEAD_LETTERS = "cosmos"
-    RUST_LOG              = "info"
+    # The relay publishes each accepted transaction's CloudEvent to the topic (docs/events.md). To
+    # use Entra ID instead of the key, grant the app's identity "EventGrid Data Sender" on the topic
+    # and set PARACELL_EVENTGRID_TOKEN from a token source instead of PARACELL_EVENTGRID_KEY.
+    PARACELL_EVENTGRID_ENDPOINT = azurerm_eventgrid_topic.events.endpoint
+    PARACELL_EVENTGRID_KEY      = azurerm_eventgrid_topic.events.primary_access_key
+    RUST_LOG                    = "info"
+  }
+}
+
+# The cell's public events, in the CloudEvents schema: one TransactionAccepted per booked transaction.
+resource "azurerm_eventgrid_topic" "events" {
+  name                = "paracell-${var.cell_id}-events"
+  resource_group_name = azurerm_resource_group.cell.name
+  location            = azurerm_resource_group.cell.location
+  input_schema        = "CloudEventSchemaV1_0"
+}
+
+# A subscriber: every accepted transaction to a Storage queue (a consumer function reads it,
+# deduplicating on the CloudEvent's source + id); undeliverable events go to a blob container.
+resource "azurerm_storage_queue" "accepted_events" {
+  name                 = "accepted-events"
+  storage_account_name = azurerm_storage_account.cell.name
+}
+
+resource "azurerm_storage_container" "event_dead_letters" {
+  name                  = "event-dead-letters"
+  storage_account_id    = azurerm_storage_account.cell.id
+  container_access_type = "private"
+}
+
+resource "azurerm_eventgrid_event_subscription" "accepted" {
+  name                  = "accepted-events"
+  scope                 = azurerm_eventgrid_topic.events.id
+  event_delivery_schema = "CloudEventSchemaV1_0"
+  included_event_types  = ["dev.paracell.transaction.accepted.v1"]
+
+  storage_queue_endpoint {
+    storage_account_id = azurerm_storage_account.cell.id
+    queue_name         = azurerm_storage_queue.accepted_events.name
+  }
+
+  retry_policy {
+    max_delivery_attempts = 30
+    event_time_to_live    = 1440
+  }
+
+  storage_blob_dead_letter_destination {
+    storage_account_id          = azurerm_storage_account.cell.id
+    storage_blob_container_name = azurerm_storage_container.event_dead_letters.name
   }
 }
 
