@@ -15,7 +15,8 @@
 
 use paracell_domain::ports::{HttpClient, OutboundRequest, OutboundResponse};
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{BatchLimits, Delivery, DeliveryError, Destination};
+use paracell_domain::replication::bus::{BatchLimits, BusBatch};
+use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,33 +170,29 @@ impl Destination for EventGridTopic {
     }
 
     async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
-        let mut results: Vec<Option<Delivery>> = vec![None; entries.len()];
-        let mut sendable = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
-            match entry.event() {
-                None => results[i] = Some(Delivery::Poison("the entry carries no event".into())),
-                Some(event) if !self.limits().fits(event.len()) => {
-                    results[i] = Some(Delivery::Poison(format!(
-                        "{}: the event is {} bytes, over Event Grid's limit of {} bytes",
-                        self.name,
-                        event.len(),
-                        self.max_bytes
-                    )));
-                }
-                Some(event) => sendable.push((i, event.len())),
-            }
-        }
-        // A stack of batches still to send; a 413 pushes the two halves of its batch.
-        let mut pending = self.limits().pack(&sendable);
+        let mut batch = BusBatch::screen(
+            entries,
+            Ok,
+            |event: &&str| event.len(),
+            self.limits(),
+            |size| {
+                format!(
+                    "{}: the event is {size} bytes, over Event Grid's limit of {} bytes",
+                    self.name, self.max_bytes
+                )
+            },
+        );
+        // A stack of calls still to make; a 413 pushes the two halves of its call.
+        let mut pending = batch.calls();
         pending.reverse();
-        while let Some(batch) = pending.pop() {
-            let events: Vec<&str> = batch.iter().filter_map(|i| entries[*i].event()).collect();
+        while let Some(call) = pending.pop() {
+            let events: Vec<&str> = batch.items(&call).copied().collect();
             let outcome = match self.client.send(self.request(&events)).await {
                 Err(e) => Delivery::Retry(format!("{}: {e}", self.name)),
                 Ok(response) => match response.status {
                     200..=299 => Delivery::Delivered,
-                    413 if batch.len() > 1 => {
-                        let (first, second) = batch.split_at(batch.len() / 2);
+                    413 if call.len() > 1 => {
+                        let (first, second) = call.split_at(call.len() / 2);
                         pending.push(second.to_vec());
                         pending.push(first.to_vec());
                         continue;
@@ -204,14 +201,9 @@ impl Destination for EventGridTopic {
                     _ => Delivery::Poison(self.describe(&response)),
                 },
             };
-            for i in batch {
-                results[i] = Some(outcome.clone());
-            }
+            batch.settle_all(&call, &outcome);
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Delivery::Poison("no outcome".into())))
-            .collect())
+        Ok(batch.finish())
     }
 }
 

@@ -8,6 +8,7 @@
 //! | [`batch`] | the wire format between cells: a CloudEvents batch in, per-entry results out |
 //! | [`signature`] | authenticating deliveries between cells (Standard Webhooks HMAC) |
 //! | [`relay`] | the primary's use case: deliver committed entries to every destination, retry, dead-letter |
+//! | [`bus`] | what every event-bus destination shares: screening, packing calls, one outcome per entry |
 //!
 //! Ordering and completeness: a tenant's entries carry a gapless sequence number and a digest chain
 //! (entry `n` names the digest of entry `n - 1`); the tenant's head in each cell records the last
@@ -17,6 +18,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod bus;
 mod entry;
 mod position;
 pub mod relay;

@@ -27,67 +27,6 @@ pub enum Delivery {
     Poison(String),
 }
 
-/// A bus's batch limits, and how it counts a batch's bytes: a frame, each item, a separator between
-/// items (Event Grid's JSON array: frame 2, separator 1; EventBridge's entries: 0 and 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchLimits {
-    /// Items per batch.
-    pub max_items: usize,
-    /// Bytes per batch, frame and separators included.
-    pub max_bytes: usize,
-    /// Bytes a batch costs besides its items.
-    pub frame: usize,
-    /// Bytes between two items.
-    pub separator: usize,
-}
-
-impl BatchLimits {
-    /// Whether an item of `size` bytes fits in a batch of its own.
-    pub fn fits(&self, size: usize) -> bool {
-        self.frame + size <= self.max_bytes
-    }
-
-    /// Splits `(index, size)` items, in order, into consecutive batches within the limits (an item
-    /// that does not fit alone gets a batch of its own: check [`BatchLimits::fits`] first).
-    ///
-    /// ```
-    /// use paracell_domain::replication::relay::BatchLimits;
-    /// let limits = BatchLimits { max_items: 2, max_bytes: 11, frame: 2, separator: 1 };
-    /// let items = [(0, 4), (1, 4), (2, 4), (3, 9)];
-    /// assert_eq!(limits.pack(&items), vec![vec![0, 1], vec![2], vec![3]]);
-    /// ```
-    pub fn pack(&self, items: &[(usize, usize)]) -> Vec<Vec<usize>> {
-        let mut batches: Vec<Vec<usize>> = Vec::new();
-        let mut current: Vec<usize> = Vec::new();
-        let mut bytes = self.frame;
-        for &(index, size) in items {
-            let added = size
-                + if current.is_empty() {
-                    0
-                } else {
-                    self.separator
-                };
-            if !current.is_empty()
-                && (current.len() >= self.max_items || bytes + added > self.max_bytes)
-            {
-                batches.push(std::mem::take(&mut current));
-                bytes = self.frame;
-            }
-            bytes += size
-                + if current.is_empty() {
-                    0
-                } else {
-                    self.separator
-                };
-            current.push(index);
-        }
-        if !current.is_empty() {
-            batches.push(current);
-        }
-        batches
-    }
-}
-
 /// Why a destination took nothing of a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {

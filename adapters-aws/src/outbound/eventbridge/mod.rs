@@ -21,7 +21,8 @@
 
 use paracell_domain::events::TRANSACTION_ACCEPTED;
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{BatchLimits, Delivery, DeliveryError, Destination};
+use paracell_domain::replication::bus::{BatchLimits, BusBatch};
+use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
 use std::sync::Arc;
 
 #[cfg(feature = "eventbridge")]
@@ -162,34 +163,22 @@ impl Destination for EventBridgeBus {
     }
 
     async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
-        let mut results: Vec<Option<Delivery>> = vec![None; entries.len()];
-        let mut bus_entries: Vec<Option<BusEntry>> = vec![None; entries.len()];
-        let mut sendable = Vec::new();
-        for (i, entry) in entries.iter().enumerate() {
-            match entry.event().map(|e| BusEntry::for_event(e, &self.bus)) {
-                None => results[i] = Some(Delivery::Poison("the entry carries no event".into())),
-                Some(Err(why)) => results[i] = Some(Delivery::Poison(why)),
-                Some(Ok(e)) if !self.limits().fits(e.size()) => {
-                    results[i] = Some(Delivery::Poison(format!(
-                        "{}: the entry is {} bytes, over EventBridge's limit of {} bytes",
-                        self.name,
-                        e.size(),
-                        self.max_bytes
-                    )));
-                }
-                Some(Ok(e)) => {
-                    sendable.push((i, e.size()));
-                    bus_entries[i] = Some(e);
-                }
-            }
-        }
-        for call in self.limits().pack(&sendable) {
-            let batch: Vec<BusEntry> = call
-                .iter()
-                .filter_map(|i| bus_entries[*i].clone())
-                .collect();
-            let outcomes: Vec<Delivery> = match self.api.put_events(&batch).await {
-                Ok(answers) if answers.len() == batch.len() => answers
+        let mut batch = BusBatch::screen(
+            entries,
+            |event| BusEntry::for_event(event, &self.bus),
+            BusEntry::size,
+            self.limits(),
+            |size| {
+                format!(
+                    "{}: the entry is {size} bytes, over EventBridge's limit of {} bytes",
+                    self.name, self.max_bytes
+                )
+            },
+        );
+        for call in batch.calls() {
+            let sent: Vec<BusEntry> = batch.items(&call).cloned().collect();
+            let outcomes: Vec<Delivery> = match self.api.put_events(&sent).await {
+                Ok(answers) if answers.len() == sent.len() => answers
                     .into_iter()
                     .map(|answer| match answer {
                         EntryResult::Accepted(_) => Delivery::Delivered,
@@ -208,25 +197,20 @@ impl Destination for EventBridgeBus {
                         "{}: {} results for {} entries",
                         self.name,
                         answers.len(),
-                        batch.len()
+                        sent.len()
                     ));
-                    batch.len()
+                    sent.len()
                 ],
                 Err(DeliveryError::Retryable { reason, .. }) => {
-                    vec![Delivery::Retry(reason); batch.len()]
+                    vec![Delivery::Retry(reason); sent.len()]
                 }
                 Err(DeliveryError::Rejected(reason)) => {
-                    vec![Delivery::Poison(format!("rejected: {reason}")); batch.len()]
+                    vec![Delivery::Poison(format!("rejected: {reason}")); sent.len()]
                 }
             };
-            for (i, outcome) in call.iter().zip(outcomes) {
-                results[*i] = Some(outcome);
-            }
+            batch.settle(&call, &outcomes);
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Delivery::Poison("no outcome".into())))
-            .collect())
+        Ok(batch.finish())
     }
 }
 
