@@ -204,6 +204,12 @@ pub fn start(
 ) -> Result<LambdaCell, StartError> {
     crate::logging::init();
     let config = paracell_domain::CellConfig::from_env()?;
+    check_lambda_env()?;
+    Ok(LambdaCell::new(make_cell(config)))
+}
+
+/// Checks the Lambda variables the runtime client would otherwise panic about.
+pub fn check_lambda_env() -> Result<(), StartError> {
     for var in [
         "AWS_LAMBDA_RUNTIME_API",
         "AWS_LAMBDA_FUNCTION_NAME",
@@ -214,5 +220,5 @@ pub fn start(
             return Err(StartError::NotInLambda(var));
         }
     }
-    Ok(LambdaCell::new(make_cell(config)))
+    Ok(())
 }

@@ -36,6 +36,7 @@
 //! # });
 //! ```
 
+pub mod function;
 pub mod handler;
 pub mod inbound;
 pub mod logging;

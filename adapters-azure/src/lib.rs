@@ -34,6 +34,7 @@
 //! ```
 
 pub mod config;
+pub mod functions;
 pub mod host_model;
 pub mod inbound;
 pub mod logging;

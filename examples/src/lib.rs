@@ -18,6 +18,7 @@
 //! usual settings ([`paracell_aws::outbound::dynamodb::DynamoConfig`] when built with `dynamodb`); the Cosmos DB
 //! store reads `PARACELL_COSMOS_*` (`paracell_azure::outbound::cosmos::CosmosConfig` when built with `cosmos`).
 
+pub mod consumer;
 pub mod http_client;
 
 use paracell_domain::memory::{MemoryDeadLetters, MemoryStore, SequentialIds, SteppingClock};

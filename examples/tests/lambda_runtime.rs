@@ -152,3 +152,93 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
     let answer = invoke(port, &big);
     assert_eq!(answer["statusCode"], 413);
 }
+
+/// An EventBridge delivery of `event`, as a rule's target receives it.
+fn eventbridge_delivery(event: &paracell_domain::events::TransactionAccepted, id: &str) -> Value {
+    let detail: Value = serde_json::from_str(&event.document()).unwrap();
+    serde_json::json!({"version": "0", "id": id, "detail-type": detail["type"],
+        "source": detail["source"], "account": "123456789012", "time": "2026-11-29T12:00:00Z",
+        "region": "eu-west-1", "resources": [], "detail": detail})
+}
+
+#[test]
+#[ignore = "needs cargo-lambda: .ci/run runs it with --ignored"]
+fn the_lambda_consumer_applies_each_delivery_once_under_the_runtime_emulator() {
+    let port = free_port();
+    let _emulator = Running(
+        Command::new("cargo")
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .current_dir(workspace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cargo lambda (install it: pip install cargo-lambda)"),
+    );
+    wait_for_port(port);
+    let _function = Running(
+        Command::new(env!("CARGO_BIN_EXE_lambda-consumer"))
+            .env_clear()
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("RUST_LOG", "off")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("lambda-consumer"),
+    );
+    let tx = paracell_domain::testing::sample_transaction();
+    let event = |n: u64| paracell_domain::events::TransactionAccepted {
+        event_id: uuid::Uuid::from_u128(u128::from(n)),
+        source_cell: tx.cell_id.clone(),
+        tenant_seq: n,
+        balance_version: n,
+        transaction: tx.clone(),
+    };
+    let first = invoke(port, &eventbridge_delivery(&event(2), "eb-1"));
+    assert_eq!(first["seen"], "applied", "{first}");
+    // EventBridge may deliver twice (its own id differs; the CloudEvent's source + id does not).
+    let again = invoke(port, &eventbridge_delivery(&event(2), "eb-2"));
+    assert_eq!(again["seen"], "duplicate", "{again}");
+    let late = invoke(port, &eventbridge_delivery(&event(1), "eb-3"));
+    assert_eq!(late["seen"], "applied");
+    let (_, balance) = late["projection"]["balances"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    assert_eq!(
+        balance["version"], 2,
+        "an older event arriving late does not win"
+    );
+    // A delivery it cannot read fails the invocation (Lambda retries, then dead-letters it).
+    let mut foreign = eventbridge_delivery(&event(3), "eb-4");
+    foreign["detail-type"] = "Scheduled Event".into();
+    let reply = send(
+        port,
+        "POST",
+        "/2015-03-31/functions/_/invocations",
+        &[("Content-Type", "application/json")],
+        &serde_json::to_vec(&foreign).unwrap(),
+        false,
+    );
+    assert_ne!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(String::from_utf8_lossy(&reply.body).contains("Scheduled Event"));
+}

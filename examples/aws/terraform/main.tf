@@ -18,6 +18,12 @@ variable "zip_path" {
   default     = "../../../target/lambda/lambda-cell/bootstrap.zip"
 }
 
+variable "consumer_zip_path" {
+  description = "target/lambda/lambda-consumer/bootstrap.zip (the events consumer example)"
+  type        = string
+  default     = "../../../target/lambda/lambda-consumer/bootstrap.zip"
+}
+
 variable "cell_id" {
   description = "PARACELL_CELL_ID"
   type        = string
@@ -323,6 +329,74 @@ resource "aws_lambda_permission" "http_api" {
   function_name = aws_lambda_function.cell.function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_apigatewayv2_api.http.execution_arn}/*/*"
+}
+
+# The consumer example (examples/src/bin/lambda-consumer.rs), targeted by its own rule: reads each
+# CloudEvent back with the domain's parser and applies it at most once per source + id. What it
+# fails to read lands in the consumer's dead-letter queue after EventBridge's retries.
+resource "aws_lambda_function" "consumer" {
+  function_name    = "paracell-${var.cell_id}-consumer"
+  role             = aws_iam_role.lambda.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = ["x86_64"]
+  memory_size      = 128
+  timeout          = 10
+  filename         = var.consumer_zip_path
+  source_code_hash = filebase64sha256(var.consumer_zip_path)
+  environment {
+    variables = { RUST_LOG = "info" }
+  }
+}
+
+resource "aws_cloudwatch_event_rule" "consumer" {
+  name           = "paracell-${var.cell_id}-consumer"
+  event_bus_name = aws_cloudwatch_event_bus.events.name
+  event_pattern = jsonencode({
+    source        = [{ prefix = "/cells/" }]
+    "detail-type" = ["dev.paracell.transaction.accepted.v1"]
+  })
+}
+
+resource "aws_cloudwatch_event_target" "consumer" {
+  rule           = aws_cloudwatch_event_rule.consumer.name
+  event_bus_name = aws_cloudwatch_event_bus.events.name
+  arn            = aws_lambda_function.consumer.arn
+  retry_policy {
+    maximum_event_age_in_seconds = 86400
+    maximum_retry_attempts       = 185
+  }
+  dead_letter_config {
+    arn = aws_sqs_queue.consumer_dead_letters.arn
+  }
+}
+
+resource "aws_lambda_permission" "consumer" {
+  statement_id  = "AllowEventBridge"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.consumer.function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.consumer.arn
+}
+
+resource "aws_sqs_queue" "consumer_dead_letters" {
+  name                      = "paracell-${var.cell_id}-consumer-dead-letters"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_sqs_queue_policy" "consumer_dead_letters" {
+  queue_url = aws_sqs_queue.consumer_dead_letters.url
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sqs:SendMessage"
+      Resource  = aws_sqs_queue.consumer_dead_letters.arn
+      Condition = { ArnEquals = { "aws:SourceArn" = aws_cloudwatch_event_rule.consumer.arn } }
+    }]
+  })
 }
 
 output "http_api_url" {

@@ -59,6 +59,12 @@ variable "package_zip" {
   default     = "../app.zip"
 }
 
+variable "consumer_package_zip" {
+  description = "zip of examples/azure/consumer-app with the azure-consumer binary"
+  type        = string
+  default     = "../consumer-app.zip"
+}
+
 resource "azurerm_resource_group" "cell" {
   name     = "paracell-${var.cell_id}"
   location = var.location
@@ -202,6 +208,50 @@ resource "azurerm_eventgrid_event_subscription" "accepted" {
     event_time_to_live    = 1440
   }
 
+  storage_blob_dead_letter_destination {
+    storage_account_id          = azurerm_storage_account.cell.id
+    storage_blob_container_name = azurerm_storage_container.event_dead_letters.name
+  }
+}
+
+# The consumer example (examples/src/bin/azure-consumer.rs): a custom handler whose TransactionAccepted
+# function has an Event Grid trigger. It reads each CloudEvent back with the domain's parser and
+# applies it at most once per source + id.
+resource "azurerm_linux_function_app" "consumer" {
+  name                       = "paracell-${var.cell_id}-consumer"
+  resource_group_name        = azurerm_resource_group.cell.name
+  location                   = azurerm_resource_group.cell.location
+  service_plan_id            = azurerm_service_plan.cell.id
+  storage_account_name       = azurerm_storage_account.cell.name
+  storage_account_access_key = azurerm_storage_account.cell.primary_access_key
+  zip_deploy_file            = var.consumer_package_zip
+
+  site_config {}
+
+  app_settings = {
+    FUNCTIONS_WORKER_RUNTIME = "custom"
+    RUST_LOG                 = "info"
+  }
+}
+
+resource "azurerm_eventgrid_event_subscription" "consumer" {
+  name                  = "transaction-consumer"
+  scope                 = azurerm_eventgrid_topic.events.id
+  event_delivery_schema = "CloudEventSchemaV1_0"
+  included_event_types  = ["dev.paracell.transaction.accepted.v1"]
+
+  azure_function_endpoint {
+    function_id                       = "${azurerm_linux_function_app.consumer.id}/functions/TransactionAccepted"
+    max_events_per_batch              = 1
+    preferred_batch_size_in_kilobytes = 64
+  }
+
+  retry_policy {
+    max_delivery_attempts = 30
+    event_time_to_live    = 1440
+  }
+
+  # A delivery the function failed (500: it could not read the event) ends here after the retries.
   storage_blob_dead_letter_destination {
     storage_account_id          = azurerm_storage_account.cell.id
     storage_blob_container_name = azurerm_storage_container.event_dead_letters.name
