@@ -12,7 +12,7 @@ use crate::envelopes::{Envelope, Exchange, aws, azure};
 use crate::request::ClientRequest;
 use crate::wire;
 use paracell_domain::{CellConfig, TenantScope};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -150,6 +150,80 @@ fn cell_env(command: &mut Command, config: &CellConfig) {
         .stderr(log_file(config.cell_id.as_str()));
 }
 
+/// `cargo lambda watch --only-lambda-apis` on a free port: the Lambda Runtime API emulator.
+fn start_emulator(workspace: &Path) -> Result<(Running, u16), String> {
+    let emulator_port = wire::free_port().map_err(|e| e.to_string())?;
+    let child = Command::new("cargo")
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &emulator_port.to_string(),
+        ])
+        .current_dir(workspace)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            format!("cannot start `cargo lambda watch` (pip install cargo-lambda): {e}")
+        })?;
+    let mut emulator = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", emulator_port)).is_err() {
+        if let Ok(Some(status)) = emulator.0.try_wait() {
+            return Err(format!(
+                "`cargo lambda watch` exited ({status}): is cargo-lambda installed (pip install cargo-lambda)?"
+            ));
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "`cargo lambda watch` did not listen on 127.0.0.1:{emulator_port} within 60 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((emulator, emulator_port))
+}
+
+/// Another Lambda function (a consumer, say) built from `bootstrap`, under an emulator of its own
+/// (one emulator serves one function), with `env` as its whole environment besides Lambda's.
+pub fn start_function(
+    workspace: &Path,
+    bootstrap: &Path,
+    env: &[(String, String)],
+) -> Result<LambdaProcess, String> {
+    if !bootstrap.is_file() {
+        return Err(format!(
+            "{} is missing: build it first",
+            bootstrap.display()
+        ));
+    }
+    let (emulator, port) = start_emulator(workspace)?;
+    let child = Command::new(bootstrap)
+        .env_clear()
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{port}/.rt"),
+        )
+        .envs(env.iter().cloned())
+        .stdout(Stdio::null())
+        .stderr(log_file("function"))
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bootstrap.display()))?;
+    Ok(LambdaProcess {
+        _process: Running(child),
+        port,
+        _emulator: Some(emulator),
+    })
+}
+
 impl Binaries {
     /// Starts the emulator. `bootstrap` defaults to `target/lambda/lambda-cell/bootstrap`,
     /// `azure_cell` to `target/release/azure-cell` (override with `PARACELL_LAMBDA_BOOTSTRAP`,
@@ -179,40 +253,7 @@ impl Binaries {
                 ));
             }
         }
-        let emulator_port = wire::free_port().map_err(|e| e.to_string())?;
-        let child = Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &emulator_port.to_string(),
-            ])
-            .current_dir(&workspace)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!("cannot start `cargo lambda watch` (pip install cargo-lambda): {e}")
-            })?;
-        let mut emulator = Running(child);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", emulator_port)).is_err() {
-            if let Ok(Some(status)) = emulator.0.try_wait() {
-                return Err(format!(
-                    "`cargo lambda watch` exited ({status}): is cargo-lambda installed (pip install cargo-lambda)?"
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "`cargo lambda watch` did not listen on 127.0.0.1:{emulator_port} within 60 s"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let (emulator, emulator_port) = start_emulator(&workspace)?;
         Ok(Self {
             bootstrap,
             azure_cell,
@@ -259,6 +300,7 @@ impl Binaries {
         Ok(LambdaProcess {
             _process: Running(child),
             port: self.emulator_port,
+            _emulator: None,
         })
     }
 
@@ -303,6 +345,8 @@ impl Binaries {
 pub struct LambdaProcess {
     _process: Running,
     port: u16,
+    /// Its own emulator, when it has one ([`start_function`]); dropped after the process.
+    _emulator: Option<Running>,
 }
 
 impl LambdaProcess {

@@ -8,6 +8,7 @@
 //! paracell-conformance coverage [--cases DIR]...  # requirement → cases, as Markdown
 //! paracell-conformance render CASE.json ENVELOPE    # what step 1 looks like on that envelope
 //! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
+//! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
 
@@ -157,16 +158,20 @@ fn render(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `drill replication [--writes N] [--seed S] [--binaries]`.
+/// `drill replication|events [--writes N] [--seed S] [--binaries]`.
 fn drill(args: &[String]) -> ExitCode {
     let usage =
-        "usage: paracell-conformance drill replication [--writes N] [--seed S] [--binaries]";
-    let Some(("replication", rest)) = args.split_first().map(|(d, r)| (d.as_str(), r)) else {
+        "usage: paracell-conformance drill replication|events [--writes N] [--seed S] [--binaries]";
+    let Some((which, rest)) = args.split_first().map(|(d, r)| (d.as_str(), r)) else {
         eprintln!("{usage}");
         return ExitCode::from(2);
     };
-    let mut options = paracell_conformance::drill::replication::Options {
-        writes: 400,
+    if which != "replication" && which != "events" {
+        eprintln!("unknown drill {which:?}\n{usage}");
+        return ExitCode::from(2);
+    }
+    let mut options = paracell_conformance::drill::Options {
+        writes: if which == "events" { 300 } else { 400 },
         seed: 7,
     };
     let mut binaries = false;
@@ -199,22 +204,35 @@ fn drill(args: &[String]) -> ExitCode {
         #[cfg(feature = "drill-binaries")]
         {
             let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-            paracell_conformance::drill::replication_binaries::run(options, &workspace)
+            if which == "events" {
+                paracell_conformance::drill::events_binaries::run(options, &workspace)
+            } else {
+                paracell_conformance::drill::replication_binaries::run(options, &workspace)
+            }
         }
         #[cfg(not(feature = "drill-binaries"))]
         {
             eprintln!(
-                "drill replication --binaries needs the drill-binaries feature: cargo run -p paracell-conformance --release --features drill-binaries -- drill replication --binaries"
+                "drill {which} --binaries needs the drill-binaries feature: cargo run -p paracell-conformance --release --features drill-binaries -- drill {which} --binaries"
             );
             return ExitCode::from(2);
         }
+    } else if which == "events" {
+        paracell_conformance::drill::events::run(options)
     } else {
         paracell_conformance::drill::replication::run(options)
     };
-    let title = if binaries {
-        "replication drill: lambda-cell (DynamoDB, its stream) ⇄ azure-cell (Cosmos DB)"
-    } else {
-        "replication drill, in process: an AWS cell ⇄ an Azure cell, through their adapters"
+    let title = match (which, binaries) {
+        ("events", true) => {
+            "events drill: lambda-cell (DynamoDB, its stream) → EventBridge (moto) → SQS, azure-cell (Cosmos DB) → Event Grid stand-in; both consumers"
+        }
+        ("events", false) => {
+            "events drill, in process: the same workload on an AWS and an Azure cell, relayed through their adapters to EventBridge and Event Grid models"
+        }
+        (_, true) => {
+            "replication drill: lambda-cell (DynamoDB, its stream) ⇄ azure-cell (Cosmos DB)"
+        }
+        _ => "replication drill, in process: an AWS cell ⇄ an Azure cell, through their adapters",
     };
     print!("{}", report.render(title));
     if report.passed() {

@@ -162,11 +162,16 @@ pub async fn dead_letters_from_lookup(
 /// The relay the configuration asks for: one destination per peer in `PARACELL_PEERS`, signed with
 /// its secret, over HTTP(S), plus the event buses ([`buses_from_lookup`]); dead letters from
 /// [`dead_letters_from_lookup`]. `None` without peers and buses.
+///
+/// The relay keeps real time and real ids whatever the cell's ports are: deliveries are signed with
+/// the time a peer checks against its 300 s window, dead letters are stamped with the time an
+/// operator reads, and a cell's deterministic ports (conformance runs) must see the same calls on
+/// every cloud, which a relay running at its own moments would break.
 pub async fn relay_from_lookup(
     config: &CellConfig,
-    ports: &CellPorts,
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Relay>, String> {
+    let clock: Arc<dyn paracell_domain::ports::Clock> = Arc::new(SystemClock);
     let client: Arc<dyn paracell_domain::ports::HttpClient> =
         Arc::new(http_client::HyperClient::new());
     let mut destinations = buses_from_lookup(&lookup, client.clone()).await?;
@@ -182,15 +187,15 @@ pub async fn relay_from_lookup(
             &peer.base_url,
             secret.clone(),
             client.clone(),
-            ports.clock.clone(),
-            ports.ids.clone(),
+            clock.clone(),
+            Arc::new(UuidV7),
         )));
     }
     Ok(Some(Relay::new(
         destinations,
         dead_letters_from_lookup(lookup).await?,
         Arc::new(http_client::TokioSleep),
-        ports.clock.clone(),
+        clock,
     )))
 }
 

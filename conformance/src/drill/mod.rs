@@ -3,15 +3,30 @@
 //!
 //! ```text
 //! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
+//! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
 //! ```
 
+pub mod events;
+#[cfg(feature = "drill-binaries")]
+pub mod events_binaries;
 pub mod replication;
 #[cfg(feature = "drill-binaries")]
 pub mod replication_binaries;
+#[cfg(feature = "drill-binaries")]
+pub mod stream;
 
 use crate::request::ClientRequest;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+/// A drill's knobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Client writes.
+    pub writes: usize,
+    /// The schedule's seed.
+    pub seed: u64,
+}
 
 /// A client's create of `cents` on (tenant, account) under `key`.
 pub fn create_request(

@@ -6,6 +6,7 @@
 //! order and sometimes twice (reordering and duplicates), delivering through the peer's envelopes.
 //! At the end both cells must hold exactly the same state and answer every read alike.
 
+pub use super::Options;
 use super::{DrillReport, Rng, count_percentiles, create_request, percentiles, read_request};
 use crate::envelopes::{Envelope, Exchange, aws, azure};
 use crate::pairs::ledger;
@@ -25,15 +26,6 @@ use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The drill's knobs.
-#[derive(Debug, Clone, Copy)]
-pub struct Options {
-    /// Client writes (across both tenants).
-    pub writes: usize,
-    /// The schedule's seed.
-    pub seed: u64,
-}
 
 const SECRET: &str = "whsec_ZHJpbGwtcmVwbGljYXRpb24tc2hhcmVkLXNlY3JldA==";
 const AWS_DOORS: [Envelope; 6] = [

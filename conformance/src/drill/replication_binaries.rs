@@ -15,6 +15,7 @@
 //! Both cells are the primary of one tenant and the standby of the other's; at the end their stores
 //! must hold the same positions and their front doors answer every read alike.
 
+use super::stream::StreamReader;
 use super::{DrillReport, Rng, count_percentiles, create_request, percentiles, read_request};
 use crate::binaries::{AzureProcess, Binaries, LambdaProcess};
 use crate::drill::replication::Options;
@@ -245,114 +246,6 @@ async fn serve_front_door(listener: tokio::net::TcpListener, door: Arc<FrontDoor
     }
 }
 
-/// Lambda's event source mapping, played by the drill: reads the table's stream and invokes the
-/// function with its records, in groups invoked in random order and sometimes twice.
-struct StreamReader {
-    client: aws_sdk_dynamodbstreams::Client,
-    table: String,
-    iterators: BTreeMap<String, Option<String>>,
-    arn: Option<String>,
-}
-
-impl StreamReader {
-    async fn poll(&mut self) -> Result<Vec<serde_json::Value>, String> {
-        use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-        if self.arn.is_none() {
-            let streams = self
-                .client
-                .list_streams()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "ListStreams: {}",
-                        aws_sdk_dynamodbstreams::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            self.arn = streams
-                .streams()
-                .first()
-                .and_then(|s| s.stream_arn().map(str::to_owned));
-        }
-        let Some(arn) = self.arn.clone() else {
-            return Ok(Vec::new());
-        };
-        let shards = self
-            .client
-            .describe_stream()
-            .stream_arn(&arn)
-            .send()
-            .await
-            .map_err(|e| format!("DescribeStream: {e}"))?
-            .stream_description
-            .map(|d| d.shards.unwrap_or_default())
-            .unwrap_or_default();
-        for shard in shards {
-            let Some(id) = shard.shard_id else { continue };
-            if !self.iterators.contains_key(&id) {
-                let it = self
-                    .client
-                    .get_shard_iterator()
-                    .stream_arn(&arn)
-                    .shard_id(&id)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                    .send()
-                    .await
-                    .map_err(|e| format!("GetShardIterator: {e}"))?
-                    .shard_iterator;
-                self.iterators.insert(id, it);
-            }
-        }
-        let mut records = Vec::new();
-        for iterator in self.iterators.values_mut() {
-            let Some(current) = iterator.clone() else {
-                continue;
-            };
-            let out = self
-                .client
-                .get_records()
-                .shard_iterator(current)
-                .send()
-                .await
-                .map_err(|e| format!("GetRecords: {e}"))?;
-            *iterator = out.next_shard_iterator.clone();
-            for record in out.records.unwrap_or_default() {
-                records.push(lambda_record(&record));
-            }
-        }
-        Ok(records)
-    }
-}
-
-/// A stream record as Lambda puts it in a stream event (the string attributes the relay reads).
-fn lambda_record(record: &aws_sdk_dynamodbstreams::types::Record) -> serde_json::Value {
-    use aws_sdk_dynamodbstreams::types::AttributeValue;
-    let image = |map: Option<&std::collections::HashMap<String, AttributeValue>>| {
-        let mut out = serde_json::Map::new();
-        for (name, value) in map.into_iter().flatten() {
-            if let AttributeValue::S(text) = value {
-                out.insert(name.clone(), serde_json::json!({ "S": text }));
-            }
-        }
-        serde_json::Value::Object(out)
-    };
-    let stream = record.dynamodb.as_ref();
-    serde_json::json!({
-        "eventID": record.event_id.clone().unwrap_or_default(),
-        "eventName": record.event_name.as_ref().map(|n| n.as_str().to_owned()).unwrap_or_default(),
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "Keys": image(stream.and_then(|s| s.keys.as_ref())),
-            "NewImage": image(stream.and_then(|s| s.new_image.as_ref())),
-            "SequenceNumber": stream.and_then(|s| s.sequence_number.clone()).unwrap_or_default(),
-            "StreamViewType": "NEW_IMAGE",
-        },
-    })
-}
-
 fn answer(exchange: Exchange) -> Result<ClientResponse, String> {
     match exchange {
         Exchange::Response(r) => Ok(r),
@@ -488,12 +381,7 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         .endpoint_url(&dynamo_endpoint)
         .load()
         .await;
-    let mut stream = StreamReader {
-        client: aws_sdk_dynamodbstreams::Client::new(&conf),
-        table: table.clone(),
-        iterators: BTreeMap::new(),
-        arn: None,
-    };
+    let mut stream = StreamReader::new(aws_sdk_dynamodbstreams::Client::new(&conf), &table);
 
     let tenants = [
         TenantId::parse("coop-aws").map_err(|e| e.to_string())?,

@@ -15,8 +15,7 @@ async fn main() -> ExitCode {
     };
     let run = paracell_azure::server::run(async |config| {
         let relay =
-            paracell_examples::relay_from_lookup(&config, &ports, |n| std::env::var(n).ok())
-                .await?;
+            paracell_examples::relay_from_lookup(&config, |n| std::env::var(n).ok()).await?;
         // The Cosmos DB stand-in has no change feed: locally the relay can poll the store instead.
         paracell_examples::spawn_pull_relay(ports.store.clone(), relay.clone());
         Ok((paracell_examples::cell_on(ports)(config), relay))

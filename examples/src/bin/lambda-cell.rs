@@ -21,7 +21,7 @@ async fn main() -> ExitCode {
         }
     };
     // Stream batches of the cell table and replay-queue batches go to the relay (when peers are set).
-    let relay = paracell_examples::relay_from_lookup(lambda.cell().config(), &ports, |name| {
+    let relay = paracell_examples::relay_from_lookup(lambda.cell().config(), |name| {
         std::env::var(name).ok()
     })
     .await;

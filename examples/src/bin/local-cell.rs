@@ -60,10 +60,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let relay = match paracell_examples::relay_from_lookup(&config, &ports, |n| {
-        std::env::var(n).ok()
-    })
-    .await
+    let relay = match paracell_examples::relay_from_lookup(&config, |n| std::env::var(n).ok()).await
     {
         Ok(relay) => relay,
         Err(e) => {

@@ -90,13 +90,14 @@ async fn replay(limit: usize) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail("configuration", e),
     };
-    let ports = match paracell_examples::ports_from_env().await {
-        Ok(p) => p,
-        Err(e) => return fail("ports", e),
-    };
-    let relay = match paracell_examples::relay_from_lookup(&config, &ports, env).await {
+    let relay = match paracell_examples::relay_from_lookup(&config, env).await {
         Ok(Some(relay)) => relay,
-        Ok(None) => return fail("replay", "no peers configured (PARACELL_PEERS)"),
+        Ok(None) => {
+            return fail(
+                "replay",
+                "no destination configured (PARACELL_PEERS, PARACELL_EVENTBRIDGE_BUS, PARACELL_EVENTGRID_ENDPOINT)",
+            );
+        }
         Err(e) => return fail("relay", e),
     };
     let letters = match paracell_examples::dead_letters_from_lookup(env).await {

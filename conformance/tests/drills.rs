@@ -1,0 +1,27 @@
+//! The in-process drills hold on small seeded workloads (CI runs the larger ones from `.ci/run`).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use paracell_conformance::drill::{Options, events};
+
+#[test]
+fn the_events_drill_holds_for_several_seeds() {
+    for seed in [1, 2, 3] {
+        let report = events::run(Options { writes: 300, seed });
+        assert!(report.passed(), "{}", report.render("events drill"));
+        assert_eq!(report.checks.len(), 9);
+        let figure = |name: &str| {
+            report
+                .figures
+                .iter()
+                .find(|(n, _)| n.starts_with(name))
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        // The faults were exercised: something was dead-lettered and replayed on each bus.
+        let letters = figure("dead-lettered");
+        assert!(
+            !letters.starts_with("0 ") && !letters.contains("/ 0 "),
+            "{letters}"
+        );
+    }
+}
