@@ -6,13 +6,9 @@
 //! `.ci/run` installs both and runs it with `--ignored`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-mod support;
-
+use paracell_conformance::binaries::LambdaProcess;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use support::*;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,30 +17,20 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// `bootstrap` under an emulator of its own, with `env` besides Lambda's variables.
+fn function(bootstrap: &Path, env: &[(&str, &str)]) -> LambdaProcess {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+    paracell_conformance::binaries::start_function(&workspace(), bootstrap, &env)
+        .unwrap_or_else(|e| panic!("{e} (install cargo-lambda: pip install cargo-lambda)"))
 }
 
-fn invoke(port: u16, event: &Value) -> Value {
-    let reply = send(
-        port,
-        "POST",
-        "/2015-03-31/functions/_/invocations",
-        &[("Content-Type", "application/json")],
-        &serde_json::to_vec(event).unwrap(),
-        false,
-    );
-    assert_eq!(
-        reply.status,
-        200,
-        "invoke failed: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    json(&reply)
+fn invoke(function: &LambdaProcess, event: &Value) -> Value {
+    function
+        .invoke(event)
+        .unwrap_or_else(|e| panic!("invoke failed: {e}"))
 }
 
 #[test]
@@ -58,40 +44,13 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
         "{} is missing: run cargo lambda build --release --bin lambda-cell",
         bootstrap.display()
     );
-    let port = free_port();
-    let _emulator = Running(
-        Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .current_dir(workspace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cargo lambda (install it: pip install cargo-lambda)"),
-    );
-    wait_for_port(port);
-    let _function = Running(
-        Command::new(&bootstrap)
-            .env_clear()
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
-            .env("PARACELL_CELL_ID", "cell-a")
-            .env("PARACELL_TENANTS", "coop-1")
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("bootstrap"),
+    let lambda = function(
+        &bootstrap,
+        &[
+            ("PARACELL_CELL_ID", "cell-a"),
+            ("PARACELL_TENANTS", "coop-1"),
+            ("RUST_LOG", "warn"),
+        ],
     );
 
     let dir = workspace().join("adapters-aws/tests/fixtures");
@@ -109,7 +68,7 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
             continue; // needs another cell configuration; the 413 is checked below with the default limit
         }
         let expected = &fixture["expect"];
-        let actual = invoke(port, &fixture["event"]);
+        let actual = invoke(&lambda, &fixture["event"]);
         assert_eq!(actual["statusCode"], expected["statusCode"], "{name}");
         assert_eq!(actual["isBase64Encoded"], false, "{name}");
         let status = expected["statusCode"].as_u64().unwrap();
@@ -149,7 +108,7 @@ fn the_release_bootstrap_answers_every_fixture_under_the_runtime_emulator() {
         "requestContext": {"http": {"method": "POST", "path": "/v1/transactions", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "t"},
             "stage": "$default", "requestId": "r", "routeKey": "$default", "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d", "time": "t", "timeEpoch": 0},
         "body": "x".repeat(262_145), "isBase64Encoded": false});
-    let answer = invoke(port, &big);
+    let answer = invoke(&lambda, &big);
     assert_eq!(answer["statusCode"], 413);
 }
 
@@ -164,39 +123,9 @@ fn eventbridge_delivery(event: &paracell_domain::events::TransactionAccepted, id
 #[test]
 #[ignore = "needs cargo-lambda: .ci/run runs it with --ignored"]
 fn the_lambda_consumer_applies_each_delivery_once_under_the_runtime_emulator() {
-    let port = free_port();
-    let _emulator = Running(
-        Command::new("cargo")
-            .args([
-                "lambda",
-                "watch",
-                "--only-lambda-apis",
-                "-A",
-                "127.0.0.1",
-                "-P",
-                &port.to_string(),
-            ])
-            .current_dir(workspace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cargo lambda (install it: pip install cargo-lambda)"),
-    );
-    wait_for_port(port);
-    let _function = Running(
-        Command::new(env!("CARGO_BIN_EXE_lambda-consumer"))
-            .env_clear()
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{port}/.rt"),
-            )
-            .env("RUST_LOG", "off")
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lambda-consumer"),
+    let lambda = function(
+        Path::new(env!("CARGO_BIN_EXE_lambda-consumer")),
+        &[("RUST_LOG", "off")],
     );
     let tx = paracell_domain::testing::sample_transaction();
     let event = |n: u64| paracell_domain::events::TransactionAccepted {
@@ -206,12 +135,12 @@ fn the_lambda_consumer_applies_each_delivery_once_under_the_runtime_emulator() {
         balance_version: n,
         transaction: tx.clone(),
     };
-    let first = invoke(port, &eventbridge_delivery(&event(2), "eb-1"));
+    let first = invoke(&lambda, &eventbridge_delivery(&event(2), "eb-1"));
     assert_eq!(first["seen"], "applied", "{first}");
     // EventBridge may deliver twice (its own id differs; the CloudEvent's source + id does not).
-    let again = invoke(port, &eventbridge_delivery(&event(2), "eb-2"));
+    let again = invoke(&lambda, &eventbridge_delivery(&event(2), "eb-2"));
     assert_eq!(again["seen"], "duplicate", "{again}");
-    let late = invoke(port, &eventbridge_delivery(&event(1), "eb-3"));
+    let late = invoke(&lambda, &eventbridge_delivery(&event(1), "eb-3"));
     assert_eq!(late["seen"], "applied");
     let (_, balance) = late["projection"]["balances"]
         .as_object()
@@ -226,19 +155,6 @@ fn the_lambda_consumer_applies_each_delivery_once_under_the_runtime_emulator() {
     // A delivery it cannot read fails the invocation (Lambda retries, then dead-letters it).
     let mut foreign = eventbridge_delivery(&event(3), "eb-4");
     foreign["detail-type"] = "Scheduled Event".into();
-    let reply = send(
-        port,
-        "POST",
-        "/2015-03-31/functions/_/invocations",
-        &[("Content-Type", "application/json")],
-        &serde_json::to_vec(&foreign).unwrap(),
-        false,
-    );
-    assert_ne!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert!(String::from_utf8_lossy(&reply.body).contains("Scheduled Event"));
+    let failure = lambda.invoke(&foreign).unwrap_err();
+    assert!(failure.contains("Scheduled Event"), "{failure}");
 }

@@ -12,8 +12,8 @@
 //! have been replayed back, and the consumers' decoders must read every delivery back to the exact
 //! document, deduplicating on `source` + `id`.
 
-use super::{DrillReport, Options, Rng, create_request, percentiles};
-use crate::envelopes::{Envelope, Exchange, aws, azure};
+use super::{DrillReport, Options, RelayHost, Rng, create_request, percentiles, random_groups};
+use crate::envelopes::Envelope;
 use crate::request::ClientRequest;
 use crate::runner;
 use paracell_aws::LambdaCell;
@@ -31,7 +31,6 @@ use paracell_domain::ports::{
     HttpClient, OutboundRequest, OutboundResponse, StoreError, SystemClock, TransactionStore,
     TransportError,
 };
-use paracell_domain::replication::SealedEntry;
 use paracell_domain::replication::relay::{DeadLetters, DeliveryError, Relay, RelayPolicy};
 use paracell_domain::testing::faults::{FaultyStore, Operation};
 use paracell_domain::{Cell, CellConfig, CellPorts, TenantScope};
@@ -259,12 +258,11 @@ struct Invocations {
     failed: usize,
 }
 
-/// Runs the relays once: the pending entries, split into up to three groups in random order, each
-/// invoked once or twice through the platform's trigger envelope.
+/// Runs the relay once: the pending entries, in random groups, each invoked once or twice through
+/// the platform's trigger envelope.
 async fn relay_round(
     side: &Side,
-    lambda: Option<&LambdaCell>,
-    azure: Option<&AzureHandler>,
+    host: RelayHost<'_>,
     rng: &mut Rng,
     stats: &mut Invocations,
 ) -> Result<(), String> {
@@ -274,43 +272,12 @@ async fn relay_round(
         .await
         .map_err(|e| e.to_string())?
         .entries;
-    if pending.is_empty() {
-        return Ok(());
-    }
-    let groups = usize::try_from(rng.below(3) + 1)
-        .unwrap_or(1)
-        .min(pending.len());
-    let mut split: Vec<Vec<&SealedEntry>> = vec![Vec::new(); groups];
-    for entry in &pending {
-        let g = usize::try_from(rng.below(groups as u64)).unwrap_or(0);
-        split[g].push(entry);
-    }
-    split.retain(|g| !g.is_empty());
-    rng.shuffle(&mut split);
-    for group in &split {
+    for group in random_groups(&pending, rng) {
         let times = if rng.chance(15) { 2 } else { 1 };
         stats.repeated += times - 1;
         for _ in 0..times {
             stats.count += 1;
-            let ok = if let Some(lambda) = lambda {
-                let numbered: Vec<(u64, &SealedEntry)> =
-                    group.iter().map(|e| (rng.next_u64() >> 16, *e)).collect();
-                let event = aws::stream_event(&numbered);
-                let answer = lambda
-                    .invoke(&serde_json::to_vec(&event).unwrap_or_default())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                serde_json::from_slice::<Value>(&answer).map_err(|e| e.to_string())?
-                    ["batchItemFailures"]
-                    .as_array()
-                    .is_some_and(Vec::is_empty)
-            } else if let Some(handler) = azure {
-                let invocation = azure::change_feed_invocation(group, "drill");
-                handler.invoke(invocation).await.status == 200
-            } else {
-                false
-            };
-            if !ok {
+            if !host.invoke(&group, rng).await? {
                 stats.failed += 1;
             }
         }
@@ -371,24 +338,7 @@ fn consume(events: impl Iterator<Item = Result<TransactionAccepted, String>>) ->
 
 /// Runs the drill.
 pub fn run(options: Options) -> DrillReport {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let mut report = DrillReport::default();
-            report.check("runtime", false, e);
-            return report;
-        }
-    };
-    rt.block_on(async {
-        let mut report = DrillReport::default();
-        if let Err(e) = drill(options, &mut report).await {
-            report.check("the drill ran to the end", false, e);
-        }
-        report
-    })
+    super::run_on_runtime(0, async |report| drill(options, report).await)
 }
 
 async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String> {
@@ -471,11 +421,16 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             status => unexpected.push(format!("{i}: {status}")),
         }
         if rng.chance(25) {
-            relay_round(&aws_side, Some(&lambda), None, &mut rng, &mut aws_stats).await?;
+            relay_round(
+                &aws_side,
+                RelayHost::Lambda(&lambda),
+                &mut rng,
+                &mut aws_stats,
+            )
+            .await?;
             relay_round(
                 &azure_side,
-                None,
-                Some(&handler),
+                RelayHost::Azure(&handler),
                 &mut rng,
                 &mut azure_stats,
             )
@@ -484,11 +439,16 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
     }
     // Drain: run the relays until nothing is pending (bounded).
     for _ in 0..50 {
-        relay_round(&aws_side, Some(&lambda), None, &mut rng, &mut aws_stats).await?;
+        relay_round(
+            &aws_side,
+            RelayHost::Lambda(&lambda),
+            &mut rng,
+            &mut aws_stats,
+        )
+        .await?;
         relay_round(
             &azure_side,
-            None,
-            Some(&handler),
+            RelayHost::Azure(&handler),
             &mut rng,
             &mut azure_stats,
         )
@@ -756,10 +716,9 @@ async fn exchange(
     cell: &Cell,
     request: &ClientRequest,
 ) -> Result<crate::request::ClientResponse, String> {
-    let mut driver = runner::driver(envelope, cell.clone());
-    match driver.exchange(envelope, request, 0).await {
-        Exchange::Response(r) => Ok(r),
-        Exchange::NotApplicable(reason) => Err(reason.to_owned()),
-        Exchange::Failed(e) => Err(e),
-    }
+    super::answer(
+        runner::driver(envelope, cell.clone())
+            .exchange(envelope, request, 0)
+            .await,
+    )
 }

@@ -15,10 +15,10 @@
 //! buses must carry the same documents byte for byte, the cell's name aside.
 
 use super::stream::StreamReader;
-use super::{DrillReport, Options, Rng, create_request, percentiles};
+use super::{DrillReport, Options, Rng, answer, create_request, dev_env, percentiles};
 use crate::binaries::{self, AzureProcess, Binaries, LambdaProcess};
-use crate::envelopes::{Envelope, Exchange};
-use crate::request::{ClientRequest, ClientResponse};
+use crate::envelopes::Envelope;
+use crate::request::ClientRequest;
 use crate::wire;
 use paracell_aws::outbound::eventbridge::SdkEventBridge;
 use paracell_aws::outbound::sqs::{SqsConfig, SqsDeadLetters};
@@ -31,44 +31,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-const AWS_DOORS: [Envelope; 4] = [
-    Envelope::AwsApigwV1,
-    Envelope::AwsApigwV2,
-    Envelope::AwsFunctionUrl,
-    Envelope::AwsAlbMultivalue,
-];
+use super::BINARY_AWS_DOORS as AWS_DOORS;
 
 /// Runs the drill.
 pub fn run(options: Options, workspace: &Path) -> DrillReport {
-    let mut report = DrillReport::default();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            report.check("runtime", false, e);
-            return report;
-        }
-    };
-    if let Err(e) = rt.block_on(drill(options, workspace, &mut report)) {
-        report.check("the drill ran to the end", false, e);
-    }
-    report
-}
-
-fn env(name: &str) -> Result<String, String> {
-    std::env::var(name)
-        .map_err(|_| format!("{name} is not set: run the drill under scripts/dev-services.sh"))
-}
-
-fn answer(exchange: Exchange) -> Result<ClientResponse, String> {
-    match exchange {
-        Exchange::Response(r) => Ok(r),
-        Exchange::NotApplicable(r) => Err(r.to_owned()),
-        Exchange::Failed(e) => Err(e),
-    }
+    super::run_on_runtime(4, async |report| drill(options, workspace, report).await)
 }
 
 /// The port of a loopback base URL (`http://127.0.0.1:8082`).
@@ -183,9 +150,9 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     let run = std::process::id();
     let aws_cell = format!("ev-aws-{run}");
     let azure_cell = format!("ev-azure-{run}");
-    let moto = env("PARACELL_DYNAMODB_ENDPOINT")?;
-    let topic = env("PARACELL_TEST_EVENTGRID_ENDPOINT")?;
-    let topic_key = env("PARACELL_TEST_EVENTGRID_KEY")?;
+    let moto = dev_env("PARACELL_DYNAMODB_ENDPOINT")?;
+    let topic = dev_env("PARACELL_TEST_EVENTGRID_ENDPOINT")?;
+    let topic_key = dev_env("PARACELL_TEST_EVENTGRID_KEY")?;
     let topic_port = loopback_port(&topic)?;
     let cosmos = CosmosConfig::from_lookup(|n| {
         if n == "PARACELL_COSMOS_CONTAINER" {

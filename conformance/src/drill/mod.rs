@@ -15,9 +15,21 @@ pub mod replication_binaries;
 #[cfg(feature = "drill-binaries")]
 pub mod stream;
 
-use crate::request::ClientRequest;
+use crate::envelopes::{Exchange, aws, azure};
+use crate::request::{ClientRequest, ClientResponse};
+use paracell_aws::LambdaCell;
+use paracell_azure::AzureHandler;
+use paracell_domain::replication::SealedEntry;
 use std::fmt::Write as _;
 use std::time::Duration;
+
+/// The AWS front doors the binaries drills pick from (one per event shape lambda-cell answers).
+pub const BINARY_AWS_DOORS: [crate::envelopes::Envelope; 4] = [
+    crate::envelopes::Envelope::AwsApigwV1,
+    crate::envelopes::Envelope::AwsApigwV2,
+    crate::envelopes::Envelope::AwsFunctionUrl,
+    crate::envelopes::Envelope::AwsAlbMultivalue,
+];
 
 /// A drill's knobs.
 #[derive(Debug, Clone, Copy)]
@@ -196,4 +208,102 @@ pub fn count_percentiles(samples: &mut [u64]) -> (u64, u64, u64) {
     let last = samples.len() - 1;
     let at = |num: usize| samples[(last * num / 100).min(last)];
     (at(50), at(99), samples[last])
+}
+
+/// Runs a drill on a Tokio runtime (`workers` threads, or the current thread with 0); a drill that
+/// stops early with an error fails with it rather than panicking.
+pub fn run_on_runtime(
+    workers: usize,
+    drill: impl AsyncFnOnce(&mut DrillReport) -> Result<(), String>,
+) -> DrillReport {
+    let mut report = DrillReport::default();
+    let built = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
+        Ok(rt) => rt,
+        Err(e) => {
+            report.check("runtime", false, e);
+            return report;
+        }
+    };
+    if let Err(e) = rt.block_on(drill(&mut report)) {
+        report.check("the drill ran to the end", false, e);
+    }
+    report
+}
+
+/// A variable the local stand-ins' launcher exports.
+pub fn dev_env(name: &str) -> Result<String, String> {
+    std::env::var(name)
+        .map_err(|_| format!("{name} is not set: run the drill under scripts/dev-services.sh"))
+}
+
+/// The client's response of an exchange, or why there is none.
+pub fn answer(exchange: Exchange) -> Result<ClientResponse, String> {
+    match exchange {
+        Exchange::Response(r) => Ok(r),
+        Exchange::NotApplicable(r) => Err(r.to_owned()),
+        Exchange::Failed(e) => Err(e),
+    }
+}
+
+/// Splits entries into up to three non-empty groups, in a random order (how a stream or change
+/// feed may hand a relay its batches).
+pub fn random_groups<'a>(entries: &'a [SealedEntry], rng: &mut Rng) -> Vec<Vec<&'a SealedEntry>> {
+    let groups = usize::try_from(rng.below(3) + 1)
+        .unwrap_or(1)
+        .min(entries.len());
+    let mut split: Vec<Vec<&SealedEntry>> = vec![Vec::new(); groups];
+    for entry in entries {
+        let g = usize::try_from(rng.below(groups as u64)).unwrap_or(0);
+        split[g].push(entry);
+    }
+    split.retain(|g| !g.is_empty());
+    rng.shuffle(&mut split);
+    split
+}
+
+/// The platform that relays: a Lambda given stream batches, or a custom handler given change-feed
+/// invocations.
+#[derive(Clone, Copy)]
+pub enum RelayHost<'a> {
+    /// DynamoDB Streams events to the Lambda adapter.
+    Lambda(&'a LambdaCell),
+    /// Cosmos DB trigger invocations to the custom handler.
+    Azure(&'a AzureHandler),
+}
+
+impl RelayHost<'_> {
+    /// Invokes the relay with `group` through the platform's trigger envelope; whether the
+    /// invocation reported success.
+    pub async fn invoke(&self, group: &[&SealedEntry], rng: &mut Rng) -> Result<bool, String> {
+        match self {
+            Self::Lambda(lambda) => {
+                let numbered: Vec<(u64, &SealedEntry)> =
+                    group.iter().map(|e| (rng.next_u64() >> 16, *e)).collect();
+                let event = aws::stream_event(&numbered);
+                let answer = lambda
+                    .invoke(&serde_json::to_vec(&event).unwrap_or_default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let answer: serde_json::Value =
+                    serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+                Ok(answer["batchItemFailures"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty))
+            }
+            Self::Azure(handler) => {
+                let invocation = azure::change_feed_invocation(group, "drill");
+                Ok(handler.invoke(invocation).await.status == 200)
+            }
+        }
+    }
 }

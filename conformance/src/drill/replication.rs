@@ -7,7 +7,10 @@
 //! At the end both cells must hold exactly the same state and answer every read alike.
 
 pub use super::Options;
-use super::{DrillReport, Rng, count_percentiles, create_request, percentiles, read_request};
+use super::{
+    DrillReport, RelayHost, Rng, count_percentiles, create_request, percentiles, random_groups,
+    read_request,
+};
 use crate::envelopes::{Envelope, Exchange, aws, azure};
 use crate::pairs::ledger;
 use crate::request::ClientRequest;
@@ -19,7 +22,6 @@ use paracell_domain::ports::{
     HttpClient, OutboundRequest, OutboundResponse, SystemClock, TransactionStore, TransportError,
     UuidV7,
 };
-use paracell_domain::replication::SealedEntry;
 use paracell_domain::replication::relay::{DeadLetters, PeerDestination, Relay, RelayPolicy};
 use paracell_domain::replication::signature::PeerSecret;
 use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
@@ -174,8 +176,7 @@ struct Acks {
 /// random order, each sometimes twice; returns the delivery lag samples (entry committed → relayed).
 async fn relay_round(
     side: &Side,
-    lambda: Option<&LambdaCell>,
-    azure: Option<&AzureHandler>,
+    host: RelayHost<'_>,
     rng: &mut Rng,
     chaos: &mut Chaos,
     acks: &Acks,
@@ -191,19 +192,8 @@ async fn relay_round(
         return Ok(());
     }
     chaos.rounds += 1;
-    let groups = usize::try_from(rng.below(3) + 1)
-        .unwrap_or(1)
-        .min(pending.len());
-    let mut split: Vec<Vec<&SealedEntry>> = vec![Vec::new(); groups];
-    for entry in &pending {
-        let g = usize::try_from(rng.below(groups as u64)).unwrap_or(0);
-        split[g].push(entry);
-    }
-    split.retain(|g| !g.is_empty());
-    let order_before: Vec<u64> = split.iter().map(|g| g[0].seq()).collect();
-    rng.shuffle(&mut split);
-    let order_after: Vec<u64> = split.iter().map(|g| g[0].seq()).collect();
-    if order_before != order_after {
+    let split = random_groups(&pending, rng);
+    if !split.is_sorted_by_key(|g| (g[0].tenant().clone(), g[0].seq())) {
         chaos.reorders += 1;
     }
     for group in &split {
@@ -211,28 +201,7 @@ async fn relay_round(
         chaos.duplicates += times - 1;
         for _ in 0..times {
             chaos.deliveries += 1;
-            let ok = match (lambda, azure) {
-                (Some(lambda), _) => {
-                    let numbered: Vec<(u64, &SealedEntry)> =
-                        group.iter().map(|e| (rng.next_u64() >> 16, *e)).collect();
-                    let event = aws::stream_event(&numbered);
-                    let answer = lambda
-                        .invoke(&serde_json::to_vec(&event).unwrap_or_default())
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let answer: serde_json::Value =
-                        serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
-                    answer["batchItemFailures"]
-                        .as_array()
-                        .is_some_and(Vec::is_empty)
-                }
-                (None, Some(handler)) => {
-                    let invocation = azure::change_feed_invocation(group, "drill");
-                    handler.invoke(invocation).await.status == 200
-                }
-                (None, None) => false,
-            };
-            if !ok {
+            if !host.invoke(group, rng).await? {
                 chaos.failed_invocations += 1;
             }
         }
@@ -251,24 +220,7 @@ async fn relay_round(
 
 /// Runs the drill.
 pub fn run(options: Options) -> DrillReport {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let mut report = DrillReport::default();
-            report.check("runtime", false, e);
-            return report;
-        }
-    };
-    rt.block_on(async {
-        let mut report = DrillReport::default();
-        if let Err(e) = drill(options, &mut report).await {
-            report.check("the drill ran to the end", false, e);
-        }
-        report
-    })
+    super::run_on_runtime(0, async |report| drill(options, report).await)
 }
 
 async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String> {
@@ -386,8 +338,7 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             }
             relay_round(
                 &aws_side,
-                Some(&lambda),
-                None,
+                RelayHost::Lambda(&lambda),
                 &mut rng,
                 &mut chaos,
                 &acks,
@@ -396,8 +347,7 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             .await?;
             relay_round(
                 &azure_side,
-                None,
-                Some(&handler),
+                RelayHost::Azure(&handler),
                 &mut rng,
                 &mut chaos,
                 &acks,
@@ -410,8 +360,7 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
     for _ in 0..10 {
         relay_round(
             &aws_side,
-            Some(&lambda),
-            None,
+            RelayHost::Lambda(&lambda),
             &mut rng,
             &mut chaos,
             &acks,
@@ -420,8 +369,7 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
         .await?;
         relay_round(
             &azure_side,
-            None,
-            Some(&handler),
+            RelayHost::Azure(&handler),
             &mut rng,
             &mut chaos,
             &acks,

@@ -16,7 +16,9 @@
 //! must hold the same positions and their front doors answer every read alike.
 
 use super::stream::StreamReader;
-use super::{DrillReport, Rng, count_percentiles, create_request, percentiles, read_request};
+use super::{
+    DrillReport, Rng, answer, count_percentiles, create_request, dev_env, percentiles, read_request,
+};
 use crate::binaries::{AzureProcess, Binaries, LambdaProcess};
 use crate::drill::replication::Options;
 use crate::envelopes::{Envelope, Exchange};
@@ -37,36 +39,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "whsec_ZHJpbGwtYmluYXJpZXMtc2hhcmVkLXNlY3JldA==";
-const AWS_DOORS: [Envelope; 4] = [
-    Envelope::AwsApigwV1,
-    Envelope::AwsApigwV2,
-    Envelope::AwsFunctionUrl,
-    Envelope::AwsAlbMultivalue,
-];
+use super::BINARY_AWS_DOORS as AWS_DOORS;
 
 /// Runs the drill.
 pub fn run(options: Options, workspace: &Path) -> DrillReport {
-    let mut report = DrillReport::default();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            report.check("runtime", false, e);
-            return report;
-        }
-    };
-    if let Err(e) = rt.block_on(drill(options, workspace, &mut report)) {
-        report.check("the drill ran to the end", false, e);
-    }
-    report
-}
-
-fn env(name: &str) -> Result<String, String> {
-    std::env::var(name)
-        .map_err(|_| format!("{name} is not set: run the drill under scripts/dev-services.sh"))
+    super::run_on_runtime(4, async |report| drill(options, workspace, report).await)
 }
 
 #[derive(Default)]
@@ -246,14 +223,6 @@ async fn serve_front_door(listener: tokio::net::TcpListener, door: Arc<FrontDoor
     }
 }
 
-fn answer(exchange: Exchange) -> Result<ClientResponse, String> {
-    match exchange {
-        Exchange::Response(r) => Ok(r),
-        Exchange::NotApplicable(r) => Err(r.to_owned()),
-        Exchange::Failed(e) => Err(e),
-    }
-}
-
 /// A tenant's position on lambda-cell's store and on azure-cell's.
 async fn positions(
     dynamo: &DynamoStore,
@@ -273,7 +242,7 @@ async fn positions(
 
 async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> Result<(), String> {
     let started = Instant::now();
-    let dynamo_endpoint = env("PARACELL_DYNAMODB_ENDPOINT")?;
+    let dynamo_endpoint = dev_env("PARACELL_DYNAMODB_ENDPOINT")?;
     let cosmos = CosmosConfig::from_lookup(|n| {
         if n == "PARACELL_COSMOS_CONTAINER" {
             Some(format!("drill-{}", std::process::id()))
