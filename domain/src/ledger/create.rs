@@ -170,6 +170,13 @@ async fn current_head(
             TenantHead::first_primary(tenant.clone(), config.cell_id.clone()),
         )),
         Some(head) if head.role == TenantRole::Primary => Ok((head.fence(), head)),
+        // The clock is read only for a frozen head: the common path's calls stay as they were.
+        Some(head) if head.freeze_lapsed(ports.clock.now()) => {
+            match crate::placement::thaw(ports.store.as_ref(), &head).await? {
+                Some(thawed) => Ok((thawed.fence(), thawed)),
+                None => Err(CreateError::NotPrimary(Box::new(head))),
+            }
+        }
         Some(head) => Err(CreateError::NotPrimary(Box::new(head))),
     }
 }

@@ -1,5 +1,6 @@
 use crate::replication::Position;
 use crate::tenancy::{CellId, TenantId};
+use crate::time::Timestamp;
 use std::fmt;
 
 /// What a cell is for a tenant.
@@ -67,6 +68,9 @@ pub struct TenantHead {
     /// The sequence number at which `epoch` began: entries of an older epoch beyond it were never
     /// part of this history (they are stale).
     pub epoch_start: u64,
+    /// For a frozen head, when the freeze lapses: past it, the cell takes its writes back (a
+    /// crashed operator never leaves a tenant frozen). `None` on other roles.
+    pub frozen_until: Option<Timestamp>,
 }
 
 impl TenantHead {
@@ -80,7 +84,23 @@ impl TenantHead {
             primary: cell,
             position: Position::GENESIS,
             epoch_start: 0,
+            frozen_until: None,
         }
+    }
+
+    /// Whether this is a frozen head whose lease has lapsed at `now` (the cell may thaw it).
+    ///
+    /// ```
+    /// use paracell_domain::placement::{TenantHead, TenantRole};
+    /// use paracell_domain::{CellId, TenantId, Timestamp};
+    /// let mut head = TenantHead::first_primary(TenantId::parse("coop-1").unwrap(), CellId::parse("a").unwrap());
+    /// head.role = TenantRole::Frozen;
+    /// head.frozen_until = Some(Timestamp::from_unix_millis(1_000));
+    /// assert!(!head.freeze_lapsed(Timestamp::from_unix_millis(999)));
+    /// assert!(head.freeze_lapsed(Timestamp::from_unix_millis(1_000)));
+    /// ```
+    pub fn freeze_lapsed(&self, now: Timestamp) -> bool {
+        self.role == TenantRole::Frozen && self.frozen_until.is_some_and(|until| now >= until)
     }
 
     /// The guard a write must pass for this head to still be current.
@@ -108,4 +128,27 @@ pub enum Fence {
         /// Role read.
         role: TenantRole,
     },
+}
+
+/// Takes a tenant's writes back after a freeze lapsed: the frozen head becomes primary again, at the
+/// same epoch, by compare-and-set on exactly the head that was read. `None` when the head moved in
+/// between (an operator finished the move, or another request thawed it first): read it again.
+pub async fn thaw(
+    store: &dyn crate::ports::TransactionStore,
+    frozen: &TenantHead,
+) -> Result<Option<TenantHead>, crate::ports::StoreError> {
+    let thawed = TenantHead {
+        role: TenantRole::Primary,
+        frozen_until: None,
+        ..frozen.clone()
+    };
+    match store.put_head(frozen.fence(), thawed.clone()).await {
+        Ok(()) => Ok(Some(thawed)),
+        Err(crate::ports::CommitError::HeadMoved) => Ok(store
+            .head(&frozen.tenant)
+            .await?
+            .filter(|h| h.role == TenantRole::Primary)),
+        Err(crate::ports::CommitError::Store(e)) => Err(e),
+        Err(other) => Err(crate::ports::StoreError::Failed(other.to_string())),
+    }
 }

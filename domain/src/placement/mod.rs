@@ -1,7 +1,10 @@
-//! Where a tenant lives: each cell's view of a tenant (its [`TenantHead`]: role, epoch, replication
+//! Where a tenant lives: the one authority ([`registry`]: primary, epoch, standbys, changed only by
+//! compare-and-set), each cell's own view of a tenant (its [`TenantHead`]: role, epoch, replication
 //! position), checked inside every atomic write so a cell that is not the tenant's primary can never
-//! book for it.
+//! book for it, and the operations that move a tenant ([`migrate`]).
 
 mod head;
+pub mod migrate;
+pub mod registry;
 
-pub use head::{Fence, TenantHead, TenantRole};
+pub use head::{Fence, TenantHead, TenantRole, thaw};

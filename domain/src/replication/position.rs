@@ -78,6 +78,14 @@ pub struct Position {
     pub digest: Digest,
 }
 
+impl fmt::Display for Position {
+    /// `seq 12 @ 3f9a1c2b4d5e` (the digest's first 12 hex digits).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digest = self.digest.to_string();
+        write!(f, "seq {} @ {}", self.seq, &digest[..digest.len().min(12)])
+    }
+}
+
 impl Position {
     /// Before the first entry.
     pub const GENESIS: Position = Position {

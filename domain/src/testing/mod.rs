@@ -90,6 +90,7 @@ pub fn sample_entry() -> crate::replication::SealedEntry {
 }
 
 pub mod faults;
+pub mod registry_contract;
 pub mod store_contract;
 
 /// The project's shared third-party fixtures (`shared/fixtures/<sub>` beside the repository, or

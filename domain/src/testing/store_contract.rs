@@ -687,6 +687,7 @@ pub fn received_entries_wait_and_apply(rt: &impl Executor, factory: Factory<'_>)
                 primary: e.origin.clone(),
                 position: entry.position(),
                 epoch_start: 0,
+                frozen_until: None,
             },
             entry: entry.clone(),
             source: EntrySource::Received,
@@ -758,8 +759,10 @@ pub fn heads_change_only_by_compare_and_set(rt: &impl Executor, factory: Factory
     );
     claim(rt, &*store, "coop-1", "inflight", id(1), 1_000);
     let inflight = commit_of("coop-1", "inflight", id(1), Some(&first), Book::Refused);
+    // The freeze's lease is kept to the millisecond (the cell thaws the head when it lapses).
     let frozen = TenantHead {
         role: TenantRole::Frozen,
+        frozen_until: Some(Timestamp::from_unix_millis(1_795_000_000_123)),
         ..first.clone()
     };
     rt.block_on(store.put_head(first.fence(), frozen.clone()))

@@ -1,0 +1,182 @@
+//! The placement registry: the one authority on where each tenant lives (its primary cell, the
+//! epoch, the standbys, whether a move is under way), changed only by compare-and-set. Routers read
+//! it; the failover operations write it. Its authority is DynamoDB (conditional writes); a Cosmos DB
+//! replica fed from its stream serves the Azure side, and never goes back to a lower epoch
+//! ([`replica_accepts`]).
+
+use crate::ports::StoreError;
+use crate::tenancy::{CellId, TenantId};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+
+/// Where a tenant's placement stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlacementState {
+    /// Served by its primary.
+    Active,
+    /// A planned migration to `to` is under way (the primary may be frozen).
+    Migrating {
+        /// The target cell.
+        to: CellId,
+    },
+    /// Promoted by an unplanned failover (`--allow-data-loss`): the old primary must be reconciled.
+    FailedOver {
+        /// The primary it replaced.
+        from: CellId,
+    },
+}
+
+impl fmt::Display for PlacementState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Active => f.write_str("active"),
+            Self::Migrating { to } => write!(f, "migrating to {to}"),
+            Self::FailedOver { from } => write!(f, "failed over from {from}"),
+        }
+    }
+}
+
+/// A tenant's placement, as the registry holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The cell that books its writes.
+    pub primary: CellId,
+    /// The placement's generation: raised by every promotion, never lowered.
+    pub epoch: u64,
+    /// Cells that follow the primary.
+    pub standbys: Vec<CellId>,
+    /// Whether a move is under way.
+    pub state: PlacementState,
+    /// The record's version: every write raises it by one (what compare-and-set compares).
+    pub version: u64,
+}
+
+impl Placement {
+    /// A first placement (version 1, active).
+    pub fn new(tenant: TenantId, primary: CellId, epoch: u64, standbys: Vec<CellId>) -> Self {
+        Self {
+            tenant,
+            primary,
+            epoch,
+            standbys,
+            state: PlacementState::Active,
+            version: 1,
+        }
+    }
+
+    /// The next version of this record, changed by `change`.
+    #[must_use]
+    pub fn next(&self, change: impl FnOnce(&mut Self)) -> Self {
+        let mut next = self.clone();
+        change(&mut next);
+        next.version = self.version + 1;
+        next
+    }
+}
+
+/// Why a registry write did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// The record is not the one expected (another operator, or a resumed one, changed it): read
+    /// it again and decide again. `current` is what the registry holds.
+    #[error("the placement changed (now {})", current.as_ref().map_or("absent".to_owned(), |p| format!("version {}, epoch {}", p.version, p.epoch)))]
+    Conflict {
+        /// What the registry holds now.
+        current: Option<Box<Placement>>,
+    },
+    /// The write would lower the epoch.
+    #[error("epoch {attempted} is lower than the registry's {held}")]
+    EpochRegression {
+        /// The epoch held.
+        held: u64,
+        /// The epoch written.
+        attempted: u64,
+    },
+    /// The registry failed or is unreachable.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The registry port.
+#[async_trait::async_trait]
+pub trait PlacementRegistry: Send + Sync {
+    /// The tenant's placement, if it has one.
+    async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError>;
+
+    /// Writes `placement` if the registry still holds version `expected` of the tenant's record
+    /// (`None`: no record yet). `placement.version` must be `expected + 1` (or 1), and its epoch
+    /// must not be lower than the one held.
+    async fn put(&self, expected: Option<u64>, placement: &Placement) -> Result<(), RegistryError>;
+}
+
+/// Whether a write of `incoming` over `held` is a valid compare-and-set, as every registry checks it.
+pub fn check_write(
+    held: Option<&Placement>,
+    expected: Option<u64>,
+    incoming: &Placement,
+) -> Result<(), RegistryError> {
+    if held.map(|p| p.version) != expected || incoming.version != expected.map_or(1, |v| v + 1) {
+        return Err(RegistryError::Conflict {
+            current: held.cloned().map(Box::new),
+        });
+    }
+    match held {
+        Some(h) if incoming.epoch < h.epoch => Err(RegistryError::EpochRegression {
+            held: h.epoch,
+            attempted: incoming.epoch,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a read replica holding `held` takes `incoming` from the authority's change stream:
+/// only a newer record (higher version) and never a lower epoch, so redelivered or reordered
+/// changes cannot move a tenant back.
+///
+/// ```
+/// use paracell_domain::placement::registry::{replica_accepts, Placement};
+/// use paracell_domain::{CellId, TenantId};
+/// let p = Placement::new(TenantId::parse("coop-1").unwrap(), CellId::parse("a").unwrap(), 1, vec![]);
+/// let moved = p.next(|p| { p.primary = CellId::parse("b").unwrap(); p.epoch = 2; });
+/// assert!(replica_accepts(Some(&p), &moved));
+/// assert!(!replica_accepts(Some(&moved), &p), "an old change arriving late is ignored");
+/// assert!(!replica_accepts(Some(&moved), &moved), "a redelivery changes nothing");
+/// ```
+pub fn replica_accepts(held: Option<&Placement>, incoming: &Placement) -> bool {
+    held.is_none_or(|h| incoming.version > h.version && incoming.epoch >= h.epoch)
+}
+
+/// A registry in memory (tests, local runs, the drills).
+#[derive(Debug, Default)]
+pub struct MemoryRegistry {
+    records: Mutex<BTreeMap<TenantId, Placement>>,
+}
+
+impl MemoryRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait::async_trait]
+impl PlacementRegistry for MemoryRegistry {
+    async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned())
+    }
+
+    async fn put(&self, expected: Option<u64>, placement: &Placement) -> Result<(), RegistryError> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        check_write(records.get(&placement.tenant), expected, placement)?;
+        records.insert(placement.tenant.clone(), placement.clone());
+        Ok(())
+    }
+}
