@@ -9,6 +9,7 @@
 //! paracell-conformance render CASE.json ENVELOPE    # what step 1 looks like on that envelope
 //! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
+//! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
 
@@ -166,6 +167,9 @@ fn drill(args: &[String]) -> ExitCode {
         eprintln!("{usage}");
         return ExitCode::from(2);
     };
+    if which == "failover" {
+        return failover_drill(rest);
+    }
     if which != "replication" && which != "events" {
         eprintln!("unknown drill {which:?}\n{usage}");
         return ExitCode::from(2);
@@ -235,6 +239,46 @@ fn drill(args: &[String]) -> ExitCode {
         _ => "replication drill, in process: an AWS cell ⇄ an Azure cell, through their adapters",
     };
     print!("{}", report.render(title));
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `drill failover [--schedules N] [--writes W] [--seed S]`.
+fn failover_drill(args: &[String]) -> ExitCode {
+    let usage =
+        "usage: paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]";
+    let mut options = paracell_conformance::drill::failover::FailoverOptions {
+        schedules: 200,
+        writes: 40,
+        seed: 1,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args.next().and_then(|v| v.parse::<u64>().ok());
+        let Some(value) = value else {
+            eprintln!("{arg} needs a number\n{usage}");
+            return ExitCode::from(2);
+        };
+        match arg.as_str() {
+            "--schedules" => options.schedules = usize::try_from(value).unwrap_or(usize::MAX),
+            "--writes" => options.writes = usize::try_from(value).unwrap_or(usize::MAX),
+            "--seed" => options.seed = value,
+            other => {
+                eprintln!("unknown option {other:?}\n{usage}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let report = paracell_conformance::drill::failover::run(options);
+    print!(
+        "{}",
+        report.render(
+            "failover harness, in process: one tenant on an AWS and an Azure cell, replicating both ways, moved back and forth under load"
+        )
+    );
     if report.passed() {
         ExitCode::SUCCESS
     } else {

@@ -1,6 +1,7 @@
 //! The in-process drills hold on small seeded workloads (CI runs the larger ones from `.ci/run`).
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use paracell_conformance::drill::failover::{self, FailoverOptions};
 use paracell_conformance::drill::{Options, events};
 
 #[test]
@@ -24,4 +25,15 @@ fn the_events_drill_holds_for_several_seeds() {
             "{letters}"
         );
     }
+}
+
+#[test]
+fn the_failover_harness_holds_and_moves_the_tenant() {
+    let report = failover::run(FailoverOptions {
+        schedules: 40,
+        writes: 40,
+        seed: 11,
+    });
+    assert!(report.passed(), "{}", report.render("failover harness"));
+    assert_eq!(report.checks.len(), 9);
 }

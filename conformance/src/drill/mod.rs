@@ -4,11 +4,13 @@
 //! ```text
 //! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
+//! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
 //! ```
 
 pub mod events;
 #[cfg(feature = "drill-binaries")]
 pub mod events_binaries;
+pub mod failover;
 pub mod replication;
 #[cfg(feature = "drill-binaries")]
 pub mod replication_binaries;

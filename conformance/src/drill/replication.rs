@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "whsec_ZHJpbGwtcmVwbGljYXRpb24tc2hhcmVkLXNlY3JldA==";
-const AWS_DOORS: [Envelope; 6] = [
+pub(crate) const AWS_DOORS: [Envelope; 6] = [
     Envelope::AwsApigwV1,
     Envelope::AwsApigwV2,
     Envelope::AwsApigwV2Stage,
@@ -38,7 +38,7 @@ const AWS_DOORS: [Envelope; 6] = [
     Envelope::AwsAlb,
     Envelope::AwsAlbMultivalue,
 ];
-const AZURE_DOORS: [Envelope; 2] = [Envelope::AzurePayload, Envelope::AzureForwarding];
+pub(crate) const AZURE_DOORS: [Envelope; 2] = [Envelope::AzurePayload, Envelope::AzureForwarding];
 
 /// An HTTP client that reaches a cell through one of its platform's envelopes, chosen at random per
 /// request: the relay's deliveries cross the same translation code a real delivery crosses.
@@ -83,15 +83,15 @@ impl HttpClient for EnvelopeClient {
     }
 }
 
-struct Side {
-    name: &'static str,
-    cell: Cell,
-    store: Arc<MemoryStore>,
-    dead: Arc<MemoryDeadLetters>,
-    doors: &'static [Envelope],
+pub(crate) struct Side {
+    pub(crate) name: &'static str,
+    pub(crate) cell: Cell,
+    pub(crate) store: Arc<MemoryStore>,
+    pub(crate) dead: Arc<MemoryDeadLetters>,
+    pub(crate) doors: &'static [Envelope],
 }
 
-fn side(
+pub(crate) fn side(
     name: &'static str,
     id: &str,
     peer: &str,
@@ -118,7 +118,7 @@ fn side(
     })
 }
 
-fn relay_to(from: &Side, to: &Side, seed: u64) -> Result<Relay, String> {
+pub(crate) fn relay_to(from: &Side, to: &Side, seed: u64) -> Result<Relay, String> {
     let to_id = to.cell.config().cell_id.clone();
     let base = format!("http://{to_id}");
     let client = EnvelopeClient {
