@@ -17,7 +17,7 @@ use crate::transaction::{AccountId, Transaction};
 // ---- requests → commands -------------------------------------------------------------------
 
 /// The create command a request carries, checked in the contract's order: `Idempotency-Key`,
-/// `Content-Type`, then the body.
+/// `Paracell-Expected-Epoch` (optional), `Content-Type`, then the body.
 pub fn create_command(tenant: TenantId, request: &ApiRequest) -> Result<CreateCommand, Problem> {
     let key = match request.headers.get("idempotency-key") {
         None => return Err(Problem::new(ProblemType::MissingIdempotencyKey)),
@@ -28,6 +28,12 @@ pub fn create_command(tenant: TenantId, request: &ApiRequest) -> Result<CreateCo
             };
             Problem::new(ProblemType::InvalidIdempotencyKey).detail(detail)
         })?,
+    };
+    let expected_epoch = match request.headers.get(EXPECTED_EPOCH_HEADER) {
+        None => None,
+        Some(raw) => {
+            Some(parse_epoch(&raw).ok_or_else(|| Problem::new(ProblemType::InvalidExpectedEpoch))?)
+        }
     };
     require_json(request.headers.get("content-type").as_deref())
         .map_err(|e| Problem::new(ProblemType::UnsupportedMediaType).detail(e.to_string()))?;
@@ -48,7 +54,29 @@ pub fn create_command(tenant: TenantId, request: &ApiRequest) -> Result<CreateCo
         tenant,
         key,
         command,
+        expected_epoch,
     })
+}
+
+/// The header a router sets to the epoch of the placement it routed a write by: the cell refuses the
+/// write with `421 tenant-moved` unless its own placement of the tenant is at that epoch (checked
+/// again inside the commit), so a router's stale cache can never make a write land on the wrong cell.
+pub const EXPECTED_EPOCH_HEADER: &str = "paracell-expected-epoch";
+
+/// A positive decimal epoch: digits only, no sign, no leading zero, within `u64`.
+///
+/// ```
+/// use paracell_domain::contract::seam::parse_epoch;
+/// assert_eq!(parse_epoch("7"), Some(7));
+/// for bad in ["0", "07", "+7", "7 ", "", "x", "18446744073709551616"] {
+///     assert_eq!(parse_epoch(bad), None, "{bad:?}");
+/// }
+/// ```
+pub fn parse_epoch(raw: &str) -> Option<u64> {
+    if raw.is_empty() || raw.starts_with('0') || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    raw.parse().ok()
 }
 
 // ---- results → responses ------------------------------------------------------------------
@@ -87,6 +115,7 @@ pub fn created(cell: &CellId, result: Result<Created, CreateError>) -> ApiRespon
                 .into_response()
         }
         Err(CreateError::NotPrimary(head)) => not_primary(cell, &head),
+        Err(CreateError::StaleEpoch { expected, head }) => stale_epoch(cell, expected, &head),
         Err(CreateError::Store(e)) => store_failure(&e),
     }
 }
@@ -113,6 +142,21 @@ pub fn not_primary(cell: &CellId, head: &TenantHead) -> ApiResponse {
                 .into_response()
         }
     }
+}
+
+/// A write routed by another epoch than the cell's placement of the tenant: `421 tenant-moved`
+/// naming the primary and epoch this cell knows, so the router refreshes its entry. Nothing was
+/// written and the key was not claimed.
+pub fn stale_epoch(cell: &CellId, expected: u64, head: &TenantHead) -> ApiResponse {
+    Problem::new(ProblemType::TenantMoved)
+        .detail(format!(
+            "The request was routed by epoch {expected}; cell {cell} holds the tenant at epoch {} as {}, with primary cell {}.",
+            head.epoch, head.role, head.primary
+        ))
+        .cell(cell.as_str())
+        .text("primary_cell", head.primary.as_str())
+        .number("epoch", head.epoch)
+        .into_response()
 }
 
 /// A replication delivery that failed authentication: `401 replication-unauthorized` (with a

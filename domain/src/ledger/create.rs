@@ -35,6 +35,8 @@ pub struct CreateCommand {
     pub key: IdempotencyKey,
     /// The validated transaction.
     pub command: NewTransaction,
+    /// The epoch the request was routed by (`Paracell-Expected-Epoch`), if any.
+    pub expected_epoch: Option<u64>,
 }
 
 /// A debit the ledger refused: more than the available balance.
@@ -93,6 +95,14 @@ pub enum CreateError {
     /// This cell is not the tenant's primary (its head says what it is and who is).
     #[error("this cell is {} for the tenant, not its primary", .0.role)]
     NotPrimary(Box<TenantHead>),
+    /// The request was routed by another epoch than this cell's placement of the tenant.
+    #[error("routed by epoch {expected}, the tenant's placement here is at epoch {}", head.epoch)]
+    StaleEpoch {
+        /// The epoch the request carried.
+        expected: u64,
+        /// This cell's head.
+        head: Box<TenantHead>,
+    },
     /// The store failed or is unavailable.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -109,10 +119,11 @@ pub async fn create(
         tenant,
         key,
         command,
+        expected_epoch,
     } = request;
     // Only the tenant's primary books. Checked here to refuse early (no key is claimed on a standby),
     // and again inside the commit, which is what makes it safe.
-    let head = current_head(config, ports, &tenant).await?;
+    let head = current_head(config, ports, &tenant, expected_epoch).await?;
     let fingerprint = command.fingerprint();
     let token = TransactionId::from_uuid(ports.ids.next_id());
     let now = ports.clock.now();
@@ -137,6 +148,7 @@ pub async fn create(
         }
     }
     let booking = Booking {
+        expected_epoch,
         config,
         ports,
         tenant: &tenant,
@@ -148,7 +160,10 @@ pub async fn create(
     let outcome = booking.book(command, head).await;
     if matches!(
         outcome,
-        Err(CreateError::Store(_) | CreateError::Overflow | CreateError::NotPrimary(_))
+        Err(CreateError::Store(_)
+            | CreateError::Overflow
+            | CreateError::NotPrimary(_)
+            | CreateError::StaleEpoch { .. })
     ) {
         // Nothing was written: free the key so the client's retry is processed, not refused.
         // If this fails too, the claim's lease expires on its own.
@@ -160,6 +175,23 @@ pub async fn create(
 /// The tenant's head if this cell may book for it: its primary head, or, for a tenant it has never
 /// held, the head its first write creates (implicit placement, see `docs/replication.md`).
 async fn current_head(
+    config: &CellConfig,
+    ports: &CellPorts,
+    tenant: &TenantId,
+    expected_epoch: Option<u64>,
+) -> Result<(Fence, TenantHead), CreateError> {
+    let (fence, head) = primary_head(config, ports, tenant).await?;
+    match expected_epoch {
+        // The commit is fenced by this head's epoch, so the check holds at the commit too.
+        Some(expected) if expected != head.epoch => Err(CreateError::StaleEpoch {
+            expected,
+            head: Box::new(head),
+        }),
+        _ => Ok((fence, head)),
+    }
+}
+
+async fn primary_head(
     config: &CellConfig,
     ports: &CellPorts,
     tenant: &TenantId,
@@ -188,6 +220,7 @@ enum Made {
 }
 
 struct Booking<'a> {
+    expected_epoch: Option<u64>,
     config: &'a CellConfig,
     ports: &'a CellPorts,
     tenant: &'a TenantId,
@@ -298,7 +331,9 @@ impl Booking<'_> {
                 }
                 Err(CommitError::BalanceConflict) => continue,
                 Err(CommitError::HeadMoved) => {
-                    (fence, head) = current_head(self.config, self.ports, self.tenant).await?;
+                    (fence, head) =
+                        current_head(self.config, self.ports, self.tenant, self.expected_epoch)
+                            .await?;
                 }
                 Err(CommitError::KeyConflict) => return Err(CreateError::KeyInUse),
                 Err(CommitError::DuplicateTransaction) => {

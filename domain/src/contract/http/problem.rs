@@ -15,6 +15,8 @@ pub enum ProblemType {
     MissingIdempotencyKey,
     /// 400: `Idempotency-Key` is not 1–255 visible ASCII characters without commas.
     InvalidIdempotencyKey,
+    /// 400: `Paracell-Expected-Epoch` is not a positive decimal integer.
+    InvalidExpectedEpoch,
     /// 404: no such route.
     NotFound,
     /// 404: no such transaction for this tenant.
@@ -54,12 +56,13 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation checks.
-    pub const ALL: [ProblemType; 22] = [
+    pub const ALL: [ProblemType; 23] = [
         Self::MalformedRequest,
         Self::MissingTenant,
         Self::InvalidTenant,
         Self::MissingIdempotencyKey,
         Self::InvalidIdempotencyKey,
+        Self::InvalidExpectedEpoch,
         Self::NotFound,
         Self::TransactionNotFound,
         Self::AccountNotFound,
@@ -111,6 +114,7 @@ impl ProblemType {
             Self::InvalidIdempotencyKey => {
                 ("invalid-idempotency-key", 400, "Invalid idempotency key")
             }
+            Self::InvalidExpectedEpoch => ("invalid-expected-epoch", 400, "Invalid expected epoch"),
             Self::NotFound => ("not-found", 404, "Not found"),
             Self::TransactionNotFound => ("transaction-not-found", 404, "Transaction not found"),
             Self::AccountNotFound => ("account-not-found", 404, "Account not found"),
@@ -147,6 +151,9 @@ impl ProblemType {
             Self::MissingIdempotencyKey => "The Idempotency-Key header is required.",
             Self::InvalidIdempotencyKey => {
                 "Idempotency-Key must be 1-255 visible ASCII characters, without spaces or commas."
+            }
+            Self::InvalidExpectedEpoch => {
+                "Paracell-Expected-Epoch must be a positive decimal integer (the epoch the request was routed by)."
             }
             Self::NotFound => "No resource exists at this path.",
             Self::TransactionNotFound => "No transaction with this id exists for this tenant.",
