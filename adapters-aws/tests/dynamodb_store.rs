@@ -130,3 +130,28 @@ fn sqs_dead_letters_meet_their_contract() {
     let letters = rt.block_on(SqsDeadLetters::connect(&config));
     store_contract::dead_letters_keep_full_entries(&rt, &letters);
 }
+
+/// A fresh registry table per check.
+fn fresh_registry(
+    rt: &OnTokio,
+) -> Arc<dyn paracell_domain::placement::registry::PlacementRegistry> {
+    use paracell_aws::outbound::dynamodb::registry::DynamoRegistry;
+    static TABLES: AtomicUsize = AtomicUsize::new(0);
+    let table = format!(
+        "registry-{}-{}",
+        std::process::id(),
+        TABLES.fetch_add(1, Ordering::Relaxed)
+    );
+    let registry = rt.block_on(DynamoRegistry::connect(
+        &DynamoConfig::new(table).with_endpoint(endpoint()),
+    ));
+    rt.block_on(registry.create_table())
+        .expect("the registry table is created");
+    Arc::new(registry)
+}
+
+#[test]
+fn the_dynamodb_registry_meets_the_registry_contract() {
+    let rt = runtime();
+    paracell_domain::testing::registry_contract::run_all(&rt, &|| fresh_registry(&rt));
+}

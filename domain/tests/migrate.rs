@@ -397,3 +397,38 @@ fn a_source_that_is_not_primary_or_a_target_that_does_not_follow_it_is_refused()
     );
     assert_eq!(head(&a).role, TenantRole::Primary, "nothing changed");
 }
+
+#[test]
+fn status_shows_each_cell_and_the_standby_lag() {
+    use paracell_domain::placement::status::tenant_status;
+    let (a, b) = (cell("cell-a"), cell("cell-b"));
+    assert_eq!(create(&a, "k-1", 100).0, 201);
+    block_on(replicate(&a, &b));
+    assert_eq!(create(&a, "k-2", 100).0, 201);
+    assert_eq!(create(&a, "k-3", 100).0, 201);
+    let (ha, hb) = handles(&a, &b);
+    let registry = MemoryRegistry::new();
+    let status = block_on(tenant_status(
+        &tenant(),
+        &[ha.clone(), hb.clone()],
+        &registry,
+        &SystemClock,
+    ))
+    .unwrap();
+    assert_eq!(status.placement, None);
+    assert_eq!(
+        status.cells[0].head.as_ref().map(|h| h.role),
+        Some(TenantRole::Primary)
+    );
+    assert_eq!(
+        (status.cells[0].lag_entries, status.cells[1].lag_entries),
+        (0, 2)
+    );
+    assert!(status.cells[1].lag_millis >= 0);
+    block_on(replicate(&a, &b));
+    let status = block_on(tenant_status(&tenant(), &[ha, hb], &registry, &SystemClock)).unwrap();
+    assert_eq!(
+        (status.cells[1].lag_entries, status.cells[1].lag_millis),
+        (0, 0)
+    );
+}

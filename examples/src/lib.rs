@@ -20,6 +20,7 @@
 
 pub mod consumer;
 pub mod http_client;
+pub mod operator;
 
 use paracell_domain::memory::{MemoryDeadLetters, MemoryStore, SequentialIds, SteppingClock};
 use paracell_domain::ports::{SystemClock, TransactionStore, UuidV7};

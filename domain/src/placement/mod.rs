@@ -6,5 +6,6 @@
 mod head;
 pub mod migrate;
 pub mod registry;
+pub mod status;
 
 pub use head::{Fence, TenantHead, TenantRole, thaw};

@@ -67,6 +67,68 @@ impl Placement {
         }
     }
 
+    /// The record as one JSON document (what the stores keep and the replica receives):
+    /// `{"tenant","primary","epoch","standbys":[…],"state":"active"|"migrating"|"failed-over",
+    /// "state_cell"?,"version"}`.
+    ///
+    /// ```
+    /// use paracell_domain::placement::registry::{Placement, PlacementState};
+    /// use paracell_domain::{CellId, TenantId};
+    /// let p = Placement::new(TenantId::parse("coop-1").unwrap(), CellId::parse("a").unwrap(), 2, vec![CellId::parse("b").unwrap()])
+    ///     .next(|p| p.state = PlacementState::Migrating { to: CellId::parse("b").unwrap() });
+    /// assert_eq!(p.render(), r#"{"tenant":"coop-1","primary":"a","epoch":2,"standbys":["b"],"state":"migrating","state_cell":"b","version":2}"#);
+    /// assert_eq!(Placement::parse(&p.render()), Ok(p));
+    /// ```
+    pub fn render(&self) -> String {
+        let (state, state_cell) = match &self.state {
+            PlacementState::Active => ("active", None),
+            PlacementState::Migrating { to } => ("migrating", Some(to.as_str())),
+            PlacementState::FailedOver { from } => ("failed-over", Some(from.as_str())),
+        };
+        let doc = PlacementDoc {
+            tenant: self.tenant.as_str(),
+            primary: self.primary.as_str(),
+            epoch: self.epoch,
+            standbys: self.standbys.iter().map(CellId::as_str).collect(),
+            state,
+            state_cell,
+            version: self.version,
+        };
+        serde_json::to_string(&doc).unwrap_or_default()
+    }
+
+    /// Reads [`Placement::render`]'s document back, every field through its own parser.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let doc: PlacementDoc<'_> =
+            serde_json::from_str(text).map_err(|e| format!("placement: {e}"))?;
+        let cell = |c: &str| CellId::parse(c).map_err(|e| format!("placement: cell {c:?}: {e}"));
+        let state_cell = || {
+            doc.state_cell
+                .ok_or_else(|| format!("placement: state {} needs state_cell", doc.state))
+                .and_then(cell)
+        };
+        let state = match doc.state {
+            "active" => PlacementState::Active,
+            "migrating" => PlacementState::Migrating { to: state_cell()? },
+            "failed-over" => PlacementState::FailedOver {
+                from: state_cell()?,
+            },
+            other => return Err(format!("placement: state {other:?}")),
+        };
+        Ok(Self {
+            tenant: TenantId::parse(doc.tenant).map_err(|e| format!("placement: tenant: {e}"))?,
+            primary: cell(doc.primary)?,
+            epoch: doc.epoch,
+            standbys: doc
+                .standbys
+                .into_iter()
+                .map(cell)
+                .collect::<Result<_, _>>()?,
+            state,
+            version: doc.version,
+        })
+    }
+
     /// The next version of this record, changed by `change`.
     #[must_use]
     pub fn next(&self, change: impl FnOnce(&mut Self)) -> Self {
@@ -75,6 +137,20 @@ impl Placement {
         next.version = self.version + 1;
         next
     }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PlacementDoc<'a> {
+    #[serde(borrow)]
+    tenant: &'a str,
+    primary: &'a str,
+    epoch: u64,
+    #[serde(borrow)]
+    standbys: Vec<&'a str>,
+    state: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    state_cell: Option<&'a str>,
+    version: u64,
 }
 
 /// Why a registry write did not happen.

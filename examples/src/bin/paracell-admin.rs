@@ -4,12 +4,17 @@
 //! ```text
 //! paracell-admin dead-letters list [--json]          # what the relay could not deliver, and why
 //! paracell-admin dead-letters replay [--limit N]     # deliver them again; remove those delivered
+//! paracell-admin status TENANT [--json]              # the registry's placement, each cell's role, epoch and lag
+//! paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]
+//!                                                    # planned move: freeze, catch up, fence, promote, switch
 //! ```
+//! The placement commands reach the cells' stores and the registry named by `PARACELL_ADMIN_CELLS` and
+//! `PARACELL_REGISTRY` ([`paracell_examples::operator`]).
 //! Exit status 0 on success, 1 when something could not be done, 2 on usage or set-up errors.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]";
+const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]\n       paracell-admin status TENANT [--json]\n       paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,7 +33,210 @@ async fn main() -> ExitCode {
             };
             replay(limit).await
         }
+        ["status", tenant, rest @ ..] if rest.iter().all(|a| *a == "--json") => {
+            status(tenant, rest.contains(&"--json")).await
+        }
+        ["migrate", tenant, rest @ ..] => {
+            let mut to = None;
+            let mut json = false;
+            let mut timeout = 60;
+            let mut rest = rest.iter();
+            while let Some(arg) = rest.next() {
+                match *arg {
+                    "--to" => to = rest.next().copied(),
+                    "--json" => json = true,
+                    "--timeout-secs" => match rest.next().and_then(|n| n.parse().ok()) {
+                        Some(n) => timeout = n,
+                        None => return usage(),
+                    },
+                    _ => return usage(),
+                }
+            }
+            match to {
+                Some(to) => migrate(tenant, to, json, timeout).await,
+                None => usage(),
+            }
+        }
         _ => usage(),
+    }
+}
+
+/// The cells and the registry the placement commands reach.
+async fn placement_ports() -> Result<
+    (
+        Vec<paracell_domain::placement::migrate::CellHandle>,
+        std::sync::Arc<dyn paracell_domain::placement::registry::PlacementRegistry>,
+    ),
+    String,
+> {
+    let env = |n: &str| std::env::var(n).ok();
+    let cells = paracell_examples::operator::cells_from_lookup(env).await?;
+    let registry = paracell_examples::operator::registry_from_lookup(env).await?;
+    Ok((cells, registry))
+}
+
+fn head_json(head: Option<&paracell_domain::placement::TenantHead>) -> serde_json::Value {
+    head.map_or(serde_json::Value::Null, |h| {
+        serde_json::json!({
+            "role": h.role.as_str(), "epoch": h.epoch, "primary": h.primary.as_str(),
+            "seq": h.position.seq, "digest": h.position.digest.to_string(),
+            "frozen_until": h.frozen_until.map(|t| t.to_string()),
+        })
+    })
+}
+
+async fn status(tenant: &str, json: bool) -> ExitCode {
+    use paracell_domain::placement::status::tenant_status;
+    let Ok(tenant) = paracell_domain::TenantId::parse(tenant) else {
+        return fail("status", format!("{tenant:?} is not a tenant id"));
+    };
+    let (cells, registry) = match placement_ports().await {
+        Ok(p) => p,
+        Err(e) => return fail("configuration", e),
+    };
+    let status = match tenant_status(
+        &tenant,
+        &cells,
+        registry.as_ref(),
+        &paracell_domain::ports::SystemClock,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return fail("status", e),
+    };
+    if json {
+        let report = serde_json::json!({
+            "tenant": tenant.as_str(),
+            "placement": status.placement.as_ref().map(|p| serde_json::from_str::<serde_json::Value>(&p.render()).unwrap_or_default()),
+            "cells": status.cells.iter().map(|c| serde_json::json!({
+                "cell": c.cell.as_str(), "head": head_json(c.head.as_ref()),
+                "lag_entries": c.lag_entries, "lag_ms": c.lag_millis,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{report}");
+        return ExitCode::SUCCESS;
+    }
+    match &status.placement {
+        Some(p) => println!(
+            "tenant {}: primary {} at epoch {} ({}), standbys [{}], registry version {}",
+            tenant,
+            p.primary,
+            p.epoch,
+            p.state,
+            p.standbys
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.version
+        ),
+        None => {
+            println!("tenant {tenant}: no registry record (placed implicitly by its first write)")
+        }
+    }
+    for c in &status.cells {
+        match &c.head {
+            None => println!("  {:<16} holds nothing of the tenant", c.cell),
+            Some(h) => println!(
+                "  {:<16} {:<8} epoch {:<3} primary {:<16} at {}{}",
+                c.cell,
+                h.role,
+                h.epoch,
+                h.primary,
+                h.position,
+                if c.lag_entries > 0 {
+                    format!("  lag {} entries, {} ms", c.lag_entries, c.lag_millis)
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn migrate(tenant: &str, to: &str, json: bool, timeout_secs: u64) -> ExitCode {
+    use paracell_domain::placement::TenantRole;
+    use paracell_domain::placement::migrate::{MigrationPolicy, MovePorts, migrate};
+    let Ok(tenant) = paracell_domain::TenantId::parse(tenant) else {
+        return fail("migrate", format!("{tenant:?} is not a tenant id"));
+    };
+    let (cells, registry) = match placement_ports().await {
+        Ok(p) => p,
+        Err(e) => return fail("configuration", e),
+    };
+    let Some(target) = cells.iter().find(|c| c.id.as_str() == to).cloned() else {
+        return fail("migrate", format!("{to} is not in PARACELL_ADMIN_CELLS"));
+    };
+    // The source: the registry's primary, else the cell that holds the tenant as primary or frozen.
+    let mut source = None;
+    if let Ok(Some(p)) = registry.get(&tenant).await {
+        source = cells.iter().find(|c| c.id == p.primary).cloned();
+    }
+    if source.is_none() {
+        for c in &cells {
+            if let Ok(Some(h)) = c.store.head(&tenant).await
+                && matches!(h.role, TenantRole::Primary | TenantRole::Frozen)
+            {
+                source = Some(c.clone());
+            }
+        }
+    }
+    let Some(source) = source else {
+        return fail(
+            "migrate",
+            format!("no configured cell is the primary of {tenant}"),
+        );
+    };
+    let ports = MovePorts {
+        registry,
+        clock: std::sync::Arc::new(paracell_domain::ports::SystemClock),
+        sleep: std::sync::Arc::new(paracell_examples::http_client::TokioSleep),
+    };
+    let policy = MigrationPolicy {
+        catch_up_timeout: std::time::Duration::from_secs(timeout_secs),
+        ..MigrationPolicy::default()
+    };
+    match migrate(&tenant, &source, &target, &ports, policy).await {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "tenant": report.tenant.as_str(), "from": report.from.as_str(), "to": report.to.as_str(),
+                        "epoch_before": report.epochs.0, "epoch_after": report.epochs.1,
+                        "seq": report.position.seq, "digest": report.position.digest.to_string(),
+                        "writes_paused_ms": report.writes_paused_millis, "steps": report.steps,
+                    })
+                );
+            } else {
+                for step in &report.steps {
+                    println!("  {step}");
+                }
+                println!(
+                    "moved {} from {} to {} (epoch {} → {}) at {}; writes paused {} ms",
+                    report.tenant,
+                    report.from,
+                    report.to,
+                    report.epochs.0,
+                    report.epochs.1,
+                    report.position,
+                    report.writes_paused_millis
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "tenant": tenant.as_str(), "error": e.to_string() })
+                );
+            }
+            eprintln!("paracell-admin: migrate: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

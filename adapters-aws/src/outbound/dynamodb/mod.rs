@@ -24,6 +24,7 @@
 
 mod errors;
 pub mod items;
+pub mod registry;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -135,6 +136,11 @@ impl DynamoStore {
             loader = loader.endpoint_url(endpoint);
         }
         Self::new(Client::new(&loader.load().await), config.table.clone())
+    }
+
+    /// The SDK client (shared with the placement registry).
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The table's name.

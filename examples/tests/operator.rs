@@ -1,0 +1,213 @@
+//! `paracell-admin status` and `migrate` as an operator runs them: a tenant written on a cell whose
+//! store is DynamoDB (moto) and replicated to a cell on Cosmos DB (the stand-in), moved there and
+//! back through the binary, with the registry on DynamoDB. Run under `scripts/dev-services.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
+use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
+use paracell_domain::http::ApiRequest;
+use paracell_domain::ports::{EntryRef, SystemClock, TransactionStore, UuidV7};
+use paracell_domain::replication::apply;
+use paracell_domain::{Cell, CellConfig, CellPorts, TenantScope};
+use serde_json::Value;
+use std::sync::Arc;
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run under scripts/dev-services.sh"))
+}
+
+fn cell(id: &str, store: Arc<dyn TransactionStore>) -> Cell {
+    Cell::new(
+        CellConfig::new(id, TenantScope::All).unwrap(),
+        CellPorts {
+            store,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7),
+        },
+    )
+}
+
+async fn create(cell: &Cell, key: &str) -> (u16, Value) {
+    let response = cell
+        .handle(
+            ApiRequest::new("POST", "/v1/transactions")
+                .with_header("content-type", "application/json")
+                .with_header("x-tenant-id", "coop-1")
+                .with_header("idempotency-key", key)
+                .with_body(
+                    br#"{"account_id":"ACC-1","type":"credit","amount":"10.00","currency":"EUR"}"#
+                        .to_vec(),
+                ),
+        )
+        .await;
+    (
+        response.status,
+        serde_json::from_slice(&response.body).unwrap_or_default(),
+    )
+}
+
+/// What a relay would have delivered: `from`'s pending entries applied on `to`.
+async fn replicate(from: &Cell, to: &Cell) {
+    let pending = from
+        .ports()
+        .store
+        .pending_entries(None, 1_000)
+        .await
+        .unwrap()
+        .entries;
+    let refs: Vec<EntryRef> = pending
+        .iter()
+        .map(|e| EntryRef {
+            tenant: e.tenant().clone(),
+            seq: e.seq(),
+        })
+        .collect();
+    apply::receive(
+        to.config(),
+        to.ports().store.as_ref(),
+        pending.into_iter().map(Ok).collect(),
+    )
+    .await
+    .unwrap();
+    from.ports().store.mark_relayed(&refs).await.unwrap();
+}
+
+fn admin(args: &[&str], cells: &str, registry: &str) -> (bool, Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paracell-admin"))
+        .args(args)
+        .env("PARACELL_ADMIN_CELLS", cells)
+        .env("PARACELL_REGISTRY", registry)
+        .env("PARACELL_STORE_PROVISION", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: not JSON ({e}): {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin() {
+    let run = std::process::id();
+    let (table, container, registry_table) = (
+        format!("op-aws-{run}"),
+        format!("op-azure-{run}"),
+        format!("op-registry-{run}"),
+    );
+    let dynamo = DynamoStore::connect(
+        &DynamoConfig::new(&table).with_endpoint(env("PARACELL_TEST_DYNAMODB_ENDPOINT")),
+    )
+    .await;
+    dynamo.create_table().await.unwrap();
+    let cosmos_config = CosmosConfig::from_lookup(|n| {
+        if n == "PARACELL_COSMOS_CONTAINER" {
+            Some(container.clone())
+        } else {
+            std::env::var(n).ok()
+        }
+    })
+    .unwrap();
+    CosmosStore::provision(&cosmos_config).await.unwrap();
+    let cosmos = CosmosStore::connect(&cosmos_config).await.unwrap();
+    let aws = cell("cell-aws", Arc::new(dynamo));
+    let azure = cell("cell-azure", Arc::new(cosmos));
+    let cells = format!("cell-aws=dynamodb:{table},cell-azure=cosmos:{container}");
+    let registry = format!("dynamodb:{registry_table}");
+
+    for i in 0..3 {
+        assert_eq!(create(&aws, &format!("k-{i}")).await.0, 201);
+    }
+    let (ok, status) = admin(&["status", "coop-1", "--json"], &cells, &registry);
+    assert!(ok);
+    assert_eq!(status["cells"][1]["lag_entries"], 3, "{status}");
+    replicate(&aws, &azure).await;
+    let (_, status) = admin(&["status", "coop-1", "--json"], &cells, &registry);
+    assert_eq!(status["cells"][0]["head"]["role"], "primary");
+    assert_eq!(status["cells"][1]["head"]["role"], "standby");
+    assert_eq!(status["cells"][1]["lag_entries"], 0);
+    assert_eq!(status["placement"], Value::Null);
+
+    let (ok, moved) = admin(
+        &[
+            "migrate",
+            "coop-1",
+            "--to",
+            "cell-azure",
+            "--json",
+            "--timeout-secs",
+            "5",
+        ],
+        &cells,
+        &registry,
+    );
+    assert!(ok, "{moved}");
+    assert_eq!(
+        (moved["from"].as_str(), moved["to"].as_str()),
+        (Some("cell-aws"), Some("cell-azure"))
+    );
+    assert_eq!(
+        (
+            moved["epoch_before"].as_u64(),
+            moved["epoch_after"].as_u64(),
+            moved["seq"].as_u64()
+        ),
+        (Some(1), Some(2), Some(3))
+    );
+
+    let (status, body) = create(&aws, "k-after").await;
+    assert_eq!(
+        (status, body["primary_cell"].as_str()),
+        (421, Some("cell-azure"))
+    );
+    assert_eq!(create(&azure, "k-after").await.0, 201);
+    let (status, _) = create(&azure, "k-1").await;
+    assert_eq!(status, 201, "a key booked on DynamoDB replays on Cosmos DB");
+
+    // And back: the Azure cell's new entry reaches the AWS cell first.
+    replicate(&azure, &aws).await;
+    let (ok, back) = admin(
+        &["migrate", "coop-1", "--to", "cell-aws", "--json"],
+        &cells,
+        &registry,
+    );
+    assert!(ok, "{back}");
+    assert_eq!(
+        (back["epoch_after"].as_u64(), back["seq"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert_eq!(create(&aws, "k-last").await.0, 201);
+    let (_, status) = admin(&["status", "coop-1", "--json"], &cells, &registry);
+    assert_eq!(status["placement"]["primary"], "cell-aws");
+    assert_eq!(status["placement"]["epoch"], 3);
+    assert_eq!(status["cells"][1]["head"]["role"], "standby");
+    assert_eq!(
+        status["cells"][1]["lag_entries"], 1,
+        "the last write is not replicated yet"
+    );
+
+    // A target that is behind: the move rolls back and says so.
+    let (ok, refused) = admin(
+        &[
+            "migrate",
+            "coop-1",
+            "--to",
+            "cell-azure",
+            "--json",
+            "--timeout-secs",
+            "1",
+        ],
+        &cells,
+        &registry,
+    );
+    assert!(!ok);
+    assert!(
+        refused["error"].as_str().unwrap().contains("rolled back"),
+        "{refused}"
+    );
+    assert_eq!(create(&aws, "k-still-here").await.0, 201);
+}
