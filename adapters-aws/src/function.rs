@@ -64,6 +64,33 @@ pub async fn run_events(
     .await
 }
 
+/// An asynchronous event handler (one that reaches a store, say).
+pub type AsyncEventHandler = dyn Fn(Value) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, String>> + Send>>
+    + Send
+    + Sync;
+
+/// [`run_events`] for a handler that awaits: each invocation runs as its own task, so a panic in it
+/// is a failed invocation, not a dead runtime.
+pub async fn run_async_events(handle: Arc<AsyncEventHandler>) -> Result<(), lambda_http::Error> {
+    crate::logging::init();
+    crate::handler::check_lambda_env()?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<Value>| {
+            let handle = handle.clone();
+            async move {
+                let reason = match tokio::spawn(handle(event.payload)).await {
+                    Ok(Ok(value)) => return Ok(value),
+                    Ok(Err(reason)) => reason,
+                    Err(joined) => format!("panicked: {joined}"),
+                };
+                tracing::error!(%reason, "invocation failed");
+                Err(lambda_http::Error::from(InvocationFailed(reason)))
+            }
+        },
+    ))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,3 +129,14 @@ fn cosmos_dead_letters_meet_their_contract() {
     let (_, store) = fresh(&rt, "dead-letters");
     store_contract::dead_letters_keep_full_entries(&rt, &CosmosDeadLetters::new(store));
 }
+
+#[test]
+fn the_cosmos_placement_replica_keeps_the_newest_record() {
+    use paracell_azure::outbound::cosmos::CosmosPlacementReplica;
+    let rt = runtime();
+    let (_, store) = fresh(&rt, "replica");
+    paracell_domain::testing::registry_contract::replica_keeps_the_newest_record(
+        &rt,
+        &CosmosPlacementReplica::new(store),
+    );
+}

@@ -211,3 +211,111 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
     );
     assert_eq!(create(&aws, "k-still-here").await.0, 201);
 }
+
+/// A registry stream event as Lambda delivers it: one record per placement, in order.
+fn registry_stream_event(
+    records: &[(
+        &str,
+        Option<&paracell_domain::placement::registry::Placement>,
+    )],
+) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(sequence, placement)| {
+            let image = match placement {
+                Some(p) => serde_json::json!({"pk": {"S": format!("P#{}", p.tenant)}, "sk": {"S": "PLACEMENT"},
+                    "doc": {"S": p.render()}, "version": {"N": p.version.to_string()}, "epoch": {"N": p.epoch.to_string()}}),
+                None => serde_json::json!({"pk": {"S": "P#coop-9"}, "sk": {"S": "PLACEMENT"}}),
+            };
+            serde_json::json!({"eventID": sequence, "eventName": "MODIFY", "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                "dynamodb": {"Keys": {"pk": image["pk"], "sk": image["sk"]}, "NewImage": image,
+                    "SequenceNumber": sequence, "StreamViewType": "NEW_IMAGE"}})
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+#[test]
+#[ignore = "needs cargo-lambda and the stand-ins: .ci/run runs it with --ignored under scripts/dev-services.sh"]
+fn the_placement_replicator_keeps_the_cosmos_replica_newest_first() {
+    use paracell_azure::outbound::cosmos::CosmosPlacementReplica;
+    use paracell_domain::placement::registry::{Placement, PlacementReplica, PlacementState};
+    use paracell_domain::{CellId, TenantId};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let container = format!("replica-{}", std::process::id());
+    let config = CosmosConfig::from_lookup(|n| {
+        if n == "PARACELL_COSMOS_CONTAINER" {
+            Some(container.clone())
+        } else {
+            std::env::var(n).ok()
+        }
+    })
+    .unwrap();
+    rt.block_on(CosmosStore::provision(&config)).unwrap();
+    let mut function_env: Vec<(String, String)> = std::env::vars()
+        .filter(|(n, _)| n.starts_with("PARACELL_COSMOS_") || n.starts_with("AZURE_COSMOS_"))
+        .collect();
+    function_env.push(("PARACELL_COSMOS_CONTAINER".into(), container.clone()));
+    function_env.push(("RUST_LOG".into(), "off".into()));
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let replicator = paracell_conformance::binaries::start_function(
+        workspace,
+        std::path::Path::new(env!("CARGO_BIN_EXE_placement-replicator")),
+        &function_env,
+    )
+    .unwrap();
+
+    let cell = |c: &str| CellId::parse(c).unwrap();
+    let v1 = Placement::new(
+        TenantId::parse("coop-1").unwrap(),
+        cell("cell-aws"),
+        1,
+        vec![cell("cell-azure")],
+    );
+    let v2 = v1.next(|p| {
+        p.state = PlacementState::Migrating {
+            to: cell("cell-azure"),
+        }
+    });
+    let v3 = v2.next(|p| {
+        p.primary = cell("cell-azure");
+        p.epoch = 2;
+        p.standbys = vec![cell("cell-aws")];
+        p.state = PlacementState::Active;
+    });
+    // Out of order and repeated: the replica ends at the newest.
+    let answer = replicator
+        .invoke(&registry_stream_event(&[
+            ("1", Some(&v1)),
+            ("3", Some(&v3)),
+            ("2", Some(&v2)),
+            ("4", Some(&v3)),
+        ]))
+        .unwrap();
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([]),
+        "{answer}"
+    );
+    let replica = CosmosPlacementReplica::new(rt.block_on(CosmosStore::connect(&config)).unwrap());
+    assert_eq!(
+        rt.block_on(replica.get(&v1.tenant)).unwrap(),
+        Some(v3.clone())
+    );
+    // An item it cannot read fails the batch from there (retried, then the on-failure queue).
+    let answer = replicator
+        .invoke(&registry_stream_event(&[
+            ("5", Some(&v3)),
+            ("6", None),
+            ("7", Some(&v1)),
+        ]))
+        .unwrap();
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([{"itemIdentifier": "6"}]),
+        "{answer}"
+    );
+}

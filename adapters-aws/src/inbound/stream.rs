@@ -70,6 +70,57 @@ fn entry_of(record: &Value) -> Result<Option<SealedEntry>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The placement records of a stream event of the registry table (`INSERT` and `MODIFY` of
+/// `P#…`/`PLACEMENT` items, read from `NewImage.doc`), in order, with their sequence numbers.
+/// Other records are left out; an unreadable placement item is kept as an error (the batch stops
+/// there and Lambda retries it, then sends it to the on-failure destination: never dropped).
+///
+/// ```
+/// use paracell_domain::placement::registry::Placement;
+/// use paracell_domain::{CellId, TenantId};
+/// let p = Placement::new(TenantId::parse("coop-1").unwrap(), CellId::parse("a").unwrap(), 1, vec![]);
+/// let event = serde_json::json!({"Records": [
+///     {"eventName": "MODIFY", "eventSource": "aws:dynamodb", "dynamodb": {"SequenceNumber": "7",
+///      "Keys": {"pk": {"S": "P#coop-1"}, "sk": {"S": "PLACEMENT"}},
+///      "NewImage": {"doc": {"S": p.render()}}}},
+///     {"eventName": "REMOVE", "eventSource": "aws:dynamodb", "dynamodb": {"SequenceNumber": "8",
+///      "Keys": {"pk": {"S": "P#coop-1"}, "sk": {"S": "PLACEMENT"}}}}]});
+/// let records = paracell_aws::inbound::stream::placement_records(&event);
+/// assert_eq!(records, vec![("7".to_owned(), Ok(p))]);
+/// ```
+pub fn placement_records(
+    event: &Value,
+) -> Vec<(
+    String,
+    Result<paracell_domain::placement::registry::Placement, String>,
+)> {
+    event["Records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|record| {
+            matches!(record["eventName"].as_str(), Some("INSERT" | "MODIFY"))
+                && record["dynamodb"]["Keys"]["sk"]["S"].as_str() == Some("PLACEMENT")
+        })
+        .map(|record| {
+            let stream = &record["dynamodb"];
+            let placement = stream["NewImage"]["doc"]["S"]
+                .as_str()
+                .ok_or_else(|| {
+                    "a placement item without doc (is the stream's view type NEW_IMAGE?)".to_owned()
+                })
+                .and_then(paracell_domain::placement::registry::Placement::parse);
+            (
+                stream["SequenceNumber"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                placement,
+            )
+        })
+        .collect()
+}
+
 /// The answer to a stream batch: the first failed record (Lambda retries it and everything after it;
 /// an empty list means the whole batch succeeded).
 pub fn batch_response(first_failure: Option<&str>) -> Value {

@@ -188,6 +188,45 @@ pub trait PlacementRegistry: Send + Sync {
     async fn put(&self, expected: Option<u64>, placement: &Placement) -> Result<(), RegistryError>;
 }
 
+/// A read replica of the registry (Cosmos DB on the Azure side), fed from the authority's change
+/// stream: it keeps, per tenant, the newest record it was given ([`replica_accepts`]).
+#[async_trait::async_trait]
+pub trait PlacementReplica: Send + Sync {
+    /// The tenant's placement as the replica last received it.
+    async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError>;
+
+    /// Keeps `placement` if it is newer than what the replica holds: `true` when stored, `false`
+    /// when ignored (a redelivery, or an older change arriving late).
+    async fn apply(&self, placement: &Placement) -> Result<bool, StoreError>;
+}
+
+/// A replica in memory (tests).
+#[derive(Debug, Default)]
+pub struct MemoryReplica {
+    records: Mutex<BTreeMap<TenantId, Placement>>,
+}
+
+#[async_trait::async_trait]
+impl PlacementReplica for MemoryReplica {
+    async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned())
+    }
+
+    async fn apply(&self, placement: &Placement) -> Result<bool, StoreError> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if !replica_accepts(records.get(&placement.tenant), placement) {
+            return Ok(false);
+        }
+        records.insert(placement.tenant.clone(), placement.clone());
+        Ok(true)
+    }
+}
+
 /// Whether a write of `incoming` over `held` is a valid compare-and-set, as every registry checks it.
 pub fn check_write(
     held: Option<&Placement>,
@@ -255,4 +294,53 @@ impl PlacementRegistry for MemoryRegistry {
         records.insert(placement.tenant.clone(), placement.clone());
         Ok(())
     }
+}
+
+/// What one batch of the authority's changes did to the replica.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicationReport {
+    /// Records stored.
+    pub applied: usize,
+    /// Records ignored (redelivered or older than what the replica holds).
+    pub ignored: usize,
+    /// The first record that could not be applied (its position in the stream, and why): it and
+    /// everything after it must be delivered again, never dropped.
+    pub first_failure: Option<(String, String)>,
+}
+
+/// Applies a batch of the authority's changes, in stream order, to the replica; stops at the first
+/// record it cannot read or store (the stream retries from there; ordering within a tenant is kept).
+/// `records` are `(stream position, the record or why it is unreadable)`; positions of records that
+/// are not placements are left out by the caller.
+///
+/// ```
+/// use paracell_domain::placement::registry::{replicate, MemoryReplica, Placement, PlacementReplica};
+/// use paracell_domain::{CellId, TenantId, testing::block_on};
+/// let p = Placement::new(TenantId::parse("coop-1").unwrap(), CellId::parse("a").unwrap(), 1, vec![]);
+/// let replica = MemoryReplica::default();
+/// let report = block_on(replicate(&[("1".into(), Ok(p.clone())), ("2".into(), Ok(p.clone())),
+///     ("3".into(), Err("no doc".into()))], &replica));
+/// assert_eq!((report.applied, report.ignored), (1, 1));
+/// assert_eq!(report.first_failure, Some(("3".into(), "no doc".into())));
+/// ```
+pub async fn replicate(
+    records: &[(String, Result<Placement, String>)],
+    replica: &dyn PlacementReplica,
+) -> ReplicationReport {
+    let mut report = ReplicationReport::default();
+    for (position, record) in records {
+        let outcome = match record {
+            Ok(placement) => replica.apply(placement).await.map_err(|e| e.to_string()),
+            Err(reason) => Err(reason.clone()),
+        };
+        match outcome {
+            Ok(true) => report.applied += 1,
+            Ok(false) => report.ignored += 1,
+            Err(reason) => {
+                report.first_failure = Some((position.clone(), reason));
+                break;
+            }
+        }
+    }
+    report
 }

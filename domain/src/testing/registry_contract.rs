@@ -4,6 +4,7 @@
 //! use paracell_domain::placement::registry::MemoryRegistry;
 //! use paracell_domain::testing::{registry_contract, store_contract::ThreadExecutor};
 //! registry_contract::run_all(&ThreadExecutor, &|| std::sync::Arc::new(MemoryRegistry::new()));
+//! registry_contract::replica_keeps_the_newest_record(&ThreadExecutor, &paracell_domain::placement::registry::MemoryReplica::default());
 //! ```
 
 use super::store_contract::Executor;
@@ -140,5 +141,40 @@ pub fn one_of_two_racing_writers_wins(rt: &impl Executor, make: RegistryFactory<
         results.iter().filter(|r| r.is_ok()).count(),
         1,
         "exactly one of two racing writers wins: {results:?}"
+    );
+}
+
+/// The contract of a [`PlacementReplica`](crate::placement::registry::PlacementReplica): it keeps
+/// the newest record per tenant whatever order and how many times the changes arrive.
+pub fn replica_keeps_the_newest_record(
+    rt: &impl Executor,
+    replica: &dyn crate::placement::registry::PlacementReplica,
+) {
+    let p1 = first();
+    let p2 = p1.next(|p| p.state = PlacementState::Migrating { to: cell("cell-b") });
+    let p3 = p2.next(|p| {
+        p.primary = cell("cell-b");
+        p.epoch = 2;
+        p.state = PlacementState::Active;
+    });
+    assert_eq!(rt.block_on(replica.get(&p1.tenant)), Ok(None));
+    for (change, applied) in [
+        (&p1, true),
+        (&p3, true),
+        (&p2, false),
+        (&p3, false),
+        (&p1, false),
+    ] {
+        assert_eq!(
+            rt.block_on(replica.apply(change)),
+            Ok(applied),
+            "version {} after the newest",
+            change.version
+        );
+    }
+    assert_eq!(
+        rt.block_on(replica.get(&p1.tenant)),
+        Ok(Some(p3)),
+        "the newest record"
     );
 }

@@ -26,8 +26,10 @@
 mod dead_letters;
 mod documents;
 mod errors;
+mod replica;
 
 pub use dead_letters::CosmosDeadLetters;
+pub use replica::CosmosPlacementReplica;
 
 use async_trait::async_trait;
 use azure_core::credentials::Secret;
