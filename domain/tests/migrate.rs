@@ -258,7 +258,7 @@ fn a_lapsed_freeze_thaws_on_the_next_write() {
     let primary = head(&a);
     let frozen = TenantHead {
         role: TenantRole::Frozen,
-        frozen_until: Some(SystemClock.now().plus_millis(60_000)),
+        lease_until: Some(SystemClock.now().plus_millis(60_000)),
         ..primary.clone()
     };
     block_on(a.ports().store.put_head(primary.fence(), frozen.clone())).unwrap();
@@ -268,7 +268,7 @@ fn a_lapsed_freeze_thaws_on_the_next_write() {
         "frozen while the lease holds"
     );
     let lapsed = TenantHead {
-        frozen_until: Some(Timestamp::from_unix_millis(
+        lease_until: Some(Timestamp::from_unix_millis(
             SystemClock.now().unix_millis() - 1,
         )),
         ..frozen.clone()
@@ -280,7 +280,7 @@ fn a_lapsed_freeze_thaws_on_the_next_write() {
         "a crashed operator's freeze lapses"
     );
     assert_eq!(head(&a).role, TenantRole::Primary);
-    assert_eq!(head(&a).frozen_until, None);
+    assert_eq!(head(&a).lease_until, None);
 }
 
 #[test]

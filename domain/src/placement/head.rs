@@ -68,9 +68,12 @@ pub struct TenantHead {
     /// The sequence number at which `epoch` began: entries of an older epoch beyond it were never
     /// part of this history (they are stale).
     pub epoch_start: u64,
-    /// For a frozen head, when the freeze lapses: past it, the cell takes its writes back (a
-    /// crashed operator never leaves a tenant frozen). `None` on other roles.
-    pub frozen_until: Option<Timestamp>,
+    /// When the role lapses unless renewed. On a frozen head, when the freeze lapses (the cell then
+    /// takes its writes back: a crashed operator never leaves a tenant frozen). On a primary under
+    /// leases, when its ownership lapses: it books only before that instant and renews the lease from
+    /// the placement registry, so an unplanned failover that waits the lease out can never leave two
+    /// primaries. `None`: no lease (implicit placement, or a deployment without leases).
+    pub lease_until: Option<Timestamp>,
 }
 
 impl TenantHead {
@@ -84,7 +87,7 @@ impl TenantHead {
             primary: cell,
             position: Position::GENESIS,
             epoch_start: 0,
-            frozen_until: None,
+            lease_until: None,
         }
     }
 
@@ -95,12 +98,12 @@ impl TenantHead {
     /// use paracell_domain::{CellId, TenantId, Timestamp};
     /// let mut head = TenantHead::first_primary(TenantId::parse("coop-1").unwrap(), CellId::parse("a").unwrap());
     /// head.role = TenantRole::Frozen;
-    /// head.frozen_until = Some(Timestamp::from_unix_millis(1_000));
+    /// head.lease_until = Some(Timestamp::from_unix_millis(1_000));
     /// assert!(!head.freeze_lapsed(Timestamp::from_unix_millis(999)));
     /// assert!(head.freeze_lapsed(Timestamp::from_unix_millis(1_000)));
     /// ```
     pub fn freeze_lapsed(&self, now: Timestamp) -> bool {
-        self.role == TenantRole::Frozen && self.frozen_until.is_some_and(|until| now >= until)
+        self.role == TenantRole::Frozen && self.lease_until.is_some_and(|until| now >= until)
     }
 
     /// The guard a write must pass for this head to still be current.
@@ -139,7 +142,7 @@ pub async fn thaw(
 ) -> Result<Option<TenantHead>, crate::ports::StoreError> {
     let thawed = TenantHead {
         role: TenantRole::Primary,
-        frozen_until: None,
+        lease_until: None,
         ..frozen.clone()
     };
     match store.put_head(frozen.fence(), thawed.clone()).await {

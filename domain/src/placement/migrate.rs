@@ -304,7 +304,7 @@ impl Move<'_> {
             primary: self.to.id.clone(),
             position,
             epoch_start: position.seq,
-            frozen_until: None,
+            lease_until: None,
             tenant: self.tenant.clone(),
         };
         if !self.swap(self.to, to_head, promoted).await? {
@@ -423,7 +423,7 @@ pub async fn migrate(
     let frozen_at = ports.clock.now();
     let mut frozen = TenantHead {
         role: TenantRole::Frozen,
-        frozen_until: Some(frozen_at.plus_millis(lease)),
+        lease_until: Some(frozen_at.plus_millis(lease)),
         ..from_head.clone()
     };
     if !m.swap(from, &from_head, frozen.clone()).await? {
@@ -471,11 +471,11 @@ pub async fn migrate(
         }
         // Renew the lease well before it lapses (half of it left).
         if frozen
-            .frozen_until
+            .lease_until
             .is_some_and(|until| until.unix_millis() - now.unix_millis() < lease / 2)
         {
             let renewed = TenantHead {
-                frozen_until: Some(now.plus_millis(lease)),
+                lease_until: Some(now.plus_millis(lease)),
                 ..frozen.clone()
             };
             if !m.swap(from, &frozen, renewed.clone()).await? {
@@ -500,7 +500,7 @@ pub async fn migrate(
         epoch,
         primary: to.id.clone(),
         epoch_start: frozen.position.seq,
-        frozen_until: None,
+        lease_until: None,
         ..frozen.clone()
     };
     if !m.swap(from, &frozen, fenced).await? {

@@ -282,7 +282,7 @@ async fn apply_next(
             primary: entry.origin.clone(),
             position: sealed.position(),
             epoch_start,
-            frozen_until: None,
+            lease_until: None,
         },
         entry: sealed.clone(),
         source: EntrySource::Received,

@@ -687,7 +687,7 @@ pub fn received_entries_wait_and_apply(rt: &impl Executor, factory: Factory<'_>)
                 primary: e.origin.clone(),
                 position: entry.position(),
                 epoch_start: 0,
-                frozen_until: None,
+                lease_until: None,
             },
             entry: entry.clone(),
             source: EntrySource::Received,
@@ -762,7 +762,7 @@ pub fn heads_change_only_by_compare_and_set(rt: &impl Executor, factory: Factory
     // The freeze's lease is kept to the millisecond (the cell thaws the head when it lapses).
     let frozen = TenantHead {
         role: TenantRole::Frozen,
-        frozen_until: Some(Timestamp::from_unix_millis(1_795_000_000_123)),
+        lease_until: Some(Timestamp::from_unix_millis(1_795_000_000_123)),
         ..first.clone()
     };
     rt.block_on(store.put_head(first.fence(), frozen.clone()))

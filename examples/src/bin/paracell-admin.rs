@@ -80,7 +80,7 @@ fn head_json(head: Option<&paracell_domain::placement::TenantHead>) -> serde_jso
         serde_json::json!({
             "role": h.role.as_str(), "epoch": h.epoch, "primary": h.primary.as_str(),
             "seq": h.position.seq, "digest": h.position.digest.to_string(),
-            "frozen_until": h.frozen_until.map(|t| t.to_string()),
+            "lease_until": h.lease_until.map(|t| t.to_string()),
         })
     })
 }

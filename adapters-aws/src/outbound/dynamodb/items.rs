@@ -3,7 +3,7 @@
 //!
 //! | item | `pk` | `sk` | other attributes |
 //! |---|---|---|---|
-//! | tenant head | `T#{tenant}` | `HEAD` | `role`, `epoch`, `primary`, `seq` (number), `digest`, `epoch_start`, `frozen_until` (unix ms, frozen heads only) |
+//! | tenant head | `T#{tenant}` | `HEAD` | `role`, `epoch`, `primary`, `seq` (number), `digest`, `epoch_start`, `lease_until` (unix ms, heads under a lease only) |
 //! | replication entry | `T#{tenant}` | `SEQ#{seq, 20 digits}` | `doc` (the entry document), `digest`; while pending relay also `outbox`, `outbox_order` |
 //! | transaction | `T#{tenant}` | `TX#{transaction id}` | `doc` (the resource JSON) |
 //! | balance | `T#{tenant}` | `BAL#{account}#{currency}` | `currency`, `available` (decimal text), `version` |
@@ -121,8 +121,8 @@ pub(crate) fn head_item(head: &TenantHead) -> Item {
     item.insert("seq".into(), n(head.position.seq));
     item.insert("digest".into(), s(head.position.digest.to_string()));
     item.insert("epoch_start".into(), n(head.epoch_start));
-    if let Some(until) = head.frozen_until {
-        item.insert("frozen_until".into(), n(until.unix_millis()));
+    if let Some(until) = head.lease_until {
+        item.insert("lease_until".into(), n(until.unix_millis()));
     }
     item
 }
@@ -174,9 +174,9 @@ impl Read<'_> {
                     .ok_or("attribute digest: not a digest")?,
             },
             epoch_start: self.unsigned("epoch_start")?,
-            frozen_until: match self.0.get("frozen_until") {
+            lease_until: match self.0.get("lease_until") {
                 None => None,
-                Some(_) => Some(Timestamp::from_unix_millis(self.number("frozen_until")?)),
+                Some(_) => Some(Timestamp::from_unix_millis(self.number("lease_until")?)),
             },
         })
     }

@@ -4,7 +4,7 @@
 //!
 //! | document | `id` | other fields |
 //! |---|---|---|
-//! | tenant head | `head` | `role`, `epoch`, `primary`, `seq`, `digest`, `epoch_start`, `frozen_until` (unix ms, frozen heads only) |
+//! | tenant head | `head` | `role`, `epoch`, `primary`, `seq`, `digest`, `epoch_start`, `lease_until` (unix ms, heads under a lease only) |
 //! | replication entry | `seq:{seq, 20 digits}` | `seq`, `doc` (the entry document), `digest`, `pending`, `outbox_order` |
 //! | transaction | `tx:{transaction id}` | `resource` (the transaction resource) |
 //! | balance | `bal:{account}:{currency}` | `account`, `currency`, `available` (decimal text), `version` |
@@ -64,9 +64,9 @@ pub(crate) struct HeadDoc {
     pub(crate) seq: u64,
     pub(crate) digest: String,
     pub(crate) epoch_start: u64,
-    /// Unix milliseconds; frozen heads only.
+    /// Unix milliseconds; heads under a lease only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) frozen_until: Option<i64>,
+    pub(crate) lease_until: Option<i64>,
     #[serde(rename = "_etag", default, skip_serializing)]
     pub(crate) etag: Option<String>,
 }
@@ -83,7 +83,7 @@ impl HeadDoc {
             seq: head.position.seq,
             digest: head.position.digest.to_string(),
             epoch_start: head.epoch_start,
-            frozen_until: head.frozen_until.map(Timestamp::unix_millis),
+            lease_until: head.lease_until.map(Timestamp::unix_millis),
             etag: None,
         }
     }
@@ -99,7 +99,7 @@ impl HeadDoc {
                 digest: Digest::parse(&self.digest).ok_or("digest: not a digest")?,
             },
             epoch_start: self.epoch_start,
-            frozen_until: self.frozen_until.map(Timestamp::from_unix_millis),
+            lease_until: self.lease_until.map(Timestamp::from_unix_millis),
         })
     }
 }
