@@ -81,6 +81,9 @@ pub struct HeadSpec {
     /// The primary this cell knows; default the cell itself.
     #[serde(default)]
     pub primary: Option<String>,
+    /// The head's lease, as an RFC 3339 instant (a lapsed lease: any instant in the past).
+    #[serde(default)]
+    pub lease_until: Option<String>,
 }
 
 fn epoch_one() -> u64 {

@@ -260,10 +260,18 @@ pub(crate) async fn seed_heads(driver: &Driver, spec: &CellSpec) -> Result<(), S
             }
             None => cell.config().cell_id.clone(),
         };
+        let lease_until = match &h.lease_until {
+            None => None,
+            Some(t) => Some(
+                paracell_domain::Timestamp::parse_rfc3339(t)
+                    .ok_or_else(|| format!("heads: lease_until {t:?}"))?,
+            ),
+        };
         let head = paracell_domain::placement::TenantHead {
             role,
             epoch: h.epoch,
             primary,
+            lease_until,
             ..paracell_domain::placement::TenantHead::first_primary(
                 tenant,
                 cell.config().cell_id.clone(),

@@ -41,6 +41,7 @@ pub struct Cell {
     config: Arc<CellConfig>,
     ports: CellPorts,
     replays: Arc<ReplayGuard>,
+    ownership: Option<Arc<crate::placement::lease::Ownership>>,
 }
 
 impl Cell {
@@ -50,7 +51,16 @@ impl Cell {
             config: Arc::new(config),
             ports,
             replays: Arc::new(ReplayGuard::default()),
+            ownership: None,
         }
+    }
+
+    /// Puts the cell under primary leases: it books for a registered tenant only while its lease,
+    /// confirmed from `ownership.source`, holds ([`crate::placement::lease`]).
+    #[must_use]
+    pub fn with_ownership(mut self, ownership: crate::placement::lease::Ownership) -> Self {
+        self.ownership = Some(Arc::new(ownership));
+        self
     }
 
     /// A cell on an in-memory store, the system clock and UUIDv7 ids.
@@ -150,7 +160,13 @@ impl Cell {
                 match seam::create_command(tenant.clone(), request) {
                     Ok(command) => seam::created(
                         &self.config.cell_id,
-                        create::create(&self.config, &self.ports, command).await,
+                        create::create(
+                            &self.config,
+                            &self.ports,
+                            self.ownership.as_deref(),
+                            command,
+                        )
+                        .await,
                     ),
                     Err(problem) => problem.into_response(),
                 }

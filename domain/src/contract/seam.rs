@@ -115,6 +115,13 @@ pub fn created(cell: &CellId, result: Result<Created, CreateError>) -> ApiRespon
                 .into_response()
         }
         Err(CreateError::NotPrimary(head)) => not_primary(cell, &head),
+        Err(CreateError::OwnershipUnconfirmed(head)) => {
+            Problem::new(ProblemType::TenantOwnershipUnconfirmed)
+                .cell(cell.as_str())
+                .number("epoch", head.epoch)
+                .into_response()
+                .with_header("retry-after", "1")
+        }
         Err(CreateError::StaleEpoch { expected, head }) => stale_epoch(cell, expected, &head),
         Err(CreateError::Store(e)) => store_failure(&e),
     }

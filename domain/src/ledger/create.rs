@@ -6,6 +6,7 @@ use crate::contract::seam;
 use crate::events::TransactionAccepted;
 use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
 use crate::ledger::{self, LedgerError};
+use crate::placement::lease::{self, Confirmed, Ownership};
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
     BalanceUpdate, ClaimOutcome, Commit, CommitError, EntrySource, KeyClaim, KeyGuard, LedgerWrite,
@@ -95,6 +96,10 @@ pub enum CreateError {
     /// This cell is not the tenant's primary (its head says what it is and who is).
     #[error("this cell is {} for the tenant, not its primary", .0.role)]
     NotPrimary(Box<TenantHead>),
+    /// This cell's lease on the tenant lapsed and could not be renewed: it may no longer be the
+    /// primary, so it books nothing until it knows.
+    #[error("the lease on the tenant lapsed and could not be renewed")]
+    OwnershipUnconfirmed(Box<TenantHead>),
     /// The request was routed by another epoch than this cell's placement of the tenant.
     #[error("routed by epoch {expected}, the tenant's placement here is at epoch {}", head.epoch)]
     StaleEpoch {
@@ -113,6 +118,7 @@ pub enum CreateError {
 pub async fn create(
     config: &CellConfig,
     ports: &CellPorts,
+    ownership: Option<&Ownership>,
     request: CreateCommand,
 ) -> Result<Created, CreateError> {
     let CreateCommand {
@@ -123,7 +129,7 @@ pub async fn create(
     } = request;
     // Only the tenant's primary books. Checked here to refuse early (no key is claimed on a standby),
     // and again inside the commit, which is what makes it safe.
-    let head = current_head(config, ports, &tenant, expected_epoch).await?;
+    let head = current_head(config, ports, ownership, &tenant, expected_epoch).await?;
     let fingerprint = command.fingerprint();
     let token = TransactionId::from_uuid(ports.ids.next_id());
     let now = ports.clock.now();
@@ -148,6 +154,7 @@ pub async fn create(
         }
     }
     let booking = Booking {
+        ownership,
         expected_epoch,
         config,
         ports,
@@ -163,6 +170,7 @@ pub async fn create(
         Err(CreateError::Store(_)
             | CreateError::Overflow
             | CreateError::NotPrimary(_)
+            | CreateError::OwnershipUnconfirmed(_)
             | CreateError::StaleEpoch { .. })
     ) {
         // Nothing was written: free the key so the client's retry is processed, not refused.
@@ -177,10 +185,26 @@ pub async fn create(
 async fn current_head(
     config: &CellConfig,
     ports: &CellPorts,
+    ownership: Option<&Ownership>,
     tenant: &TenantId,
     expected_epoch: Option<u64>,
 ) -> Result<(Fence, TenantHead), CreateError> {
-    let (fence, head) = primary_head(config, ports, tenant).await?;
+    let (mut fence, mut head) = primary_head(config, ports, tenant).await?;
+    // Under leases (or with a lease on the head), the primary confirms it still owns the tenant.
+    if ownership.is_some() || head.lease_until.is_some() {
+        match lease::confirm(ports.store.as_ref(), head, ownership, ports.clock.as_ref()).await? {
+            Confirmed::Primary(confirmed) => {
+                if fence != Fence::Absent {
+                    fence = confirmed.fence();
+                }
+                head = confirmed;
+            }
+            Confirmed::Moved(moved) => return Err(CreateError::NotPrimary(Box::new(moved))),
+            Confirmed::Unconfirmed(stale) => {
+                return Err(CreateError::OwnershipUnconfirmed(Box::new(stale)));
+            }
+        }
+    }
     match expected_epoch {
         // The commit is fenced by this head's epoch, so the check holds at the commit too.
         Some(expected) if expected != head.epoch => Err(CreateError::StaleEpoch {
@@ -220,6 +244,7 @@ enum Made {
 }
 
 struct Booking<'a> {
+    ownership: Option<&'a Ownership>,
     expected_epoch: Option<u64>,
     config: &'a CellConfig,
     ports: &'a CellPorts,
@@ -331,9 +356,14 @@ impl Booking<'_> {
                 }
                 Err(CommitError::BalanceConflict) => continue,
                 Err(CommitError::HeadMoved) => {
-                    (fence, head) =
-                        current_head(self.config, self.ports, self.tenant, self.expected_epoch)
-                            .await?;
+                    (fence, head) = current_head(
+                        self.config,
+                        self.ports,
+                        self.ownership,
+                        self.tenant,
+                        self.expected_epoch,
+                    )
+                    .await?;
                 }
                 Err(CommitError::KeyConflict) => return Err(CreateError::KeyInUse),
                 Err(CommitError::DuplicateTransaction) => {

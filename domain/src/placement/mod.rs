@@ -4,6 +4,7 @@
 //! book for it, and the operations that move a tenant ([`migrate`]).
 
 mod head;
+pub mod lease;
 pub mod migrate;
 pub mod registry;
 pub mod status;

@@ -52,11 +52,13 @@ pub enum ProblemType {
     StoreUnavailable,
     /// 503: the tenant is being moved and its writes are paused; see `Retry-After`.
     TenantFrozen,
+    /// 503: the cell's lease on the tenant lapsed and could not be renewed; see `Retry-After`.
+    TenantOwnershipUnconfirmed,
 }
 
 impl ProblemType {
     /// Every problem type, for documentation checks.
-    pub const ALL: [ProblemType; 23] = [
+    pub const ALL: [ProblemType; 24] = [
         Self::MalformedRequest,
         Self::MissingTenant,
         Self::InvalidTenant,
@@ -80,6 +82,7 @@ impl ProblemType {
         Self::Internal,
         Self::StoreUnavailable,
         Self::TenantFrozen,
+        Self::TenantOwnershipUnconfirmed,
     ];
 
     /// The slug in `urn:paracell:problem:<slug>`.
@@ -138,6 +141,11 @@ impl ProblemType {
             Self::Internal => ("internal", 500, "Internal error"),
             Self::StoreUnavailable => ("store-unavailable", 503, "Store unavailable"),
             Self::TenantFrozen => ("tenant-frozen", 503, "Tenant frozen"),
+            Self::TenantOwnershipUnconfirmed => (
+                "tenant-ownership-unconfirmed",
+                503,
+                "Tenant ownership unconfirmed",
+            ),
         }
     }
 
@@ -189,6 +197,9 @@ impl ProblemType {
             }
             Self::TenantFrozen => {
                 "The tenant is being moved to another cell; retry after the indicated delay."
+            }
+            Self::TenantOwnershipUnconfirmed => {
+                "This cell cannot confirm it is still the tenant's primary; retry after the indicated delay."
             }
         }
     }
