@@ -192,7 +192,16 @@ async fn current_head(
     let (mut fence, mut head) = primary_head(config, ports, tenant).await?;
     // Under leases (or with a lease on the head), the primary confirms it still owns the tenant.
     if ownership.is_some() || head.lease_until.is_some() {
-        match lease::confirm(ports.store.as_ref(), head, ownership, ports.clock.as_ref()).await? {
+        let stored = fence != Fence::Absent;
+        match lease::confirm(
+            ports.store.as_ref(),
+            head,
+            stored,
+            ownership,
+            ports.clock.as_ref(),
+        )
+        .await?
+        {
             Confirmed::Primary(confirmed) => {
                 if fence != Fence::Absent {
                     fence = confirmed.fence();

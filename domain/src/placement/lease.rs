@@ -55,10 +55,12 @@ fn millis(d: Duration) -> i64 {
 }
 
 /// Confirms that `head` (a primary) may book now. Reads the clock and the source only when a lease
-/// is involved: a cell without leases and a head without one cost nothing here.
+/// is involved: a cell without leases and a head without one cost nothing here. `stored` says whether
+/// the head exists in the store yet (a tenant's first write creates it with its commit, lease included).
 pub async fn confirm(
     store: &dyn TransactionStore,
     head: TenantHead,
+    stored: bool,
     ownership: Option<&Ownership>,
     clock: &dyn Clock,
 ) -> Result<Confirmed, StoreError> {
@@ -98,6 +100,9 @@ pub async fn confirm(
                 lease_until: Some(asked_at.plus_millis(ttl)),
                 ..head.clone()
             };
+            if !stored {
+                return Ok(Confirmed::Primary(renewed));
+            }
             match store.put_head(head.fence(), renewed.clone()).await {
                 Ok(()) => Ok(Confirmed::Primary(renewed)),
                 // Another request renewed it, or the head moved: decide on what is stored now.
@@ -112,6 +117,16 @@ pub async fn confirm(
                 Err(CommitError::Store(e)) => Err(e),
                 Err(other) => Err(StoreError::Failed(other.to_string())),
             }
+        }
+        // Never held here and registered elsewhere: not this cell's to create.
+        Some(p) if !stored && p.primary != head.primary => {
+            let elsewhere = TenantHead {
+                role: TenantRole::Fenced,
+                epoch: p.epoch,
+                primary: p.primary.clone(),
+                ..head
+            };
+            Ok(Confirmed::Moved(elsewhere))
         }
         Some(p) if p.epoch > head.epoch && p.primary != head.primary => {
             // Promoted elsewhere: fence this cell, so it answers 421 naming the new primary.

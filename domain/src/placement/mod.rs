@@ -3,9 +3,11 @@
 //! position), checked inside every atomic write so a cell that is not the tenant's primary can never
 //! book for it, and the operations that move a tenant ([`migrate`]).
 
+pub mod failover;
 mod head;
 pub mod lease;
 pub mod migrate;
+pub mod reconcile;
 pub mod registry;
 pub mod status;
 
