@@ -125,7 +125,78 @@ pub async fn ports_from_env() -> Result<CellPorts, String> {
 /// # });
 /// ```
 pub fn cell_on(ports: CellPorts) -> impl FnOnce(CellConfig) -> Cell {
-    move |config| Cell::new(config, ports)
+    cell_with(ports, None)
+}
+
+/// [`cell_on`], under primary leases when `ownership` is given ([`ownership_from_lookup`]).
+pub fn cell_with(
+    ports: CellPorts,
+    ownership: Option<paracell_domain::placement::lease::Ownership>,
+) -> impl FnOnce(CellConfig) -> Cell {
+    move |config| match ownership {
+        Some(ownership) => Cell::new(config, ports).with_ownership(ownership),
+        None => Cell::new(config, ports),
+    }
+}
+
+/// Primary leases, when `PARACELL_PLACEMENT_SOURCE` names where ownership is confirmed:
+/// `dynamodb:<registry table>` (the authority; feature `dynamodb`) or `cosmos:<replica container>`
+/// (its Cosmos DB replica; feature `cosmos`); `PARACELL_LEASE_SECS` sets the lease (default 30, and
+/// `paracell-admin failover` must be given the same). Unset: no leases.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// assert!(paracell_examples::ownership_from_lookup(|_| None).await.unwrap().is_none());
+/// let err = paracell_examples::ownership_from_lookup(|n| {
+///     (n == "PARACELL_PLACEMENT_SOURCE").then(|| "etcd:x".to_owned())
+/// }).await.err().unwrap();
+/// assert!(err.contains("etcd"));
+/// # });
+/// ```
+pub async fn ownership_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<paracell_domain::placement::lease::Ownership>, String> {
+    use paracell_domain::placement::lease::{Ownership, PlacementSource};
+    let Some(spec) = lookup("PARACELL_PLACEMENT_SOURCE") else {
+        return Ok(None);
+    };
+    let ttl = match lookup("PARACELL_LEASE_SECS") {
+        None => 30,
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("PARACELL_LEASE_SECS={v:?} is not a positive number"))?,
+    };
+    let (kind, name) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+    let source = match kind {
+        "dynamodb" | "cosmos" => {
+            let lookup = |n: &str| match n {
+                "PARACELL_REGISTRY" if kind == "dynamodb" => Some(spec.clone()),
+                "PARACELL_REGISTRY_REPLICA" if kind == "cosmos" => Some(spec.clone()),
+                other => lookup(other),
+            };
+            if kind == "dynamodb" {
+                PlacementSource::Registry(operator::registry_from_lookup(lookup).await?)
+            } else {
+                PlacementSource::Replica(
+                    operator::replica_from_lookup(lookup)
+                        .await?
+                        .ok_or("PARACELL_PLACEMENT_SOURCE: no replica")?,
+                )
+            }
+        }
+        other => {
+            return Err(format!(
+                "PARACELL_PLACEMENT_SOURCE={other:?}{}: use dynamodb:<registry table> or cosmos:<replica container>",
+                if name.is_empty() { "" } else { ":…" }
+            ));
+        }
+    };
+    Ok(Some(Ownership {
+        source,
+        ttl: Duration::from_secs(ttl),
+    }))
 }
 
 /// The dead-letter place `PARACELL_DEAD_LETTERS` names.

@@ -7,10 +7,11 @@
 //! |---|---|
 //! | `PARACELL_ADMIN_CELLS` | the cells, `cell=store:name` comma-separated: `cell-aws=dynamodb:paracell-cell-aws,cell-azure=cosmos:cell-azure` (`memory` for tests). DynamoDB and Cosmos DB endpoints and credentials come from the usual variables (`PARACELL_DYNAMODB_ENDPOINT`, `PARACELL_COSMOS_*`). |
 //! | `PARACELL_REGISTRY` | the placement authority: `dynamodb:<table>` (feature `dynamodb`) or `memory` (tests) |
+//! | `PARACELL_REGISTRY_REPLICA` | its Cosmos DB read replica, `cosmos:<container>` (feature `cosmos`): `failover` writes it too before it waits, for cells that renew their lease from it |
 
 use paracell_domain::CellId;
 use paracell_domain::placement::migrate::CellHandle;
-use paracell_domain::placement::registry::{MemoryRegistry, PlacementRegistry};
+use paracell_domain::placement::registry::{MemoryRegistry, PlacementRegistry, PlacementReplica};
 use std::sync::Arc;
 
 /// The cells `PARACELL_ADMIN_CELLS` names, each with its store opened.
@@ -86,6 +87,47 @@ pub async fn registry_from_lookup(
         }
         other => Err(format!(
             "PARACELL_REGISTRY={other:?}: use dynamodb:<table> (built with the dynamodb feature) or memory"
+        )),
+    }
+}
+
+/// The replica `PARACELL_REGISTRY_REPLICA` names, if any.
+pub async fn replica_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<Arc<dyn PlacementReplica>>, String> {
+    let Some(spec) = lookup("PARACELL_REGISTRY_REPLICA") else {
+        return Ok(None);
+    };
+    let (kind, name) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+    let _ = name; // used by the Cosmos DB replica only
+    match kind {
+        "memory" => Ok(Some(Arc::new(
+            paracell_domain::placement::registry::MemoryReplica::default(),
+        ))),
+        #[cfg(feature = "cosmos")]
+        "cosmos" => {
+            use paracell_azure::outbound::cosmos::{
+                CosmosConfig, CosmosPlacementReplica, CosmosStore,
+            };
+            let config = CosmosConfig::from_lookup(|n| {
+                if n == "PARACELL_COSMOS_CONTAINER" {
+                    Some(name.to_owned())
+                } else {
+                    lookup(n)
+                }
+            })?;
+            if lookup("PARACELL_STORE_PROVISION").is_some_and(|v| v == "1") {
+                CosmosStore::provision(&config)
+                    .await
+                    .map_err(|e| format!("creating replica container {name}: {e}"))?;
+            }
+            let store = CosmosStore::connect(&config)
+                .await
+                .map_err(|e| format!("opening replica container {name}: {e}"))?;
+            Ok(Some(Arc::new(CosmosPlacementReplica::new(store))))
+        }
+        other => Err(format!(
+            "PARACELL_REGISTRY_REPLICA={other:?}: use cosmos:<container> (built with the cosmos feature) or memory"
         )),
     }
 }

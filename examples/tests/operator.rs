@@ -17,7 +17,13 @@ fn env(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run under scripts/dev-services.sh"))
 }
 
-fn cell(id: &str, store: Arc<dyn TransactionStore>) -> Cell {
+/// A cell under primary leases of two seconds, confirmed from the registry.
+fn cell(
+    id: &str,
+    store: Arc<dyn TransactionStore>,
+    registry: Arc<dyn paracell_domain::placement::registry::PlacementRegistry>,
+) -> Cell {
+    use paracell_domain::placement::lease::{Ownership, PlacementSource};
     Cell::new(
         CellConfig::new(id, TenantScope::All).unwrap(),
         CellPorts {
@@ -26,6 +32,10 @@ fn cell(id: &str, store: Arc<dyn TransactionStore>) -> Cell {
             ids: Arc::new(UuidV7),
         },
     )
+    .with_ownership(Ownership {
+        source: PlacementSource::Registry(registry),
+        ttl: std::time::Duration::from_secs(2),
+    })
 }
 
 async fn create(cell: &Cell, key: &str) -> (u16, Value) {
@@ -114,8 +124,15 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
     .unwrap();
     CosmosStore::provision(&cosmos_config).await.unwrap();
     let cosmos = CosmosStore::connect(&cosmos_config).await.unwrap();
-    let aws = cell("cell-aws", Arc::new(dynamo));
-    let azure = cell("cell-azure", Arc::new(cosmos));
+    let registry_store = paracell_aws::outbound::dynamodb::registry::DynamoRegistry::connect(
+        &DynamoConfig::new(&registry_table).with_endpoint(env("PARACELL_TEST_DYNAMODB_ENDPOINT")),
+    )
+    .await;
+    registry_store.create_table().await.unwrap();
+    let registry_store: Arc<dyn paracell_domain::placement::registry::PlacementRegistry> =
+        Arc::new(registry_store);
+    let aws = cell("cell-aws", Arc::new(dynamo), registry_store.clone());
+    let azure = cell("cell-azure", Arc::new(cosmos), registry_store.clone());
     let cells = format!("cell-aws=dynamodb:{table},cell-azure=cosmos:{container}");
     let registry = format!("dynamodb:{registry_table}");
 
@@ -210,6 +227,76 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
         "{refused}"
     );
     assert_eq!(create(&aws, "k-still-here").await.0, 201);
+
+    // Unplanned: cell-aws is cut off from the operator and the relay; the standby is promoted after
+    // the lease (2 s) + invocation (1 s) wait. What cell-aws kept is counted and classified.
+    let seq = |cell: &Cell| {
+        let store = cell.ports().store.clone();
+        async move {
+            let tenant = paracell_domain::TenantId::parse("coop-1").unwrap();
+            store.head(&tenant).await.unwrap().unwrap().position.seq
+        }
+    };
+    let unreplicated = seq(&aws).await - seq(&azure).await;
+    assert!(unreplicated >= 2, "{unreplicated}");
+    let (ok, failed_over) = admin(
+        &[
+            "failover",
+            "coop-1",
+            "--to",
+            "cell-azure",
+            "--allow-data-loss",
+            "--json",
+            "--lease-secs",
+            "2",
+            "--skew-secs",
+            "0",
+            "--invocation-secs",
+            "1",
+        ],
+        &cells,
+        &registry,
+    );
+    assert!(ok, "{failed_over}");
+    assert_eq!(failed_over["epoch_after"], 4);
+    assert_eq!(failed_over["lost_entries"], unreplicated);
+    assert!(failed_over["waited_ms"].as_i64().unwrap() >= 3_000);
+    let (status, body) = create(&aws, "k-too-late").await;
+    assert_eq!(
+        (status, body["primary_cell"].as_str()),
+        (421, Some("cell-azure")),
+        "{body}"
+    );
+    assert_eq!(
+        create(&azure, "k-still-here").await.0,
+        201,
+        "the client retries there"
+    );
+
+    let report = std::env::temp_dir().join(format!("reconcile-{run}.json"));
+    let (ok, rec) = admin(
+        &[
+            "reconcile",
+            "coop-1",
+            "--json",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        &cells,
+        &registry,
+    );
+    assert!(ok, "{rec}");
+    assert_eq!(rec["counts"]["retried"], 1, "{rec}");
+    assert_eq!(
+        rec["counts"]["lost"].as_u64().unwrap() + 1,
+        unreplicated,
+        "{rec}"
+    );
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(written["entries"], rec["entries"]);
+    let (_, status) = admin(&["status", "coop-1", "--json"], &cells, &registry);
+    assert_eq!(status["placement"]["state"], "active");
+    assert_eq!(status["cells"][0]["head"]["role"], "fenced");
 }
 
 /// A registry stream event as Lambda delivers it: one record per placement, in order.

@@ -18,7 +18,11 @@ async fn main() -> ExitCode {
             paracell_examples::relay_from_lookup(&config, |n| std::env::var(n).ok()).await?;
         // The Cosmos DB stand-in has no change feed: locally the relay can poll the store instead.
         paracell_examples::spawn_pull_relay(ports.store.clone(), relay.clone());
-        Ok((paracell_examples::cell_on(ports)(config), relay))
+        let ownership = paracell_examples::ownership_from_lookup(|n| std::env::var(n).ok()).await?;
+        Ok((
+            paracell_examples::cell_with(ports, ownership)(config),
+            relay,
+        ))
     });
     match run.await {
         Ok(()) => ExitCode::SUCCESS,

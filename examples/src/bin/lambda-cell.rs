@@ -13,7 +13,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let lambda = match paracell_aws::handler::start(paracell_examples::cell_on(ports.clone())) {
+    let ownership = match paracell_examples::ownership_from_lookup(|n| std::env::var(n).ok()).await
+    {
+        Ok(ownership) => ownership,
+        Err(e) => {
+            eprintln!("lambda-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let lambda = match paracell_aws::handler::start(paracell_examples::cell_with(
+        ports.clone(),
+        ownership,
+    )) {
         Ok(lambda) => lambda,
         Err(e) => {
             eprintln!("lambda-cell: {e}");

@@ -70,7 +70,18 @@ async fn main() -> ExitCode {
     };
     // Locally the relay polls the store's pending entries (set PARACELL_RELAY_POLL_MS).
     paracell_examples::spawn_pull_relay(ports.store.clone(), relay);
-    let handler = AzureHandler::new(paracell_examples::cell_on(ports)(config), adapter);
+    let ownership = match paracell_examples::ownership_from_lookup(|n| std::env::var(n).ok()).await
+    {
+        Ok(ownership) => ownership,
+        Err(e) => {
+            eprintln!("local-cell: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let handler = AzureHandler::new(
+        paracell_examples::cell_with(ports, ownership)(config),
+        adapter,
+    );
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

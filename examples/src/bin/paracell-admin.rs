@@ -7,6 +7,11 @@
 //! paracell-admin status TENANT [--json]              # the registry's placement, each cell's role, epoch and lag
 //! paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]
 //!                                                    # planned move: freeze, catch up, fence, promote, switch
+//! paracell-admin failover TENANT --to CELL --allow-data-loss [--json] [--lease-secs N]
+//!                     [--skew-secs N] [--invocation-secs N]
+//!                                                    # unplanned: wait out the old primary's lease, promote
+//! paracell-admin reconcile TENANT [--json] [--report FILE]
+//!                                                    # fence a returning primary, classify what it kept
 //! ```
 //! The placement commands reach the cells' stores and the registry named by `PARACELL_ADMIN_CELLS` and
 //! `PARACELL_REGISTRY` ([`paracell_examples::operator`]).
@@ -14,7 +19,7 @@
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]\n       paracell-admin status TENANT [--json]\n       paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]";
+const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]\n       paracell-admin status TENANT [--json]\n       paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]\n       paracell-admin failover TENANT --to CELL --allow-data-loss [--json] [--lease-secs N] [--skew-secs N] [--invocation-secs N]\n       paracell-admin reconcile TENANT [--json] [--report FILE]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -57,8 +62,238 @@ async fn main() -> ExitCode {
                 None => usage(),
             }
         }
+        ["failover", tenant, rest @ ..] => {
+            let mut to = None;
+            let (mut json, mut allowed) = (false, false);
+            let mut policy = paracell_domain::placement::failover::FailoverPolicy::default();
+            let mut rest = rest.iter();
+            while let Some(arg) = rest.next() {
+                let mut secs = || {
+                    rest.next()
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .map(std::time::Duration::from_secs)
+                };
+                match *arg {
+                    "--to" => to = rest.next().copied(),
+                    "--json" => json = true,
+                    "--allow-data-loss" => allowed = true,
+                    "--lease-secs" => match secs() {
+                        Some(d) => policy.lease_ttl = d,
+                        None => return usage(),
+                    },
+                    "--skew-secs" => match secs() {
+                        Some(d) => policy.clock_skew = d,
+                        None => return usage(),
+                    },
+                    "--invocation-secs" => match secs() {
+                        Some(d) => policy.invocation_timeout = d,
+                        None => return usage(),
+                    },
+                    _ => return usage(),
+                }
+            }
+            if !allowed {
+                return fail(
+                    "failover",
+                    "an unplanned failover may lose what the primary did not replicate: say --allow-data-loss (or use migrate)",
+                );
+            }
+            match to {
+                Some(to) => failover(tenant, to, json, policy).await,
+                None => usage(),
+            }
+        }
+        ["reconcile", tenant, rest @ ..] => {
+            let mut json = false;
+            let mut report = None;
+            let mut rest = rest.iter();
+            while let Some(arg) = rest.next() {
+                match *arg {
+                    "--json" => json = true,
+                    "--report" => report = rest.next().copied(),
+                    _ => return usage(),
+                }
+            }
+            reconcile(tenant, json, report).await
+        }
         _ => usage(),
     }
+}
+
+async fn failover(
+    tenant: &str,
+    to: &str,
+    json: bool,
+    policy: paracell_domain::placement::failover::FailoverPolicy,
+) -> ExitCode {
+    use paracell_domain::placement::failover::failover;
+    use paracell_domain::placement::migrate::MovePorts;
+    let Ok(tenant) = paracell_domain::TenantId::parse(tenant) else {
+        return fail("failover", format!("{tenant:?} is not a tenant id"));
+    };
+    let (cells, registry) = match placement_ports().await {
+        Ok(p) => p,
+        Err(e) => return fail("configuration", e),
+    };
+    let replica =
+        match paracell_examples::operator::replica_from_lookup(|n| std::env::var(n).ok()).await {
+            Ok(r) => r,
+            Err(e) => return fail("configuration", e),
+        };
+    let Some(target) = cells.iter().find(|c| c.id.as_str() == to).cloned() else {
+        return fail("failover", format!("{to} is not in PARACELL_ADMIN_CELLS"));
+    };
+    // The old primary: the registry's, else the one the target follows.
+    let from = match registry.get(&tenant).await {
+        Ok(Some(p)) if p.primary != target.id => p.primary,
+        _ => match target.store.head(&tenant).await {
+            Ok(Some(h)) => h.primary,
+            _ => {
+                return fail(
+                    "failover",
+                    format!("{to} does not follow a primary of {tenant}"),
+                );
+            }
+        },
+    };
+    let old = cells.iter().find(|c| c.id == from).cloned();
+    let ports = MovePorts {
+        registry,
+        clock: std::sync::Arc::new(paracell_domain::ports::SystemClock),
+        sleep: std::sync::Arc::new(paracell_examples::http_client::TokioSleep),
+    };
+    if !json {
+        println!(
+            "failing {tenant} over from {from} to {to}: waiting out the old primary's lease ({} s)…",
+            policy.wait().as_secs()
+        );
+    }
+    match failover(
+        &tenant,
+        &from,
+        old.as_ref(),
+        &target,
+        &ports,
+        replica.as_deref(),
+        policy,
+    )
+    .await
+    {
+        Ok(r) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "tenant": r.tenant.as_str(), "from": r.from.as_str(), "to": r.to.as_str(),
+                        "epoch_before": r.epochs.0, "epoch_after": r.epochs.1,
+                        "promoted_at_seq": r.promoted_at.seq, "promoted_at_digest": r.promoted_at.digest.to_string(),
+                        "old_primary_seq": r.old_position.map(|p| p.seq),
+                        "lost_entries": r.lost_entries, "waited_ms": r.waited_millis, "steps": r.steps,
+                    })
+                );
+            } else {
+                for step in &r.steps {
+                    println!("  {step}");
+                }
+                match r.lost_entries {
+                    Some(n) => println!(
+                        "{} is primary at epoch {}; {n} entries of {} were not replicated (run reconcile)",
+                        r.to, r.epochs.1, r.from
+                    ),
+                    None => println!(
+                        "{} is primary at epoch {} from {}; what {} committed after it is unknown until it is back (run reconcile then)",
+                        r.to, r.epochs.1, r.promoted_at, r.from
+                    ),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "tenant": tenant.as_str(), "error": e.to_string() })
+                );
+            }
+            eprintln!("paracell-admin: failover: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn reconcile(tenant: &str, json: bool, report_file: Option<&str>) -> ExitCode {
+    use paracell_domain::placement::reconcile::{TailClass, reconcile};
+    use paracell_domain::placement::registry::PlacementState;
+    let Ok(tenant) = paracell_domain::TenantId::parse(tenant) else {
+        return fail("reconcile", format!("{tenant:?} is not a tenant id"));
+    };
+    let (cells, registry) = match placement_ports().await {
+        Ok(p) => p,
+        Err(e) => return fail("configuration", e),
+    };
+    let (old_id, new_id) = match registry.get(&tenant).await {
+        Ok(Some(p)) => match p.state {
+            PlacementState::FailedOver { from } => (from, p.primary),
+            other => {
+                return fail(
+                    "reconcile",
+                    format!("{tenant} is {other}: nothing to reconcile"),
+                );
+            }
+        },
+        Ok(None) => return fail("reconcile", format!("{tenant} has no registry record")),
+        Err(e) => return fail("registry", e),
+    };
+    let find = |id: &paracell_domain::CellId| cells.iter().find(|c| c.id == *id).cloned();
+    let (Some(old), Some(new)) = (find(&old_id), find(&new_id)) else {
+        return fail(
+            "reconcile",
+            format!("{old_id} and {new_id} must both be in PARACELL_ADMIN_CELLS"),
+        );
+    };
+    let rec = match reconcile(&tenant, &old, &new, registry.as_ref()).await {
+        Ok(r) => r,
+        Err(e) => return fail("reconcile", e),
+    };
+    let document = serde_json::json!({
+        "tenant": rec.tenant.as_str(), "old": rec.old.as_str(), "new": rec.new.as_str(),
+        "epoch": rec.epoch, "from_seq": rec.from_seq,
+        "counts": {
+            "retried": rec.count(TailClass::Retried), "conflicting": rec.count(TailClass::Conflicting),
+            "lost": rec.count(TailClass::Lost), "lost_refusal": rec.count(TailClass::LostRefusal),
+        },
+        "entries": rec.entries.iter().map(|e| serde_json::json!({
+            "seq": e.seq, "key": e.key, "class": e.class.as_str(), "status": e.status,
+            "response": serde_json::from_str::<serde_json::Value>(&e.body).unwrap_or(serde_json::Value::String(e.body.clone())),
+        })).collect::<Vec<_>>(),
+        "steps": rec.steps,
+    });
+    if let Some(path) = report_file
+        && let Err(e) = std::fs::write(path, format!("{document:#}\n"))
+    {
+        return fail("writing the report", e);
+    }
+    if json {
+        println!("{document}");
+    } else {
+        for step in &rec.steps {
+            println!("  {step}");
+        }
+        for e in &rec.entries {
+            println!("  seq {:>6}  {:<13} key {}", e.seq, e.class.as_str(), e.key);
+        }
+        println!(
+            "{} retried, {} conflicting (decide), {} lost (re-submit), {} lost refusals{}",
+            rec.count(TailClass::Retried),
+            rec.count(TailClass::Conflicting),
+            rec.count(TailClass::Lost),
+            rec.count(TailClass::LostRefusal),
+            report_file
+                .map(|p| format!("; report in {p}"))
+                .unwrap_or_default()
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 /// The cells and the registry the placement commands reach.
