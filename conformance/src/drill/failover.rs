@@ -3,33 +3,47 @@
 //! ways through the peers' envelopes, under a client that creates, retries with reused keys and
 //! follows `421 tenant-moved`, while relays run at random moments on random splits (duplicates and
 //! reordering) and planned migrations move the tenant back and forth. The waits of a migration let
-//! the world go on: the relays run and the client keeps writing to the frozen cell.
+//! the world go on: the relays run and the client keeps writing to the frozen cell. Both cells are
+//! under primary leases on a shared virtual clock; some schedules end in an **unplanned failover**:
+//! the primary is partitioned (from the operator, the relay and the registry, not from a stale
+//! client), the standby is promoted after the lease wait, the old primary returns and is reconciled.
 //!
 //! After each schedule: money is conserved (the balances on the current primary are the acknowledged
 //! credits minus the acknowledged debits), no balance is negative, every acknowledged write is on the
 //! current primary, a retry of any acknowledged key replays the original answer there, at most one
 //! cell wrote in each epoch, nothing was applied twice (both cells converge on the same position and
-//! balances), and a frozen cell booked nothing.
+//! balances), and a frozen cell booked nothing; after a failover, every acknowledged write is on the
+//! new primary or in the reconciliation report, the money the report lists as lost is exactly what
+//! is missing, the loss it classified is what the old primary kept, and the old primary booked
+//! nothing once its lease had lapsed.
 //!
 //! ```text
 //! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
 //! ```
 
-use super::replication::{AWS_DOORS, AZURE_DOORS, Side, relay_to, side};
+use super::replication::{AWS_DOORS, AZURE_DOORS, SECRET, Side, relay_to};
 use super::{DrillReport, RelayHost, Rng, answer, create_request, random_groups};
 use crate::envelopes::Envelope;
 use crate::request::{ClientRequest, ClientResponse};
 use crate::runner;
 use paracell_aws::LambdaCell;
 use paracell_azure::{AzureConfig, AzureHandler, Mode};
-use paracell_domain::TenantId;
+use paracell_domain::memory::{MemoryDeadLetters, MemoryStore};
+use paracell_domain::placement::failover::{FailoverPolicy, failover};
+use paracell_domain::placement::lease::{Ownership, PlacementSource};
 use paracell_domain::placement::migrate::{
     CellHandle, MigrationError, MigrationPolicy, MovePorts, migrate,
 };
-use paracell_domain::placement::registry::{MemoryRegistry, PlacementRegistry};
-use paracell_domain::ports::{Sleep, SystemClock, TransactionStore};
+use paracell_domain::placement::reconcile::{TailClass, reconcile};
+use paracell_domain::placement::registry::{
+    MemoryRegistry, Placement, PlacementRegistry, RegistryError,
+};
+use paracell_domain::ports::{Clock, Sleep, StoreError, TransactionStore, UuidV7};
+use paracell_domain::replication::signature::PeerSecret;
 use paracell_domain::transaction::AccountId;
+use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,16 +62,21 @@ const TENANT: &str = "coop-1";
 const ACCOUNTS: [&str; 3] = ["ACC-1", "ACC-2", "ACC-3"];
 
 /// The invariants, in report order.
-const CHECKS: [&str; 8] = [
-    "money is conserved on the current primary (acknowledged credits minus debits)",
+const CHECKS: [&str; 10] = [
+    "money is conserved on the current primary (acknowledged credits minus debits, minus what reconciliation lists as lost)",
     "no balance is negative",
-    "every acknowledged write is on the current primary, byte for byte",
+    "every acknowledged write is on the current primary, byte for byte, or in the reconciliation report",
     "a retry of every acknowledged key replays the original status, body and Location there",
     "at most one cell wrote in each epoch",
-    "nothing applied twice: both cells converge on the same position and balances",
+    "nothing applied twice: both cells converge (or, after a failover, the old primary is fenced)",
     "a frozen cell booked nothing",
-    "every migration completed or rolled back cleanly",
+    "every migration and failover completed or rolled back cleanly",
+    "the loss reconciliation classified is exactly what the old primary kept beyond the promotion",
+    "never two primaries: the standby was promoted after the old primary's lease lapsed, and the old one booked nothing after",
 ];
+
+/// The cells' lease, on the schedule's virtual clock.
+const LEASE: Duration = Duration::from_secs(30);
 
 /// What one schedule saw.
 #[derive(Default)]
@@ -69,7 +88,83 @@ struct Outcome {
     followed_421: usize,
     frozen_503: usize,
     paused_millis: Vec<i64>,
+    failovers: usize,
+    lost_entries: usize,
     trace: Vec<String>,
+}
+
+/// A clock the schedule moves (leases, waits).
+#[derive(Default)]
+struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    fn advance(&self, d: Duration) {
+        self.0
+            .fetch_add(i64::try_from(d.as_millis()).unwrap_or(0), Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000 + self.0.load(Ordering::Relaxed))
+    }
+}
+
+/// A cell's view of the registry, which a partition cuts off.
+struct View {
+    registry: Arc<MemoryRegistry>,
+    cut: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl PlacementRegistry for View {
+    async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
+        if self.cut.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable {
+                retry_after_secs: 1,
+                detail: "partitioned".into(),
+            });
+        }
+        self.registry.get(tenant).await
+    }
+
+    async fn put(&self, expected: Option<u64>, p: &Placement) -> Result<(), RegistryError> {
+        self.registry.put(expected, p).await
+    }
+}
+
+/// A cell under leases confirmed from its view of the registry, on the schedule's clock.
+fn leased_side(
+    name: &'static str,
+    id: &str,
+    peer: &str,
+    doors: &'static [Envelope],
+    clock: Arc<ManualClock>,
+    view: Arc<View>,
+) -> Result<Side, String> {
+    let mut config = CellConfig::new(id, TenantScope::All).map_err(|e| e.to_string())?;
+    let peer = CellId::parse(peer).map_err(|e| e.to_string())?;
+    config.replication.secrets = vec![PeerSecret::parse(peer, SECRET).map_err(|e| e.to_string())?];
+    let store = Arc::new(MemoryStore::new());
+    let cell = Cell::new(
+        config,
+        CellPorts {
+            store: store.clone(),
+            clock,
+            ids: Arc::new(UuidV7),
+        },
+    )
+    .with_ownership(Ownership {
+        source: PlacementSource::Registry(view),
+        ttl: LEASE,
+    });
+    Ok(Side {
+        name,
+        cell,
+        store,
+        dead: Arc::new(MemoryDeadLetters::new()),
+        doors,
+    })
 }
 
 impl Outcome {
@@ -86,6 +181,9 @@ struct World {
     azure: Side,
     lambda: LambdaCell,
     handler: AzureHandler,
+    clock: Arc<ManualClock>,
+    /// Per cell (AWS, Azure): cut off from the operator, the relay and the registry.
+    cut: [Arc<AtomicBool>; 2],
 }
 
 impl World {
@@ -122,8 +220,16 @@ impl World {
         )
     }
 
-    /// One relay round on each cell: pending entries in random groups, some invoked twice.
+    fn partitioned(&self) -> bool {
+        self.cut.iter().any(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// One relay round on each cell: pending entries in random groups, some invoked twice. Nothing
+    /// crosses a partition.
     async fn relay(&self, rng: &mut Rng) -> Result<(), String> {
+        if self.partitioned() {
+            return Ok(());
+        }
         for (side, host) in [
             (&self.aws, RelayHost::Lambda(&self.lambda)),
             (&self.azure, RelayHost::Azure(&self.handler)),
@@ -156,6 +262,7 @@ struct Waits {
 #[async_trait::async_trait]
 impl Sleep for Waits {
     async fn sleep(&self, _: Duration) {
+        self.world.clock.advance(Duration::from_millis(50));
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let n = rng.next_u64();
         if rng.chance(50) {
@@ -252,8 +359,34 @@ fn cents(text: &str) -> i128 {
 
 async fn schedule(seed: u64, writes: usize) -> Result<Outcome, String> {
     let mut outcome = Outcome::default();
-    let aws = side("aws", "cell-aws", "cell-azure", &AWS_DOORS)?;
-    let azure = side("azure", "cell-azure", "cell-aws", &AZURE_DOORS)?;
+    let clock = Arc::new(ManualClock::default());
+    let registry = Arc::new(MemoryRegistry::new());
+    let cut = [
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    ];
+    let view = |i: usize| {
+        Arc::new(View {
+            registry: registry.clone(),
+            cut: cut[i].clone(),
+        })
+    };
+    let aws = leased_side(
+        "aws",
+        "cell-aws",
+        "cell-azure",
+        &AWS_DOORS,
+        clock.clone(),
+        view(0),
+    )?;
+    let azure = leased_side(
+        "azure",
+        "cell-azure",
+        "cell-aws",
+        &AZURE_DOORS,
+        clock.clone(),
+        view(1),
+    )?;
     let lambda = LambdaCell::new(aws.cell.clone()).with_relay(relay_to(&aws, &azure, seed ^ 1)?);
     let handler = AzureHandler::with_relay(
         azure.cell.clone(),
@@ -268,13 +401,16 @@ async fn schedule(seed: u64, writes: usize) -> Result<Outcome, String> {
         azure,
         lambda,
         handler,
+        clock,
+        cut,
     });
-    let registry = Arc::new(MemoryRegistry::new());
     let tenant = TenantId::parse(TENANT).map_err(|e| e.to_string())?;
     let mut rng = Rng::new(seed);
     let mut client = Client::default();
 
+    let mut failed_over: Option<Unplanned> = None;
     for i in 0..writes {
+        world.clock.advance(Duration::from_millis(200));
         let roll = rng.below(100);
         if roll < 55 {
             let key = format!("k-{i}");
@@ -321,11 +457,21 @@ async fn schedule(seed: u64, writes: usize) -> Result<Outcome, String> {
                 &mut outcome,
             )
             .await?;
-        } else if roll < 94 {
+        } else if roll < 93 || (failed_over.is_some() && roll < 100) {
             outcome.trace.push("relay".into());
             world.relay(&mut rng).await?;
-        } else {
+        } else if roll < 97 {
             migration(
+                &world,
+                &registry,
+                &tenant,
+                &mut client,
+                &mut rng,
+                &mut outcome,
+            )
+            .await?;
+        } else {
+            failed_over = unplanned(
                 &world,
                 &registry,
                 &tenant,
@@ -373,9 +519,258 @@ async fn schedule(seed: u64, writes: usize) -> Result<Outcome, String> {
             break;
         }
     }
+    // The old primary is back: reconcile it against the new one.
+    let tail = match &failed_over {
+        Some(f) => Some(reconciled(&world, &registry, &tenant, f, &mut outcome).await?),
+        None => None,
+    };
     outcome.acknowledged = client.acked.len();
-    verify(&world, &registry, &tenant, &client, &mut rng, &mut outcome).await?;
+    verify(
+        &world,
+        &registry,
+        &tenant,
+        &client,
+        tail.as_ref(),
+        &mut rng,
+        &mut outcome,
+    )
+    .await?;
     Ok(outcome)
+}
+
+/// An unplanned failover that happened in a schedule.
+struct Unplanned {
+    from: &'static str,
+    to: &'static str,
+    /// The sequence number the new primary was promoted at.
+    promoted_at: u64,
+}
+
+/// What reconciliation found on the returning primary.
+struct Tail {
+    keys: BTreeSet<String>,
+    lost_cents: i128,
+}
+
+fn index(cell: &str) -> usize {
+    usize::from(cell != "cell-aws")
+}
+
+/// The failover's waits: time passes, and a client with a stale route keeps writing to the
+/// partitioned primary (which books while its lease holds, and must not after).
+struct StaleClient {
+    world: Arc<World>,
+    from: &'static str,
+    rng: Mutex<Rng>,
+    booked: Mutex<Vec<(String, ClientRequest, ClientResponse)>>,
+    answers: Mutex<Vec<(Timestamp, u16)>>,
+}
+
+#[async_trait::async_trait]
+impl Sleep for StaleClient {
+    async fn sleep(&self, d: Duration) {
+        self.world.clock.advance(d);
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if rng.chance(60) {
+            let key = format!("stale-{}", rng.next_u64());
+            let account = ACCOUNTS[usize::try_from(rng.below(3)).unwrap_or(0)];
+            let request =
+                create_request(TENANT, &key, account, rng.chance(30), rng.below(20_000) + 1);
+            if let Ok(response) = self.world.send(self.from, &request, &mut rng).await {
+                self.answers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((self.world.clock.now(), response.status));
+                if matches!(response.status, 201 | 409) {
+                    self.booked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((key, request, response));
+                }
+            }
+        }
+        *self.rng.lock().unwrap_or_else(|p| p.into_inner()) = rng;
+    }
+}
+
+async fn unplanned(
+    world: &Arc<World>,
+    registry: &Arc<MemoryRegistry>,
+    tenant: &TenantId,
+    client: &mut Client,
+    rng: &mut Rng,
+    outcome: &mut Outcome,
+) -> Result<Option<Unplanned>, String> {
+    let from = primary(registry, tenant).await;
+    let to = world.other(from);
+    let to_head = world
+        .side(to)
+        .store
+        .head(tenant)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !to_head.is_some_and(|h| {
+        h.role == paracell_domain::placement::TenantRole::Standby && h.primary.as_str() == from
+    }) {
+        outcome
+            .trace
+            .push(format!("failover {from} → {to} skipped: no standby yet"));
+        return Ok(None);
+    }
+    outcome
+        .trace
+        .push(format!("failover {from} → {to}, {from} partitioned"));
+    world.cut[index(from)].store(true, Ordering::Relaxed);
+    let started = world.clock.now();
+    let stale = Arc::new(StaleClient {
+        world: world.clone(),
+        from,
+        rng: Mutex::new(Rng::new(rng.next_u64())),
+        booked: Mutex::new(Vec::new()),
+        answers: Mutex::new(Vec::new()),
+    });
+    let ports = MovePorts {
+        registry: registry.clone(),
+        clock: world.clock.clone(),
+        sleep: stale.clone(),
+    };
+    let policy = FailoverPolicy {
+        lease_ttl: LEASE,
+        clock_skew: Duration::from_secs(1),
+        invocation_timeout: Duration::from_secs(5),
+        poll: Duration::from_secs(2),
+    };
+    let from_id = world.side(from).cell.config().cell_id.clone();
+    let target = CellHandle {
+        id: world.side(to).cell.config().cell_id.clone(),
+        store: world.side(to).store.clone(),
+    };
+    let result = failover(tenant, &from_id, None, &target, &ports, None, policy).await;
+    // The partition heals; the old primary learns of the promotion on its next write.
+    world.cut[index(from)].store(false, Ordering::Relaxed);
+    for (key, request, response) in stale
+        .booked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain(..)
+    {
+        client.acked.entry(key).or_insert((request, response));
+    }
+    // Its lease was last confirmed before the partition: it lapsed by `started + LEASE`.
+    let lapsed = started.plus_millis(i64::try_from(LEASE.as_millis()).unwrap_or(0));
+    let late: Vec<Timestamp> = stale
+        .answers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(at, status)| *at >= lapsed && *status == 201)
+        .map(|(at, _)| *at)
+        .collect();
+    if let Some(at) = late.first() {
+        outcome.violate(
+            9,
+            format!("{from} booked at {at}, after its lease lapsed at {lapsed}"),
+        );
+    }
+    // The promotion is the failover's last step: it must come after the old lease lapsed, or two
+    // primaries could have booked at the same time.
+    let promoted = world.clock.now();
+    if result.is_ok() && promoted < lapsed {
+        outcome.violate(
+            9,
+            format!("{to} was promoted at {promoted}, before {from}'s lease lapsed at {lapsed}"),
+        );
+    }
+    match result {
+        Ok(report) => {
+            outcome.failovers += 1;
+            Ok(Some(Unplanned {
+                from,
+                to,
+                promoted_at: report.promoted_at.seq,
+            }))
+        }
+        Err(e) => {
+            outcome.violate(7, format!("failover {from} → {to}: {e}"));
+            Ok(None)
+        }
+    }
+}
+
+/// Reconciles the returning primary; checks that what it classified is exactly what it kept.
+async fn reconciled(
+    world: &World,
+    registry: &Arc<MemoryRegistry>,
+    tenant: &TenantId,
+    failed_over: &Unplanned,
+    outcome: &mut Outcome,
+) -> Result<Tail, String> {
+    let handle = |cell: &str| CellHandle {
+        id: world.side(cell).cell.config().cell_id.clone(),
+        store: world.side(cell).store.clone(),
+    };
+    let report = reconcile(
+        tenant,
+        &handle(failed_over.from),
+        &handle(failed_over.to),
+        registry.as_ref(),
+    )
+    .await
+    .map_err(|e| format!("reconcile: {e}"))?;
+    let old_seq = world
+        .side(failed_over.from)
+        .store
+        .head(tenant)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_or(0, |h| h.position.seq);
+    let kept = old_seq.saturating_sub(failed_over.promoted_at);
+    if report.entries.len() as u64 != kept {
+        outcome.violate(
+            8,
+            format!(
+                "{} classified, {kept} kept beyond seq {}",
+                report.entries.len(),
+                failed_over.promoted_at
+            ),
+        );
+    }
+    let mut tail = Tail {
+        keys: BTreeSet::new(),
+        lost_cents: 0,
+    };
+    // The signed amount a booking's response carries.
+    let moved = |status: u16, body: &str| {
+        if status != 201 {
+            return 0;
+        }
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let amount = cents(body["amount"].as_str().unwrap_or("0"));
+        if body["type"] == "debit" {
+            -amount
+        } else {
+            amount
+        }
+    };
+    for entry in &report.entries {
+        tail.keys.insert(entry.key.clone());
+        match entry.class {
+            TailClass::Lost => {
+                outcome.lost_entries += 1;
+                tail.lost_cents += moved(entry.status, &entry.body);
+            }
+            // What the client was first told is not what the new primary holds: the difference is
+            // in the report, for a person.
+            TailClass::RetriedOtherOutcome => {
+                tail.lost_cents += moved(entry.status, &entry.body);
+                if let Some((status, body)) = &entry.new_answer {
+                    tail.lost_cents -= moved(*status, body);
+                }
+            }
+            TailClass::Retried | TailClass::Conflicting | TailClass::LostRefusal => {}
+        }
+    }
+    Ok(tail)
 }
 
 async fn migration(
@@ -412,7 +807,7 @@ async fn migration(
     });
     let ports = MovePorts {
         registry: registry.clone(),
-        clock: Arc::new(SystemClock),
+        clock: world.clock.clone(),
         sleep: waits.clone(),
     };
     let timeout = if hurried { 0 } else { 10_000 };
@@ -469,9 +864,11 @@ async fn verify(
     registry: &MemoryRegistry,
     tenant: &TenantId,
     client: &Client,
+    tail: Option<&Tail>,
     rng: &mut Rng,
     outcome: &mut Outcome,
 ) -> Result<(), String> {
+    let in_tail = |key: &str| tail.is_some_and(|t| t.keys.contains(key));
     let primary_cell = primary(registry, tenant).await;
     let primary_side = world.side(primary_cell);
     let standby_side = world.side(world.other(primary_cell));
@@ -512,6 +909,7 @@ async fn verify(
         }
         balances.push((here, there));
     }
+    expected -= tail.map_or(0, |t| t.lost_cents);
     if held != expected {
         outcome.violate(
             0,
@@ -521,6 +919,10 @@ async fn verify(
 
     // 3, 4: every acknowledged write is there, and replays.
     for (key, (request, first)) in &client.acked {
+        if in_tail(key) {
+            // Kept only by the old primary (or retried since): the reconciliation report says which.
+            continue;
+        }
         if first.status == 201
             && let Some(location) = first.header("location")
         {
@@ -566,6 +968,18 @@ async fn verify(
             outcome.violate(5, format!("key {} booked twice", entry.entry().key));
         }
     }
+    // Who wrote each epoch, on both cells' logs (after a failover the old primary keeps its tail).
+    for entry in standby_side
+        .store
+        .entries_after(tenant, 0, 1_000_000)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        writers
+            .entry(entry.entry().epoch)
+            .or_default()
+            .insert(entry.entry().origin.to_string());
+    }
     if let Some((epoch, cells)) = writers.iter().find(|(_, cells)| cells.len() > 1) {
         outcome.violate(4, format!("epoch {epoch} written by {cells:?}"));
     }
@@ -581,6 +995,16 @@ async fn verify(
             .await
             .map_err(|e| e.to_string())?,
     );
+    if tail.is_some() {
+        // The old primary diverged (its tail) and must stay fenced; it is not a standby any more.
+        if b.as_ref().map(|h| h.role) != Some(paracell_domain::placement::TenantRole::Fenced) {
+            outcome.violate(
+                5,
+                format!("the old primary is {:?}, not fenced", b.map(|h| h.role)),
+            );
+        }
+        return Ok(());
+    }
     let converged = match (&a, &b) {
         (Some(a), Some(b)) => a.position == b.position,
         (None, None) => true,
@@ -622,6 +1046,8 @@ pub fn run(options: FailoverOptions) -> DrillReport {
         let mut followed = 0;
         let mut frozen = 0;
         let mut paused = Vec::new();
+        let mut failovers = 0;
+        let mut lost = 0;
         for i in 0..options.schedules {
             let seed = options.seed.wrapping_add(i as u64);
             let outcome = schedule(seed, options.writes)
@@ -633,6 +1059,8 @@ pub fn run(options: FailoverOptions) -> DrillReport {
             followed += outcome.followed_421;
             frozen += outcome.frozen_503;
             paused.extend(outcome.paused_millis.iter().copied());
+            failovers += outcome.failovers;
+            lost += outcome.lost_entries;
             for (check, detail) in outcome.violations {
                 failures
                     .entry(check)
@@ -653,6 +1081,10 @@ pub fn run(options: FailoverOptions) -> DrillReport {
         report.figure(
             "migrations completed / rolled back",
             format!("{migrations} / {rolled_back}"),
+        );
+        report.figure(
+            "unplanned failovers / acknowledged writes reconciled as lost",
+            format!("{failovers} / {lost}"),
         );
         report.figure(
             "421 followed / 503 while frozen",
@@ -679,9 +1111,11 @@ pub fn run(options: FailoverOptions) -> DrillReport {
             report.check(name, !failures.contains_key(&i), detail);
         }
         report.check(
-            "the schedules moved the tenant (migrations happened and rolled back)",
-            migrations > 0 && rolled_back > 0 && followed > 0,
-            format!("{migrations} migrations, {rolled_back} rollbacks, {followed} 421s followed"),
+            "the schedules moved the tenant (migrations, rollbacks and unplanned failovers happened)",
+            migrations > 0 && rolled_back > 0 && followed > 0 && failovers > 0,
+            format!(
+                "{migrations} migrations, {rolled_back} rollbacks, {failovers} failovers, {followed} 421s followed"
+            ),
         );
         Ok(())
     })

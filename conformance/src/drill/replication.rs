@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "whsec_ZHJpbGwtcmVwbGljYXRpb24tc2hhcmVkLXNlY3JldA==";
+pub(crate) const SECRET: &str = "whsec_ZHJpbGwtcmVwbGljYXRpb24tc2hhcmVkLXNlY3JldA==";
 pub(crate) const AWS_DOORS: [Envelope; 6] = [
     Envelope::AwsApigwV1,
     Envelope::AwsApigwV2,

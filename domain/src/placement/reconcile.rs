@@ -4,7 +4,8 @@
 //!
 //! | the key on the new primary | class | what to do |
 //! |---|---|---|
-//! | present, same fingerprint | `retried` | nothing: the client retried there; booking it again would double it |
+//! | present, same fingerprint, same answer | `retried` | nothing: the client retried there; booking it again would double it |
+//! | present, same fingerprint, another answer | `retried-other-outcome` | a person decides (booked on one, refused on the other) |
 //! | present, other fingerprint | `conflicting` | a person decides |
 //! | absent, a booking | `lost` | offer it for re-submission through the normal create path (new id, new time; it may now be refused) |
 //! | absent, a refused debit | `lost-refusal` | report only: nothing was booked |
@@ -14,6 +15,7 @@
 use super::migrate::CellHandle;
 use super::registry::{PlacementRegistry, PlacementState, RegistryError};
 use super::{TenantHead, TenantRole};
+use crate::idempotency::KeyState;
 use crate::ports::{CommitError, StoreError};
 use crate::replication::Effect;
 use crate::tenancy::{CellId, TenantId};
@@ -21,8 +23,11 @@ use crate::tenancy::{CellId, TenantId};
 /// How an unreplicated entry of the old primary stands against the new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TailClass {
-    /// The same request was booked on the new primary (a retry).
+    /// The same request was answered the same on the new primary (a retry).
     Retried,
+    /// The same request got another answer on the new primary (a debit booked on one and refused on
+    /// the other, because the balances differed).
+    RetriedOtherOutcome,
     /// The key was used on the new primary for another request.
     Conflicting,
     /// A booking the new primary does not have.
@@ -36,6 +41,7 @@ impl TailClass {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Retried => "retried",
+            Self::RetriedOtherOutcome => "retried-other-outcome",
             Self::Conflicting => "conflicting",
             Self::Lost => "lost",
             Self::LostRefusal => "lost-refusal",
@@ -56,6 +62,8 @@ pub struct TailEntry {
     pub status: u16,
     /// The response body the client got (the transaction, or the refusal).
     pub body: String,
+    /// What the new primary answered for the same key, when it has it (status and body).
+    pub new_answer: Option<(u16, String)>,
 }
 
 /// The reconciliation report.
@@ -194,8 +202,18 @@ pub async fn reconcile(
             .idempotency_record(tenant, &entry.key)
             .await
             .map_err(failed(&new.id))?;
-        let class = match (record, &entry.effect) {
-            (Some(r), _) if r.fingerprint == entry.fingerprint => TailClass::Retried,
+        let new_answer = record.as_ref().and_then(|r| match &r.state {
+            KeyState::Completed(stored) => Some((
+                stored.status,
+                String::from_utf8_lossy(&stored.body).into_owned(),
+            )),
+            KeyState::InProgress { .. } => None,
+        });
+        let class = match (&record, &entry.effect) {
+            (Some(r), _) if r.fingerprint == entry.fingerprint => match &new_answer {
+                Some((status, _)) if *status == entry.response.status => TailClass::Retried,
+                _ => TailClass::RetriedOtherOutcome,
+            },
             (Some(_), _) => TailClass::Conflicting,
             (None, Effect::Accepted { .. }) => TailClass::Lost,
             (None, Effect::Refused) => TailClass::LostRefusal,
@@ -206,6 +224,7 @@ pub async fn reconcile(
             class,
             status: entry.response.status,
             body: String::from_utf8_lossy(&entry.response.body).into_owned(),
+            new_answer,
         });
     }
     steps.push(format!(
