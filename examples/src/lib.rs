@@ -157,7 +157,8 @@ pub async fn ownership_from_lookup(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<paracell_domain::placement::lease::Ownership>, String> {
     use paracell_domain::placement::lease::{Ownership, PlacementSource};
-    let Some(spec) = lookup("PARACELL_PLACEMENT_SOURCE") else {
+    // Unset or empty (a template's default): no leases.
+    let Some(spec) = lookup("PARACELL_PLACEMENT_SOURCE").filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let ttl = match lookup("PARACELL_LEASE_SECS") {
