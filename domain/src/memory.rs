@@ -526,6 +526,46 @@ impl Clock for SteppingClock {
     }
 }
 
+/// A clock that stands still until it is moved (leases and waits in tests and drills, on virtual time).
+///
+/// ```
+/// use paracell_domain::{memory::ManualClock, ports::Clock, Timestamp};
+/// let clock = ManualClock::new(Timestamp::from_unix_millis(1_000));
+/// clock.advance(std::time::Duration::from_secs(2));
+/// assert_eq!(clock.now().unix_millis(), 3_000);
+/// assert_eq!(clock.now().unix_millis(), 3_000);
+/// ```
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: Timestamp) -> Self {
+        Self(AtomicI64::new(start.unix_millis()))
+    }
+
+    /// Moves it forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.0.fetch_add(
+            i64::try_from(by.as_millis()).unwrap_or(i64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+}
+
+impl Default for ManualClock {
+    /// Starts at 2027-01-15T08:00:00.000Z.
+    fn default() -> Self {
+        Self::new(Timestamp::from_unix_millis(1_800_000_000_000))
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_millis(self.0.load(Ordering::Relaxed))
+    }
+}
+
 /// Deterministic UUIDv7-shaped ids: a fixed millisecond prefix and a counter.
 ///
 /// ```

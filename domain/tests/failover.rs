@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use paracell_domain::http::ApiRequest;
+use paracell_domain::memory::ManualClock;
 use paracell_domain::placement::TenantRole;
 use paracell_domain::placement::failover::{FailoverPolicy, failover};
 use paracell_domain::placement::lease::{Ownership, PlacementSource};
@@ -12,22 +13,11 @@ use paracell_domain::placement::reconcile::{TailClass, reconcile};
 use paracell_domain::placement::registry::{
     MemoryRegistry, Placement, PlacementRegistry, PlacementState,
 };
-use paracell_domain::ports::{Clock, EntryRef, Sleep, UuidV7};
-use paracell_domain::replication::apply;
-use paracell_domain::testing::block_on;
-use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope, Timestamp};
+use paracell_domain::ports::{Clock, Sleep, UuidV7};
+use paracell_domain::testing::{block_on, replicate};
+use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
-
-#[derive(Default)]
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(1_800_000_000_000 + self.0.load(Ordering::Relaxed))
-    }
-}
 
 /// Waiting moves the clock (and nothing else: the old primary is partitioned).
 struct Advance(Arc<ManualClock>);
@@ -35,9 +25,7 @@ struct Advance(Arc<ManualClock>);
 #[async_trait::async_trait]
 impl Sleep for Advance {
     async fn sleep(&self, d: Duration) {
-        self.0
-            .0
-            .fetch_add(i64::try_from(d.as_millis()).unwrap(), Ordering::Relaxed);
+        self.0.advance(d);
     }
 }
 
@@ -68,26 +56,6 @@ fn create(cell: &Cell, key: &str, kind: &str, amount: &str) -> (u16, String) {
             ),
     ));
     (r.status, String::from_utf8_lossy(&r.body).into_owned())
-}
-
-async fn replicate(from: &Cell, to: &Cell) {
-    let store = &from.ports().store;
-    let pending = store.pending_entries(None, 10_000).await.unwrap().entries;
-    let refs: Vec<_> = pending
-        .iter()
-        .map(|e| EntryRef {
-            tenant: e.tenant().clone(),
-            seq: e.seq(),
-        })
-        .collect();
-    apply::receive(
-        to.config(),
-        to.ports().store.as_ref(),
-        pending.into_iter().map(Ok).collect(),
-    )
-    .await
-    .unwrap();
-    store.mark_relayed(&refs).await.unwrap();
 }
 
 fn tenant() -> TenantId {
@@ -122,7 +90,7 @@ fn a_failover_waits_out_the_lease_and_reconciliation_classifies_the_tail() {
     for k in ["k-1", "k-2", "k-3"] {
         assert_eq!(create(&a, k, "credit", "100.00").0, 201);
     }
-    block_on(replicate(&a, &b));
+    block_on(replicate(&a, &b)).unwrap();
     // The partition: what a books from here never reaches b.
     assert_eq!(create(&a, "k-4", "credit", "40.00").0, 201);
     assert_eq!(create(&a, "k-5", "credit", "50.00").0, 201);
@@ -242,7 +210,7 @@ fn the_old_primary_books_nothing_once_its_lease_is_out_even_before_the_promotion
     .unwrap();
     let mut booked_after = 0;
     for second in 0..62 {
-        clock.0.fetch_add(1_000, Ordering::Relaxed);
+        clock.advance(Duration::from_secs(1));
         if create(&a, &format!("late-{second}"), "credit", "1.00").0 == 201 {
             booked_after += 1;
         }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use paracell_domain::http::ApiRequest;
+use paracell_domain::memory::ManualClock;
 use paracell_domain::placement::TenantRole;
 use paracell_domain::placement::lease::{Ownership, PlacementSource};
 use paracell_domain::placement::registry::{
@@ -11,20 +12,10 @@ use paracell_domain::placement::registry::{
 };
 use paracell_domain::ports::{Clock, StoreError, UuidV7};
 use paracell_domain::testing::block_on;
-use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope, Timestamp};
+use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// A clock the test moves.
-#[derive(Default)]
-struct ManualClock(AtomicI64);
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(1_800_000_000_000 + self.0.load(Ordering::Relaxed))
-    }
-}
 
 /// A registry that can be cut off.
 #[derive(Default)]
@@ -93,8 +84,8 @@ fn head(cell: &Cell) -> paracell_domain::placement::TenantHead {
         .unwrap()
 }
 
-fn advance(clock: &ManualClock, secs: i64) {
-    clock.0.fetch_add(secs * 1_000, Ordering::Relaxed);
+fn advance(clock: &ManualClock, secs: u64) {
+    clock.advance(Duration::from_secs(secs));
 }
 
 #[test]

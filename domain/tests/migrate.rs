@@ -12,8 +12,12 @@ use paracell_domain::placement::registry::{
 };
 use paracell_domain::placement::{TenantHead, TenantRole};
 use paracell_domain::ports::{Clock, Sleep, SystemClock};
-use paracell_domain::replication::apply;
-use paracell_domain::testing::block_on;
+use paracell_domain::testing::{block_on, replicate};
+
+/// Every pending entry of `from`, applied on `to`.
+async fn replicate_all(from: &Cell, to: &Cell) {
+    replicate(from, to).await.unwrap();
+}
 use paracell_domain::{Cell, CellConfig, TenantId, TenantScope, Timestamp};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,30 +51,6 @@ fn create(cell: &Cell, key: &str, cents: u32) -> (u16, String) {
     )
 }
 
-/// Copies what `from` has pending to `to` (the relay, without HTTP) and marks it relayed.
-async fn replicate(from: &Cell, to: &Cell) {
-    let store = &from.ports().store;
-    let pending = store.pending_entries(None, 10_000).await.unwrap().entries;
-    if pending.is_empty() {
-        return;
-    }
-    let refs: Vec<_> = pending
-        .iter()
-        .map(|e| paracell_domain::ports::EntryRef {
-            tenant: e.tenant().clone(),
-            seq: e.seq(),
-        })
-        .collect();
-    apply::receive(
-        to.config(),
-        to.ports().store.as_ref(),
-        pending.into_iter().map(Ok).collect(),
-    )
-    .await
-    .unwrap();
-    store.mark_relayed(&refs).await.unwrap();
-}
-
 fn head(cell: &Cell) -> TenantHead {
     block_on(cell.ports().store.head(&tenant()))
         .unwrap()
@@ -93,7 +73,7 @@ impl Sleep for World {
         let status = create(&self.from, &format!("during-{n}"), 100).0;
         self.writes_during.lock().unwrap().push(status);
         if self.relay.load(Ordering::Relaxed) {
-            replicate(&self.from, &self.to).await;
+            replicate(&self.from, &self.to).await.unwrap();
         }
     }
 }
@@ -130,7 +110,7 @@ fn a_tenant_moves_and_nothing_is_lost_or_doubled() {
     for i in 0..5 {
         assert_eq!(create(&a, &format!("k-{i}"), 1_000).0, 201);
     }
-    block_on(replicate(&a, &b));
+    block_on(replicate_all(&a, &b));
     assert_eq!(create(&a, "k-late", 500).0, 201, "not replicated yet");
     let registry = Arc::new(MemoryRegistry::new());
     let w = world(&a, &b, true);
@@ -203,7 +183,7 @@ fn a_tenant_moves_and_nothing_is_lost_or_doubled() {
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
 
     // Reverse replication: the old primary follows the new one.
-    block_on(replicate(&b, &a));
+    block_on(replicate_all(&b, &a));
     assert_eq!(head(&a).position, head(&b).position);
     let balance = |c: &Cell| {
         let r = block_on(
@@ -226,7 +206,7 @@ fn a_tenant_moves_and_nothing_is_lost_or_doubled() {
 fn a_target_that_does_not_catch_up_rolls_back() {
     let (a, b) = (cell("cell-a"), cell("cell-b"));
     assert_eq!(create(&a, "k-1", 100).0, 201);
-    block_on(replicate(&a, &b));
+    block_on(replicate_all(&a, &b));
     assert_eq!(create(&a, "k-2", 100).0, 201);
     let registry = Arc::new(MemoryRegistry::new());
     let (from, to) = handles(&a, &b);
@@ -287,7 +267,7 @@ fn a_lapsed_freeze_thaws_on_the_next_write() {
 fn a_run_that_crashed_after_fencing_is_resumed() {
     let (a, b) = (cell("cell-a"), cell("cell-b"));
     assert_eq!(create(&a, "k-1", 100).0, 201);
-    block_on(replicate(&a, &b));
+    block_on(replicate_all(&a, &b));
     // The crashed run got as far as fencing the source.
     let primary = head(&a);
     let fenced = TenantHead {
@@ -367,7 +347,7 @@ fn a_source_that_is_not_primary_or_a_target_that_does_not_follow_it_is_refused()
         201,
         "cell-c is a primary of its own"
     );
-    block_on(replicate(&a, &b));
+    block_on(replicate_all(&a, &b));
     let registry = Arc::new(MemoryRegistry::new());
     let (from, to) = handles(&b, &a);
     let err = block_on(migrate(
@@ -403,7 +383,7 @@ fn status_shows_each_cell_and_the_standby_lag() {
     use paracell_domain::placement::status::tenant_status;
     let (a, b) = (cell("cell-a"), cell("cell-b"));
     assert_eq!(create(&a, "k-1", 100).0, 201);
-    block_on(replicate(&a, &b));
+    block_on(replicate_all(&a, &b));
     assert_eq!(create(&a, "k-2", 100).0, 201);
     assert_eq!(create(&a, "k-3", 100).0, 201);
     let (ha, hb) = handles(&a, &b);
@@ -425,7 +405,7 @@ fn status_shows_each_cell_and_the_standby_lag() {
         (0, 2)
     );
     assert!(status.cells[1].lag_millis >= 0);
-    block_on(replicate(&a, &b));
+    block_on(replicate_all(&a, &b));
     let status = block_on(tenant_status(&tenant(), &[ha, hb], &registry, &SystemClock)).unwrap();
     assert_eq!(
         (status.cells[1].lag_entries, status.cells[1].lag_millis),

@@ -6,8 +6,8 @@
 use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
 use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
 use paracell_domain::http::ApiRequest;
-use paracell_domain::ports::{EntryRef, SystemClock, TransactionStore, UuidV7};
-use paracell_domain::replication::apply;
+use paracell_domain::ports::{SystemClock, TransactionStore, UuidV7};
+use paracell_domain::testing::replicate;
 use paracell_domain::{Cell, CellConfig, CellPorts, TenantScope};
 use serde_json::Value;
 use std::sync::Arc;
@@ -55,32 +55,6 @@ async fn create(cell: &Cell, key: &str) -> (u16, Value) {
         response.status,
         serde_json::from_slice(&response.body).unwrap_or_default(),
     )
-}
-
-/// What a relay would have delivered: `from`'s pending entries applied on `to`.
-async fn replicate(from: &Cell, to: &Cell) {
-    let pending = from
-        .ports()
-        .store
-        .pending_entries(None, 1_000)
-        .await
-        .unwrap()
-        .entries;
-    let refs: Vec<EntryRef> = pending
-        .iter()
-        .map(|e| EntryRef {
-            tenant: e.tenant().clone(),
-            seq: e.seq(),
-        })
-        .collect();
-    apply::receive(
-        to.config(),
-        to.ports().store.as_ref(),
-        pending.into_iter().map(Ok).collect(),
-    )
-    .await
-    .unwrap();
-    from.ports().store.mark_relayed(&refs).await.unwrap();
 }
 
 fn admin(args: &[&str], cells: &str, registry: &str) -> (bool, Value) {
@@ -142,7 +116,7 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
     let (ok, status) = admin(&["status", "coop-1", "--json"], &cells, &registry);
     assert!(ok);
     assert_eq!(status["cells"][1]["lag_entries"], 3, "{status}");
-    replicate(&aws, &azure).await;
+    replicate(&aws, &azure).await.unwrap();
     let (_, status) = admin(&["status", "coop-1", "--json"], &cells, &registry);
     assert_eq!(status["cells"][0]["head"]["role"], "primary");
     assert_eq!(status["cells"][1]["head"]["role"], "standby");
@@ -186,7 +160,7 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
     assert_eq!(status, 201, "a key booked on DynamoDB replays on Cosmos DB");
 
     // And back: the Azure cell's new entry reaches the AWS cell first.
-    replicate(&azure, &aws).await;
+    replicate(&azure, &aws).await.unwrap();
     let (ok, back) = admin(
         &["migrate", "coop-1", "--to", "cell-aws", "--json"],
         &cells,

@@ -21,14 +21,14 @@
 //! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
 //! ```
 
-use super::replication::{AWS_DOORS, AZURE_DOORS, SECRET, Side, relay_to};
+use super::replication::{AWS_DOORS, AZURE_DOORS, Side, relay_to, side_with};
 use super::{DrillReport, RelayHost, Rng, answer, create_request, random_groups};
 use crate::envelopes::Envelope;
 use crate::request::{ClientRequest, ClientResponse};
 use crate::runner;
 use paracell_aws::LambdaCell;
 use paracell_azure::{AzureConfig, AzureHandler, Mode};
-use paracell_domain::memory::{MemoryDeadLetters, MemoryStore};
+use paracell_domain::memory::ManualClock;
 use paracell_domain::placement::failover::{FailoverPolicy, failover};
 use paracell_domain::placement::lease::{Ownership, PlacementSource};
 use paracell_domain::placement::migrate::{
@@ -38,12 +38,11 @@ use paracell_domain::placement::reconcile::{TailClass, reconcile};
 use paracell_domain::placement::registry::{
     MemoryRegistry, Placement, PlacementRegistry, RegistryError,
 };
-use paracell_domain::ports::{Clock, Sleep, StoreError, TransactionStore, UuidV7};
-use paracell_domain::replication::signature::PeerSecret;
+use paracell_domain::ports::{Clock, Sleep, StoreError, TransactionStore};
 use paracell_domain::transaction::AccountId;
-use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope, Timestamp};
+use paracell_domain::{TenantId, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -93,23 +92,6 @@ struct Outcome {
     trace: Vec<String>,
 }
 
-/// A clock the schedule moves (leases, waits).
-#[derive(Default)]
-struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    fn advance(&self, d: Duration) {
-        self.0
-            .fetch_add(i64::try_from(d.as_millis()).unwrap_or(0), Ordering::Relaxed);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_millis(1_800_000_000_000 + self.0.load(Ordering::Relaxed))
-    }
-}
-
 /// A cell's view of the registry, which a partition cuts off.
 struct View {
     registry: Arc<MemoryRegistry>,
@@ -142,29 +124,11 @@ fn leased_side(
     clock: Arc<ManualClock>,
     view: Arc<View>,
 ) -> Result<Side, String> {
-    let mut config = CellConfig::new(id, TenantScope::All).map_err(|e| e.to_string())?;
-    let peer = CellId::parse(peer).map_err(|e| e.to_string())?;
-    config.replication.secrets = vec![PeerSecret::parse(peer, SECRET).map_err(|e| e.to_string())?];
-    let store = Arc::new(MemoryStore::new());
-    let cell = Cell::new(
-        config,
-        CellPorts {
-            store: store.clone(),
-            clock,
-            ids: Arc::new(UuidV7),
-        },
-    )
-    .with_ownership(Ownership {
+    let ownership = Ownership {
         source: PlacementSource::Registry(view),
         ttl: LEASE,
-    });
-    Ok(Side {
-        name,
-        cell,
-        store,
-        dead: Arc::new(MemoryDeadLetters::new()),
-        doors,
-    })
+    };
+    side_with(name, id, peer, doors, clock, Some(ownership))
 }
 
 impl Outcome {

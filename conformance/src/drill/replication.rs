@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub(crate) const SECRET: &str = "whsec_ZHJpbGwtcmVwbGljYXRpb24tc2hhcmVkLXNlY3JldA==";
+const SECRET: &str = "whsec_ZHJpbGwtcmVwbGljYXRpb24tc2hhcmVkLXNlY3JldA==";
 pub(crate) const AWS_DOORS: [Envelope; 6] = [
     Envelope::AwsApigwV1,
     Envelope::AwsApigwV2,
@@ -97,6 +97,18 @@ pub(crate) fn side(
     peer: &str,
     doors: &'static [Envelope],
 ) -> Result<Side, String> {
+    side_with(name, id, peer, doors, Arc::new(SystemClock), None)
+}
+
+/// A side on `clock`, under primary leases when `ownership` is given.
+pub(crate) fn side_with(
+    name: &'static str,
+    id: &str,
+    peer: &str,
+    doors: &'static [Envelope],
+    clock: Arc<dyn paracell_domain::ports::Clock>,
+    ownership: Option<paracell_domain::placement::lease::Ownership>,
+) -> Result<Side, String> {
     let mut config = CellConfig::new(id, TenantScope::All).map_err(|e| e.to_string())?;
     let peer = CellId::parse(peer).map_err(|e| e.to_string())?;
     config.replication.secrets = vec![PeerSecret::parse(peer, SECRET).map_err(|e| e.to_string())?];
@@ -105,10 +117,14 @@ pub(crate) fn side(
         config,
         CellPorts {
             store: store.clone(),
-            clock: Arc::new(SystemClock),
+            clock,
             ids: Arc::new(UuidV7),
         },
     );
+    let cell = match ownership {
+        Some(ownership) => cell.with_ownership(ownership),
+        None => cell,
+    };
     Ok(Side {
         name,
         cell,

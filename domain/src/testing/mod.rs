@@ -210,3 +210,40 @@ pub fn test_relay(
         ..RelayPolicy::default()
     })
 }
+
+/// What a relay would deliver, without the transport: `from`'s pending entries applied on `to`
+/// (the standby's use case), then marked relayed on `from`. For tests of placement and replication.
+///
+/// ```
+/// use paracell_domain::{Cell, CellConfig, TenantScope, http::ApiRequest, testing::{block_on, replicate}};
+/// let (a, b) = (Cell::in_memory(CellConfig::new("a", TenantScope::All).unwrap()),
+///     Cell::in_memory(CellConfig::new("b", TenantScope::All).unwrap()));
+/// block_on(a.handle(ApiRequest::new("POST", "/v1/transactions").with_header("content-type", "application/json")
+///     .with_header("x-tenant-id", "coop-1").with_header("idempotency-key", "k")
+///     .with_body(br#"{"account_id":"A-1","type":"credit","amount":"1.00","currency":"EUR"}"#.to_vec())));
+/// assert_eq!(block_on(replicate(&a, &b)).unwrap(), 1);
+/// let tenant = paracell_domain::TenantId::parse("coop-1").unwrap();
+/// assert_eq!(block_on(b.ports().store.head(&tenant)).unwrap().unwrap().position.seq, 1);
+/// ```
+pub async fn replicate(
+    from: &crate::Cell,
+    to: &crate::Cell,
+) -> Result<usize, crate::ports::StoreError> {
+    let store = &from.ports().store;
+    let pending = store.pending_entries(None, 100_000).await?.entries;
+    let refs: Vec<crate::ports::EntryRef> = pending
+        .iter()
+        .map(|e| crate::ports::EntryRef {
+            tenant: e.tenant().clone(),
+            seq: e.seq(),
+        })
+        .collect();
+    crate::replication::apply::receive(
+        to.config(),
+        to.ports().store.as_ref(),
+        pending.into_iter().map(Ok).collect(),
+    )
+    .await?;
+    store.mark_relayed(&refs).await?;
+    Ok(refs.len())
+}
