@@ -248,8 +248,10 @@ fn drill(args: &[String]) -> ExitCode {
 
 /// `drill failover [--schedules N] [--writes W] [--seed S]`.
 fn failover_drill(args: &[String]) -> ExitCode {
-    let usage =
-        "usage: paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]";
+    let usage = "usage: paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]\n       paracell-conformance drill failover --binaries [--writes W] [--seed S]";
+    if args.iter().any(|a| a == "--binaries") {
+        return failover_binaries(args, usage);
+    }
     let mut options = paracell_conformance::drill::failover::FailoverOptions {
         schedules: 200,
         writes: 40,
@@ -283,6 +285,53 @@ fn failover_drill(args: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `drill failover --binaries [--writes W] [--seed S]`.
+fn failover_binaries(args: &[String], usage: &str) -> ExitCode {
+    let mut options = paracell_conformance::drill::Options {
+        writes: 300,
+        seed: 7,
+    };
+    let mut args = args.iter().filter(|a| *a != "--binaries");
+    while let Some(arg) = args.next() {
+        let Some(value) = args.next().and_then(|v| v.parse::<u64>().ok()) else {
+            eprintln!("{arg} needs a number\n{usage}");
+            return ExitCode::from(2);
+        };
+        match arg.as_str() {
+            "--writes" => options.writes = usize::try_from(value).unwrap_or(usize::MAX),
+            "--seed" => options.seed = value,
+            other => {
+                eprintln!("unknown option {other:?}\n{usage}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    #[cfg(feature = "drill-binaries")]
+    {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let report = paracell_conformance::drill::failover_binaries::run(options, &workspace);
+        print!(
+            "{}",
+            report.render(
+                "migration drill: a tenant moved lambda-cell (DynamoDB) → azure-cell (Cosmos DB) → lambda-cell under a client that never stops"
+            )
+        );
+        if report.passed() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+    #[cfg(not(feature = "drill-binaries"))]
+    {
+        let _ = options;
+        eprintln!(
+            "drill failover --binaries needs the drill-binaries feature: cargo run -p paracell-conformance --release --features drill-binaries -- drill failover --binaries"
+        );
+        ExitCode::from(2)
     }
 }
 

@@ -11,6 +11,8 @@ pub mod events;
 #[cfg(feature = "drill-binaries")]
 pub mod events_binaries;
 pub mod failover;
+#[cfg(feature = "drill-binaries")]
+pub mod failover_binaries;
 pub mod replication;
 #[cfg(feature = "drill-binaries")]
 pub mod replication_binaries;

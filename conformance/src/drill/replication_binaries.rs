@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SECRET: &str = "whsec_ZHJpbGwtYmluYXJpZXMtc2hhcmVkLXNlY3JldA==";
+pub(crate) const SECRET: &str = "whsec_ZHJpbGwtYmluYXJpZXMtc2hhcmVkLXNlY3JldA==";
 use super::BINARY_AWS_DOORS as AWS_DOORS;
 
 /// Runs the drill.
@@ -47,19 +47,21 @@ pub fn run(options: Options, workspace: &Path) -> DrillReport {
 }
 
 #[derive(Default)]
-struct Disorder {
+pub(crate) struct Disorder {
     held: AtomicUsize,
     resent: AtomicUsize,
     forwarded: AtomicUsize,
 }
 
 /// The loopback "Function URL" in front of `lambda-cell`, for `azure-cell`'s deliveries.
-struct FrontDoor {
-    lambda: Arc<LambdaProcess>,
-    rng: Mutex<Rng>,
-    held: Mutex<Vec<ClientRequest>>,
-    disorder: Disorder,
-    signer: PeerSecret,
+pub(crate) struct FrontDoor {
+    pub(crate) lambda: Arc<LambdaProcess>,
+    pub(crate) rng: Mutex<Rng>,
+    pub(crate) held: Mutex<Vec<ClientRequest>>,
+    pub(crate) disorder: Disorder,
+    pub(crate) signer: PeerSecret,
+    /// The chance, in percent, that a delivery is held back, and that one is sent twice.
+    pub(crate) disorder_percent: u64,
 }
 
 impl FrontDoor {
@@ -88,7 +90,10 @@ impl FrontDoor {
             request.path == paracell_domain::replication::relay::ROUTE && request.method == "POST";
         let (hold, resend) = {
             let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
-            (is_delivery && rng.chance(15), is_delivery && rng.chance(15))
+            (
+                is_delivery && rng.chance(self.disorder_percent),
+                is_delivery && rng.chance(self.disorder_percent),
+            )
         };
         if hold {
             let ids: Vec<String> = batch::parse(&request.body)
@@ -147,7 +152,7 @@ impl FrontDoor {
 }
 
 /// A minimal HTTP/1.1 server: one request per connection (the relay's client reconnects).
-async fn serve_front_door(listener: tokio::net::TcpListener, door: Arc<FrontDoor>) {
+pub(crate) async fn serve_front_door(listener: tokio::net::TcpListener, door: Arc<FrontDoor>) {
     loop {
         let Ok((mut socket, _)) = listener.accept().await else {
             continue;
@@ -329,6 +334,7 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         held: Mutex::new(Vec::new()),
         disorder: Disorder::default(),
         signer,
+        disorder_percent: 15,
     });
     tokio::spawn(serve_front_door(listener, door.clone()));
 

@@ -173,6 +173,9 @@ struct Move<'a> {
     steps: Vec<String>,
 }
 
+/// How many times freezing is tried while writes keep moving the head.
+const FREEZE_ATTEMPTS: usize = 100;
+
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -418,21 +421,36 @@ pub async fn migrate(
     )
     .await?;
 
-    // Freeze (or renew a crashed run's freeze).
+    // Freeze (or renew a crashed run's freeze). Under load the head moves with every write: read it
+    // again and try again, as long as the cell is still this epoch's primary.
     let lease = millis(policy.freeze_lease);
-    let frozen_at = ports.clock.now();
-    let mut frozen = TenantHead {
-        role: TenantRole::Frozen,
-        lease_until: Some(frozen_at.plus_millis(lease)),
-        ..from_head.clone()
+    let mut current = from_head.clone();
+    let mut attempts = 0;
+    let (frozen_at, mut frozen) = loop {
+        let now = ports.clock.now();
+        let frozen = TenantHead {
+            role: TenantRole::Frozen,
+            lease_until: Some(now.plus_millis(lease)),
+            ..current.clone()
+        };
+        if m.swap(from, &current, frozen.clone()).await? {
+            break (now, frozen);
+        }
+        attempts += 1;
+        current = m.held(from).await?;
+        let still_primary = matches!(current.role, TenantRole::Primary | TenantRole::Frozen)
+            && current.epoch == from_head.epoch;
+        if !still_primary || attempts >= FREEZE_ATTEMPTS {
+            m.registry_back().await;
+            return Err(MigrationError::Concurrent {
+                cell: from.id.clone(),
+                detail: format!(
+                    "its head kept moving ({attempts} attempts to freeze it; now {} at epoch {})",
+                    current.role, current.epoch
+                ),
+            });
+        }
     };
-    if !m.swap(from, &from_head, frozen.clone()).await? {
-        m.registry_back().await;
-        return Err(MigrationError::Concurrent {
-            cell: from.id.clone(),
-            detail: "its head moved before it could be frozen".into(),
-        });
-    }
     m.steps.push(format!(
         "froze {} at seq {} (lease {} ms)",
         from.id, frozen.position.seq, lease
