@@ -316,7 +316,7 @@ fn failover_binaries(args: &[String], usage: &str) -> ExitCode {
         print!(
             "{}",
             report.render(
-                "migration drill: a tenant moved lambda-cell (DynamoDB) → azure-cell (Cosmos DB) → lambda-cell under a client that never stops"
+                "migration drill: a tenant moved lambda-cell (DynamoDB) → azure-cell (Cosmos DB) → lambda-cell, then failed over to azure-cell, under a client that never stops"
             )
         );
         if report.passed() {

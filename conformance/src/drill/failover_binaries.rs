@@ -5,9 +5,14 @@
 //! `migrate` on the real stores and a DynamoDB registry, while a client that never stops writes
 //! through the cells' front doors (following `421`, waiting out `503 tenant-frozen`).
 //!
-//! Checks: both moves completed; nothing lost (every acknowledged write is on the final primary byte
-//! for byte, and the balances are the acknowledged sum); nothing duplicated (one log entry per
-//! acknowledged write); both stores end at the same position; and how long writes paused.
+//! Then an **unplanned failover**: lambda-cell's stream stops reaching azure-cell while the client keeps
+//! writing to it, the operator fails over (the cells are under 2 s leases from the registry; the wait
+//! is lease + 1 s), lambda-cell fences itself, and reconciliation classifies what it kept.
+//!
+//! Checks: both moves completed; nothing lost beyond what reconciliation lists (every other
+//! acknowledged write is on the final primary byte for byte, and the balances add up); nothing
+//! duplicated (one log entry per acknowledged write); the failover's reported loss is what was
+//! classified and the old primary is fenced; how long writes paused.
 
 use super::replication_binaries::{Disorder, FrontDoor, SECRET, serve_front_door};
 use super::stream::StreamReader;
@@ -18,9 +23,11 @@ use crate::request::{ClientRequest, ClientResponse};
 use paracell_aws::outbound::dynamodb::registry::DynamoRegistry;
 use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
 use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
+use paracell_domain::placement::failover::{FailoverPolicy, failover};
 use paracell_domain::placement::migrate::{
     CellHandle, MigrationPolicy, MigrationReport, MovePorts, migrate,
 };
+use paracell_domain::placement::reconcile::{TailClass, reconcile};
 use paracell_domain::ports::{Sleep, SystemClock, TransactionStore};
 use paracell_domain::replication::signature::PeerSecret;
 use paracell_domain::transaction::AccountId;
@@ -162,8 +169,17 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         .map_err(|e| e.to_string())?;
     let door_port = listener.local_addr().map_err(|e| e.to_string())?.port();
 
+    let registry_table = format!("move-registry-{run}");
+    // Both cells confirm their leases from the registry: it exists before their first write.
+    let registry =
+        DynamoRegistry::connect(&DynamoConfig::new(&registry_table).with_endpoint(&moto)).await;
+    registry.create_table().await.map_err(|e| e.to_string())?;
     let mut azure_env: Vec<(String, String)> = std::env::vars()
-        .filter(|(n, _)| n.starts_with("AZURE_COSMOS_") || n.starts_with("PARACELL_COSMOS_"))
+        .filter(|(n, _)| {
+            n.starts_with("AZURE_COSMOS_")
+                || n.starts_with("PARACELL_COSMOS_")
+                || n.starts_with("AWS_")
+        })
         .collect();
     azure_env.extend(
         [
@@ -178,6 +194,12 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
             ("PARACELL_PEER_SECRETS", format!("cell-aws={SECRET}")),
             ("PARACELL_DEAD_LETTERS", "cosmos".to_owned()),
             ("PARACELL_RELAY_POLL_MS", "50".to_owned()),
+            (
+                "PARACELL_PLACEMENT_SOURCE",
+                format!("dynamodb:{registry_table}"),
+            ),
+            ("PARACELL_LEASE_SECS", "2".to_owned()),
+            ("PARACELL_DYNAMODB_ENDPOINT", moto.clone()),
         ]
         .map(|(n, v)| (n.to_owned(), v)),
     );
@@ -201,6 +223,11 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
                 format!("cell-azure=http://127.0.0.1:{}/api", azure.port()),
             ),
             ("PARACELL_PEER_SECRETS", format!("cell-azure={SECRET}")),
+            (
+                "PARACELL_PLACEMENT_SOURCE",
+                format!("dynamodb:{registry_table}"),
+            ),
+            ("PARACELL_LEASE_SECS", "2".to_owned()),
         ]
         .map(|(n, v)| (n.to_owned(), v)),
     );
@@ -233,11 +260,6 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
             .await
             .map_err(|e| e.to_string())?,
     );
-    let registry = DynamoRegistry::connect(
-        &DynamoConfig::new(format!("move-registry-{run}")).with_endpoint(&moto),
-    )
-    .await;
-    registry.create_table().await.map_err(|e| e.to_string())?;
     let ports = MovePorts {
         registry: Arc::new(registry),
         clock: Arc::new(SystemClock),
@@ -254,13 +276,18 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
 
     // Lambda's event source mapping on the table's stream, for as long as the drill runs.
     let stop_pump = Arc::new(AtomicBool::new(false));
+    let partitioned = Arc::new(AtomicBool::new(false));
     let conf = aws_config::from_env().endpoint_url(&moto).load().await;
     let mut stream = StreamReader::new(aws_sdk_dynamodbstreams::Client::new(&conf), &table);
     let pump = {
-        let (lambda, stop) = (lambda.clone(), stop_pump.clone());
+        let (lambda, stop, cut) = (lambda.clone(), stop_pump.clone(), partitioned.clone());
         tokio::spawn(async move {
             let mut failures = 0usize;
             while !stop.load(Ordering::Relaxed) {
+                if cut.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
                 if let Ok(records) = stream.poll().await
                     && !records.is_empty()
                 {
@@ -321,33 +348,81 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
             .await
             .map_err(|e| format!("back to cell-aws: {e}")),
     );
+    // Unplanned: lambda-cell's stream stops reaching azure-cell (a partition of the relay) while the
+    // client keeps writing to it; then the operator fails over, waiting out the 2 s lease + 1 s.
+    partitioned.store(true, Ordering::Relaxed);
+    wait_for(options.writes * 5 / 6).await;
+    let failed_over = failover(
+        &tenant,
+        &aws_cell.id,
+        Some(&aws_cell),
+        &azure_cell,
+        &ports,
+        None,
+        FailoverPolicy {
+            lease_ttl: Duration::from_secs(2),
+            clock_skew: Duration::ZERO,
+            invocation_timeout: Duration::from_secs(1),
+            poll: Duration::from_millis(100),
+        },
+    )
+    .await
+    .map_err(|e| format!("failover: {e}"));
     wait_for(options.writes).await;
     stop_client.store(true, Ordering::Relaxed);
     tokio::task::block_in_place(|| client_thread.join()).map_err(|_| "the client panicked")?;
-
-    // Drain: both stores at the same position.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut a, mut b) = (None, None);
-    while Instant::now() < deadline {
-        a = dynamo.head(&tenant).await.map_err(|e| e.to_string())?;
-        b = cosmos_store
-            .head(&tenant)
-            .await
-            .map_err(|e| e.to_string())?;
-        if a.as_ref().map(|h| h.position) == b.as_ref().map(|h| h.position) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     stop_pump.store(true, Ordering::Relaxed);
     let pump_failures = pump.await.map_err(|e| e.to_string())?;
+    let reconciled = match &failed_over {
+        Ok(_) => Some(
+            reconcile(&tenant, &aws_cell, &azure_cell, ports.registry.as_ref())
+                .await
+                .map_err(|e| format!("reconcile: {e}"))?,
+        ),
+        Err(_) => None,
+    };
 
     let seen = std::mem::take(&mut *lock(&seen));
-    let final_primary = if matches!(moves.last(), Some(Ok(_))) {
+    let final_primary = if failed_over.is_ok() {
+        "cell-azure"
+    } else if matches!(moves.last(), Some(Ok(_))) {
         "cell-aws"
     } else {
         "cell-azure"
     };
+    // What reconciliation found on the old primary: its keys, and the money the report says is
+    // missing from the new one (lost bookings; retries answered differently).
+    let moved = |status: u16, body: &str| -> i128 {
+        if status != 201 {
+            return 0;
+        }
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let amount = cents(body["amount"].as_str().unwrap_or("0"));
+        if body["type"] == "debit" {
+            -amount
+        } else {
+            amount
+        }
+    };
+    let mut tail_keys = BTreeSet::new();
+    let mut lost_cents: i128 = 0;
+    let mut lost = 0;
+    for entry in reconciled.iter().flat_map(|r| &r.entries) {
+        tail_keys.insert(entry.key.clone());
+        match entry.class {
+            TailClass::Lost => {
+                lost += 1;
+                lost_cents += moved(entry.status, &entry.body);
+            }
+            TailClass::RetriedOtherOutcome => {
+                lost_cents += moved(entry.status, &entry.body);
+                if let Some((status, body)) = &entry.new_answer {
+                    lost_cents -= moved(*status, body);
+                }
+            }
+            TailClass::Retried | TailClass::Conflicting | TailClass::LostRefusal => {}
+        }
+    }
     // Nothing lost: every acknowledged booking readable on the final primary, byte for byte.
     let mut missing = Vec::new();
     let mut expected: i128 = 0;
@@ -363,6 +438,10 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         } else {
             amount
         };
+        if tail_keys.contains(key) {
+            // Kept only by the old primary: the reconciliation report accounts for it.
+            continue;
+        }
         let Some(location) = response.header("location") else {
             missing.push(format!("{key}: no Location"));
             continue;
@@ -400,6 +479,20 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         .await
         .map_err(|e| e.to_string())?;
     let keys: BTreeSet<String> = log.iter().map(|e| e.entry().key.to_string()).collect();
+    let acked_keys: BTreeSet<String> = seen.acked.keys().cloned().collect();
+    let phantom = keys.difference(&acked_keys).next().cloned();
+    let absent = acked_keys
+        .iter()
+        .find(|k| !tail_keys.contains(*k) && !keys.contains(*k))
+        .cloned();
+    expected -= lost_cents;
+    let (a, b) = (
+        dynamo.head(&tenant).await.map_err(|e| e.to_string())?,
+        cosmos_store
+            .head(&tenant)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
 
     let mut pauses = seen.paused.clone();
     let (p50, p99, pmax) = super::percentiles(&mut pauses);
@@ -427,6 +520,31 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
             seen.paused.len()
         ),
     );
+    if let Ok(f) = &failed_over {
+        report.figure(
+            &format!(
+                "failover {} → {} (epoch {} → {})",
+                f.from, f.to, f.epochs.0, f.epochs.1
+            ),
+            format!(
+                "waited {} ms, promoted at seq {}, {:?} entries kept by the old primary",
+                f.waited_millis, f.promoted_at.seq, f.lost_entries
+            ),
+        );
+    }
+    if let Some(r) = &reconciled {
+        report.figure(
+            "reconciliation: retried / other outcome / conflicting / lost / lost refusals",
+            format!(
+                "{} / {} / {} / {} / {}",
+                r.count(TailClass::Retried),
+                r.count(TailClass::RetriedOtherOutcome),
+                r.count(TailClass::Conflicting),
+                r.count(TailClass::Lost),
+                r.count(TailClass::LostRefusal)
+            ),
+        );
+    }
     report.figure("elapsed", format!("{:.1?}", started.elapsed()));
 
     let failed_moves: Vec<&String> = moves.iter().filter_map(|m| m.as_ref().err()).collect();
@@ -444,28 +562,40 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         seen.unexpected.first().cloned().unwrap_or_default(),
     );
     report.check(
-        "0 lost: every acknowledged booking is on the final primary, byte for byte, and the balances are their sum",
+        "0 lost beyond the reconciliation report: every other acknowledged booking is on the final primary byte for byte, and the balances are the acknowledged sum minus what the report lists as lost",
         missing.is_empty() && held == expected,
         missing.first().cloned().unwrap_or_else(|| format!("balances {held} cents, acknowledged {expected} cents")),
     );
     report.check(
-        "0 duplicated: one log entry per acknowledged write",
-        log.len() == seen.acked.len() && keys.len() == log.len(),
+        "0 duplicated: one log entry per acknowledged write (those only the old primary kept aside)",
+        keys.len() == log.len() && phantom.is_none() && absent.is_none(),
         format!(
-            "{} entries, {} distinct keys, {} acknowledged",
+            "{} entries, {} distinct keys, {} acknowledged; unacknowledged entry: {phantom:?}; missing: {absent:?}",
             log.len(),
             keys.len(),
             seen.acked.len()
         ),
     );
     report.check(
-        "both stores end at the same position",
-        a.is_some() && a.as_ref().map(|h| h.position) == b.as_ref().map(|h| h.position),
-        format!(
-            "{:?} / {:?}",
-            a.map(|h| h.position.seq),
-            b.map(|h| h.position.seq)
-        ),
+        "the failover completed, the old primary is fenced, and the loss it reported is what reconciliation classified",
+        match (&failed_over, &reconciled) {
+            (Ok(f), Some(r)) => {
+                f.lost_entries == Some(r.entries.len() as u64)
+                    && a.as_ref().map(|h| h.role)
+                        == Some(paracell_domain::placement::TenantRole::Fenced)
+            }
+            _ => false,
+        },
+        match &failed_over {
+            Ok(f) => format!(
+                "reported {:?}, classified {} ({lost} lost); cell-aws is {:?}, cell-azure {:?}",
+                f.lost_entries,
+                reconciled.as_ref().map_or(0, |r| r.entries.len()),
+                a.as_ref().map(|h| h.role),
+                b.as_ref().map(|h| h.role)
+            ),
+            Err(e) => e.clone(),
+        },
     );
     report.check(
         "every stream batch succeeded",
@@ -473,7 +603,7 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         format!("{pump_failures} failed"),
     );
     report.check(
-        "the client kept writing through both moves (some writes waited)",
+        "the client kept writing through the moves and the failover (some writes waited)",
         seen.frozen + seen.moved > 0,
         format!("{} waited", seen.paused.len()),
     );
