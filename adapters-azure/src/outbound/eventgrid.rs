@@ -166,7 +166,7 @@ impl Destination for EventGridTopic {
     }
 
     fn wants(&self, entry: &SealedEntry) -> bool {
-        entry.event().is_some()
+        paracell_domain::replication::bus::carries_event(entry)
     }
 
     async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {

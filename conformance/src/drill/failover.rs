@@ -22,7 +22,7 @@
 //! ```
 
 use super::replication::{AWS_DOORS, AZURE_DOORS, Side, relay_to, side_with};
-use super::{DrillReport, RelayHost, Rng, answer, create_request, random_groups};
+use super::{DrillReport, RelayHost, Rng, answer, cents, create_request, random_groups};
 use crate::envelopes::Envelope;
 use crate::request::{ClientRequest, ClientResponse};
 use crate::runner;
@@ -34,7 +34,7 @@ use paracell_domain::placement::lease::{Ownership, PlacementSource};
 use paracell_domain::placement::migrate::{
     CellHandle, MigrationError, MigrationPolicy, MovePorts, migrate,
 };
-use paracell_domain::placement::reconcile::{TailClass, reconcile};
+use paracell_domain::placement::reconcile::reconcile;
 use paracell_domain::placement::registry::{
     MemoryRegistry, Placement, PlacementRegistry, RegistryError,
 };
@@ -312,13 +312,6 @@ async fn write(
     }
     client.unanswered.push((key.to_owned(), request.clone()));
     Ok(())
-}
-
-/// Cents of a decimal amount's text (`"12.30"` → 1230).
-fn cents(text: &str) -> i128 {
-    let (units, fraction) = text.split_once('.').unwrap_or((text, "0"));
-    let fraction = format!("{fraction:0<2}");
-    units.parse::<i128>().unwrap_or(0) * 100 + fraction[..2].parse::<i128>().unwrap_or(0)
 }
 
 async fn schedule(seed: u64, writes: usize) -> Result<Outcome, String> {
@@ -699,41 +692,9 @@ async fn reconciled(
             ),
         );
     }
-    let mut tail = Tail {
-        keys: BTreeSet::new(),
-        lost_cents: 0,
-    };
-    // The signed amount a booking's response carries.
-    let moved = |status: u16, body: &str| {
-        if status != 201 {
-            return 0;
-        }
-        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-        let amount = cents(body["amount"].as_str().unwrap_or("0"));
-        if body["type"] == "debit" {
-            -amount
-        } else {
-            amount
-        }
-    };
-    for entry in &report.entries {
-        tail.keys.insert(entry.key.clone());
-        match entry.class {
-            TailClass::Lost => {
-                outcome.lost_entries += 1;
-                tail.lost_cents += moved(entry.status, &entry.body);
-            }
-            // What the client was first told is not what the new primary holds: the difference is
-            // in the report, for a person.
-            TailClass::RetriedOtherOutcome => {
-                tail.lost_cents += moved(entry.status, &entry.body);
-                if let Some((status, body)) = &entry.new_answer {
-                    tail.lost_cents -= moved(*status, body);
-                }
-            }
-            TailClass::Retried | TailClass::Conflicting | TailClass::LostRefusal => {}
-        }
-    }
+    let (keys, lost, lost_cents) = super::reconciled_money(&report);
+    outcome.lost_entries += lost;
+    let tail = Tail { keys, lost_cents };
     Ok(tail)
 }
 

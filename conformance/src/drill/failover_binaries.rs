@@ -16,7 +16,7 @@
 
 use super::replication_binaries::{Disorder, FrontDoor, SECRET, serve_front_door};
 use super::stream::StreamReader;
-use super::{DrillReport, Options, Rng, answer, create_request, dev_env, read_request};
+use super::{DrillReport, Options, Rng, answer, cents, create_request, dev_env, read_request};
 use crate::binaries::{AzureProcess, Binaries, LambdaProcess};
 use crate::envelopes::Envelope;
 use crate::request::{ClientRequest, ClientResponse};
@@ -141,13 +141,6 @@ fn client(
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Cents of a decimal amount's text.
-fn cents(text: &str) -> i128 {
-    let (units, fraction) = text.split_once('.').unwrap_or((text, "0"));
-    let fraction = format!("{fraction:0<2}");
-    units.parse::<i128>().unwrap_or(0) * 100 + fraction[..2].parse::<i128>().unwrap_or(0)
 }
 
 async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> Result<(), String> {
@@ -392,37 +385,9 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     };
     // What reconciliation found on the old primary: its keys, and the money the report says is
     // missing from the new one (lost bookings; retries answered differently).
-    let moved = |status: u16, body: &str| -> i128 {
-        if status != 201 {
-            return 0;
-        }
-        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-        let amount = cents(body["amount"].as_str().unwrap_or("0"));
-        if body["type"] == "debit" {
-            -amount
-        } else {
-            amount
-        }
-    };
-    let mut tail_keys = BTreeSet::new();
-    let mut lost_cents: i128 = 0;
-    let mut lost = 0;
-    for entry in reconciled.iter().flat_map(|r| &r.entries) {
-        tail_keys.insert(entry.key.clone());
-        match entry.class {
-            TailClass::Lost => {
-                lost += 1;
-                lost_cents += moved(entry.status, &entry.body);
-            }
-            TailClass::RetriedOtherOutcome => {
-                lost_cents += moved(entry.status, &entry.body);
-                if let Some((status, body)) = &entry.new_answer {
-                    lost_cents -= moved(*status, body);
-                }
-            }
-            TailClass::Retried | TailClass::Conflicting | TailClass::LostRefusal => {}
-        }
-    }
+    let (tail_keys, lost, lost_cents) = reconciled
+        .as_ref()
+        .map_or((BTreeSet::new(), 0, 0), super::reconciled_money);
     // Nothing lost: every acknowledged booking readable on the final primary, byte for byte.
     let mut missing = Vec::new();
     let mut expected: i128 = 0;

@@ -311,3 +311,52 @@ impl RelayHost<'_> {
         }
     }
 }
+
+/// Cents of a decimal amount's text (`"12.30"` → 1230).
+pub fn cents(text: &str) -> i128 {
+    let (units, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let fraction = format!("{fraction:0<2}");
+    units.parse::<i128>().unwrap_or(0) * 100 + fraction[..2].parse::<i128>().unwrap_or(0)
+}
+
+/// What a reconciliation report says about money: the keys the old primary kept aside, how many of
+/// them are lost bookings, and the signed cents the client was told were booked that the new primary
+/// does not hold (lost bookings, and retries the new primary answered differently).
+pub fn reconciled_money(
+    report: &paracell_domain::placement::reconcile::ReconcileReport,
+) -> (std::collections::BTreeSet<String>, usize, i128) {
+    use paracell_domain::placement::reconcile::TailClass;
+    // The signed amount a booking's response carries.
+    let moved = |status: u16, body: &str| -> i128 {
+        if status != 201 {
+            return 0;
+        }
+        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let amount = cents(body["amount"].as_str().unwrap_or("0"));
+        if body["type"] == "debit" {
+            -amount
+        } else {
+            amount
+        }
+    };
+    let mut keys = std::collections::BTreeSet::new();
+    let (mut lost, mut missing) = (0, 0);
+    for entry in &report.entries {
+        keys.insert(entry.key.clone());
+        match entry.class {
+            TailClass::Lost => {
+                lost += 1;
+                missing += moved(entry.status, &entry.body);
+            }
+            // What the client was first told is not what the new primary holds.
+            TailClass::RetriedOtherOutcome => {
+                missing += moved(entry.status, &entry.body);
+                if let Some((status, body)) = &entry.new_answer {
+                    missing -= moved(*status, body);
+                }
+            }
+            TailClass::Retried | TailClass::Conflicting | TailClass::LostRefusal => {}
+        }
+    }
+    (keys, lost, missing)
+}

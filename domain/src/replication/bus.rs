@@ -68,6 +68,12 @@ impl BatchLimits {
     }
 }
 
+/// Whether an event bus takes `entry`: only entries that carry a public event (a booking; a refused
+/// debit has none). Every bus destination's `wants`.
+pub fn carries_event(entry: &SealedEntry) -> bool {
+    entry.event().is_some()
+}
+
 /// One relay batch on its way to a bus: each entry's outcome so far, and the items still to send.
 ///
 /// ```
