@@ -11,11 +11,12 @@ use crate::inbound::stream;
 use lambda_http::Context;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
 use paracell_domain::Cell;
-use paracell_domain::http::{catch_panic, untranslatable_request};
+use paracell_domain::http::{HttpService, catch_panic, untranslatable_request};
 use paracell_domain::ports::TransactionStore;
 use paracell_domain::replication::relay::{DeadLetter, Relay};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A cell served by AWS Lambda.
@@ -57,18 +58,7 @@ impl LambdaCell {
         if is_sqs_event(&event) {
             return self.replay_dead_letters(&event, &context).await;
         }
-        let started = Instant::now();
-        let recognised = recognise(&event)?;
-        let source = recognised.source;
-        let response = catch_panic(async {
-            match translate(source, &event) {
-                Ok(request) => self.cell.handle(request).await,
-                Err(e) => untranslatable_request(e.to_string()),
-            }
-        })
-        .await;
-        crate::logging::request_done(&context.request_id, source, &response, started.elapsed());
-        runtime::respond(recognised, response, context).await
+        answer_http(&self.cell, event, context).await
     }
 
     fn relay(&self) -> Result<&Relay, lambda_http::Error> {
@@ -157,6 +147,84 @@ impl LambdaCell {
             }
         }
         json(serde_json::json!({ "batchItemFailures": failures }))
+    }
+
+    /// In process: raw event JSON bytes in, raw Lambda response JSON bytes out.
+    pub async fn invoke(&self, event: &[u8]) -> Result<Vec<u8>, lambda_http::Error> {
+        let event: Value = serde_json::from_slice(event)?;
+        let mut context = Context::default();
+        context.request_id = "in-process".into();
+        let response = self.handle_event(event, context).await?;
+        Ok(RawValue::get(&response).as_bytes().to_vec())
+    }
+
+    /// Serves invocations from the Lambda Runtime API until the process is stopped.
+    pub async fn run(self) -> Result<(), lambda_http::Error> {
+        let handler = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+            let this = self.clone();
+            async move { this.handle_event(event.payload, event.context).await }
+        });
+        lambda_runtime::run(handler).await
+    }
+}
+
+/// Answers one HTTP event (any front door) with `service`: translated, answered, logged, and
+/// rendered for its source. Panics become `500` problems. The one HTTP path of every function.
+async fn answer_http(
+    service: &dyn HttpService,
+    event: Value,
+    context: Context,
+) -> Result<Box<RawValue>, lambda_http::Error> {
+    let started = Instant::now();
+    let recognised = recognise(&event)?;
+    let source = recognised.source;
+    let response = catch_panic(async {
+        match translate(source, &event) {
+            Ok(request) => service.handle(request).await,
+            Err(e) => untranslatable_request(e.to_string()),
+        }
+    })
+    .await;
+    crate::logging::request_done(&context.request_id, source, &response, started.elapsed());
+    runtime::respond(recognised, response, context).await
+}
+
+/// Any [`HttpService`] behind Lambda's HTTP front doors (API Gateway REST and HTTP APIs, Function
+/// URLs, ALB): the edge router, for one. It answers HTTP events only; a cell with a relay is a
+/// [`LambdaCell`].
+///
+/// ```
+/// use paracell_aws::LambdaHttp;
+/// use paracell_domain::{Cell, CellConfig, TenantScope};
+/// use std::sync::Arc;
+///
+/// let function = LambdaHttp::new(Arc::new(Cell::in_memory(CellConfig::new("cell-a", TenantScope::All).unwrap())));
+/// let event = br#"{"version":"2.0","routeKey":"$default","rawPath":"/health","rawQueryString":"","headers":{},
+///   "requestContext":{"http":{"method":"GET","path":"/health","protocol":"HTTP/1.1","sourceIp":"127.0.0.1","userAgent":"t"},
+///   "requestId":"r","routeKey":"$default","stage":"$default","accountId":"1","apiId":"a","domainName":"d","domainPrefix":"d","time":"t","timeEpoch":0},
+///   "isBase64Encoded":false}"#;
+/// let answer = tokio::runtime::Runtime::new().unwrap().block_on(function.invoke(event)).unwrap();
+/// let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+/// assert_eq!(answer["statusCode"], 200);
+/// ```
+#[derive(Clone)]
+pub struct LambdaHttp {
+    service: Arc<dyn HttpService>,
+}
+
+impl LambdaHttp {
+    /// Serves `service`.
+    pub fn new(service: Arc<dyn HttpService>) -> Self {
+        Self { service }
+    }
+
+    /// Answers one raw event; only an event that is not an HTTP event is an `Err`.
+    pub async fn handle_event(
+        &self,
+        event: Value,
+        context: Context,
+    ) -> Result<Box<RawValue>, lambda_http::Error> {
+        answer_http(self.service.as_ref(), event, context).await
     }
 
     /// In process: raw event JSON bytes in, raw Lambda response JSON bytes out.

@@ -42,5 +42,5 @@ pub mod inbound;
 pub mod logging;
 pub mod outbound;
 
-pub use handler::LambdaCell;
+pub use handler::{LambdaCell, LambdaHttp};
 pub use inbound::http::Source;

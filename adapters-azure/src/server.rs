@@ -13,7 +13,7 @@ use crate::logging;
 use axum::body::Body;
 use http_body_util::BodyExt as _;
 use paracell_domain::Cell;
-use paracell_domain::http::{ApiResponse, catch_panic, untranslatable_request};
+use paracell_domain::http::{ApiResponse, HttpService, catch_panic, untranslatable_request};
 use paracell_domain::replication::relay::Relay;
 use std::future::Future;
 use std::sync::Arc;
@@ -78,23 +78,36 @@ impl HandlerReply {
 }
 
 struct State {
-    cell: Cell,
+    service: Arc<dyn HttpService>,
+    /// The cell, when the service is one (its store marks relayed entries).
+    cell: Option<Cell>,
     config: AzureConfig,
     relay: Option<Relay>,
 }
 
-/// A cell behind the custom-handler protocol.
+/// A cell (or any [`HttpService`], such as the edge router) behind the custom-handler protocol.
 #[derive(Clone)]
 pub struct AzureHandler {
     router: axum::Router,
-    cell: Cell,
+    cell: Option<Cell>,
 }
 
 impl AzureHandler {
     /// Wraps a cell.
     pub fn new(cell: Cell, config: AzureConfig) -> Self {
         Self::build(State {
-            cell,
+            service: Arc::new(cell.clone()),
+            cell: Some(cell),
+            config,
+            relay: None,
+        })
+    }
+
+    /// Serves any [`HttpService`] (the edge router, say): HTTP invocations only, no relay.
+    pub fn for_service(service: Arc<dyn HttpService>, config: AzureConfig) -> Self {
+        Self::build(State {
+            service,
+            cell: None,
             config,
             relay: None,
         })
@@ -103,7 +116,8 @@ impl AzureHandler {
     /// Wraps a cell whose change-feed invocations are relayed with `relay`.
     pub fn with_relay(cell: Cell, config: AzureConfig, relay: Relay) -> Self {
         Self::build(State {
-            cell,
+            service: Arc::new(cell.clone()),
+            cell: Some(cell),
             config,
             relay: Some(relay),
         })
@@ -119,9 +133,9 @@ impl AzureHandler {
         Self { router, cell }
     }
 
-    /// The cell.
-    pub fn cell(&self) -> &Cell {
-        &self.cell
+    /// The cell, when it serves one.
+    pub fn cell(&self) -> Option<&Cell> {
+        self.cell.as_ref()
     }
 
     /// The axum router the server runs.
@@ -256,7 +270,7 @@ async fn relay_invocation(
         );
         reply
     };
-    let Some(relay) = &state.relay else {
+    let (Some(relay), Some(cell)) = (&state.relay, &state.cell) else {
         let line = logging::relay_problem(
             invocation_id,
             "a change-feed invocation reached a handler without a relay (set PARACELL_PEERS)",
@@ -301,7 +315,7 @@ async fn relay_invocation(
         }
     }
     let report = relay.relay(&entries).await;
-    if let Err(e) = state.cell.ports().store.mark_relayed(&report.relayed).await {
+    if let Err(e) = cell.ports().store.mark_relayed(&report.relayed).await {
         logs.push(logging::relay_problem(
             invocation_id,
             "mark_relayed failed (the entries will be relayed again)",
@@ -320,7 +334,7 @@ async fn relay_invocation(
 async fn forwarded(state: &State, request: http::Request<Body>) -> ApiResponse {
     let (parts, body) = request.into_parts();
     // One byte past the limit is enough for the domain to answer 413; the rest is never read.
-    let cap = state.cell.config().limits.max_body_bytes + 1;
+    let cap = state.service.max_body_bytes() + 1;
     let body = match read_capped(body, cap).await {
         Ok((body, _)) => body,
         Err(()) => return untranslatable_request("The request body could not be read."),
@@ -343,21 +357,21 @@ async fn forwarded(state: &State, request: http::Request<Body>) -> ApiResponse {
         body,
         &state.config,
     );
-    state.cell.handle(request).await
+    state.service.handle(request).await
 }
 
 async fn payload(state: &State, request: http::Request<Body>) -> ApiResponse {
-    let limit = state.cell.config().limits.max_body_bytes;
+    let limit = state.service.max_body_bytes();
     // The envelope repeats the body (Data.req.Body and Metadata), base64 inflates it by a third:
     // an envelope past this cap can only carry a body over the limit.
     let cap = limit.saturating_mul(4).saturating_add(1 << 20);
     let envelope = match read_capped(request.into_body(), cap).await {
         Ok((bytes, false)) => bytes,
-        Ok((_, true)) => return state.cell.oversized_request(),
+        Ok((_, true)) => return state.service.oversized_request(),
         Err(()) => return untranslatable_request("The Functions host envelope could not be read."),
     };
     match request_from_envelope(&envelope, &state.config) {
-        Ok(request) => state.cell.handle(request).await,
+        Ok(request) => state.service.handle(request).await,
         Err(e) => untranslatable_request(e.to_string()),
     }
 }

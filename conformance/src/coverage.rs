@@ -1,4 +1,5 @@
-//! Requirement coverage: every requirement id of `docs/api.md` must be named by at least one case.
+//! Requirement coverage: every requirement id of `docs/api.md` must be named by at least one case
+//! (or, for the edge router's own answers, one routing vector of `conformance/edge/vectors.json`).
 
 use crate::case::Case;
 use std::collections::BTreeMap;
@@ -18,13 +19,10 @@ pub fn requirements() -> Vec<&'static str> {
 
 /// Requirement → ids of the cases covering it (empty when uncovered), in document order.
 pub fn coverage(cases: &[Case]) -> Vec<(&'static str, Vec<String>)> {
-    let mut by_requirement: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for case in cases {
-        for r in &case.requirements {
-            by_requirement
-                .entry(r.as_str())
-                .or_default()
-                .push(case.id.clone());
+    let mut by_requirement: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, requirements) in named(cases) {
+        for r in requirements {
+            by_requirement.entry(r).or_default().push(id.clone());
         }
     }
     requirements()
@@ -33,17 +31,27 @@ pub fn coverage(cases: &[Case]) -> Vec<(&'static str, Vec<String>)> {
         .collect()
 }
 
-/// Requirements named by cases but not defined in `docs/api.md`.
+/// Requirements named by cases (or routing vectors) but not defined in `docs/api.md`.
 pub fn unknown(cases: &[Case]) -> Vec<(String, String)> {
     let known = requirements();
+    named(cases)
+        .into_iter()
+        .flat_map(|(id, requirements)| {
+            requirements
+                .into_iter()
+                .filter(|r| !known.contains(&r.as_str()))
+                .map(move |r| (id.clone(), r))
+        })
+        .collect()
+}
+
+/// Every case and routing vector with the requirements it names.
+fn named(cases: &[Case]) -> Vec<(String, Vec<String>)> {
+    let vectors = crate::edge::vectors::built_in().unwrap_or_default();
     cases
         .iter()
-        .flat_map(|c| {
-            c.requirements
-                .iter()
-                .filter(|r| !known.contains(&r.as_str()))
-                .map(move |r| (c.id.clone(), r.clone()))
-        })
+        .map(|c| (c.id.clone(), c.requirements.clone()))
+        .chain(vectors.into_iter().map(|v| (v.id, v.requirements)))
         .collect()
 }
 

@@ -21,6 +21,7 @@ pub mod buses;
 pub mod case;
 pub mod coverage;
 pub mod drill;
+pub mod edge;
 pub mod envelopes;
 pub mod facts;
 pub mod faults;

@@ -423,9 +423,66 @@ fn main() -> ExitCode {
         options.envelopes.len(),
         started.elapsed()
     );
-    if reports.iter().all(|r| r.passed()) {
+    // In process, the same corpus again with every envelope's cell behind the edge router, and the
+    // routing vectors through every host of the router.
+    let edge_passed = options.binaries || edge(&suite);
+    if reports.iter().all(|r| r.passed()) && edge_passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The edge router's lane and vectors; prints a summary and every failure, returns whether all passed.
+fn edge(suite: &Suite) -> bool {
+    use paracell_conformance::edge::vectors;
+    let started = std::time::Instant::now();
+    let lane = suite.run(&Backend::behind_edge());
+    let not_applicable = lane
+        .iter()
+        .filter(|r| {
+            r.outcomes
+                .values()
+                .all(|o| matches!(o, paracell_conformance::Outcome::NotApplicable(_)))
+        })
+        .count();
+    let vectors = match vectors::built_in() {
+        Ok(v) => v,
+        Err(e) => {
+            println!("edge router: {e}");
+            return false;
+        }
+    };
+    let results = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(vectors::run_all(&vectors)),
+        Err(e) => {
+            println!("edge router: cannot start a runtime: {e}");
+            return false;
+        }
+    };
+    let mut ok = true;
+    for report in lane.iter().filter(|r| !r.passed()) {
+        ok = false;
+        for failure in &report.failures {
+            println!("edge lane {}: {failure}", report.id);
+        }
+    }
+    for result in results.iter().filter(|r| !r.failures.is_empty()) {
+        ok = false;
+        for failure in &result.failures {
+            println!("edge vector {} on {}: {failure}", result.id, result.host);
+        }
+    }
+    let passed_vectors = results.iter().filter(|r| r.failures.is_empty()).count();
+    println!(
+        "through the edge router: {} ({not_applicable} replication cases n/a: they go cell to cell); routing vectors: {passed_vectors}/{} passed ({} vectors × 4 hosts)",
+        report::summary(&lane),
+        results.len(),
+        vectors.len()
+    );
+    eprintln!("(edge lane and vectors in {:.2?})", started.elapsed());
+    ok
 }

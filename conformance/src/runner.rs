@@ -25,12 +25,23 @@ pub enum Backend {
     /// The built binaries: `lambda-cell` under cargo-lambda's runtime emulator, `azure-cell` over
     /// loopback HTTP. `direct` stays in process as the reference.
     Binaries(Binaries),
+    /// In process, every envelope's cell behind the edge router, each answer compared byte for byte
+    /// with the same envelope's twin cell reached without the router ([`crate::edge`]).
+    BehindEdge(Arc<CellFactory>),
 }
 
 impl Backend {
     /// In process on deterministic in-memory cells (the default).
     pub fn in_process() -> Self {
         Self::InProcess(Arc::new(|config| {
+            let (cell, store) = paracell_domain::memory::deterministic(config);
+            (cell, Some(store))
+        }))
+    }
+
+    /// In process, behind the edge router, on deterministic in-memory cells.
+    pub fn behind_edge() -> Self {
+        Self::BehindEdge(Arc::new(|config| {
             let (cell, store) = paracell_domain::memory::deterministic(config);
             (cell, Some(store))
         }))
@@ -78,6 +89,7 @@ pub(crate) enum Driver {
     Azure(AzureHandler),
     LambdaProcess(LambdaProcess),
     AzureProcess(AzureProcess),
+    Edge(Box<crate::edge::EdgeLane>),
 }
 
 impl Driver {
@@ -86,8 +98,8 @@ impl Driver {
         match self {
             Self::Direct(cell) => Some(cell),
             Self::Lambda(lambda) => Some(lambda.cell()),
-            Self::Azure(handler) => Some(handler.cell()),
-            Self::LambdaProcess(_) | Self::AzureProcess(_) => None,
+            Self::Azure(handler) => handler.cell(),
+            Self::LambdaProcess(_) | Self::AzureProcess(_) | Self::Edge(_) => None,
         }
     }
 
@@ -137,6 +149,7 @@ impl Driver {
             }
             Self::LambdaProcess(process) => process.exchange(envelope, request),
             Self::AzureProcess(process) => process.exchange(envelope, request, step),
+            Self::Edge(lane) => lane.exchange(envelope, request, step).await,
         }
     }
 }
@@ -205,21 +218,36 @@ pub(crate) fn start(
     fault: Option<Fault>,
     seeded: bool,
 ) -> Result<(Driver, Option<Arc<MemoryStore>>), String> {
+    let in_process = |factory: &CellFactory| match fault {
+        None => factory(config.clone()),
+        Some(fault) => {
+            // Faults wrap the deterministic in-memory store, whatever the factory builds.
+            let (reference, store) = paracell_domain::memory::deterministic(config.clone());
+            let ports = paracell_domain::CellPorts {
+                store: Arc::new(crate::faults::faulty(store.clone(), fault)),
+                ..reference.ports().clone()
+            };
+            (Cell::new(config.clone(), ports), Some(store))
+        }
+    };
     match backend {
         Backend::InProcess(factory) => {
-            let (cell, store) = match fault {
-                None => factory(config.clone()),
-                Some(fault) => {
-                    // Faults wrap the deterministic in-memory store, whatever the factory builds.
-                    let (reference, store) = paracell_domain::memory::deterministic(config.clone());
-                    let ports = paracell_domain::CellPorts {
-                        store: Arc::new(crate::faults::faulty(store.clone(), fault)),
-                        ..reference.ports().clone()
-                    };
-                    (Cell::new(config.clone(), ports), Some(store))
-                }
-            };
+            let (cell, store) = in_process(factory.as_ref());
             Ok((driver(envelope, cell), store))
+        }
+        Backend::BehindEdge(factory) => {
+            let (cell, store) = in_process(factory.as_ref());
+            let (twin, _) = in_process(factory.as_ref());
+            let registry = store
+                .clone()
+                .map(|s| s as Arc<dyn paracell_domain::ports::TransactionStore>);
+            let lane = crate::edge::EdgeLane::new(
+                envelope,
+                driver(envelope, cell),
+                driver(envelope, twin),
+                registry,
+            )?;
+            Ok((Driver::Edge(Box::new(lane)), store))
         }
         Backend::Binaries(_) if (fault.is_some() || seeded) && envelope != Envelope::Direct => {
             Err(NOT_INJECTABLE.into())
@@ -239,6 +267,9 @@ pub(crate) fn start(
     }
 }
 
+const PAIR_BEHIND_EDGE: &str =
+    "a two-cell replication case: deliveries go cell to cell, never through the edge router";
+
 pub(crate) const NOT_INJECTABLE: &str =
     "store faults and seeded heads can only be injected in process";
 
@@ -246,6 +277,9 @@ pub(crate) const NOT_INJECTABLE: &str =
 pub(crate) async fn seed_heads(driver: &Driver, spec: &CellSpec) -> Result<(), String> {
     if spec.heads.is_empty() {
         return Ok(());
+    }
+    if let Driver::Edge(lane) = driver {
+        return lane.seed(spec).await;
     }
     let cell = driver
         .cell()
@@ -289,6 +323,20 @@ pub(crate) async fn seed_heads(driver: &Driver, spec: &CellSpec) -> Result<(), S
 /// Runs one case on the given envelopes.
 pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) -> CaseReport {
     if case.standby.is_some() {
+        if matches!(backend, Backend::BehindEdge(_)) {
+            // Replication goes cell to cell; the router is not on that path.
+            return CaseReport {
+                id: case.id.clone(),
+                title: case.title.clone(),
+                requirements: case.requirements.clone(),
+                outcomes: envelopes
+                    .iter()
+                    .map(|e| (*e, Outcome::NotApplicable(PAIR_BEHIND_EDGE)))
+                    .collect(),
+                failures: Vec::new(),
+                facts: Vec::new(),
+            };
+        }
         return crate::pairs::run_pair_case(case, envelopes, backend).await;
     }
     let mut report = CaseReport {

@@ -5,7 +5,7 @@
 use crate::config::CellConfig;
 use crate::contract::seam;
 use crate::contract::tenant::requested_tenant;
-use crate::http::router::{self, Resolution, Route};
+use crate::http::router::{self, Route};
 use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, require_media_type};
 use crate::ledger::{create, read};
 use crate::ports::{Clock, IdGenerator, TransactionStore};
@@ -99,34 +99,14 @@ impl Cell {
     }
 
     async fn route(&self, request: &ApiRequest) -> ApiResponse {
-        let (route, template) = match router::resolve(&request.method, &request.path) {
-            // HEAD bodies are removed in `handle`, for every outcome.
-            Resolution::Matched(route) => {
+        // HEAD bodies are removed in `handle`, for every outcome.
+        match router::dispatchable(request) {
+            router::Dispatch::Route(route) => {
                 let template = route.endpoint().template;
-                (route, template)
+                with_route(self.dispatch(route, request).await, template)
             }
-            Resolution::NotFound => {
-                return with_route(
-                    Problem::new(ProblemType::NotFound).into_response(),
-                    "unmatched",
-                );
-            }
-            Resolution::MethodNotAllowed(endpoint) => {
-                let response = Problem::new(ProblemType::MethodNotAllowed)
-                    .detail(format!(
-                        "{} is not supported here; allowed: {}.",
-                        printable(&request.method),
-                        endpoint.allow
-                    ))
-                    .into_response()
-                    .with_header("allow", endpoint.allow);
-                return with_route(response, endpoint.template);
-            }
-            Resolution::Options(endpoint) => {
-                return with_route(options(endpoint, request), endpoint.template);
-            }
-        };
-        with_route(self.dispatch(route, request).await, template)
+            router::Dispatch::Answered(answered) => answered,
+        }
     }
 
     /// The `413 payload-too-large` answer. Adapters use it only when a platform envelope is too large
@@ -233,42 +213,7 @@ impl Cell {
     }
 }
 
-/// `OPTIONS` on a known path: `204` with `Allow`. On the replication route, a CloudEvents webhook
-/// validation handshake (`WebHook-Request-Origin`, as Event Grid sends it) is answered `200` with
-/// `WebHook-Allowed-Origin`, so an Event Grid subscription can deliver there.
-fn options(endpoint: &'static router::Endpoint, request: &ApiRequest) -> ApiResponse {
-    let origin = request.headers.get("webhook-request-origin");
-    match origin {
-        Some(origin) if endpoint.template == router::REPLICATION_ENTRIES.template => {
-            let origin = if origin.len() <= 255 && origin.bytes().all(|b| b.is_ascii_graphic()) {
-                origin.into_owned()
-            } else {
-                "*".to_owned()
-            };
-            ApiResponse::json(200, Vec::new())
-                .with_header("allow", endpoint.allow)
-                .with_header("webhook-allowed-origin", origin)
-                .with_header("webhook-allowed-rate", "*")
-        }
-        _ => ApiResponse::json(204, Vec::new()).with_header("allow", endpoint.allow),
-    }
-}
-
 fn with_route(mut response: ApiResponse, route: &'static str) -> ApiResponse {
     response.telemetry.route = route;
     response
-}
-
-/// A method name safe to echo in a detail: methods are tokens, anything else is not repeated back.
-fn printable(method: &str) -> &str {
-    if !method.is_empty()
-        && method.len() <= 32
-        && method
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    {
-        method
-    } else {
-        "This method"
-    }
 }

@@ -11,6 +11,7 @@
 //! | [`ledger`] | [`money`], [`transaction`], balance arithmetic, the create and read use cases, the public [`events`] |
 //! | [`tenancy`], [`idempotency`], [`time`] | values that can only be built valid |
 //! | [`replication`] | replication entries, the standby's apply, the relay, signed deliveries |
+//! | [`edge`] | the edge router's core: tenant → cell from the placement registry, forwarding, safe retries, static stability |
 //! | [`placement`] | each cell's view of a tenant: role, epoch, replication position |
 //! | [`ports`] | traits the outside world implements: store, clock, ids, HTTP, sleep |
 //! | [`memory`] | in-memory implementations of every port (feature `memory`) |
@@ -35,6 +36,7 @@
 pub mod cell;
 pub mod config;
 pub mod contract;
+pub mod edge;
 pub mod idempotency;
 pub mod ledger;
 #[cfg(feature = "memory")]

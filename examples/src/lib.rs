@@ -19,6 +19,7 @@
 //! store reads `PARACELL_COSMOS_*` (`paracell_azure::outbound::cosmos::CosmosConfig` when built with `cosmos`).
 
 pub mod consumer;
+pub mod edge;
 pub mod http_client;
 pub mod operator;
 

@@ -54,11 +54,21 @@ pub enum ProblemType {
     TenantFrozen,
     /// 503: the cell's lease on the tenant lapsed and could not be renewed; see `Retry-After`.
     TenantOwnershipUnconfirmed,
+    /// 404 (edge router): a valid tenant the placement registry allocates to no cell.
+    TenantNotAllocated,
+    /// 502 (edge router): the tenant's cell could not be reached, or answered with something that is
+    /// not HTTP, after the retries that were safe.
+    CellUnreachable,
+    /// 503 (edge router): the tenant's cell is ejected as unhealthy, or the registry cannot be read
+    /// and the tenant was never seen; see `Retry-After`.
+    CellUnavailable,
+    /// 504 (edge router): the tenant's cell did not answer within the request's deadline.
+    CellTimeout,
 }
 
 impl ProblemType {
     /// Every problem type, for documentation checks.
-    pub const ALL: [ProblemType; 24] = [
+    pub const ALL: [ProblemType; 28] = [
         Self::MalformedRequest,
         Self::MissingTenant,
         Self::InvalidTenant,
@@ -83,6 +93,10 @@ impl ProblemType {
         Self::StoreUnavailable,
         Self::TenantFrozen,
         Self::TenantOwnershipUnconfirmed,
+        Self::TenantNotAllocated,
+        Self::CellUnreachable,
+        Self::CellUnavailable,
+        Self::CellTimeout,
     ];
 
     /// The slug in `urn:paracell:problem:<slug>`.
@@ -146,6 +160,10 @@ impl ProblemType {
                 503,
                 "Tenant ownership unconfirmed",
             ),
+            Self::TenantNotAllocated => ("tenant-not-allocated", 404, "Tenant not allocated"),
+            Self::CellUnreachable => ("cell-unreachable", 502, "Cell unreachable"),
+            Self::CellUnavailable => ("cell-unavailable", 503, "Cell unavailable"),
+            Self::CellTimeout => ("cell-timeout", 504, "Cell timeout"),
         }
     }
 
@@ -200,6 +218,16 @@ impl ProblemType {
             }
             Self::TenantOwnershipUnconfirmed => {
                 "This cell cannot confirm it is still the tenant's primary; retry after the indicated delay."
+            }
+            Self::TenantNotAllocated => "Tenant cell allocation not found.",
+            Self::CellUnreachable => {
+                "The tenant's cell could not be reached; nothing was booked unless a retry with the same Idempotency-Key says so."
+            }
+            Self::CellUnavailable => {
+                "The tenant's cell is temporarily unavailable; retry after the indicated delay."
+            }
+            Self::CellTimeout => {
+                "The tenant's cell did not answer in time; retry with the same Idempotency-Key to learn the outcome."
             }
         }
     }

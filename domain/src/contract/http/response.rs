@@ -14,6 +14,9 @@ pub struct Telemetry {
     pub tenant: Option<String>,
     /// The client's method, once the request was translated.
     pub method: Option<String>,
+    /// Why the answer is a failure, when something below said why (a transport error reaching a
+    /// cell, say): for logs only.
+    pub cause: Option<String>,
 }
 
 /// A response as every platform can express it: status, headers (lower-case names, never repeated,
@@ -70,6 +73,13 @@ impl ApiResponse {
     #[must_use]
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.set_header(name, value);
+        self
+    }
+
+    /// Records why the answer is a failure, for logs ([`Telemetry::cause`]); never sent.
+    #[must_use]
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.telemetry.cause = Some(cause.into());
         self
     }
 

@@ -1,6 +1,7 @@
 //! Routing: which endpoint a method and raw path select. The table here is the single source the
 //! OpenAPI document is checked against.
 
+use super::{ApiRequest, ApiResponse, Problem, ProblemType};
 use crate::transaction::{AccountId, TransactionId};
 
 /// One endpoint of the contract.
@@ -171,6 +172,86 @@ pub fn resolve(method: &str, raw_path: &str) -> Resolution {
 /// Decodes a segment; `None` on a malformed escape or a result that is not UTF-8.
 fn percent_decode(segment: &str) -> Option<String> {
     String::from_utf8(super::percent::decode_strict(segment)?).ok()
+}
+
+/// What [`dispatchable`] decided.
+#[derive(Debug)]
+pub enum Dispatch {
+    /// A route that does the work.
+    Route(Route),
+    /// Answered already (404, 405, `OPTIONS`).
+    Answered(ApiResponse),
+}
+
+/// Resolves `request` to the route that does the work, or answers it when no route does: `404
+/// not-found` for an unknown path, `405 method-not-allowed` with `Allow`, `OPTIONS` with `204` and
+/// `Allow` (or the CloudEvents webhook handshake on the replication route). Cells and the edge router
+/// both call it, so a request neither can route gets the same bytes from both.
+///
+/// ```
+/// use paracell_domain::http::{ApiRequest, router::{dispatchable, Dispatch, Route}};
+/// assert!(matches!(dispatchable(&ApiRequest::new("GET", "/health")), Dispatch::Route(Route::Health)));
+/// let Dispatch::Answered(answered) = dispatchable(&ApiRequest::new("DELETE", "/health")) else { panic!() };
+/// assert_eq!((answered.status, answered.header("allow")), (405, Some("GET, HEAD, OPTIONS")));
+/// ```
+pub fn dispatchable(request: &ApiRequest) -> Dispatch {
+    let (mut response, endpoint) = match resolve(&request.method, &request.path) {
+        Resolution::Matched(route) => return Dispatch::Route(route),
+        Resolution::NotFound => {
+            let mut response = Problem::new(ProblemType::NotFound).into_response();
+            response.telemetry.route = "unmatched";
+            return Dispatch::Answered(response);
+        }
+        Resolution::MethodNotAllowed(endpoint) => (
+            Problem::new(ProblemType::MethodNotAllowed)
+                .detail(format!(
+                    "{} is not supported here; allowed: {}.",
+                    printable(&request.method),
+                    endpoint.allow
+                ))
+                .into_response()
+                .with_header("allow", endpoint.allow),
+            endpoint,
+        ),
+        Resolution::Options(endpoint) => (options(endpoint, request), endpoint),
+    };
+    response.telemetry.route = endpoint.template;
+    Dispatch::Answered(response)
+}
+
+/// `OPTIONS` on a known path: `204` with `Allow`. On the replication route, a CloudEvents webhook
+/// validation handshake (`WebHook-Request-Origin`, as Event Grid sends it) is answered `200` with
+/// `WebHook-Allowed-Origin`, so an Event Grid subscription can deliver there.
+fn options(endpoint: &'static Endpoint, request: &ApiRequest) -> ApiResponse {
+    let origin = request.headers.get("webhook-request-origin");
+    match origin {
+        Some(origin) if endpoint.template == REPLICATION_ENTRIES.template => {
+            let origin = if origin.len() <= 255 && origin.bytes().all(|b| b.is_ascii_graphic()) {
+                origin.into_owned()
+            } else {
+                "*".to_owned()
+            };
+            ApiResponse::json(200, Vec::new())
+                .with_header("allow", endpoint.allow)
+                .with_header("webhook-allowed-origin", origin)
+                .with_header("webhook-allowed-rate", "*")
+        }
+        _ => ApiResponse::json(204, Vec::new()).with_header("allow", endpoint.allow),
+    }
+}
+
+/// A method name safe to echo in a detail: methods are tokens, anything else is not repeated back.
+fn printable(method: &str) -> &str {
+    if !method.is_empty()
+        && method.len() <= 32
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        method
+    } else {
+        "This method"
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,109 @@
+//! The edge router: reads each request's tenant, looks its cell up in the placement registry, and
+//! forwards the request there ([`paracell_domain::edge`]). One binary, three hosts, chosen by the
+//! environment it starts in:
+//!
+//! - **standalone** (a container, a VM, a neutral edge): HTTP/1.1 and HTTP/2 (cleartext) on
+//!   `$PARACELL_EDGE_BIND:$PORT` (default `127.0.0.1:8080`, like `local-cell`);
+//! - **AWS Lambda** (`AWS_LAMBDA_RUNTIME_API` is set): behind a Function URL, API Gateway or an ALB;
+//! - **Azure Functions custom handler** (`FUNCTIONS_CUSTOMHANDLER_PORT` is set): an HTTP-triggered
+//!   function app, forwarding or payload mode as `host.json` says.
+//!
+//! ```sh
+//! PARACELL_REGISTRY=file:registry.json cargo run -p paracell-examples --bin edge-router
+//! ```
+//!
+//! Configuration: [`paracell_examples::edge`]. HTTPS to cells needs the `tls` feature (the
+//! `dynamodb` and `cosmos` features include it).
+
+use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix, server};
+use paracell_domain::http::HttpService;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    paracell_azure::logging::init();
+    let lookup = |n: &str| std::env::var(n).ok();
+    let edge = match paracell_examples::edge::edge_from_lookup(lookup).await {
+        Ok(edge) => edge,
+        Err(e) => {
+            eprintln!("edge-router: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let probe_secs = match lookup("PARACELL_EDGE_PROBE_SECS").map(|s| s.parse::<u64>()) {
+        None => 10,
+        Some(Ok(secs)) => secs,
+        Some(Err(_)) => {
+            eprintln!("edge-router: PARACELL_EDGE_PROBE_SECS must be a number of seconds");
+            return ExitCode::from(2);
+        }
+    };
+    let service: Arc<dyn HttpService> = Arc::new(edge.clone());
+    if lookup("AWS_LAMBDA_RUNTIME_API").is_some() {
+        // One invocation at a time per instance: probes would only wake a frozen sandbox.
+        return match paracell_aws::LambdaHttp::new(service).run().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("edge-router: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    paracell_examples::edge::spawn_probes(edge.clone(), Duration::from_secs(probe_secs));
+    let (host, port, config) = if lookup("FUNCTIONS_CUSTOMHANDLER_PORT").is_some() {
+        let config = match AzureConfig::from_env() {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("edge-router: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match server::port_from_env() {
+            Ok(port) => ("127.0.0.1".to_owned(), port, config),
+            Err(e) => {
+                eprintln!("edge-router: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        let port = match lookup("PORT").map(|p| p.parse::<u16>()) {
+            None => 8080,
+            Some(Ok(port)) => port,
+            Some(Err(_)) => {
+                eprintln!("edge-router: PORT must be a port number");
+                return ExitCode::from(2);
+            }
+        };
+        let host = lookup("PARACELL_EDGE_BIND").unwrap_or_else(|| "127.0.0.1".to_owned());
+        // Standalone, the request reaches the router as a client sent it: the forwarding mode with
+        // no route prefix, exactly like local-cell.
+        let config = AzureConfig {
+            mode: Mode::Forwarding,
+            route_prefix: RoutePrefix::new(""),
+            trust_client_principal: false,
+            ..AzureConfig::default()
+        };
+        (host, port, config)
+    };
+    let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("edge-router: cannot listen on {host}:{port}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!(
+        "edge-router: {} listening on http://{host}:{port}",
+        edge.config().edge_id
+    );
+    let handler = AzureHandler::for_service(service, config);
+    match server::serve(listener, handler, server::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edge-router: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
