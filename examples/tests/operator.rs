@@ -12,6 +12,8 @@ use paracell_domain::{Cell, CellConfig, CellPorts, TenantScope};
 use serde_json::Value;
 use std::sync::Arc;
 
+mod support;
+
 fn env(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} is not set: run under scripts/dev-services.sh"))
@@ -379,4 +381,119 @@ fn the_placement_replicator_keeps_the_cosmos_replica_newest_first() {
         serde_json::json!([{"itemIdentifier": "6"}]),
         "{answer}"
     );
+}
+
+/// `edge-router` with `PARACELL_REGISTRY=dynamodb:<table>` (the placement authority) and with
+/// `cosmos:<container>` (its replica on Azure): each routes the tenant to the primary its registry
+/// names, at that registry's epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_router_routes_by_the_dynamodb_registry_and_by_its_cosmos_replica() {
+    use paracell_azure::outbound::cosmos::CosmosPlacementReplica;
+    use paracell_domain::placement::registry::{Placement, PlacementRegistry, PlacementReplica};
+    use paracell_domain::{CellId, TenantId};
+    let run = std::process::id();
+    let (registry_table, replica_container) = (
+        format!("edge-registry-{run}"),
+        format!("edge-replica-{run}"),
+    );
+    let registry = paracell_aws::outbound::dynamodb::registry::DynamoRegistry::connect(
+        &DynamoConfig::new(&registry_table).with_endpoint(env("PARACELL_TEST_DYNAMODB_ENDPOINT")),
+    )
+    .await;
+    registry.create_table().await.unwrap();
+    let replica_config = CosmosConfig::from_lookup(|n| {
+        if n == "PARACELL_COSMOS_CONTAINER" {
+            Some(replica_container.clone())
+        } else {
+            std::env::var(n).ok()
+        }
+    })
+    .unwrap();
+    CosmosStore::provision(&replica_config).await.unwrap();
+    let replica = CosmosPlacementReplica::new(CosmosStore::connect(&replica_config).await.unwrap());
+    let cell = |c: &str| CellId::parse(c).unwrap();
+    let placed = Placement::new(
+        TenantId::parse("coop-1").unwrap(),
+        cell("cell-aws"),
+        1,
+        vec![cell("cell-azure")],
+    );
+    registry.put(None, &placed).await.unwrap();
+    // The replica has already seen a failover the authority will get later (it never goes back).
+    let promoted = placed.next(|p| {
+        p.primary = cell("cell-azure");
+        p.epoch = 2;
+    });
+    assert!(replica.apply(&promoted).await.unwrap());
+
+    let local_cell = |id: &str| {
+        let port = support::free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_local-cell"));
+        command
+            .env("PORT", port.to_string())
+            .env("PARACELL_CELL_ID", id)
+            .env("PARACELL_TENANTS", "*")
+            .env("PARACELL_STORE", "memory")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        (support::start_and_wait_ready(command, port), port)
+    };
+    let (_aws, aws_port) = local_cell("cell-aws");
+    let (_azure, azure_port) = local_cell("cell-azure");
+    let cells = format!(
+        "cell-aws=aws=http://127.0.0.1:{aws_port},cell-azure=azure=http://127.0.0.1:{azure_port}"
+    );
+    for (source, expected_cell, expected_cloud) in [
+        (format!("dynamodb:{registry_table}"), "cell-aws", "aws"),
+        (format!("cosmos:{replica_container}"), "cell-azure", "azure"),
+    ] {
+        let port = support::free_port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_edge-router"));
+        command
+            .env("PORT", port.to_string())
+            .env("PARACELL_REGISTRY", &source)
+            .env("PARACELL_EDGE_CELLS", &cells)
+            .env("PARACELL_EDGE_PROBE_SECS", "0")
+            .env_remove("PARACELL_STORE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let _router = support::start_and_wait_ready(command, port);
+        let reply = support::send(
+            port,
+            "GET",
+            "/v1/accounts/ACC-1/balances",
+            &[("X-Tenant-ID", "coop-1")],
+            b"",
+            false,
+        );
+        assert_eq!(
+            reply.status,
+            404,
+            "{source}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(
+            reply.header("x-paracell-cell"),
+            Some(expected_cell),
+            "{source}"
+        );
+        assert_eq!(
+            reply.header("x-paracell-cloud"),
+            Some(expected_cloud),
+            "{source}"
+        );
+        let unknown = support::send(
+            port,
+            "GET",
+            "/v1/accounts/ACC-1/balances",
+            &[("X-Tenant-ID", "coop-2")],
+            b"",
+            false,
+        );
+        assert_eq!(unknown.status, 404);
+        assert!(
+            String::from_utf8_lossy(&unknown.body).contains("tenant-not-allocated"),
+            "{source}"
+        );
+    }
 }
