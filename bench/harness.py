@@ -19,6 +19,8 @@ OUT = os.path.join(ROOT, "bench", "out")
 EVENTS = os.path.join(ROOT, "bench", "events")
 BOOTSTRAP = os.path.join(ROOT, "target", "lambda", "lambda-cell", "bootstrap")
 AZURE_CELL = os.path.join(ROOT, "target", "release", "azure-cell")
+LOCAL_CELL = os.path.join(ROOT, "target", "release", "local-cell")
+EDGE_ROUTER = os.path.join(ROOT, "target", "release", "edge-router")
 PYTHON = os.path.join(ROOT, "bench", ".venv", "bin", "python")
 PY_DIR = os.path.join(ROOT, "bench", "baselines", "python")
 COLD_RUNS = 3 if QUICK else 15
@@ -277,6 +279,38 @@ def load(mode):
     return result
 
 
+def edge_load():
+    """edge-router in front of local-cell vs local-cell alone: the same GET, one wrk run each."""
+    cell_port, edge_port = free_port(), free_port()
+    cell = subprocess.Popen([LOCAL_CELL], env={**CELL_ENV, "PORT": str(cell_port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    registry = os.path.join(OUT, "edge-registry.json")
+    with open(registry, "w") as f:
+        json.dump({"tenants": {"coop-1": {"cell": "cell-bench", "cloud": "aws", "url": f"http://127.0.0.1:{cell_port}", "epoch": 1}}}, f)
+    edge = subprocess.Popen([EDGE_ROUTER], env={"PATH": os.environ.get("PATH", ""), "RUST_LOG": "error", "PORT": str(edge_port),
+                                                "PARACELL_REGISTRY": f"file:{registry}", "PARACELL_EDGE_PROBE_SECS": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(cell_port)
+        wait_port(edge_port)
+        create = json.loads(event("create-direct", **{"IDEM-KEY-PLACEHOLDER": "edge-load"}))
+        status, data = call(cell_port, "POST", "/v1/transactions", create["body"].encode(), {h: v for h, v in create["headers"]})
+        assert status == 201, data
+        tx = json.loads(data)["transaction_id"]
+        script = os.path.join(OUT, "edge.lua")
+        with open(script, "w") as f:
+            f.write('wrk.headers["X-Tenant-ID"] = "coop-1"\n')
+        status, _ = call(edge_port, "GET", f"/v1/transactions/{tx}", b"", {"X-Tenant-ID": "coop-1"})
+        assert status == 200, status
+        direct = wrk(f"http://127.0.0.1:{cell_port}/v1/transactions/{tx}", script)
+        before = rss_kib(edge.pid)
+        routed = wrk(f"http://127.0.0.1:{edge_port}/v1/transactions/{tx}", script)
+        routed.update({"rss_before_kib": before, "rss_after_kib": rss_kib(edge.pid), "peak_kib": rss_kib(edge.pid, "VmHWM")})
+        return {"direct": direct, "edge": routed}
+    finally:
+        stop(edge)
+        stop(cell)
+
+
 def criterion():
     base = os.path.join(ROOT, "target", "criterion")
     results = {}
@@ -316,6 +350,7 @@ def main():
     results["cold_start_ms"]["azure-cell ready"] = ready
     results["cold_start_ms"]["azure-cell first reply"] = first
     results["load"] = {"forwarding": load("forwarding"), "payload": load("payload")}
+    results["edge_load"] = edge_load()
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(json.dumps(results, indent=2))

@@ -57,6 +57,16 @@ add("| mode | requests | req/s | p50 | p99 | errors | RSS before | RSS after | p
 add("|---|---|---|---|---|---|---|---|---|")
 for k, v in r["load"].items():
     add(f"| {k} | {v['requests']} | {v['rps']:.0f} | {v['p50_ms']:.2f} ms | {v['p99_ms']:.2f} ms | {v['errors']} | {v['rss_before_kib']} KiB | {v['rss_after_kib']} KiB | {v['peak_kib']} KiB |")
+if "edge_load" in r:
+    d, e = r["edge_load"]["direct"], r["edge_load"]["edge"]
+    add("")
+    add("### The edge router on loopback (wrk, 2 threads, 32 connections; GET of one transaction)\n")
+    add("| path | requests | req/s | p50 | p99 | errors | router RSS before | after | peak |")
+    add("|---|---|---|---|---|---|---|---|---|")
+    add(f"| local-cell alone | {d['requests']} | {d['rps']:.0f} | {d['p50_ms']:.2f} ms | {d['p99_ms']:.2f} ms | {d['errors']} | | | |")
+    add(f"| edge-router → local-cell | {e['requests']} | {e['rps']:.0f} | {e['p50_ms']:.2f} ms | {e['p99_ms']:.2f} ms | {e['errors']} | {e['rss_before_kib']} KiB | {e['rss_after_kib']} KiB | {e['peak_kib']} KiB |")
+    add("")
+    add(f"Throughput ratio {e['rps'] / d['rps']:.2f}; added latency p50 {e['p50_ms'] - d['p50_ms']:.2f} ms, p99 {e['p99_ms'] - d['p99_ms']:.2f} ms.")
 text = "\n".join(lines) + "\n"
 with open(os.path.join(ROOT, "bench", "out", "results.md"), "w") as f:
     f.write(text)

@@ -18,7 +18,7 @@ fi
 
 # The deployable binaries, as shipped (release, stripped).
 cargo lambda build --release --bin lambda-cell
-cargo build --release -p paracell-examples --bin azure-cell
+cargo build --release -p paracell-examples --bin azure-cell --bin local-cell --bin edge-router
 
 # In-process cost per request of every path and its serde_json floor (criterion).
 if [ -n "$QUICK" ]; then

@@ -31,20 +31,25 @@ pub const HOP_BY_HOP: [&str; 9] = [
 /// Header names that are framing, which every host recomputes for the body it sends.
 const FRAMING: [&str; 2] = ["content-length", "host"];
 
-fn removed<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
-    let mut names: Vec<String> = HOP_BY_HOP.iter().map(|n| (*n).to_owned()).collect();
-    names.extend(FRAMING.iter().map(|n| (*n).to_owned()));
-    for (name, value) in pairs {
-        if name.eq_ignore_ascii_case("connection") {
-            names.extend(
-                value
-                    .split(',')
-                    .map(|n| n.trim().to_ascii_lowercase())
-                    .filter(|n| !n.is_empty()),
-            );
-        }
-    }
-    names
+/// Whether a field is dropped: hop-by-hop, framing, or named by one of the `Connection` values.
+fn dropped(name: &str, connection: &[&str]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .chain(FRAMING.iter())
+        .any(|h| h.eq_ignore_ascii_case(name))
+        || connection.iter().any(|value| {
+            value
+                .split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case(name))
+        })
+}
+
+fn connection_values<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<&'a str> {
+    // Almost every message has no `Connection` field: no allocation then.
+    pairs
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"))
+        .map(|(_, value)| value)
+        .collect()
 }
 
 /// The request's end-to-end headers: hop-by-hop ones, those its `Connection` header names, and the
@@ -63,10 +68,10 @@ fn removed<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
 /// assert_eq!(kept, ["Accept"]);
 /// ```
 pub fn end_to_end(headers: &Headers) -> Headers {
-    let drop = removed(headers.iter());
+    let connection = connection_values(headers.iter());
     let mut kept = Headers::default();
     for (name, value) in headers.iter() {
-        if !drop.iter().any(|d| d.eq_ignore_ascii_case(name)) {
+        if !dropped(name, &connection) {
             kept.append(name, value);
         }
     }
@@ -133,16 +138,22 @@ pub fn to_cell(
 /// The cell's answer as the client gets it: status, body and end-to-end headers unchanged, plus the
 /// diagnostic headers when `diagnostics` is on.
 pub fn from_cell(response: OutboundResponse, route: &Route, diagnostics: bool) -> ApiResponse {
-    let drop = removed(
+    let connection = connection_values(
         response
             .headers
             .iter()
             .map(|(n, v)| (n.as_str(), v.as_str())),
     );
+    let keep: Vec<bool> = response
+        .headers
+        .iter()
+        .map(|(n, _)| !dropped(n, &connection))
+        .collect();
     let mut headers: Vec<(String, String)> = response
         .headers
         .into_iter()
-        .filter(|(n, _)| !drop.iter().any(|d| d.eq_ignore_ascii_case(n)))
+        .zip(keep)
+        .filter_map(|(header, keep)| keep.then_some(header))
         .collect();
     if diagnostics {
         headers.push((CELL_HEADER.to_owned(), route.cell.as_str().to_owned()));
