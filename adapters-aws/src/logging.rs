@@ -32,6 +32,18 @@ pub fn request_done(
         latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
+    if let Some(cause) = &response.telemetry.cause {
+        // Why the answer is a failure (a cell unreachable behind the router, say): never a body,
+        // a key or a credential, only what went wrong below.
+        tracing::error!(
+            request_id,
+            route = response.telemetry.route,
+            tenant = response.telemetry.tenant.as_deref().unwrap_or("-"),
+            status = response.status,
+            cause = cause.as_str(),
+            "request failed"
+        );
+    }
 }
 
 /// Logs what a relay run did (counts only: never entries, keys or bodies); entries that could not

@@ -37,6 +37,18 @@ pub fn request_done(
         latency_us,
         "request"
     );
+    if let Some(cause) = &response.telemetry.cause {
+        // Why the answer is a failure (a cell unreachable behind the router, say): never a body,
+        // a key or a credential, only what went wrong below.
+        tracing::error!(
+            invocation_id = invocation_id.unwrap_or("-"),
+            route,
+            tenant,
+            status = response.status,
+            cause = cause.as_str(),
+            "request failed"
+        );
+    }
     // No latency here: the line is part of the reply envelope, which must be reproducible.
     format!(
         "{} {route} -> {} (tenant {tenant})",

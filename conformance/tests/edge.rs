@@ -1,6 +1,7 @@
 //! The edge router under the suite: the corpus through the router on every envelope, the routing
 //! vectors on every host, and proof that both checks can fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 use paracell_conformance::edge::vectors::{self, Behaviour};
 use paracell_conformance::{Backend, Outcome, Suite};
 

@@ -158,3 +158,77 @@ fn the_lambda_consumer_applies_each_delivery_once_under_the_runtime_emulator() {
     let failure = lambda.invoke(&foreign).unwrap_err();
     assert!(failure.contains("Scheduled Event"), "{failure}");
 }
+
+#[test]
+#[ignore = "needs cargo-lambda: .ci/run runs it with --ignored"]
+fn edge_router_as_a_lambda_behind_a_function_url_routes_to_its_cell() {
+    use paracell_conformance::Envelope;
+    use paracell_conformance::request::ClientRequest;
+    // The cell the router forwards to: local-cell over loopback.
+    let port = paracell_conformance::wire::free_port().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_local-cell"));
+    command
+        .env("PORT", port.to_string())
+        .env("PARACELL_CELL_ID", "cell-a")
+        .env("PARACELL_TENANTS", "*")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _cell = paracell_conformance::binaries::Running(command.spawn().unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "local-cell did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let registry = std::env::temp_dir().join(format!("edge-lambda-{}.json", std::process::id()));
+    std::fs::write(
+        &registry,
+        format!(r#"{{"tenants": {{"coop-1": {{"cell": "cell-a", "cloud": "aws", "url": "http://127.0.0.1:{port}", "epoch": 1}}}}}}"#),
+    )
+    .unwrap();
+    let router = function(
+        Path::new(env!("CARGO_BIN_EXE_edge-router")),
+        &[
+            ("PARACELL_REGISTRY", &format!("file:{}", registry.display())),
+            ("PARACELL_EDGE_ID", "edge-aws"),
+            ("RUST_LOG", "warn"),
+        ],
+    );
+    let create = ClientRequest {
+        method: "POST".into(),
+        path: "/v1/transactions".into(),
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("X-Tenant-ID".into(), "coop-1".into()),
+            ("Idempotency-Key".into(), "k-edge".into()),
+        ],
+        body: br#"{"account_id":"ACC-1","type":"credit","amount":"10","currency":"EUR"}"#.to_vec(),
+        ..ClientRequest::default()
+    };
+    let answer = invoke(
+        &router,
+        &paracell_conformance::envelopes::aws::event(Envelope::AwsFunctionUrl, &create),
+    );
+    assert_eq!(answer["statusCode"], 201, "{answer}");
+    assert_eq!(answer["headers"]["x-paracell-cell"], "cell-a", "{answer}");
+    let unknown = ClientRequest {
+        method: "GET".into(),
+        path: "/v1/accounts/ACC-1/balances".into(),
+        headers: vec![("X-Tenant-ID".into(), "coop-2".into())],
+        ..ClientRequest::default()
+    };
+    let answer = invoke(
+        &router,
+        &paracell_conformance::envelopes::aws::event(Envelope::AwsFunctionUrl, &unknown),
+    );
+    assert_eq!(answer["statusCode"], 404, "{answer}");
+    assert!(
+        answer["body"]
+            .as_str()
+            .unwrap()
+            .contains("tenant-not-allocated"),
+        "{answer}"
+    );
+}
