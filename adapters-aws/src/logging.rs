@@ -32,16 +32,16 @@ pub fn request_done(
         latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
-    if let Some(cause) = &response.telemetry.cause {
-        // Why the answer is a failure (a cell unreachable behind the router, say): never a body,
-        // a key or a credential, only what went wrong below.
+    if response.status >= 500 || response.telemetry.cause.is_some() {
+        // Every 5xx, and every failure swallowed on the way to an answer, says why: never a body, a
+        // key or a credential, only what failed below (store detail, SDK code, transport error).
         tracing::error!(
             request_id,
             route = response.telemetry.route,
             tenant = response.telemetry.tenant.as_deref().unwrap_or("-"),
             status = response.status,
-            cause = cause.as_str(),
-            "request failed"
+            cause = response.telemetry.cause.as_deref().unwrap_or("unknown"),
+            "request failure"
         );
     }
 }

@@ -23,9 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The secret the two cells of a case share (test data, not a secret).
-const PAIR_SECRET: &str = "whsec_cGFyYWNlbGwtY29uZm9ybWFuY2UtcGFpci1zZWNyZXQ=";
+pub const PAIR_SECRET: &str = "whsec_cGFyYWNlbGwtY29uZm9ybWFuY2UtcGFpci1zZWNyZXQ=";
 /// A secret neither cell knows (for `"signature": "invalid"`).
-const STRANGER_SECRET: &str = "whsec_c29tZW9uZS1lbHNlcy1zZWNyZXQtbm90LXRoZS1wYWly";
+pub const STRANGER_SECRET: &str = "whsec_c29tZW9uZS1lbHNlcy1zZWNyZXQtbm90LXRoZS1wYWly";
 
 const IN_PROCESS_ONLY: &str =
     "two-cell cases run in process; `drill replication --binaries` runs the binaries";

@@ -138,16 +138,16 @@ impl Cell {
         let mut response = match route {
             router::TenantRoute::CreateTransaction => {
                 match seam::create_command(tenant.clone(), request) {
-                    Ok(command) => seam::created(
-                        &self.config.cell_id,
-                        create::create(
+                    Ok(command) => {
+                        let attempt = create::create(
                             &self.config,
                             &self.ports,
                             self.ownership.as_deref(),
                             command,
                         )
-                        .await,
-                    ),
+                        .await;
+                        seam::attempted(&self.config.cell_id, attempt)
+                    }
                     Err(problem) => problem.into_response(),
                 }
             }

@@ -121,10 +121,30 @@ pub fn created(cell: &CellId, result: Result<Created, CreateError>) -> ApiRespon
                 .number("epoch", head.epoch)
                 .into_response()
                 .with_header("retry-after", "1")
+                .with_cause(format!(
+                    "the lease on the tenant (epoch {}) lapsed and could not be renewed from the placement source",
+                    head.epoch
+                ))
         }
         Err(CreateError::StaleEpoch { expected, head }) => stale_epoch(cell, expected, &head),
         Err(CreateError::Store(e)) => store_failure(&e),
     }
+}
+
+/// The answer to a create attempt: [`created`], with a key that could not be released added to the
+/// failure's cause for the logs (the client's answer is the same either way).
+pub fn attempted(cell: &CellId, attempt: crate::ledger::create::Attempt) -> ApiResponse {
+    let mut response = created(cell, attempt.outcome);
+    if let Some(e) = attempt.key_not_released {
+        let note = format!(
+            "the idempotency key could not be released ({e}): retries get 409 until its claim lapses"
+        );
+        response.telemetry.cause = Some(match response.telemetry.cause.take() {
+            Some(cause) => format!("{cause}; {note}"),
+            None => note,
+        });
+    }
+    response
 }
 
 /// A write to a cell that holds the tenant but is not its primary: `421 tenant-moved` naming the
@@ -136,7 +156,11 @@ pub fn not_primary(cell: &CellId, head: &TenantHead) -> ApiResponse {
             .cell(cell.as_str())
             .number("epoch", head.epoch)
             .into_response()
-            .with_header("retry-after", "1"),
+            .with_header("retry-after", "1")
+            .with_cause(format!(
+                "the tenant is frozen by a move (epoch {}): writes wait for it",
+                head.epoch
+            )),
         TenantRole::Primary | TenantRole::Standby | TenantRole::Fenced => {
             Problem::new(ProblemType::TenantMoved)
                 .detail(format!(
@@ -263,12 +287,14 @@ pub fn balances(
 
 /// A store failure: `503 store-unavailable` with `Retry-After`, or `500 internal`.
 pub fn store_failure(error: &StoreError) -> ApiResponse {
-    match error {
+    let response = match error {
         StoreError::Unavailable {
             retry_after_secs, ..
         } => Problem::new(ProblemType::StoreUnavailable)
             .into_response()
             .with_header("retry-after", (*retry_after_secs).max(1).to_string()),
         StoreError::Failed(_) => Problem::new(ProblemType::Internal).into_response(),
-    }
+    };
+    // The store's detail (SDK error code, status, request id) is for the operator, never the client.
+    response.with_cause(error.to_string())
 }

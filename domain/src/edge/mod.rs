@@ -267,7 +267,8 @@ impl Edge {
                 ProblemType::CellUnreachable,
                 Some("The request already passed through this router: forwarding it again would loop."),
                 None,
-            );
+            )
+            .with_cause("a forwarding loop: Via already names this router");
         }
         let started = self.ports.clock.now();
         let mut response = match self
@@ -312,7 +313,11 @@ impl Edge {
                         Some("The tenant's cell is failing and was taken out of rotation for a while; retry after the indicated delay."),
                         Some(&route),
                     )
-                    .with_header("retry-after", wait.to_string());
+                    .with_header("retry-after", wait.to_string())
+                    .with_cause(format!(
+                        "cell {} is ejected after consecutive transport failures or failed probes",
+                        route.cell
+                    ));
             }
             let remaining = deadline.unix_millis() - now.unix_millis();
             if remaining <= 0 {
@@ -328,7 +333,12 @@ impl Edge {
                         retried = true;
                         continue;
                     }
-                    return forward::from_cell(answer, &route, self.config.diagnostics);
+                    let status = answer.status;
+                    return forward::from_cell(answer, &route, self.config.diagnostics)
+                        .with_cause(format!(
+                            "cell {}: the platform in front of it answered {status} (a gateway error, not the cell's)",
+                            route.cell
+                        ));
                 }
                 Ok(answer) => {
                     self.health.success(route.cell.as_str());
@@ -345,7 +355,14 @@ impl Edge {
                             continue;
                         }
                     }
-                    return forward::from_cell(answer, &route, self.config.diagnostics);
+                    let status = answer.status;
+                    let response = forward::from_cell(answer, &route, self.config.diagnostics);
+                    return if status >= 500 {
+                        // The cell's own failure: its logs hold the cause; this says where to look.
+                        response.with_cause(format!("cell {} answered {status}", route.cell))
+                    } else {
+                        response
+                    };
                 }
                 Err(TransportError::Connect(e)) => {
                     self.health.transport_failure(route.cell.as_str(), now);
@@ -399,6 +416,11 @@ impl Edge {
 
     fn timeout(&self, route: &Route) -> ApiResponse {
         self.failure(ProblemType::CellTimeout, None, Some(route))
+            .with_cause(format!(
+                "cell {}: no answer within the {} ms deadline",
+                route.cell,
+                self.config.deadline.as_millis()
+            ))
     }
 
     fn failure(

@@ -120,6 +120,21 @@ pub async fn create(
     ports: &CellPorts,
     ownership: Option<&Ownership>,
     request: CreateCommand,
+) -> Attempt {
+    let mut key_not_released = None;
+    let outcome = claim_and_book(config, ports, ownership, request, &mut key_not_released).await;
+    Attempt {
+        outcome,
+        key_not_released,
+    }
+}
+
+async fn claim_and_book(
+    config: &CellConfig,
+    ports: &CellPorts,
+    ownership: Option<&Ownership>,
+    request: CreateCommand,
+    key_not_released: &mut Option<StoreError>,
 ) -> Result<Created, CreateError> {
     let CreateCommand {
         tenant,
@@ -174,10 +189,23 @@ pub async fn create(
             | CreateError::StaleEpoch { .. })
     ) {
         // Nothing was written: free the key so the client's retry is processed, not refused.
-        // If this fails too, the claim's lease expires on its own.
-        let _ = ports.store.release_key(&tenant, &key, token).await;
+        // If this fails too, the claim's lease expires on its own; the failure is reported.
+        if let Err(e) = ports.store.release_key(&tenant, &key, token).await {
+            *key_not_released = Some(e);
+        }
     }
     outcome
+}
+
+/// What a create did, and what failed quietly on the way.
+#[derive(Debug)]
+#[must_use]
+pub struct Attempt {
+    /// The outcome the client gets.
+    pub outcome: Result<Created, CreateError>,
+    /// The claimed key could not be released after a refused or failed write: the client's retry
+    /// gets `409 idempotency-key-in-use` until the claim's lease lapses. Reported, never silent.
+    pub key_not_released: Option<StoreError>,
 }
 
 /// The tenant's head if this cell may book for it: its primary head, or, for a tenant it has never

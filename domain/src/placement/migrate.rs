@@ -325,12 +325,18 @@ impl Move<'_> {
 
     /// Puts the registry back to active on the source after a rollback.
     async fn registry_back(&mut self) {
-        let _ = self
+        if let Err(e) = self
             .set_registry(
                 |p| p.state = PlacementState::Active,
                 "registry back to active",
             )
-            .await;
+            .await
+        {
+            // Reported, not silent: the registry still says the move is under way; a rerun of
+            // the migration resumes from there.
+            self.steps
+                .push(format!("FAILED to put the registry back to active: {e}"));
+        }
     }
 }
 

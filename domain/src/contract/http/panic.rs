@@ -40,9 +40,16 @@ impl<F: Future<Output = ApiResponse>> Future for CatchPanic<F> {
         let this = &mut *self;
         match catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx))) {
             Ok(poll) => poll,
-            Err(_) => {
+            Err(payload) => {
                 this.done = true;
-                let mut response = Problem::new(ProblemType::Internal).into_response();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic with a non-text payload".to_owned());
+                let mut response = Problem::new(ProblemType::Internal)
+                    .into_response()
+                    .with_cause(format!("panic: {message}"));
                 response.telemetry.route = "panicked";
                 Poll::Ready(response)
             }
