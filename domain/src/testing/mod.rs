@@ -96,8 +96,8 @@ pub mod store_contract;
 /// The project's shared third-party fixtures (`shared/fixtures/<sub>` beside the repository, or
 /// under `$PARACELL_SHARED_FIXTURES`), for tests that replay them.
 ///
-/// `None` only when the folder is absent and the variable unset: the caller then reports that its
-/// replay did not run. `.ci/run` sets the variable whenever `../shared/fixtures` exists, so in CI a
+/// `None` only when the folder is absent, the variable unset and `CI` is not `true`: the caller then
+/// reports that its replay did not run. `.ci/run` sets the variable whenever `../shared/fixtures` exists, so in CI a
 /// missing folder is a failure, never a silent skip.
 pub fn shared_fixtures(sub: &str) -> Option<std::path::PathBuf> {
     let configured = std::env::var_os("PARACELL_SHARED_FIXTURES");
@@ -114,6 +114,12 @@ pub fn shared_fixtures(sub: &str) -> Option<std::path::PathBuf> {
     assert!(
         configured.is_none(),
         "PARACELL_SHARED_FIXTURES is set but {} is missing",
+        dir.display()
+    );
+    // In CI a replay that cannot run is a failure, never a silent skip.
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true but shared/fixtures/{sub} is missing ({}): a replay would be skipped",
         dir.display()
     );
     eprintln!("NOTE: shared/fixtures/{sub} not found; its replay did not run");
