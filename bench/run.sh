@@ -6,6 +6,30 @@ cd "$(dirname "$0")/.."
 QUICK=""
 [ "${1:-}" = "--quick" ] && QUICK="--quick"
 
+# Which step is running, and how long the remaining steps took last time on this machine (kept in
+# bench/out/step-seconds$QUICK.txt; the first run has nothing to compare with).
+mkdir -p bench/out
+TIMES="bench/out/step-seconds${QUICK:+-quick}.txt"
+PREVIOUS=()
+[ -f "$TIMES" ] && mapfile -t PREVIOUS < "$TIMES"
+CURRENT=()
+STEP=0
+STEP_STARTED=$SECONDS
+step() {
+  if [ "$STEP" -gt 0 ]; then CURRENT+=("$((SECONDS - STEP_STARTED))"); fi
+  STEP=$((STEP + 1)); STEP_STARTED=$SECONDS
+  local remaining=0 i
+  for ((i = STEP - 1; i < ${#PREVIOUS[@]}; i++)); do remaining=$((remaining + PREVIOUS[i])); done
+  if [ "${#PREVIOUS[@]}" -gt 0 ]; then
+    printf '\n--- bench step %s/6: %s (last run: the remaining steps took %ss)\n' "$STEP" "$1" "$remaining"
+  else
+    printf '\n--- bench step %s/6: %s\n' "$STEP" "$1"
+  fi
+}
+finish() { CURRENT+=("$((SECONDS - STEP_STARTED))"); printf '%s\n' "${CURRENT[@]}" > "$TIMES"; }
+
+step "tools (cargo-lambda, the Python baseline, wrk)"
+
 # What the measurements need: cargo-lambda (emulator and builder), the Python baseline, wrk.
 python3 -m venv .venv-tools
 .venv-tools/bin/pip install --quiet --disable-pip-version-check -r .ci/requirements-tools.txt
@@ -16,10 +40,12 @@ if ! command -v wrk >/dev/null; then
   (apt-get install -y -q wrk || (apt-get update -q && apt-get install -y -q wrk)) >/dev/null
 fi
 
+step "release builds"
 # The deployable binaries, as shipped (release, stripped).
 cargo lambda build --release --bin lambda-cell
 cargo build --release -p paracell-examples --bin azure-cell --bin local-cell --bin edge-router
 
+step "in-process cost per path (criterion)"
 # In-process cost per request of every path and its serde_json floor (criterion).
 if [ -n "$QUICK" ]; then
   cargo bench -p paracell-examples --bench paths -- --test
@@ -27,6 +53,7 @@ else
   cargo bench -p paracell-examples --bench paths
 fi
 
+step "a tenant's write ceiling (memory, DynamoDB and Cosmos DB stand-ins)"
 # A tenant's write ceiling (the replication sequence serialises one tenant's writes): memory in the
 # smoke check, memory and both database stand-ins in the full run.
 if [ -n "$QUICK" ]; then
@@ -35,5 +62,8 @@ else
   scripts/dev-services.sh cargo bench -p paracell-examples --features dynamodb,cosmos --bench write_ceiling -- --seconds 10
 fi
 
+step "cold starts, RSS, sizes, loopback load, the edge router (harness.py)"
 python3 bench/harness.py $QUICK
+step "report"
 python3 bench/report.py
+finish

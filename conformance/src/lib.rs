@@ -27,6 +27,7 @@ pub mod facts;
 pub mod faults;
 pub mod matcher;
 pub mod pairs;
+pub mod progress;
 pub mod report;
 pub mod request;
 pub mod runner;

@@ -678,8 +678,13 @@ pub async fn run_cases(
     backend: &Backend,
 ) -> Vec<CaseReport> {
     let mut reports = Vec::with_capacity(cases.len());
+    let progress = crate::progress::Progress::new(cases.len() as u64, "cases");
     for case in cases {
-        reports.push(run_case(case, envelopes, backend).await);
+        progress.note(format!("· {} on {} envelopes", case.id, envelopes.len()));
+        let report = run_case(case, envelopes, backend).await;
+        progress.step(!report.passed());
+        reports.push(report);
     }
+    progress.finish();
     reports
 }

@@ -259,7 +259,9 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     let sqs_client = target.client().clone();
     let mut writes = 0;
     let deadline = Instant::now() + Duration::from_secs(300);
+    let progress = crate::progress::Progress::new(options.writes as u64, "writes");
     loop {
+        progress.at(writes as u64);
         for _ in 0..4 {
             if writes >= options.writes {
                 break;
@@ -418,6 +420,7 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     let (a50, a99, _) = latency(&eventbridge);
     let (b50, b99, _) = latency(&eventgrid);
 
+    progress.finish();
     report.figure("writes (the same to both cells)", options.writes);
     report.figure("transactions booked", booked.len());
     report.figure(

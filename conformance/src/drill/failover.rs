@@ -973,11 +973,13 @@ pub fn run(options: FailoverOptions) -> DrillReport {
         let mut paused = Vec::new();
         let mut failovers = 0;
         let mut lost = 0;
+        let progress = crate::progress::Progress::new(options.schedules as u64, "schedules");
         for i in 0..options.schedules {
             let seed = options.seed.wrapping_add(i as u64);
             let outcome = schedule(seed, options.writes)
                 .await
                 .map_err(|e| format!("schedule {seed}: {e}"))?;
+            progress.step(!outcome.violations.is_empty());
             acknowledged += outcome.acknowledged;
             migrations += outcome.migrations;
             rolled_back += outcome.rolled_back;
@@ -993,6 +995,7 @@ pub fn run(options: FailoverOptions) -> DrillReport {
                     .push((seed, detail, outcome.trace.clone()));
             }
         }
+        progress.finish();
         paused.sort_unstable();
         let at = |p: usize| {
             paused

@@ -313,11 +313,14 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         let seed = options.seed;
         std::thread::spawn(move || client(&lambda, &azure, &stop, seed, &seen, &count))
     };
+    let progress = crate::progress::Progress::new(options.writes as u64, "writes acknowledged");
     let wait_for = |n: usize| {
         let count = acked_count.clone();
+        let progress = progress.clone();
         async move {
             let deadline = Instant::now() + Duration::from_secs(300);
             while count.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+                progress.at(count.load(Ordering::Relaxed) as u64);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -362,6 +365,7 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     .await
     .map_err(|e| format!("failover: {e}"));
     wait_for(options.writes).await;
+    progress.finish();
     stop_client.store(true, Ordering::Relaxed);
     tokio::task::block_in_place(|| client_thread.join()).map_err(|_| "the client panicked")?;
     stop_pump.store(true, Ordering::Relaxed);

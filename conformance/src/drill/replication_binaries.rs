@@ -380,7 +380,9 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     let mut writes_done = 0;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut quiet_rounds = 0;
+    let progress = crate::progress::Progress::new(options.writes as u64, "writes");
     while (writes_done < options.writes || quiet_rounds < 3) && Instant::now() < deadline {
+        progress.at(writes_done as u64);
         // A few writes.
         for _ in 0..3 {
             if writes_done >= options.writes {
@@ -525,6 +527,7 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         let (a, b) = positions(&dynamo, &cosmos_store, tenant).await?;
         final_positions.push((tenant.to_string(), a, b));
     }
+    progress.finish();
     report.figure("writes", options.writes);
     report.figure("acknowledged (201 or 409)", acked.len());
     for (tenant, a, b) in &final_positions {
