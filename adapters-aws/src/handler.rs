@@ -107,6 +107,10 @@ impl LambdaCell {
             Ok(None) => false,
         });
         crate::logging::relay_done(&context.request_id, "dynamodb-stream", &report);
+        crate::logging::metrics(&paracell_domain::observability::metrics::relay_samples(
+            self.cell.config().cell_id.as_str(),
+            &report,
+        ));
         json(stream::batch_response(
             first_failure.map(|r| r.sequence_number.as_str()),
         ))
@@ -185,7 +189,13 @@ async fn answer_http(
         }
     })
     .await;
-    crate::logging::request_done(&context.request_id, source, &response, started.elapsed());
+    let latency = started.elapsed();
+    crate::logging::request_done(&context.request_id, source, &response, latency);
+    crate::logging::metrics(&paracell_domain::observability::metrics::request_samples(
+        service.name(),
+        &response,
+        latency,
+    ));
     runtime::respond(recognised, response, context).await
 }
 

@@ -70,3 +70,65 @@ pub fn relay_done(
 pub fn relay_problem(request_id: &str, what: &str, detail: &str) {
     tracing::error!(request_id, detail, "relay: {what}");
 }
+
+/// Whether this process writes metrics: inside Lambda by default, elsewhere only with
+/// `PARACELL_METRICS=1` (`0` turns them off everywhere).
+fn metrics_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| match std::env::var("PARACELL_METRICS").as_deref() {
+        Ok("1") => true,
+        Ok(_) => false,
+        Err(_) => std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+    })
+}
+
+/// Writes `samples` as one CloudWatch Embedded Metric Format line on stdout, which Lambda sends to
+/// CloudWatch Logs, where the metrics are extracted (no agent, no API call).
+pub fn metrics(samples: &[paracell_domain::observability::metrics::Sample]) {
+    if metrics_on() && !samples.is_empty() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        println!("{}", emf(samples, now));
+    }
+}
+
+/// The Embedded Metric Format document of `samples`: one directive per sample (each metric has its
+/// own dimension set), every dimension and metric value as a root member.
+///
+/// ```
+/// use paracell_domain::http::ApiResponse;
+/// use paracell_domain::observability::metrics::request_samples;
+/// let samples = request_samples("cell-a", &ApiResponse::json(200, vec![]), std::time::Duration::from_micros(250));
+/// let line: serde_json::Value = serde_json::from_str(&paracell_aws::logging::emf(&samples, 1_700_000_000_000)).unwrap();
+/// assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Paracell");
+/// assert_eq!(line["requests"], 1);
+/// assert_eq!(line["latency"], 250);
+/// assert_eq!(line["service"], "cell-a");
+/// ```
+pub fn emf(
+    samples: &[paracell_domain::observability::metrics::Sample],
+    timestamp_ms: u64,
+) -> String {
+    use paracell_domain::observability::metrics::NAMESPACE;
+    let mut root = serde_json::Map::new();
+    let directives: Vec<serde_json::Value> = samples
+        .iter()
+        .map(|s| {
+            for (name, value) in s.metric.dimensions.iter().zip(&s.values) {
+                root.insert((*name).to_owned(), serde_json::Value::from(value.as_str()));
+            }
+            root.insert(s.metric.name.to_owned(), serde_json::Value::from(s.value));
+            serde_json::json!({
+                "Namespace": NAMESPACE,
+                "Dimensions": [s.metric.dimensions],
+                "Metrics": [{"Name": s.metric.name, "Unit": s.metric.unit.as_str()}],
+            })
+        })
+        .collect();
+    root.insert(
+        "_aws".to_owned(),
+        serde_json::json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}),
+    );
+    serde_json::Value::Object(root).to_string()
+}

@@ -20,10 +20,14 @@ pub fn init() {
 /// method on the host leg, used only when the client's method is unknown (an untranslatable envelope).
 pub fn request_done(
     invocation_id: Option<&str>,
+    service: &str,
     leg_method: &str,
     response: &ApiResponse,
     latency: Duration,
 ) -> String {
+    metrics(&paracell_domain::observability::metrics::request_samples(
+        service, response, latency,
+    ));
     let method = response.telemetry.method.as_deref().unwrap_or(leg_method);
     let route = response.telemetry.route;
     let tenant = response.telemetry.tenant.as_deref().unwrap_or("-");
@@ -94,4 +98,25 @@ pub fn relay_problem(invocation_id: Option<&str>, what: &str, detail: &str) -> S
         "relay: {what}"
     );
     format!("relay: {what}")
+}
+
+/// Emits `samples` as structured events (target `paracell::metrics`, message `metric`), which the
+/// Functions host forwards to Application Insights as traces with these fields as custom
+/// dimensions: `metric`, `value`, `unit`, and the dimensions (`-` where a metric has none of that
+/// name). `docs/operations.md` shows how to chart them.
+pub fn metrics(samples: &[paracell_domain::observability::metrics::Sample]) {
+    for sample in samples {
+        let dimension = |name: &str| sample.dimension(name).unwrap_or("-");
+        tracing::info!(
+            target: "paracell::metrics",
+            metric = sample.metric.name,
+            value = sample.value,
+            unit = sample.metric.unit.as_str(),
+            service = dimension("service"),
+            route = dimension("route"),
+            status_class = dimension("status_class"),
+            problem = dimension("problem"),
+            "metric"
+        );
+    }
 }

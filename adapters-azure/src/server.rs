@@ -208,6 +208,7 @@ async fn handle(state: &State, request: http::Request<Body>) -> http::Response<B
             let response = catch_panic(forwarded(state, request)).await;
             logging::request_done(
                 invocation_id.as_deref(),
+                state.service.name(),
                 &method,
                 &response,
                 started.elapsed(),
@@ -231,6 +232,7 @@ async fn handle(state: &State, request: http::Request<Body>) -> http::Response<B
             let response = catch_panic(payload(state, request)).await;
             let line = logging::request_done(
                 invocation_id.as_deref(),
+                state.service.name(),
                 &method,
                 &response,
                 started.elapsed(),
@@ -323,6 +325,10 @@ async fn relay_invocation(
         ));
     }
     logs.push(logging::relay_done(invocation_id, &report));
+    logging::metrics(&paracell_domain::observability::metrics::relay_samples(
+        cell.config().cell_id.as_str(),
+        &report,
+    ));
     let status = if report.failed.is_empty() && !unreadable {
         200
     } else {

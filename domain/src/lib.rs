@@ -13,6 +13,7 @@
 //! | [`replication`] | replication entries, the standby's apply, the relay, signed deliveries |
 //! | [`edge`] | the edge router's core: tenant → cell from the placement registry, forwarding, safe retries, static stability |
 //! | [`placement`] | each cell's view of a tenant: role, epoch, replication position |
+//! | [`observability`] | the metrics both clouds emit, one list of names and dimensions |
 //! | [`ports`] | traits the outside world implements: store, clock, ids, HTTP, sleep |
 //! | [`memory`] | in-memory implementations of every port (feature `memory`) |
 //! | [`config`] | [`CellConfig`] from the environment |
@@ -41,6 +42,7 @@ pub mod idempotency;
 pub mod ledger;
 #[cfg(feature = "memory")]
 pub mod memory;
+pub mod observability;
 pub mod placement;
 pub mod ports;
 pub mod replication;

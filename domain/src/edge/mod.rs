@@ -494,4 +494,8 @@ impl HttpService for Edge {
     fn oversized_request(&self) -> ApiResponse {
         Edge::oversized_request(self)
     }
+
+    fn name(&self) -> &str {
+        self.config.edge_id.as_str()
+    }
 }

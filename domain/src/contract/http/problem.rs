@@ -346,10 +346,12 @@ impl Problem {
 
     /// The response carrying this problem.
     pub fn into_response(self) -> ApiResponse {
-        ApiResponse::new(
+        let mut response = ApiResponse::new(
             self.kind.status(),
             PROBLEM_JSON,
             self.to_json().into_bytes(),
-        )
+        );
+        response.telemetry.problem = Some(self.kind.slug());
+        response
     }
 }

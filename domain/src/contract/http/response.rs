@@ -17,6 +17,8 @@ pub struct Telemetry {
     /// Why the answer is a failure, when something below said why (a transport error reaching a
     /// cell, say): for logs only.
     pub cause: Option<String>,
+    /// The problem type's slug, when the answer is a problem this process produced (for metrics).
+    pub problem: Option<&'static str>,
 }
 
 /// A response as every platform can express it: status, headers (lower-case names, never repeated,

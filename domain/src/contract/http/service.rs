@@ -16,6 +16,9 @@ pub trait HttpService: Send + Sync {
 
     /// The `413 payload-too-large` answer, for an envelope too large to even parse.
     fn oversized_request(&self) -> ApiResponse;
+
+    /// Its name in logs and metrics (the cell's id, the router's id).
+    fn name(&self) -> &str;
 }
 
 #[async_trait::async_trait]
@@ -30,5 +33,9 @@ impl HttpService for crate::Cell {
 
     fn oversized_request(&self) -> ApiResponse {
         crate::Cell::oversized_request(self)
+    }
+
+    fn name(&self) -> &str {
+        self.config().cell_id.as_str()
     }
 }
