@@ -209,7 +209,14 @@ pub fn forwarded_request(client: &ClientRequest, invocation_id: &str) -> HostReq
         if name.eq_ignore_ascii_case("transfer-encoding") {
             continue;
         }
-        let mut value = values.join(", ");
+        // HttpClient joins a header's values with ", ", except Cookie, which it joins with "; "
+        // as RFC 6265 §4.2 requires (dotnet/runtime `CookieHeaderParser`).
+        let separator = if name.eq_ignore_ascii_case("cookie") {
+            "; "
+        } else {
+            ", "
+        };
+        let mut value = values.join(separator);
         if name.eq_ignore_ascii_case("user-agent") {
             value = format!("{value} Azure-Functions-Host/{HOST_VERSION}");
         }

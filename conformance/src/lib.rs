@@ -31,6 +31,7 @@ pub mod progress;
 pub mod report;
 pub mod request;
 pub mod runner;
+pub mod seam;
 pub mod wire;
 
 mod corpus {

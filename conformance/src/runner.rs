@@ -7,9 +7,9 @@ use crate::envelopes::{Envelope, Exchange, aws, azure};
 use crate::facts::Fact;
 use crate::matcher::{Captures, match_json, match_template};
 use crate::request::{ClientRequest, ClientResponse};
-use paracell_aws::LambdaCell;
+use paracell_aws::LambdaHttp;
 use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix};
-use paracell_domain::http::ApiRequest;
+use paracell_domain::http::{ApiRequest, ApiResponse, HttpService};
 use paracell_domain::memory::MemoryStore;
 use paracell_domain::{Cell, CellConfig, TenantId, TenantScope};
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,8 +85,8 @@ impl CaseReport {
 
 pub(crate) enum Driver {
     Direct(Cell),
-    Lambda(LambdaCell),
-    Azure(AzureHandler),
+    Lambda(LambdaHttp, Arc<Recorder>),
+    Azure(AzureHandler, Arc<Recorder>),
     LambdaProcess(LambdaProcess),
     AzureProcess(AzureProcess),
     Edge(Box<crate::edge::EdgeLane>),
@@ -97,10 +97,34 @@ impl Driver {
     pub(crate) fn cell(&self) -> Option<&Cell> {
         match self {
             Self::Direct(cell) => Some(cell),
-            Self::Lambda(lambda) => Some(lambda.cell()),
-            Self::Azure(handler) => handler.cell(),
+            Self::Lambda(_, recorder) | Self::Azure(_, recorder) => Some(&recorder.cell),
             Self::LambdaProcess(_) | Self::AzureProcess(_) | Self::Edge(_) => None,
         }
+    }
+
+    /// For an adapter in this process: how the neutral request it produced differs from the
+    /// reference, or the client's decoded response from the domain's ([`crate::seam`]).
+    pub(crate) fn seam_difference(
+        &self,
+        envelope: Envelope,
+        request: &ClientRequest,
+        client: &ClientResponse,
+    ) -> Option<String> {
+        let (Self::Lambda(_, recorder) | Self::Azure(_, recorder)) = self else {
+            return None;
+        };
+        let Some((seen, answered)) = recorder.take() else {
+            // The adapter answered without the domain (an envelope it could not translate): the
+            // client-visible comparison covers it.
+            return None;
+        };
+        let limit = recorder.cell.config().limits.max_body_bytes;
+        crate::seam::request_difference(envelope, &reference_request(request), &seen, limit)
+            .map(|d| format!("the neutral request differs from the direct one: {d}"))
+            .or_else(|| {
+                crate::seam::response_difference(&answered, client)
+                    .map(|d| format!("the client's response differs from the domain's: {d}"))
+            })
     }
 
     pub(crate) async fn exchange(
@@ -111,19 +135,12 @@ impl Driver {
     ) -> Exchange {
         match self {
             Self::Direct(cell) => {
-                let api = ApiRequest {
-                    method: request.method.clone(),
-                    path: request.path.clone(),
-                    query: request.query.clone(),
-                    headers: request.headers.iter().cloned().collect(),
-                    body: request.body.clone(),
-                    authenticated_tenant: request.authenticated_tenant.clone(),
-                };
                 // Every adapter wraps the domain in catch_panic at its boundary; so does the reference.
-                let r = paracell_domain::http::catch_panic(cell.handle(api)).await;
+                let r = paracell_domain::http::catch_panic(cell.handle(reference_request(request)))
+                    .await;
                 Exchange::Response(ClientResponse::new(r.status, r.headers, r.body))
             }
-            Self::Lambda(lambda) => {
+            Self::Lambda(lambda, _) => {
                 let event = aws::event(envelope, request);
                 match lambda
                     .invoke(&serde_json::to_vec(&event).unwrap_or_default())
@@ -142,7 +159,7 @@ impl Driver {
                     )),
                 }
             }
-            Self::Azure(handler) => {
+            Self::Azure(handler, _) => {
                 let host = azure::host_request(envelope, request, &format!("inv-{step}"));
                 let reply = handler.invoke(host).await;
                 Exchange::Response(azure::client_view(envelope, &request.method, &reply))
@@ -199,15 +216,72 @@ pub(crate) fn driver(envelope: Envelope, cell: Cell) -> Driver {
         trust_client_principal: true,
         ..AzureConfig::default()
     };
+    if envelope == Envelope::Direct {
+        return Driver::Direct(cell);
+    }
+    let recorder = Arc::new(Recorder {
+        cell,
+        seen: std::sync::Mutex::new(None),
+    });
+    let service: Arc<dyn HttpService> = recorder.clone();
     match envelope {
-        Envelope::Direct => Driver::Direct(cell),
-        Envelope::AzurePayload => {
-            Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Payload)))
-        }
-        Envelope::AzureForwarding => {
-            Driver::Azure(AzureHandler::new(cell, azure_config(Mode::Forwarding)))
-        }
-        _ => Driver::Lambda(LambdaCell::new(cell)),
+        Envelope::AzurePayload => Driver::Azure(
+            AzureHandler::for_service(service, azure_config(Mode::Payload)),
+            recorder,
+        ),
+        Envelope::AzureForwarding => Driver::Azure(
+            AzureHandler::for_service(service, azure_config(Mode::Forwarding)),
+            recorder,
+        ),
+        _ => Driver::Lambda(LambdaHttp::new(service), recorder),
+    }
+}
+
+/// The neutral request a client request is when no platform stands between: the direct envelope's,
+/// and the reference every adapter's translation is compared with ([`crate::seam`]).
+pub(crate) fn reference_request(request: &ClientRequest) -> ApiRequest {
+    ApiRequest {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        query: request.query.clone(),
+        headers: request.headers.iter().cloned().collect(),
+        body: request.body.clone(),
+        authenticated_tenant: request.authenticated_tenant.clone(),
+    }
+}
+
+/// The cell behind an adapter, remembering the last neutral request the adapter handed it and the
+/// neutral response it gave, for the comparison at the seam.
+pub(crate) struct Recorder {
+    pub(crate) cell: Cell,
+    seen: std::sync::Mutex<Option<(ApiRequest, ApiResponse)>>,
+}
+
+impl Recorder {
+    /// The last exchange at the seam (taken: each is compared once).
+    pub(crate) fn take(&self) -> Option<(ApiRequest, ApiResponse)> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[async_trait::async_trait]
+impl HttpService for Recorder {
+    async fn handle(&self, request: ApiRequest) -> ApiResponse {
+        let response = self.cell.handle(request.clone()).await;
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((request, response.clone()));
+        response
+    }
+
+    fn max_body_bytes(&self) -> usize {
+        self.cell.config().limits.max_body_bytes
+    }
+
+    fn oversized_request(&self) -> ApiResponse {
+        self.cell.oversized_request()
+    }
+
+    fn name(&self) -> &str {
+        self.cell.config().cell_id.as_str()
     }
 }
 
@@ -557,6 +631,12 @@ async fn run_lane(case: &Case, lane: &mut Lane, driver: &mut Driver) {
                     && facts.is_empty()
                 {
                     lane.failures.push(format!("step {n}: {e}"));
+                }
+                if let Some(difference) = driver.seam_difference(lane.envelope, &request, &response)
+                    && Fact::for_request(lane.envelope, &request).is_empty()
+                {
+                    lane.failures
+                        .push(format!("step {n}: at the seam, {difference}"));
                 }
                 lane.responses.push(Some(response));
             }

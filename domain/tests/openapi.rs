@@ -154,11 +154,11 @@ fn the_currency_enum_is_exactly_what_the_cell_accepts() {
         .filter(|code| paracell_domain::Currency::parse(code).is_ok())
         .collect();
     let doc = openapi();
-    let listed: Vec<String> = doc["components"]["schemas"]["NewTransaction"]["properties"]
-        ["currency"]["enum"]
-        .as_sequence()
-        .map(|s| s.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
-        .unwrap_or_default();
+    let listed: Vec<String> =
+        doc["components"]["schemas"]["NewTransaction"]["properties"]["currency"]["enum"]
+            .as_sequence()
+            .map(|s| s.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
     assert_eq!(listed, accepted, "enum: [{}]", accepted.join(", "));
 }
 
@@ -236,9 +236,32 @@ fn the_amount_patterns_are_exactly_what_the_cell_accepts_per_currency() {
         let currency = Currency::parse(&codes[0]).unwrap();
         let pattern = regex_lite::Regex::new(&amount_pattern(*minor)).unwrap();
         for text in [
-            "0", "0.0", "0.00", "0.01", "0.1", "0.001", "0.0001", "0.00001", "1", "1.", "1.5",
-            "1.25", "1.125", "1.0625", "1.03125", "01", "10", "999999999999", "1000000000000",
-            "999999999999.9999", "-1", "1e3", " 1", "0.10", "0.100", "0.1000",
+            "0",
+            "0.0",
+            "0.00",
+            "0.01",
+            "0.1",
+            "0.001",
+            "0.0001",
+            "0.00001",
+            "1",
+            "1.",
+            "1.5",
+            "1.25",
+            "1.125",
+            "1.0625",
+            "1.03125",
+            "01",
+            "10",
+            "999999999999",
+            "1000000000000",
+            "999999999999.9999",
+            "-1",
+            "1e3",
+            " 1",
+            "0.10",
+            "0.100",
+            "0.1000",
         ] {
             assert_eq!(
                 pattern.is_match(text),

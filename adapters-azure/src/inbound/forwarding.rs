@@ -22,7 +22,16 @@ pub fn request_from_parts<'a>(
     let (path, query) = path_and_query
         .split_once('?')
         .unwrap_or((path_and_query, ""));
-    let headers: Headers = headers.into_iter().collect();
+    let headers: Headers = headers
+        .into_iter()
+        .filter_map(|(name, value)| {
+            if name.eq_ignore_ascii_case("user-agent") {
+                callers_user_agent(value).map(|v| (name, v))
+            } else {
+                Some((name, value))
+            }
+        })
+        .collect();
     let authenticated_tenant = crate::inbound::payload::authenticated_tenant(&headers, config);
     ApiRequest {
         method: method.to_owned(),
@@ -32,6 +41,26 @@ pub fn request_from_parts<'a>(
         body,
         authenticated_tenant,
     }
+}
+
+/// The caller's `User-Agent`: the Functions host appends `Azure-Functions-Host/<version>` to it in
+/// forwarding mode, and sends that token alone when the caller sent none. The domain sees what the
+/// caller sent (or nothing), as on every other envelope.
+///
+/// ```
+/// use paracell_azure::inbound::forwarding::callers_user_agent;
+/// assert_eq!(callers_user_agent("curl/8.5 Azure-Functions-Host/4.1040.300.0"), Some("curl/8.5"));
+/// assert_eq!(callers_user_agent("Azure-Functions-Host/4.1040.300.0"), None);
+/// assert_eq!(callers_user_agent("curl/8.5"), Some("curl/8.5"));
+/// ```
+pub fn callers_user_agent(value: &str) -> Option<&str> {
+    let caller = match value.rsplit_once(' ') {
+        Some((caller, host)) if host.starts_with("Azure-Functions-Host/") => caller,
+        None if value.starts_with("Azure-Functions-Host/") => "",
+        _ => value,
+    };
+    let caller = caller.trim_end();
+    (!caller.is_empty()).then_some(caller)
 }
 
 /// The HTTP response for a neutral response: status, headers and body as they are.
