@@ -230,8 +230,8 @@ def azure_cold_starts():
     return statistics.median(ready), statistics.median(times)
 
 
-def wrk(url, script=None):
-    cmd = ["wrk", "-t2", "-c32", f"-d{LOAD_SECONDS}s", "--latency"]
+def wrk(url, script=None, threads=2, connections=32):
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{LOAD_SECONDS}s", "--latency"]
     if script:
         cmd += ["-s", script]
     out = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
@@ -301,11 +301,17 @@ def edge_load():
             f.write('wrk.headers["X-Tenant-ID"] = "coop-1"\n')
         status, _ = call(edge_port, "GET", f"/v1/transactions/{tx}", b"", {"X-Tenant-ID": "coop-1"})
         assert status == 200, status
-        direct = wrk(f"http://127.0.0.1:{cell_port}/v1/transactions/{tx}", script)
+        direct_url = f"http://127.0.0.1:{cell_port}/v1/transactions/{tx}"
+        edge_url = f"http://127.0.0.1:{edge_port}/v1/transactions/{tx}"
+        # One connection: the hop's own cost, with the CPU not saturated.
+        direct_one = wrk(direct_url, script, threads=1, connections=1)
+        edge_one = wrk(edge_url, script, threads=1, connections=1)
+        # Saturated: 32 connections on 2 cores shared by wrk, the router and the cell.
+        direct = wrk(direct_url, script)
         before = rss_kib(edge.pid)
-        routed = wrk(f"http://127.0.0.1:{edge_port}/v1/transactions/{tx}", script)
+        routed = wrk(edge_url, script)
         routed.update({"rss_before_kib": before, "rss_after_kib": rss_kib(edge.pid), "peak_kib": rss_kib(edge.pid, "VmHWM")})
-        return {"direct": direct, "edge": routed}
+        return {"direct": direct, "edge": routed, "direct_one": direct_one, "edge_one": edge_one}
     finally:
         stop(edge)
         stop(cell)

@@ -63,10 +63,16 @@ if "edge_load" in r:
     add("### The edge router on loopback (wrk, 2 threads, 32 connections; GET of one transaction)\n")
     add("| path | requests | req/s | p50 | p99 | errors | router RSS before | after | peak |")
     add("|---|---|---|---|---|---|---|---|---|")
+    if "direct_one" in r["edge_load"]:
+        d1, e1 = r["edge_load"]["direct_one"], r["edge_load"]["edge_one"]
+        add(f"| local-cell alone, 1 connection | {d1['requests']} | {d1['rps']:.0f} | {d1['p50_ms']:.3f} ms | {d1['p99_ms']:.3f} ms | {d1['errors']} | | | |")
+        add(f"| edge-router → local-cell, 1 connection | {e1['requests']} | {e1['rps']:.0f} | {e1['p50_ms']:.3f} ms | {e1['p99_ms']:.3f} ms | {e1['errors']} | | | |")
     add(f"| local-cell alone | {d['requests']} | {d['rps']:.0f} | {d['p50_ms']:.2f} ms | {d['p99_ms']:.2f} ms | {d['errors']} | | | |")
     add(f"| edge-router → local-cell | {e['requests']} | {e['rps']:.0f} | {e['p50_ms']:.2f} ms | {e['p99_ms']:.2f} ms | {e['errors']} | {e['rss_before_kib']} KiB | {e['rss_after_kib']} KiB | {e['peak_kib']} KiB |")
     add("")
-    add(f"Throughput ratio {e['rps'] / d['rps']:.2f}; added latency p50 {e['p50_ms'] - d['p50_ms']:.2f} ms, p99 {e['p99_ms'] - d['p99_ms']:.2f} ms.")
+    add(f"Saturated: throughput ratio {e['rps'] / d['rps']:.2f}; added latency p50 {e['p50_ms'] - d['p50_ms']:.2f} ms, p99 {e['p99_ms'] - d['p99_ms']:.2f} ms.")
+    if "direct_one" in r["edge_load"]:
+        add(f"One connection: throughput ratio {e1['rps'] / d1['rps']:.2f}; added latency p50 {e1['p50_ms'] - d1['p50_ms']:.3f} ms.")
 text = "\n".join(lines) + "\n"
 with open(os.path.join(ROOT, "bench", "out", "results.md"), "w") as f:
     f.write(text)
