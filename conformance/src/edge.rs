@@ -12,7 +12,7 @@ use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix};
 use paracell_domain::edge::forward::{CELL_HEADER, CLOUD_HEADER};
 use paracell_domain::edge::routes::{BaseUrl, Cloud, Route, RouteSource};
 use paracell_domain::edge::{Edge, EdgeConfig, EdgePorts};
-use paracell_domain::http::{ApiRequest, ApiResponse, HttpService};
+use paracell_domain::http::{ApiResponse, HttpService};
 use paracell_domain::ports::{
     HttpClient, OutboundRequest, OutboundResponse, StoreError, TransactionStore, TransportError,
 };
@@ -83,15 +83,10 @@ impl HttpClient for EnvelopeUpstream {
             authenticated_tenant,
         };
         let mut driver = self.driver.lock().await;
-        match driver.exchange(self.envelope, &forwarded, step).await {
-            Exchange::Response(r) => Ok(OutboundResponse {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            }),
-            Exchange::NotApplicable(reason) => Err(TransportError::Broken(reason.to_owned())),
-            Exchange::Failed(e) => Err(TransportError::Broken(e)),
-        }
+        driver
+            .exchange(self.envelope, &forwarded, step)
+            .await
+            .into_outbound()
     }
 }
 
@@ -176,8 +171,10 @@ impl EdgeLane {
                 .store(0, std::sync::atomic::Ordering::Relaxed);
             let twin = self.twin.exchange(envelope, request, step).await;
             // Every host catches panics at its boundary; so does the lane's.
-            let routed =
-                paracell_domain::http::catch_panic(self.edge.handle(api_request(request))).await;
+            let routed = paracell_domain::http::catch_panic(
+                self.edge.handle(crate::runner::reference_request(request)),
+            )
+            .await;
             let Exchange::Response(reference) = twin else {
                 return twin;
             };
@@ -212,17 +209,6 @@ impl EdgeLane {
             }
             Exchange::Response(seen)
         })
-    }
-}
-
-fn api_request(request: &ClientRequest) -> ApiRequest {
-    ApiRequest {
-        method: request.method.clone(),
-        path: request.path.clone(),
-        query: request.query.clone(),
-        headers: request.headers.iter().cloned().collect(),
-        body: request.body.clone(),
-        authenticated_tenant: request.authenticated_tenant.clone(),
     }
 }
 
@@ -336,7 +322,10 @@ impl Host {
     pub async fn exchange(&self, request: &ClientRequest) -> Result<ClientResponse, String> {
         match self {
             Self::Direct(edge) => {
-                let r = paracell_domain::http::catch_panic(edge.handle(api_request(request))).await;
+                let r = paracell_domain::http::catch_panic(
+                    edge.handle(crate::runner::reference_request(request)),
+                )
+                .await;
                 Ok(ClientResponse::new(r.status, r.headers, r.body))
             }
             Self::Lambda(lambda) => {

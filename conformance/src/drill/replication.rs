@@ -11,7 +11,7 @@ use super::{
     DrillReport, RelayHost, Rng, count_percentiles, create_request, percentiles, random_groups,
     read_request,
 };
-use crate::envelopes::{Envelope, Exchange, aws, azure};
+use crate::envelopes::{Envelope, aws, azure};
 use crate::pairs::ledger;
 use crate::request::ClientRequest;
 use crate::runner;
@@ -71,15 +71,7 @@ impl HttpClient for EnvelopeClient {
             authenticated_tenant: None,
         };
         let mut driver = runner::driver(envelope, self.cell.clone());
-        match driver.exchange(envelope, &client, 0).await {
-            Exchange::Response(r) => Ok(OutboundResponse {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            }),
-            Exchange::NotApplicable(reason) => Err(TransportError::Broken(reason.to_owned())),
-            Exchange::Failed(e) => Err(TransportError::Broken(e)),
-        }
+        driver.exchange(envelope, &client, 0).await.into_outbound()
     }
 }
 

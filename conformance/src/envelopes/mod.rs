@@ -95,3 +95,23 @@ pub enum Exchange {
     /// failed the invocation): always a failure.
     Failed(String),
 }
+
+impl Exchange {
+    /// The exchange as an HTTP client port sees it (for a relay or a router whose peer is an
+    /// envelope in this process): a response, or a failure after the request may have been sent.
+    pub fn into_outbound(
+        self,
+    ) -> Result<paracell_domain::ports::OutboundResponse, paracell_domain::ports::TransportError>
+    {
+        use paracell_domain::ports::{OutboundResponse, TransportError};
+        match self {
+            Self::Response(r) => Ok(OutboundResponse {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
+            Self::NotApplicable(reason) => Err(TransportError::Broken(reason.to_owned())),
+            Self::Failed(e) => Err(TransportError::Broken(e)),
+        }
+    }
+}
