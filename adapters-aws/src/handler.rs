@@ -16,6 +16,7 @@ use paracell_domain::ports::TransactionStore;
 use paracell_domain::replication::relay::{DeadLetter, Relay};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -155,20 +156,12 @@ impl LambdaCell {
 
     /// In process: raw event JSON bytes in, raw Lambda response JSON bytes out.
     pub async fn invoke(&self, event: &[u8]) -> Result<Vec<u8>, lambda_http::Error> {
-        let event: Value = serde_json::from_slice(event)?;
-        let mut context = Context::default();
-        context.request_id = "in-process".into();
-        let response = self.handle_event(event, context).await?;
-        Ok(RawValue::get(&response).as_bytes().to_vec())
+        invoke_in_process(self, event).await
     }
 
     /// Serves invocations from the Lambda Runtime API until the process is stopped.
     pub async fn run(self) -> Result<(), lambda_http::Error> {
-        let handler = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
-            let this = self.clone();
-            async move { this.handle_event(event.payload, event.context).await }
-        });
-        lambda_runtime::run(handler).await
+        serve(self).await
     }
 }
 
@@ -239,21 +232,62 @@ impl LambdaHttp {
 
     /// In process: raw event JSON bytes in, raw Lambda response JSON bytes out.
     pub async fn invoke(&self, event: &[u8]) -> Result<Vec<u8>, lambda_http::Error> {
-        let event: Value = serde_json::from_slice(event)?;
-        let mut context = Context::default();
-        context.request_id = "in-process".into();
-        let response = self.handle_event(event, context).await?;
-        Ok(RawValue::get(&response).as_bytes().to_vec())
+        invoke_in_process(self, event).await
     }
 
     /// Serves invocations from the Lambda Runtime API until the process is stopped.
     pub async fn run(self) -> Result<(), lambda_http::Error> {
-        let handler = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
-            let this = self.clone();
-            async move { this.handle_event(event.payload, event.context).await }
-        });
-        lambda_runtime::run(handler).await
+        serve(self).await
     }
+}
+
+/// What [`LambdaCell`] and [`LambdaHttp`] share: one raw event in, its raw answer out. The in-process
+/// entry point and the runtime loop are written once, over it.
+trait EventFunction: Clone + Send + Sync + 'static {
+    fn answer(
+        &self,
+        event: Value,
+        context: Context,
+    ) -> impl Future<Output = Result<Box<RawValue>, lambda_http::Error>> + Send;
+}
+
+impl EventFunction for LambdaCell {
+    fn answer(
+        &self,
+        event: Value,
+        context: Context,
+    ) -> impl Future<Output = Result<Box<RawValue>, lambda_http::Error>> + Send {
+        self.handle_event(event, context)
+    }
+}
+
+impl EventFunction for LambdaHttp {
+    fn answer(
+        &self,
+        event: Value,
+        context: Context,
+    ) -> impl Future<Output = Result<Box<RawValue>, lambda_http::Error>> + Send {
+        self.handle_event(event, context)
+    }
+}
+
+async fn invoke_in_process(
+    function: &impl EventFunction,
+    event: &[u8],
+) -> Result<Vec<u8>, lambda_http::Error> {
+    let event: Value = serde_json::from_slice(event)?;
+    let mut context = Context::default();
+    context.request_id = "in-process".into();
+    let response = function.answer(event, context).await?;
+    Ok(RawValue::get(&response).as_bytes().to_vec())
+}
+
+async fn serve(function: impl EventFunction) -> Result<(), lambda_http::Error> {
+    let handler = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+        let function = function.clone();
+        async move { function.answer(event.payload, event.context).await }
+    });
+    lambda_runtime::run(handler).await
 }
 
 fn is_sqs_event(event: &Value) -> bool {
