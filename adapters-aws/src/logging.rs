@@ -23,8 +23,11 @@ pub fn request_done(
     response: &ApiResponse,
     latency: Duration,
 ) {
+    let trace_id = response.telemetry.trace_id();
+    let trace_id = trace_id.as_str();
     tracing::info!(
         request_id,
+        trace_id,
         source = ?source,
         route = response.telemetry.route,
         tenant = response.telemetry.tenant.as_deref().unwrap_or("-"),
@@ -37,6 +40,7 @@ pub fn request_done(
         // key or a credential, only what failed below (store detail, SDK code, transport error).
         tracing::error!(
             request_id,
+            trace_id,
             route = response.telemetry.route,
             tenant = response.telemetry.tenant.as_deref().unwrap_or("-"),
             status = response.status,

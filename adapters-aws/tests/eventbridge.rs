@@ -142,7 +142,7 @@ fn a_partial_failure_resends_only_the_failed_entries_and_poison_is_dead_lettered
     let entries = entries(4);
     let events: Vec<String> = entries
         .iter()
-        .filter_map(|e| e.event().map(str::to_owned))
+        .filter_map(|e| e.event().map(|e| e.into_owned()))
         .collect();
     let (second, fourth) = (events[1].clone(), events[3].clone());
     // First call: the second entry is throttled, the fourth is malformed; later calls succeed.
@@ -169,7 +169,10 @@ fn a_partial_failure_resends_only_the_failed_entries_and_poison_is_dead_lettered
     assert_eq!(calls[1][0].detail, events[1]);
     let letters = block_on(dead.list(10)).unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].1.entry.event(), Some(events[3].as_str()));
+    assert_eq!(
+        letters[0].1.entry.event().as_deref(),
+        Some(events[3].as_str())
+    );
     assert!(
         letters[0].1.reason.contains("MalformedDetail"),
         "{}",
@@ -183,7 +186,7 @@ fn an_oversized_event_is_never_sent_and_a_refused_call_is_dead_lettered() {
     let sizes: Vec<usize> = entries
         .iter()
         .filter_map(|e| e.event())
-        .map(|e| BusEntry::for_event(e, "cells").unwrap().size())
+        .map(|e| BusEntry::for_event(&e, "cells").unwrap().size())
         .collect();
     let largest = *sizes.iter().max().unwrap();
     let bus = Bus::new(|_, _| ok());

@@ -114,7 +114,7 @@ async fn a_rule_on_the_bus_delivers_each_cloudevent_to_its_sqs_target_recoverabl
         .collect();
     let mut expected: Vec<String> = entries
         .iter()
-        .filter_map(|e| e.event().map(str::to_owned))
+        .filter_map(|e| e.event().map(|e| e.into_owned()))
         .collect();
     documents.sort();
     expected.sort();

@@ -32,8 +32,11 @@ pub fn request_done(
     let route = response.telemetry.route;
     let tenant = response.telemetry.tenant.as_deref().unwrap_or("-");
     let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    let trace_id = response.telemetry.trace_id();
+    let trace_id = trace_id.as_str();
     tracing::info!(
         invocation_id = invocation_id.unwrap_or("-"),
+        trace_id,
         method = safe_method(method),
         route,
         tenant,
@@ -46,6 +49,7 @@ pub fn request_done(
         // key or a credential, only what failed below (store detail, SDK code, transport error).
         tracing::error!(
             invocation_id = invocation_id.unwrap_or("-"),
+            trace_id,
             route,
             tenant,
             status = response.status,

@@ -110,7 +110,7 @@ fn relay(topic: Arc<EventGridTopic>, dead: Arc<MemoryDeadLetters>) -> Relay {
 fn events_of(entries: &[SealedEntry]) -> Vec<String> {
     entries
         .iter()
-        .filter_map(|e| e.event().map(str::to_owned))
+        .filter_map(|e| e.event().map(|e| e.into_owned()))
         .collect()
 }
 

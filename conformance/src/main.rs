@@ -10,6 +10,7 @@
 //! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
+//! paracell-conformance drill trace [--seed S]     # one trace id from an AWS create to its Azure replica
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
 
@@ -159,6 +160,40 @@ fn render(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `drill trace [--seed S]`: prints the log lines that carry the client's trace id.
+fn trace_drill(args: &[String]) -> ExitCode {
+    let seed = match args {
+        [] => 7,
+        [flag, value] if flag == "--seed" && value.parse::<u64>().is_ok() => {
+            value.parse().unwrap_or(7)
+        }
+        _ => {
+            eprintln!("usage: paracell-conformance drill trace [--seed S]");
+            return ExitCode::from(2);
+        }
+    };
+    let run = paracell_conformance::drill::trace::run(seed);
+    println!(
+        "the log lines carrying trace id {} (client → AWS cell → relay → Azure standby):\n",
+        run.trace_id
+    );
+    for line in &run.lines {
+        println!("{line}");
+    }
+    println!();
+    print!(
+        "{}",
+        run.report.render(
+            "trace drill, in process: one create on an AWS cell, replicated to an Azure cell"
+        )
+    );
+    if run.report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 /// `drill replication|events [--writes N] [--seed S] [--binaries]`.
 fn drill(args: &[String]) -> ExitCode {
     let usage =
@@ -169,6 +204,9 @@ fn drill(args: &[String]) -> ExitCode {
     };
     if which == "failover" {
         return failover_drill(rest);
+    }
+    if which == "trace" {
+        return trace_drill(rest);
     }
     if which != "replication" && which != "events" {
         eprintln!("unknown drill {which:?}\n{usage}");

@@ -148,3 +148,12 @@ fn the_scan_finds_a_leaked_key() {
     assert!(appears(logs, "k-1"));
     assert!(!appears(r#"{"fields":{"account":"bank-12"}}"#, "k-1"));
 }
+
+#[test]
+fn one_trace_id_follows_a_create_from_an_aws_cell_to_its_azure_standby() {
+    let run = paracell_conformance::drill::trace::run(3);
+    assert!(run.report.passed(), "{}", run.report.render("trace drill"));
+    // The request line, the relay's line and the standby's apply line, at least.
+    assert!(run.lines.len() >= 3, "{:#?}", run.lines);
+    assert!(run.lines.iter().all(|l| l.contains(&run.trace_id)));
+}

@@ -8,6 +8,7 @@ use crate::contract::tenant::requested_tenant;
 use crate::http::router::{self, Route};
 use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, require_media_type};
 use crate::ledger::{create, read};
+use crate::observability::trace::TraceContext;
 use crate::ports::{Clock, IdGenerator, TransactionStore};
 use crate::replication::signature::{self, ReplayGuard};
 use crate::replication::{apply, batch};
@@ -88,22 +89,24 @@ impl Cell {
 
     /// Answers one request. Every outcome, errors included, is a response.
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let mut response = self.route(&request).await;
+        let trace = TraceContext::for_request(&request.headers);
+        let mut response = self.route(&request, &trace).await;
         if request.method == "HEAD" {
             // A HEAD answer never has content (RFC 9110 §9.3.2), whatever its status; platforms strip
             // it anyway, so the cell must not depend on them.
             response.body.clear();
         }
         response.telemetry.method = Some(request.method);
+        response.telemetry.trace = Some(trace);
         response
     }
 
-    async fn route(&self, request: &ApiRequest) -> ApiResponse {
+    async fn route(&self, request: &ApiRequest, trace: &TraceContext) -> ApiResponse {
         // HEAD bodies are removed in `handle`, for every outcome.
         match router::dispatchable(request) {
             router::Dispatch::Route(route) => {
                 let template = route.endpoint().template;
-                with_route(self.dispatch(route, request).await, template)
+                with_route(self.dispatch(route, request, trace).await, template)
             }
             router::Dispatch::Answered(answered) => answered,
         }
@@ -121,7 +124,12 @@ impl Cell {
             .into_response()
     }
 
-    async fn dispatch(&self, route: Route, request: &ApiRequest) -> ApiResponse {
+    async fn dispatch(
+        &self,
+        route: Route,
+        request: &ApiRequest,
+        trace: &TraceContext,
+    ) -> ApiResponse {
         if request.body.len() > self.config.limits.max_body_bytes {
             return self.oversized_request();
         }
@@ -137,7 +145,7 @@ impl Cell {
         };
         let mut response = match route {
             router::TenantRoute::CreateTransaction => {
-                match seam::create_command(tenant.clone(), request) {
+                match seam::create_command(tenant.clone(), request, trace) {
                     Ok(command) => {
                         let attempt = create::create(
                             &self.config,

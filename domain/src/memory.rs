@@ -64,7 +64,7 @@ impl MemoryStore {
 
     /// The whole state as JSON with a stable order: heads, transactions, balances, idempotency
     /// records (state and fingerprint), replication entries and outbox events. The conformance
-    /// suite compares cells with it.
+    /// suite compares cells with it. Trace members are left out: observability metadata, not state.
     pub fn snapshot(&self) -> serde_json::Value {
         let state = self.lock();
         let mut tenants: Vec<(&TenantId, &TenantState)> = state.tenants.iter().collect();
@@ -129,7 +129,7 @@ impl MemoryStore {
                     "seq": e.seq(),
                     "digest": e.digest().to_string(),
                     "pending": pending,
-                    "entry": serde_json::from_str::<serde_json::Value>(e.document()).unwrap_or_default(),
+                    "entry": untraced(serde_json::from_str::<serde_json::Value>(e.document()).unwrap_or_default()),
                 })
             }));
         }
@@ -141,7 +141,7 @@ impl MemoryStore {
                 match &entry.entry().effect {
                     Effect::Accepted { event, .. } => Some(serde_json::json!({
                         "published": !pending,
-                        "event": serde_json::from_str::<serde_json::Value>(event).unwrap_or_default(),
+                        "event": untraced(serde_json::from_str::<serde_json::Value>(event).unwrap_or_default()),
                     })),
                     Effect::Refused => None,
                 }
@@ -588,6 +588,16 @@ impl SequentialIds {
             counter: AtomicU64::new(0),
         }
     }
+}
+
+/// A document without its trace members (`traceparent`, `tracestate`): the snapshot compares state,
+/// and a trace is observability metadata that differs on every run.
+fn untraced(mut document: serde_json::Value) -> serde_json::Value {
+    if let Some(members) = document.as_object_mut() {
+        members.remove("traceparent");
+        members.remove("tracestate");
+    }
+    document
 }
 
 impl IdGenerator for SequentialIds {

@@ -130,6 +130,7 @@ mod tests {
             tenant_seq: version,
             balance_version: version,
             transaction: tx,
+            trace: None,
         }
     }
 

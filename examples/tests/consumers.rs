@@ -20,6 +20,7 @@ fn event(n: u64) -> TransactionAccepted {
         tenant_seq: n,
         balance_version: n,
         transaction: tx,
+        trace: None,
     }
 }
 

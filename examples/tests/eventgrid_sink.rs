@@ -92,7 +92,7 @@ async fn the_topic_stand_in_receives_exactly_the_cells_events() {
         .collect();
     let expected: Vec<String> = entries
         .iter()
-        .filter_map(|e| e.event().map(str::to_owned))
+        .filter_map(|e| e.event().map(|e| e.into_owned()))
         .collect();
     assert_eq!(documents, expected);
 

@@ -134,6 +134,7 @@ fn the_lambda_consumer_applies_each_delivery_once_under_the_runtime_emulator() {
         tenant_seq: n,
         balance_version: n,
         transaction: tx.clone(),
+        trace: None,
     };
     let first = invoke(&lambda, &eventbridge_delivery(&event(2), "eb-1"));
     assert_eq!(first["seen"], "applied", "{first}");

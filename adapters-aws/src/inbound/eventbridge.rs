@@ -15,12 +15,12 @@ use serde_json::Value;
 /// ```
 /// use paracell_aws::inbound::eventbridge::accepted_event;
 /// let entry = paracell_domain::testing::sample_entry();
-/// let detail: serde_json::Value = serde_json::from_str(entry.event().unwrap()).unwrap();
+/// let detail: serde_json::Value = serde_json::from_str(&entry.event().unwrap()).unwrap();
 /// let envelope = serde_json::json!({"version": "0", "id": "eb-1", "detail-type": detail["type"],
 ///     "source": detail["source"], "account": "1", "time": "2026-01-01T00:00:00Z",
 ///     "region": "eu-west-1", "resources": [], "detail": detail});
 /// let event = accepted_event(&envelope).unwrap();
-/// assert_eq!(event.document(), entry.event().unwrap());
+/// assert_eq!(event.document(), entry.event().unwrap().as_ref());
 /// ```
 pub fn accepted_event(envelope: &Value) -> Result<TransactionAccepted, String> {
     let field = |name: &str| envelope.get(name).and_then(Value::as_str);
@@ -55,7 +55,7 @@ mod tests {
                 .contains("Scheduled Event")
         );
         let entry = paracell_domain::testing::sample_entry();
-        let mut detail: Value = serde_json::from_str(entry.event().unwrap()).unwrap();
+        let mut detail: Value = serde_json::from_str(&entry.event().unwrap()).unwrap();
         let envelope = |detail: &Value, source: &str| serde_json::json!({"detail-type": TRANSACTION_ACCEPTED, "source": source, "detail": detail});
         let source = detail["source"].as_str().unwrap().to_owned();
         assert!(accepted_event(&envelope(&detail, &source)).is_ok());

@@ -172,8 +172,8 @@ impl Destination for EventGridTopic {
     async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
         let mut batch = BusBatch::screen(
             entries,
-            Ok,
-            |event: &&str| event.len(),
+            |event: &str| Ok(event.to_owned()),
+            |event: &String| event.len(),
             self.limits(),
             |size| {
                 format!(
@@ -186,7 +186,7 @@ impl Destination for EventGridTopic {
         let mut pending = batch.calls();
         pending.reverse();
         while let Some(call) = pending.pop() {
-            let events: Vec<&str> = batch.items(&call).copied().collect();
+            let events: Vec<&str> = batch.items(&call).map(String::as_str).collect();
             let outcome = match self.client.send(self.request(&events)).await {
                 Err(e) => Delivery::Retry(format!("{}: {e}", self.name)),
                 Ok(response) => match response.status {

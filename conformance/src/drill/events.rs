@@ -528,8 +528,8 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
                 .map_err(|e| e.to_string())?
             {
                 if let Some(event) = entry.event() {
-                    let parsed = TransactionAccepted::parse(event).map_err(|e| e.to_string())?;
-                    documents.insert(parsed.dedupe_key(), event.to_owned());
+                    let parsed = TransactionAccepted::parse(&event).map_err(|e| e.to_string())?;
+                    documents.insert(parsed.dedupe_key(), event.into_owned());
                 }
             }
         }
@@ -655,22 +655,27 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             .unwrap_or_default(),
     );
     // Same outcome, same document: the AWS documents with the cell's name swapped for the Azure
-    // cell's are the Azure documents, byte for byte.
+    // cell's are the Azure documents, byte for byte (each request's own trace aside).
     let swap = |d: &String| {
-        d.replace(
-            &format!("/cells/{AWS_CELL}\""),
-            &format!("/cells/{AZURE_CELL}\""),
-        )
-        .replace(
-            &format!("\"cell_id\":\"{AWS_CELL}\""),
-            &format!("\"cell_id\":\"{AZURE_CELL}\""),
-        )
+        crate::buses::untraced(d)
+            .replace(
+                &format!("/cells/{AWS_CELL}\""),
+                &format!("/cells/{AZURE_CELL}\""),
+            )
+            .replace(
+                &format!("\"cell_id\":\"{AWS_CELL}\""),
+                &format!("\"cell_id\":\"{AZURE_CELL}\""),
+            )
     };
     let aws_docs: BTreeSet<String> = aws_consumed.documents.values().map(swap).collect();
-    let azure_docs: BTreeSet<String> = azure_consumed.documents.values().cloned().collect();
+    let azure_docs: BTreeSet<String> = azure_consumed
+        .documents
+        .values()
+        .map(|d| crate::buses::untraced(d))
+        .collect();
     let first_difference = aws_docs.symmetric_difference(&azure_docs).next().cloned();
     report.check(
-        "both buses carry the same CloudEvent documents, byte for byte (source cell aside)",
+        "both buses carry the same CloudEvent documents, byte for byte (source cell and trace aside)",
         first_difference.is_none() && !aws_docs.is_empty(),
         first_difference.unwrap_or_default(),
     );

@@ -18,6 +18,7 @@ pub mod replication;
 pub mod replication_binaries;
 #[cfg(feature = "drill-binaries")]
 pub mod stream;
+pub mod trace;
 
 use crate::envelopes::{Exchange, aws, azure};
 use crate::request::{ClientRequest, ClientResponse};

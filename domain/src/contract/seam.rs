@@ -7,6 +7,7 @@ use crate::contract::validation::{BodyError, parse_new_transaction};
 use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, require_json};
 use crate::idempotency::{IdempotencyKey, IdempotencyKeyError, StoredResponse};
 use crate::ledger::create::{CreateCommand, CreateError, Created, InsufficientFunds};
+use crate::observability::trace::TraceContext;
 use crate::placement::{TenantHead, TenantRole};
 use crate::ports::{BalanceSnapshot, StoreError};
 use crate::replication::batch::{self, EntryResult};
@@ -17,8 +18,13 @@ use crate::transaction::{AccountId, Transaction};
 // ---- requests → commands -------------------------------------------------------------------
 
 /// The create command a request carries, checked in the contract's order: `Idempotency-Key`,
-/// `Paracell-Expected-Epoch` (optional), `Content-Type`, then the body.
-pub fn create_command(tenant: TenantId, request: &ApiRequest) -> Result<CreateCommand, Problem> {
+/// `Paracell-Expected-Epoch` (optional), `Content-Type`, then the body. `trace` is the request's
+/// trace context, which the committed entry and event carry on.
+pub fn create_command(
+    tenant: TenantId,
+    request: &ApiRequest,
+    trace: &TraceContext,
+) -> Result<CreateCommand, Problem> {
     let key = match request.headers.get("idempotency-key") {
         None => return Err(Problem::new(ProblemType::MissingIdempotencyKey)),
         Some(raw) => IdempotencyKey::parse(&raw).map_err(|e| {
@@ -55,6 +61,7 @@ pub fn create_command(tenant: TenantId, request: &ApiRequest) -> Result<CreateCo
         key,
         command,
         expected_epoch,
+        trace: trace.clone(),
     })
 }
 

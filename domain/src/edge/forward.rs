@@ -6,6 +6,7 @@
 use super::routes::Route;
 use crate::contract::seam::EXPECTED_EPOCH_HEADER;
 use crate::http::{ApiRequest, ApiResponse, Headers};
+use crate::observability::trace::TraceContext;
 use crate::ports::{OutboundRequest, OutboundResponse};
 use std::time::Duration;
 
@@ -94,12 +95,14 @@ pub fn is_loop(headers: &Headers, edge_id: &str) -> bool {
 
 /// The request to the cell: its URL is the route's base URL plus the path and query as received;
 /// `Via` is extended; the routing epoch is passed unless the client pinned one itself (a client
-/// that routes by its own view is held to it: the cell checks whichever it gets).
+/// that routes by its own view is held to it: the cell checks whichever it gets); `traceparent` names
+/// this router's span (`trace`) as the cell's parent, `tracestate` carried on.
 pub fn to_cell(
     request: &ApiRequest,
     route: &Route,
     edge_id: &str,
     timeout: Duration,
+    trace: &TraceContext,
 ) -> OutboundRequest {
     let mut url = String::with_capacity(
         route.url.as_str().len() + request.path.len() + request.query.len() + 1,
@@ -113,6 +116,9 @@ pub fn to_cell(
     let mut headers: Vec<(String, String)> = Vec::with_capacity(request.headers.len() + 2);
     let mut via_seen = false;
     for (name, value) in request.headers.iter() {
+        if name.eq_ignore_ascii_case("traceparent") || name.eq_ignore_ascii_case("tracestate") {
+            continue;
+        }
         if name.eq_ignore_ascii_case("via") && !via_seen {
             via_seen = true;
             headers.push((name.to_owned(), format!("{value}, {}", via(edge_id))));
@@ -125,6 +131,10 @@ pub fn to_cell(
     }
     if request.headers.get(EXPECTED_EPOCH_HEADER).is_none() {
         headers.push((EXPECTED_EPOCH_HEADER.to_owned(), route.epoch.to_string()));
+    }
+    headers.push(("traceparent".to_owned(), trace.traceparent()));
+    if let Some(state) = trace.tracestate() {
+        headers.push(("tracestate".to_owned(), state.to_owned()));
     }
     OutboundRequest {
         method: request.method.clone(),

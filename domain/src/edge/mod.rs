@@ -62,6 +62,7 @@ use crate::contract::json;
 use crate::contract::tenant::requested_tenant;
 use crate::http::router::{self, Route as HttpRoute};
 use crate::http::{ApiRequest, ApiResponse, HttpService, Problem, ProblemType};
+use crate::observability::trace::TraceContext;
 use crate::ports::{Clock, HttpClient, OutboundRequest, Sleep, SystemClock, TransportError};
 use crate::tenancy::TenantId;
 use crate::time::Timestamp;
@@ -227,15 +228,17 @@ impl Edge {
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
         let head = request.method == "HEAD";
         let method = request.method.clone();
-        let mut response = self.route(request).await;
+        let trace = TraceContext::for_request(&request.headers);
+        let mut response = self.route(request, &trace).await;
         if head {
             response.body.clear();
         }
         response.telemetry.method = Some(method);
+        response.telemetry.trace = Some(trace);
         response
     }
 
-    async fn route(&self, mut request: ApiRequest) -> ApiResponse {
+    async fn route(&self, mut request: ApiRequest, trace: &TraceContext) -> ApiResponse {
         let route = match router::dispatchable(&request) {
             router::Dispatch::Route(route) => route,
             router::Dispatch::Answered(answered) => return answered,
@@ -276,7 +279,10 @@ impl Edge {
             .lookup(self.ports.routes.as_ref(), &tenant, started)
             .await
         {
-            Lookup::Route { route, .. } => self.forward(&request, &tenant, route, started).await,
+            Lookup::Route { route, .. } => {
+                self.forward(&request, &tenant, route, started, trace)
+                    .await
+            }
             Lookup::Absent => Problem::new(ProblemType::TenantNotAllocated).into_response(),
             Lookup::Unavailable(cause) => self.failure(
                 ProblemType::CellUnavailable,
@@ -297,6 +303,7 @@ impl Edge {
         tenant: &TenantId,
         mut route: Route,
         started: Timestamp,
+        trace: &TraceContext,
     ) -> ApiResponse {
         let deadline = started.plus_millis(millis(self.config.deadline));
         // Safe to send twice: reads, and writes the cell deduplicates by key.
@@ -324,8 +331,13 @@ impl Edge {
                 return self.timeout(&route);
             }
             let timeout = Duration::from_millis(u64::try_from(remaining).unwrap_or(0));
-            let outbound: OutboundRequest =
-                forward::to_cell(request, &route, self.config.edge_id.as_str(), timeout);
+            let outbound: OutboundRequest = forward::to_cell(
+                request,
+                &route,
+                self.config.edge_id.as_str(),
+                timeout,
+                trace,
+            );
             let failure = match self.ports.upstream.send(outbound).await {
                 Ok(answer) if forward::is_gateway_error(&answer) => {
                     self.health.transport_failure(route.cell.as_str(), now);

@@ -6,6 +6,7 @@ use crate::contract::seam;
 use crate::events::TransactionAccepted;
 use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
 use crate::ledger::{self, LedgerError};
+use crate::observability::trace::TraceContext;
 use crate::placement::lease::{self, Confirmed, Ownership};
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
@@ -38,6 +39,8 @@ pub struct CreateCommand {
     pub command: NewTransaction,
     /// The epoch the request was routed by (`Paracell-Expected-Epoch`), if any.
     pub expected_epoch: Option<u64>,
+    /// The request's trace: carried by the entry and the event it commits.
+    pub trace: TraceContext,
 }
 
 /// A debit the ledger refused: more than the available balance.
@@ -141,6 +144,7 @@ async fn claim_and_book(
         key,
         command,
         expected_epoch,
+        trace,
     } = request;
     // Only the tenant's primary books. Checked here to refuse early (no key is claimed on a standby),
     // and again inside the commit, which is what makes it safe.
@@ -178,6 +182,7 @@ async fn claim_and_book(
         fingerprint: &fingerprint,
         token,
         now,
+        trace: &trace,
     };
     let outcome = booking.book(command, head).await;
     if matches!(
@@ -290,6 +295,7 @@ struct Booking<'a> {
     fingerprint: &'a str,
     token: TransactionId,
     now: Timestamp,
+    trace: &'a TraceContext,
 }
 
 impl Booking<'_> {
@@ -322,6 +328,8 @@ impl Booking<'_> {
                             tenant_seq: head.position.seq + 1,
                             balance_version: version + 1,
                             transaction: transaction.clone(),
+                            // The entry keeps the event untraced; the relay adds the entry's trace.
+                            trace: None,
                         }
                         .render(&body);
                         let response = seam::booked(&transaction, body).into_stored();
@@ -365,6 +373,7 @@ impl Booking<'_> {
                 fingerprint: self.fingerprint.to_owned(),
                 response: response.clone(),
                 effect,
+                trace: Some(self.trace.clone()),
             });
             let next_head = TenantHead {
                 position: entry.position(),

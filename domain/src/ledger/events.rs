@@ -4,6 +4,8 @@
 //! store and every publisher (EventBridge, Event Grid) carries byte-identical events, and read back
 //! here once so that every consumer checks it the same way.
 
+use crate::contract::json;
+use crate::observability::trace::TraceContext;
 use crate::tenancy::CellId;
 use crate::time::Timestamp;
 use crate::transaction::Transaction;
@@ -17,7 +19,9 @@ pub const TRANSACTION_ACCEPTED: &str = "dev.paracell.transaction.accepted.v1";
 /// what the buses deliver out of order: `tenantseq`, the position of the outcome in the tenant's
 /// replication log (gapless per tenant, continued by whichever cell is the tenant's primary; refused
 /// debits take positions too, without an event), and `balanceversion`, the version of the
-/// (account, currency) balance the transaction produced (gapless per balance).
+/// (account, currency) balance the transaction produced (gapless per balance). It also carries the
+/// CloudEvents distributed-tracing extension (`traceparent`, and `tracestate` when the caller sent
+/// one): the trace of the request that booked it, so a consumer continues that trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionAccepted {
     /// CloudEvents `id`.
@@ -30,6 +34,22 @@ pub struct TransactionAccepted {
     pub balance_version: u64,
     /// The transaction resource exactly as the client got it (`data`).
     pub transaction: Transaction,
+    /// The booking request's trace (`traceparent`/`tracestate`), if it had one.
+    pub trace: Option<TraceContext>,
+}
+
+/// Where `data` starts in a rendered event.
+const DATA: &str = r#","data":"#;
+
+/// The CloudEvents distributed-tracing extension attributes.
+fn push_trace(out: &mut String, trace: &TraceContext) {
+    out.push_str(r#","traceparent":""#);
+    out.push_str(&trace.traceparent());
+    out.push('"');
+    if let Some(state) = trace.tracestate() {
+        out.push(',');
+        json::push_member(out, "tracestate", state);
+    }
 }
 
 /// Why a document is not a `TransactionAccepted` event.
@@ -48,7 +68,7 @@ impl TransactionAccepted {
     /// use paracell_domain::events::TransactionAccepted;
     /// let tx = paracell_domain::testing::sample_transaction();
     /// let event = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(),
-    ///     tenant_seq: 1, balance_version: 1, transaction: tx.clone() };
+    ///     tenant_seq: 1, balance_version: 1, transaction: tx.clone(), trace: None };
     /// let document = event.render(&tx.to_json());
     /// assert!(document.contains(r#""type":"dev.paracell.transaction.accepted.v1""#));
     /// assert_eq!(TransactionAccepted::parse(&document), Ok(event));
@@ -75,9 +95,39 @@ impl TransactionAccepted {
         out.push_str(&self.tenant_seq.to_string());
         out.push_str(r#","balanceversion":"#);
         out.push_str(&self.balance_version.to_string());
-        out.push_str(r#","data":"#);
+        if let Some(trace) = &self.trace {
+            push_trace(&mut out, trace);
+        }
+        out.push_str(DATA);
         out.push_str(resource);
         out.push('}');
+        out
+    }
+
+    /// A rendered event (`document`, as [`TransactionAccepted::render`] wrote it without a trace)
+    /// with `trace` added: what the relay publishes. Entries keep the event untraced, so the event —
+    /// part of the entry's identity — is the same whatever trace booked it.
+    ///
+    /// ```
+    /// use paracell_domain::events::TransactionAccepted;
+    /// use paracell_domain::observability::trace::TraceContext;
+    /// let tx = paracell_domain::testing::sample_transaction();
+    /// let mut event = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(),
+    ///     tenant_seq: 1, balance_version: 1, transaction: tx.clone(), trace: None };
+    /// let plain = event.render(&tx.to_json());
+    /// event.trace = TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None);
+    /// assert_eq!(TransactionAccepted::with_trace(&plain, event.trace.as_ref().unwrap()), event.render(&tx.to_json()));
+    /// ```
+    pub fn with_trace(document: &str, trace: &TraceContext) -> String {
+        // Every attribute before `data` is an identifier, a number or a timestamp (see `render`), so
+        // the first `,"data":` is the one that starts `data`.
+        let Some(at) = document.find(DATA) else {
+            return document.to_owned();
+        };
+        let mut out = String::with_capacity(document.len() + 128);
+        out.push_str(&document[..at]);
+        push_trace(&mut out, trace);
+        out.push_str(&document[at..]);
         out
     }
 
@@ -89,7 +139,7 @@ impl TransactionAccepted {
     /// use paracell_domain::events::TransactionAccepted;
     /// let tx = paracell_domain::testing::sample_transaction();
     /// let event = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(),
-    ///     tenant_seq: 1, balance_version: 1, transaction: tx.clone() };
+    ///     tenant_seq: 1, balance_version: 1, transaction: tx.clone(), trace: None };
     /// assert_eq!(event.dedupe_key(), format!("/cells/{}#00000000-0000-0000-0000-000000000000", tx.cell_id));
     /// ```
     pub fn dedupe_key(&self) -> String {
@@ -104,7 +154,7 @@ impl TransactionAccepted {
     /// use paracell_domain::events::TransactionAccepted;
     /// let tx = paracell_domain::testing::sample_transaction();
     /// let document = TransactionAccepted { event_id: uuid::Uuid::nil(), source_cell: tx.cell_id.clone(),
-    ///     tenant_seq: 3, balance_version: 2, transaction: tx.clone() }.render(&tx.to_json());
+    ///     tenant_seq: 3, balance_version: 2, transaction: tx.clone(), trace: None }.render(&tx.to_json());
     /// let reserialised = serde_json::from_str::<serde_json::Value>(&document).unwrap().to_string();
     /// let event = TransactionAccepted::parse(&reserialised).unwrap();
     /// assert_eq!(event.document(), document);
@@ -129,6 +179,10 @@ impl TransactionAccepted {
             partitionkey: &'a str,
             tenantseq: u64,
             balanceversion: u64,
+            #[serde(default)]
+            traceparent: Option<String>,
+            #[serde(default)]
+            tracestate: Option<String>,
             #[serde(borrow)]
             data: &'a serde_json::value::RawValue,
         }
@@ -161,12 +215,22 @@ impl TransactionAccepted {
         if d.tenantseq == 0 || d.balanceversion == 0 {
             return Err(bad("tenantseq and balanceversion start at 1"));
         }
+        let trace = match d.traceparent {
+            None if d.tracestate.is_some() => return Err(bad("tracestate without traceparent")),
+            None => None,
+            Some(parent) => Some(
+                TraceContext::parse(&parent, d.tracestate.as_deref())
+                    .filter(|t| t.tracestate() == d.tracestate.as_deref())
+                    .ok_or_else(|| bad("traceparent or tracestate"))?,
+            ),
+        };
         Ok(Self {
             event_id,
             source_cell,
             tenant_seq: d.tenantseq,
             balance_version: d.balanceversion,
             transaction,
+            trace,
         })
     }
 }

@@ -55,6 +55,7 @@ pub async fn receive(
             }
         };
         let (result, drained) = receive_one(config, store, &entry).await?;
+        log_received(config, &entry, &result);
         reported.insert(result.id.clone());
         results.push(result);
         extra.extend(drained);
@@ -65,6 +66,29 @@ pub async fn receive(
         }
     }
     Ok(results)
+}
+
+/// One log event per entry received, with the trace id the entry carries (the trace of the request
+/// that committed it on the primary): the standby's end of that trace.
+fn log_received(config: &CellConfig, entry: &SealedEntry, result: &EntryResult) {
+    let cell = config.cell_id.as_str();
+    let trace_id = entry.entry().trace.as_ref().map(|t| t.trace_id());
+    let trace_id = trace_id.as_deref().unwrap_or("-");
+    let tenant = entry.tenant().as_str();
+    let seq = entry.seq();
+    let outcome = result.outcome.as_str();
+    match result.outcome {
+        Outcome::Diverged | Outcome::Refused => tracing::error!(
+            trace_id,
+            cell,
+            tenant,
+            seq,
+            outcome,
+            cause = result.detail.as_deref().unwrap_or("-"),
+            "replication received"
+        ),
+        _ => tracing::info!(trace_id, cell, tenant, seq, outcome, "replication received"),
+    }
 }
 
 async fn receive_one(

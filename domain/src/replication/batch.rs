@@ -2,7 +2,8 @@
 //!
 //! A delivery is a CloudEvents 1.0 batch (`application/cloudevents-batch+json`): one event per entry,
 //! `type` [`ENTRY_TYPE`], `id` the entry's digest, `source` `/cells/<origin>`, `subject`
-//! `tenants/<tenant>/entries/<seq>`, `data` the entry document. The answer is
+//! `tenants/<tenant>/entries/<seq>`, `traceparent`/`tracestate` the entry's trace (when it has one), `data`
+//! the entry document. The answer is
 //! `{"results":[{"id","tenant","seq","outcome","detail"?}]}`, one result per event, plus one for each
 //! held entry the delivery let the receiver apply or find diverged.
 
@@ -37,7 +38,19 @@ pub fn render(entries: &[SealedEntry]) -> String {
         out.push_str(&entry.seq.to_string());
         out.push_str(r#"","time":""#);
         entry.time.push_rfc3339(&mut out);
-        out.push_str(r#"","datacontenttype":"application/json","data":"#);
+        out.push_str(r#"","datacontenttype":"application/json""#);
+        // The CloudEvents distributed-tracing extension: the trace of the request that committed the
+        // entry (also inside the entry, where the digest protects it).
+        if let Some(trace) = &entry.trace {
+            out.push_str(r#","traceparent":""#);
+            out.push_str(&trace.traceparent());
+            out.push('"');
+            if let Some(state) = trace.tracestate() {
+                out.push(',');
+                json::push_member(&mut out, "tracestate", state);
+            }
+        }
+        out.push_str(r#","data":"#);
         out.push_str(sealed.document());
         out.push('}');
     }

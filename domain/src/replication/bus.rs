@@ -110,9 +110,9 @@ pub struct BusBatch<T> {
 impl<T> BusBatch<T> {
     /// Screens a relay batch for a bus: each entry's event (its bytes, as the bus will carry them),
     /// or why it cannot be sent; `too_large` words the refusal of an event over the limit.
-    pub fn screen<'a>(
-        entries: &'a [SealedEntry],
-        wrap: impl Fn(&'a str) -> Result<T, String>,
+    pub fn screen(
+        entries: &[SealedEntry],
+        wrap: impl Fn(&str) -> Result<T, String>,
         size: impl Fn(&T) -> usize,
         limits: BatchLimits,
         too_large: impl Fn(usize) -> String,
@@ -121,7 +121,7 @@ impl<T> BusBatch<T> {
             .iter()
             .map(|entry| match entry.event() {
                 None => Err("the entry carries no event".to_owned()),
-                Some(event) => wrap(event),
+                Some(event) => wrap(&event),
             })
             .collect();
         Self::from_items(items, size, limits, too_large)

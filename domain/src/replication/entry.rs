@@ -1,10 +1,13 @@
 use super::{Digest, Position};
 use crate::contract::json;
+use crate::events::TransactionAccepted;
 use crate::idempotency::{IdempotencyKey, StoredResponse};
+use crate::observability::trace::TraceContext;
 use crate::tenancy::{CellId, TenantId};
 use crate::time::Timestamp;
 use crate::transaction::Transaction;
 use base64::Engine as _;
+use std::borrow::Cow;
 use std::fmt;
 
 /// The format version of an entry document.
@@ -15,7 +18,7 @@ pub const ENTRY_VERSION: u64 = 1;
 /// bytes), and for a booked transaction the balance version it produced and its public CloudEvent.
 ///
 /// Entries of a tenant form a chain: entry `n` carries the digest of entry `n - 1` (`prev`), and its
-/// own digest is SHA-256 of its canonical document ([`SealedEntry`]).
+/// own digest is SHA-256 of its canonical document without its trace members ([`SealedEntry`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// The tenant.
@@ -38,6 +41,9 @@ pub struct Entry {
     pub response: StoredResponse,
     /// What it did to the ledger.
     pub effect: Effect,
+    /// The trace of the request that committed it (W3C Trace Context), so the relay and the standby's
+    /// apply continue it: one trace id from the client to every replica.
+    pub trace: Option<TraceContext>,
 }
 
 /// What an entry did to the ledger.
@@ -68,6 +74,14 @@ impl Entry {
     /// Rendering a parsed document gives back the same bytes, so the digest survives any transport
     /// that re-serialises JSON.
     pub fn render(&self) -> String {
+        self.render_marked().0
+    }
+
+    /// The document, and where its trace members start (they come last): the entry's identity — what
+    /// its digest covers — is the document without them. The trace is observability metadata: the
+    /// same outcome committed under another trace is the same entry, so two cells that book the same
+    /// requests agree on every digest whatever traces the requests carried.
+    fn render_marked(&self) -> (String, usize) {
         let mut out = String::with_capacity(512 + self.response.body.len() * 2);
         out.push_str(r#"{"v":1,"tenant":"#);
         json::push_str(&mut out, self.tenant.as_str());
@@ -124,8 +138,17 @@ impl Entry {
             out.push(',');
             json::push_member(&mut out, "event", event);
         }
+        let identity = out.len();
+        if let Some(trace) = &self.trace {
+            out.push(',');
+            json::push_member(&mut out, "traceparent", &trace.traceparent());
+            if let Some(state) = trace.tracestate() {
+                out.push(',');
+                json::push_member(&mut out, "tracestate", state);
+            }
+        }
         out.push('}');
-        out
+        (out, identity)
     }
 
     /// Reads a document (canonical or not), every member through its own parser.
@@ -146,6 +169,8 @@ impl Entry {
             response: Response,
             balance_version: Option<u64>,
             event: Option<String>,
+            traceparent: Option<String>,
+            tracestate: Option<String>,
         }
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -198,6 +223,15 @@ impl Entry {
                 body,
             },
             effect,
+            trace: match (d.traceparent, d.tracestate) {
+                (None, None) => None,
+                (None, Some(_)) => return Err(invalid("tracestate without traceparent")),
+                (Some(parent), state) => Some(
+                    TraceContext::parse(&parent, state.as_deref())
+                        .filter(|t| t.tracestate() == state.as_deref())
+                        .ok_or_else(|| invalid("traceparent or tracestate"))?,
+                ),
+            },
         })
     }
 
@@ -224,8 +258,9 @@ pub struct SealedEntry {
 impl SealedEntry {
     /// Renders and digests an entry.
     pub fn seal(entry: Entry) -> Self {
-        let document = entry.render();
-        let digest = Digest::of(document.as_bytes());
+        let (document, identity) = entry.render_marked();
+        // The digest leaves the trace out (see `Entry::render_marked`): `{…identity…}`.
+        let digest = Digest::of_parts(&[&document.as_bytes()[..identity], b"}"]);
         Self {
             entry,
             document,
@@ -272,12 +307,16 @@ impl SealedEntry {
         &self.entry
     }
 
-    /// The public CloudEvent the entry carries for the event bus: `Some` for a booked transaction,
-    /// `None` for a refused debit.
-    pub fn event(&self) -> Option<&str> {
-        match &self.entry.effect {
-            Effect::Accepted { event, .. } => Some(event),
-            Effect::Refused => None,
+    /// The public CloudEvent the entry carries for the event bus, with the entry's trace
+    /// (`traceparent`/`tracestate`) when it has one: `Some` for a booked transaction, `None` for a
+    /// refused debit.
+    pub fn event(&self) -> Option<Cow<'_, str>> {
+        match (&self.entry.effect, &self.entry.trace) {
+            (Effect::Accepted { event, .. }, None) => Some(Cow::Borrowed(event)),
+            (Effect::Accepted { event, .. }, Some(trace)) => {
+                Some(Cow::Owned(TransactionAccepted::with_trace(event, trace)))
+            }
+            (Effect::Refused, _) => None,
         }
     }
 

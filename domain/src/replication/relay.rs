@@ -285,6 +285,7 @@ impl Relay {
                     .deliver(destination.as_ref(), &batch, &mut report)
                     .await;
                 for (slot, (result, attempts)) in chunk.iter().zip(outcome) {
+                    log_relayed(entries[*slot], destination.name(), &result);
                     match result {
                         Delivery::Delivered => report.delivered += 1,
                         Delivery::Poison(reason) | Delivery::Retry(reason) => {
@@ -554,5 +555,36 @@ impl Destination for PeerDestination {
             }),
             _ => Err(DeliveryError::Rejected(detail())),
         }
+    }
+}
+
+/// One log event per entry and destination, with the trace id the entry carries: how an operator
+/// follows a create from its cell to every replica.
+fn log_relayed(entry: &SealedEntry, destination: &str, result: &Delivery) {
+    let trace_id = entry.entry().trace.as_ref().map(|t| t.trace_id());
+    let trace_id = trace_id.as_deref().unwrap_or("-");
+    let origin = entry.entry().origin.as_str();
+    let tenant = entry.tenant().as_str();
+    let seq = entry.seq();
+    match result {
+        Delivery::Delivered => {
+            tracing::info!(
+                trace_id,
+                origin,
+                tenant,
+                seq,
+                destination,
+                "replication relayed"
+            );
+        }
+        Delivery::Poison(reason) | Delivery::Retry(reason) => tracing::error!(
+            trace_id,
+            origin,
+            tenant,
+            seq,
+            destination,
+            cause = reason.as_str(),
+            "replication dead-lettered"
+        ),
     }
 }

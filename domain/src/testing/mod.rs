@@ -66,6 +66,7 @@ pub fn sample_entry() -> crate::replication::SealedEntry {
         tenant_seq: 1,
         balance_version: 1,
         transaction: tx.clone(),
+        trace: None,
     }
     .render(&body);
     SealedEntry::seal(Entry {
@@ -86,6 +87,7 @@ pub fn sample_entry() -> crate::replication::SealedEntry {
             balance_version: 1,
             event,
         },
+        trace: None,
     })
 }
 

@@ -183,6 +183,8 @@ fn commit_of(
         fingerprint: format!("fp-{k}"),
         response,
         effect,
+        // Stores keep the trace as part of the entry document: the contract reads it back.
+        trace: Some(crate::observability::trace::TraceContext::start()),
     });
     Commit {
         fence,

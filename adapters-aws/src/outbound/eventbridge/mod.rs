@@ -55,10 +55,10 @@ impl BusEntry {
     /// ```
     /// use paracell_aws::outbound::eventbridge::BusEntry;
     /// let entry = paracell_domain::testing::sample_entry();
-    /// let bus = BusEntry::for_event(entry.event().unwrap(), "cells").unwrap();
+    /// let bus = BusEntry::for_event(&entry.event().unwrap(), "cells").unwrap();
     /// assert_eq!(bus.detail_type, "dev.paracell.transaction.accepted.v1");
     /// assert!(bus.source.starts_with("/cells/"));
-    /// assert_eq!(bus.detail, entry.event().unwrap());
+    /// assert_eq!(bus.detail, entry.event().unwrap().as_ref());
     /// ```
     pub fn for_event(document: &str, bus: &str) -> Result<Self, String> {
         #[derive(serde::Deserialize)]

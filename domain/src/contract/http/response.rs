@@ -19,6 +19,19 @@ pub struct Telemetry {
     pub cause: Option<String>,
     /// The problem type's slug, when the answer is a problem this process produced (for metrics).
     pub problem: Option<&'static str>,
+    /// The request's trace (continued from the caller or started here): every log line about the
+    /// request carries its trace id.
+    pub trace: Option<crate::observability::trace::TraceContext>,
+}
+
+impl Telemetry {
+    /// The request's W3C trace id for log lines, `-` for an answer given before the request was read
+    /// as one (an untranslatable envelope).
+    pub fn trace_id(&self) -> String {
+        self.trace
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |t| t.trace_id())
+    }
 }
 
 /// A response as every platform can express it: status, headers (lower-case names, never repeated,
