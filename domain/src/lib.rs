@@ -13,9 +13,10 @@
 //! | [`replication`] | replication entries, the standby's apply, the relay, signed deliveries |
 //! | [`edge`] | the edge router's core: tenant → cell from the placement registry, forwarding, safe retries, static stability |
 //! | [`placement`] | each cell's view of a tenant: role, epoch, replication position |
-//! | [`observability`] | the metrics both clouds emit, one list of names and dimensions |
+//! | [`observability`] | the metrics both clouds emit (one list of names and dimensions) and the W3C trace context |
 //! | [`ports`] | traits the outside world implements: store, clock, ids, HTTP, sleep |
 //! | [`memory`] | in-memory implementations of every port (feature `memory`) |
+//! | `testing` | the store contract suite, fault injection, samples, `block_on` (feature `testing`, for tests only) |
 //! | [`config`] | [`CellConfig`] from the environment |
 //!
 //! ```
@@ -47,6 +48,7 @@ pub mod placement;
 pub mod ports;
 pub mod replication;
 pub mod tenancy;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod time;
 

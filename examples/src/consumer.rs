@@ -38,7 +38,7 @@ pub struct BalanceView {
 /// ```
 /// use paracell_examples::consumer::{Projection, Seen};
 /// let entry = paracell_domain::testing::sample_entry();
-/// let event = paracell_domain::events::TransactionAccepted::parse(entry.event().unwrap()).unwrap();
+/// let event = paracell_domain::events::TransactionAccepted::parse(&entry.event().unwrap()).unwrap();
 /// let mut projection = Projection::default();
 /// assert_eq!(projection.apply(&event), Seen::New);
 /// assert_eq!(projection.apply(&event), Seen::Duplicate);

@@ -17,11 +17,11 @@ use serde_json::Value;
 /// ```
 /// use paracell_azure::inbound::eventgrid::accepted_events;
 /// let entry = paracell_domain::testing::sample_entry();
-/// let event: serde_json::Value = serde_json::from_str(entry.event().unwrap()).unwrap();
+/// let event: serde_json::Value = serde_json::from_str(&entry.event().unwrap()).unwrap();
 /// let one = accepted_events(&serde_json::json!({"event": event.clone()})).unwrap();
 /// let many = accepted_events(&serde_json::json!({"events": serde_json::json!([event]).to_string()})).unwrap();
 /// assert_eq!(one, many);
-/// assert_eq!(one[0].document(), entry.event().unwrap());
+/// assert_eq!(one[0].document(), entry.event().unwrap().as_ref());
 /// ```
 pub fn accepted_events(data: &Value) -> Result<Vec<TransactionAccepted>, String> {
     let bindings = data.as_object().ok_or("Data is not an object")?;
