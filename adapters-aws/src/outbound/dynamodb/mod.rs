@@ -33,9 +33,9 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use errors::store_error;
 use items::{COMPLETED, IN_PROGRESS, Item, OUTBOX_INDEX, PENDING, Read, n, s};
@@ -48,6 +48,7 @@ use paracell_domain::ports::{
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
 use paracell_domain::{Currency, TenantId};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Where the store lives and how hard it tries.
@@ -237,7 +238,28 @@ fn failed<E: std::fmt::Display>(e: E) -> StoreError {
 }
 
 /// `#state = :in_progress AND #token = :token`: the request still holds its key.
-const HELD: &str = "#state = :in_progress AND #token = :token";
+/// The condition that a key is still held by the request with `token`: in progress, same token. One
+/// definition (expression, names, values) for the commit that completes the key and the release
+/// that gives it up, so the two can never check different things.
+struct HeldBy(TransactionId);
+
+impl HeldBy {
+    const EXPRESSION: &'static str = "#state = :in_progress AND #token = :token";
+
+    fn names(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("#state".to_owned(), "state".to_owned()),
+            ("#token".to_owned(), "token".to_owned()),
+        ])
+    }
+
+    fn values(&self) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (":in_progress".to_owned(), s(IN_PROGRESS)),
+            (":token".to_owned(), s(self.0.to_string())),
+        ])
+    }
+}
 
 /// The writes of one commit, each with the condition it guards.
 #[derive(Default)]
@@ -308,24 +330,27 @@ impl DynamoStore {
         let e = entry.entry();
         let response = s(items::response_json(&e.response).map_err(failed)?);
         let item = match guard {
-            KeyGuard::HeldBy(token) => TransactWriteItem::builder().update(build(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(items::idempotency_key(&e.tenant, &e.key)))
-                    .update_expression(
-                        "SET #state = :completed, #response = :response REMOVE #token, #claimed_at",
-                    )
-                    .condition_expression(HELD)
-                    .expression_attribute_names("#state", "state")
-                    .expression_attribute_names("#token", "token")
-                    .expression_attribute_names("#response", "response")
-                    .expression_attribute_names("#claimed_at", "claimed_at")
-                    .expression_attribute_values(":completed", s(COMPLETED))
-                    .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-                    .expression_attribute_values(":token", s(token.to_string()))
-                    .expression_attribute_values(":response", response)
-                    .build(),
-            )?),
+            KeyGuard::HeldBy(token) => {
+                let held = HeldBy(token);
+                let mut names = held.names();
+                names.insert("#response".into(), "response".into());
+                names.insert("#claimed_at".into(), "claimed_at".into());
+                let mut values = held.values();
+                values.insert(":completed".into(), s(COMPLETED));
+                values.insert(":response".into(), response);
+                TransactWriteItem::builder().update(build(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(items::idempotency_key(&e.tenant, &e.key)))
+                        .update_expression(
+                            "SET #state = :completed, #response = :response REMOVE #token, #claimed_at",
+                        )
+                        .condition_expression(HeldBy::EXPRESSION)
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .build(),
+                )?)
+            }
             KeyGuard::Absent => {
                 let mut item = items::idempotency_key(&e.tenant, &e.key);
                 item.insert("fingerprint".into(), s(e.fingerprint.clone()));
@@ -398,11 +423,9 @@ impl TransactionStore for DynamoStore {
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(items::idempotency_key(tenant, key)))
-            .condition_expression(HELD)
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":token", s(token.to_string()))
+            .condition_expression(HeldBy::EXPRESSION)
+            .set_expression_attribute_names(Some(HeldBy(token).names()))
+            .set_expression_attribute_values(Some(HeldBy(token).values()))
             .send()
             .await;
         errors::unless_condition_failed("DeleteItem", deleted)
