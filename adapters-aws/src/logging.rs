@@ -8,12 +8,22 @@ use std::time::Duration;
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
         .without_time() // CloudWatch stamps every line
         .with_writer(std::io::stderr)
-        .try_init();
+        .finish();
+    // With the `otlp` feature and an OTLP endpoint configured, every event is also kept for export
+    // (`paracell_domain::observability::otlp`); the host sends it.
+    #[cfg(feature = "otlp")]
+    if paracell_domain::observability::otlp::OtlpExport::from_env("-").is_some() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let otlp = subscriber.with(paracell_domain::observability::otlp::layer());
+        let _ = tracing::subscriber::set_global_default(otlp);
+        return;
+    }
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// Logs one answered request.

@@ -22,6 +22,7 @@ pub mod consumer;
 pub mod edge;
 pub mod http_client;
 pub mod operator;
+pub mod telemetry;
 
 use paracell_domain::memory::{MemoryDeadLetters, MemoryStore, SequentialIds, SteppingClock};
 use paracell_domain::ports::{SystemClock, TransactionStore, UuidV7};

@@ -4,4 +4,6 @@
 //! from [`crate::http::Telemetry::cause`].)
 
 pub mod metrics;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod trace;

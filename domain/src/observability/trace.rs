@@ -173,6 +173,23 @@ impl TraceContext {
         to_hex(&self.trace_id)
     }
 
+    /// The trace id's 16 bytes.
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// Reads a trace id as log lines carry it (32 lowercase hex digits, not all zero).
+    ///
+    /// ```
+    /// use paracell_domain::observability::trace::TraceContext;
+    /// assert_eq!(TraceContext::trace_id_from_hex("0af7651916cd43dd8448eb211c80319c").unwrap()[0], 0x0a);
+    /// assert!(TraceContext::trace_id_from_hex("00000000000000000000000000000000").is_none());
+    /// assert!(TraceContext::trace_id_from_hex("-").is_none());
+    /// ```
+    pub fn trace_id_from_hex(hex_digits: &str) -> Option<[u8; 16]> {
+        hex::<16>(hex_digits.as_bytes()).filter(|id| *id != [0; 16])
+    }
+
     /// This hop's span id, 16 lowercase hex digits.
     pub fn span_id(&self) -> String {
         to_hex(&self.span_id)

@@ -14,6 +14,7 @@ async fn main() -> ExitCode {
         }
     };
     let run = paracell_azure::server::run(async |config| {
+        paracell_examples::telemetry::spawn_otlp_export(config.cell_id.as_str());
         let relay =
             paracell_examples::relay_from_lookup(&config, |n| std::env::var(n).ok()).await?;
         // The Cosmos DB stand-in has no change feed: locally the relay can poll the store instead.

@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    paracell_examples::telemetry::spawn_otlp_export(edge.config().edge_id.as_str());
     let probe_secs = match lookup("PARACELL_EDGE_PROBE_SECS").map(|s| s.parse::<u64>()) {
         None => 10,
         Some(Ok(secs)) => secs,

@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    paracell_examples::telemetry::spawn_otlp_export(lambda.cell().config().cell_id.as_str());
     // Stream batches of the cell table and replay-queue batches go to the relay (when peers are set).
     let relay = paracell_examples::relay_from_lookup(lambda.cell().config(), |name| {
         std::env::var(name).ok()

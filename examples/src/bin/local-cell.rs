@@ -47,6 +47,7 @@ async fn main() -> ExitCode {
         "local-cell: cell {} listening on http://127.0.0.1:{port}",
         config.cell_id
     );
+    paracell_examples::telemetry::spawn_otlp_export(config.cell_id.as_str());
     let adapter = AzureConfig {
         mode: Mode::Forwarding,
         route_prefix: RoutePrefix::new(""),
