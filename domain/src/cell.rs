@@ -8,6 +8,7 @@ use crate::contract::tenant::requested_tenant;
 use crate::http::router::{self, Route};
 use crate::http::{ApiRequest, ApiResponse, Problem, ProblemType, require_media_type};
 use crate::ledger::{create, read};
+use crate::observability::store_requests::CountedStore;
 use crate::observability::trace::TraceContext;
 use crate::ports::{Clock, IdGenerator, TransactionStore};
 use crate::replication::signature::{self, ReplayGuard};
@@ -134,11 +135,31 @@ impl Cell {
             return self.oversized_request();
         }
         // /health needs no tenant (load balancers and Traffic Manager probe it); every other route does.
-        let route = match route {
-            Route::Health => return seam::health(&self.config.cell_id),
-            Route::ReplicationEntries => return self.replication_entries(request).await,
-            Route::Tenant(route) => route,
+        if matches!(route, Route::Health) {
+            return seam::health(&self.config.cell_id);
+        }
+        // Every store operation of this request is counted (the `store_requests` metric).
+        let store = Arc::new(CountedStore::new(self.ports.store.clone()));
+        let ports = CellPorts {
+            store: store.clone(),
+            ..self.ports.clone()
         };
+        let mut response = match route {
+            Route::Health => seam::health(&self.config.cell_id),
+            Route::ReplicationEntries => self.replication_entries(request, store.as_ref()).await,
+            Route::Tenant(route) => self.tenant_route(route, request, trace, &ports).await,
+        };
+        response.telemetry.store_requests = Some(store.calls());
+        response
+    }
+
+    async fn tenant_route(
+        &self,
+        route: router::TenantRoute,
+        request: &ApiRequest,
+        trace: &TraceContext,
+        ports: &CellPorts,
+    ) -> ApiResponse {
         let tenant = match self.served_tenant(request) {
             Ok(tenant) => tenant,
             Err(problem) => return problem.into_response(),
@@ -147,25 +168,20 @@ impl Cell {
             router::TenantRoute::CreateTransaction => {
                 match seam::create_command(tenant.clone(), request, trace) {
                     Ok(command) => {
-                        let attempt = create::create(
-                            &self.config,
-                            &self.ports,
-                            self.ownership.as_deref(),
-                            command,
-                        )
-                        .await;
+                        let attempt =
+                            create::create(&self.config, ports, self.ownership.as_deref(), command)
+                                .await;
                         seam::attempted(&self.config.cell_id, attempt)
                     }
                     Err(problem) => problem.into_response(),
                 }
             }
             router::TenantRoute::GetTransaction(id) => {
-                seam::transaction(read::transaction(&self.ports, &tenant, id).await)
+                seam::transaction(read::transaction(ports, &tenant, id).await)
             }
-            router::TenantRoute::GetBalances(account) => seam::balances(
-                &account,
-                read::balances(&self.ports, &tenant, &account).await,
-            ),
+            router::TenantRoute::GetBalances(account) => {
+                seam::balances(&account, read::balances(ports, &tenant, &account).await)
+            }
         };
         response.telemetry.tenant = Some(tenant.to_string());
         response
@@ -173,7 +189,11 @@ impl Cell {
 
     /// A delivery from a peer cell: authenticated first (nothing unauthenticated is parsed), then
     /// its entries received and applied.
-    async fn replication_entries(&self, request: &ApiRequest) -> ApiResponse {
+    async fn replication_entries(
+        &self,
+        request: &ApiRequest,
+        store: &dyn TransactionStore,
+    ) -> ApiResponse {
         let now_secs = self.ports.clock.now().unix_millis().div_euclid(1000);
         let secrets = &self.config.replication.secrets;
         let verified = signature::verify(secrets, &request.headers, &request.body, now_secs)
@@ -200,7 +220,7 @@ impl Cell {
                     .into_response();
             }
         };
-        match apply::receive(&self.config, self.ports.store.as_ref(), incoming).await {
+        match apply::receive(&self.config, store, incoming).await {
             Ok(results) => seam::replication_results(&results),
             Err(e) => seam::store_failure(&e),
         }

@@ -28,14 +28,17 @@ pub enum Unit {
     Count,
     /// Microseconds.
     Microseconds,
+    /// Milliseconds.
+    Milliseconds,
 }
 
 impl Unit {
-    /// `Count` or `Microseconds`.
+    /// `Count`, `Microseconds` or `Milliseconds`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Count => "Count",
             Self::Microseconds => "Microseconds",
+            Self::Milliseconds => "Milliseconds",
         }
     }
 }
@@ -96,14 +99,32 @@ pub const RELAY_FAILED: Metric = Metric {
     meaning: "entries a relay run could neither deliver nor dead-letter (retried)",
 };
 
+/// Store operations a request made (each one database round trip on DynamoDB and Cosmos DB; see
+/// [`crate::observability::store_requests`]).
+pub const STORE_REQUESTS: Metric = Metric {
+    name: "store_requests",
+    unit: Unit::Count,
+    dimensions: &["service", "route"],
+    meaning: "store operations a request made (database round trips)",
+};
+/// How far behind its primary a relay run delivered.
+pub const REPLICATION_LAG: Metric = Metric {
+    name: "replication_lag",
+    unit: Unit::Milliseconds,
+    dimensions: &["service"],
+    meaning: "per relay run: the oldest relayed entry's age from its commit to its delivery",
+};
+
 /// Every metric, for documentation checks.
-pub const ALL: [&Metric; 6] = [
+pub const ALL: [&Metric; 8] = [
     &REQUESTS,
     &LATENCY,
     &ERRORS,
+    &STORE_REQUESTS,
     &RELAYED,
     &DEAD_LETTERED,
     &RELAY_FAILED,
+    &REPLICATION_LAG,
 ];
 
 /// One value of one metric, with its dimensions' values (in the metric's order).
@@ -162,6 +183,13 @@ pub fn request_samples(service: &str, response: &ApiResponse, latency: Duration)
             values: vec![service.to_owned(), problem.to_owned()],
         });
     }
+    if let Some(calls) = response.telemetry.store_requests {
+        samples.push(Sample {
+            metric: &STORE_REQUESTS,
+            value: u64::from(calls),
+            values: vec![service.to_owned(), route.to_owned()],
+        });
+    }
     samples
 }
 
@@ -173,9 +201,11 @@ pub fn relay_samples(service: &str, report: &RelayReport) -> Vec<Sample> {
         (&RELAY_FAILED, report.failed.len()),
     ]
     .into_iter()
+    .map(|(metric, value)| (metric, value as u64))
+    .chain(report.lag_millis.map(|lag| (&REPLICATION_LAG, lag)))
     .map(|(metric, value)| Sample {
         metric,
-        value: value as u64,
+        value,
         values: vec![service.to_owned()],
     })
     .collect()

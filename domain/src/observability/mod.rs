@@ -6,4 +6,5 @@
 pub mod metrics;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+pub mod store_requests;
 pub mod trace;

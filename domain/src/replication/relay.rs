@@ -168,6 +168,9 @@ pub struct RelayReport {
     pub dead_lettered: usize,
     /// Attempts that failed and were retried.
     pub retries: usize,
+    /// The replication lag of this run: the age (from its commit on the primary to the end of its
+    /// delivery) of the oldest entry it relayed, in milliseconds; `None` when it relayed nothing.
+    pub lag_millis: Option<u64>,
 }
 
 impl RelayReport {
@@ -195,6 +198,7 @@ impl RelayReport {
         self.delivered += other.delivered;
         self.dead_lettered += other.dead_lettered;
         self.retries += other.retries;
+        self.lag_millis = self.lag_millis.max(other.lag_millis);
     }
 }
 
@@ -313,6 +317,9 @@ impl Relay {
             if failed {
                 report.failed.push(r);
             } else {
+                let age = self.clock.now().unix_millis() - entry.entry().time.unix_millis();
+                let age = u64::try_from(age).unwrap_or(0); // a clock behind the primary's: no lag
+                report.lag_millis = report.lag_millis.max(Some(age));
                 report.relayed.push(r);
             }
         }

@@ -22,6 +22,8 @@ pub struct Telemetry {
     /// The request's trace (continued from the caller or started here): every log line about the
     /// request carries its trace id.
     pub trace: Option<crate::observability::trace::TraceContext>,
+    /// Store operations the request made (the `store_requests` metric), when it reached the store.
+    pub store_requests: Option<u32>,
 }
 
 impl Telemetry {

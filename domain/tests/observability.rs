@@ -1,5 +1,7 @@
-//! W3C Trace Context through a cell and a router: the caller's trace is continued (or one started),
-//! the committed entry and the published event carry it, and it never changes an entry's identity.
+//! What a cell tells its operator besides its answers. W3C Trace Context through a cell and a
+//! router: the caller's trace is continued (or one started), the committed entry and the published
+//! event carry it, and it never changes an entry's identity. Each answer counts its store
+//! operations; each relay run reports its replication lag.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use paracell_domain::edge::forward;
@@ -118,4 +120,87 @@ fn the_router_passes_its_own_span_as_the_cells_parent() {
         .filter(|(n, _)| n == "tracestate")
         .count();
     assert_eq!(states, 1);
+}
+
+#[test]
+fn each_answer_counts_its_store_operations() {
+    use paracell_domain::observability::metrics::{STORE_REQUESTS, request_samples};
+    let cell = Cell::in_memory(CellConfig::new("cell-a", TenantScope::All).unwrap());
+    let created = block_on(cell.handle(create("k-1", None)));
+    // The tenant's head, the key claim, the balance, the commit.
+    assert_eq!(created.telemetry.store_requests, Some(4));
+    let replayed = block_on(cell.handle(create("k-1", None)));
+    assert_eq!(replayed.telemetry.store_requests, Some(2));
+    let location = created.header("location").unwrap().to_owned();
+    let mut get = ApiRequest::new("GET", location);
+    get.headers.append("x-tenant-id", "coop-1");
+    let read = block_on(cell.handle(get));
+    assert_eq!(read.status, 200);
+    assert_eq!(read.telemetry.store_requests, Some(1));
+    let samples = request_samples("cell-a", &read, Duration::from_micros(10));
+    let sample = samples
+        .iter()
+        .find(|s| s.metric == &STORE_REQUESTS)
+        .unwrap();
+    assert_eq!(sample.value, 1);
+    assert_eq!(sample.dimension("route"), Some(read.telemetry.route));
+    // /health reaches no store.
+    let health = block_on(cell.handle(ApiRequest::new("GET", "/health")));
+    assert_eq!(health.telemetry.store_requests, None);
+}
+
+#[test]
+fn a_relay_run_reports_its_replication_lag() {
+    use paracell_domain::memory::{self, MemoryDeadLetters, NoSleep};
+    use paracell_domain::observability::metrics::{REPLICATION_LAG, relay_samples};
+    use paracell_domain::ports::Clock;
+    use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination, Relay};
+    use paracell_domain::time::Timestamp;
+    use std::sync::Arc;
+
+    struct Accepts;
+    #[async_trait::async_trait]
+    impl Destination for Accepts {
+        fn name(&self) -> &str {
+            "accepts"
+        }
+        fn wants(&self, _entry: &SealedEntry) -> bool {
+            true
+        }
+        async fn deliver(&self, entries: &[SealedEntry]) -> Result<Vec<Delivery>, DeliveryError> {
+            Ok(vec![Delivery::Delivered; entries.len()])
+        }
+    }
+    struct At(Timestamp);
+    impl Clock for At {
+        fn now(&self) -> Timestamp {
+            self.0
+        }
+    }
+    let (cell, _store) =
+        memory::deterministic(CellConfig::new("cell-a", TenantScope::All).unwrap());
+    assert_eq!(block_on(cell.handle(create("k-1", None))).status, 201);
+    let entries = pending(&cell);
+    let committed = entries[0].entry().time;
+    let relay = Relay::new(
+        vec![Arc::new(Accepts)],
+        Arc::new(MemoryDeadLetters::new()),
+        Arc::new(NoSleep),
+        Arc::new(At(committed.plus_millis(1_500))),
+    );
+    let report = block_on(relay.relay(&entries));
+    assert_eq!(report.lag_millis, Some(1_500));
+    let samples = relay_samples("cell-a", &report);
+    let lag = samples
+        .iter()
+        .find(|s| s.metric == &REPLICATION_LAG)
+        .unwrap();
+    assert_eq!(lag.value, 1_500);
+    // Nothing relayed: no lag sample.
+    let idle = block_on(relay.relay(&[]));
+    assert!(
+        !relay_samples("cell-a", &idle)
+            .iter()
+            .any(|s| s.metric == &REPLICATION_LAG)
+    );
 }
