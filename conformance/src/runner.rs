@@ -208,14 +208,35 @@ struct Lane {
     failures: Vec<String>,
 }
 
+/// The function app's `host.json`, as shipped: the Azure lanes read their mode and route prefix from
+/// it exactly as a deployed cell does (`AzureConfig::from_parts`), so the suite proves the shipped
+/// configuration, not a hand-built one.
+const SHIPPED_HOST_JSON: &str = include_str!("../../examples/azure/app/host.json");
+
+/// The custom handler's configuration for the payload or forwarding lane: the shipped `host.json`
+/// (forwarding switched on with `customHandler.enableForwardingHttpRequest`, as an app would), App
+/// Service authentication on (principals trusted).
+pub(crate) fn azure_config(forwarding: bool) -> AzureConfig {
+    let host_json = if forwarding {
+        SHIPPED_HOST_JSON.replace(
+            r#""enableForwardingHttpRequest": false"#,
+            r#""enableForwardingHttpRequest": true"#,
+        )
+    } else {
+        SHIPPED_HOST_JSON.to_owned()
+    };
+    let env = |name: &str| (name == "WEBSITE_AUTH_ENABLED").then(|| "true".to_owned());
+    let config = AzureConfig::from_parts(Some(&host_json), "examples/azure/app/host.json", env)
+        .unwrap_or_else(|e| panic!("the shipped host.json: {e}"));
+    // The suite's host model puts client paths under `azure::ROUTE_PREFIX`: the two must agree.
+    assert_eq!(config.route_prefix, RoutePrefix::new(azure::ROUTE_PREFIX));
+    assert_eq!(config.mode == Mode::Forwarding, forwarding, "host.json");
+    config
+}
+
 /// The in-process driver of `envelope` around `cell`.
 pub(crate) fn driver(envelope: Envelope, cell: Cell) -> Driver {
-    let azure_config = |mode| AzureConfig {
-        mode,
-        route_prefix: RoutePrefix::new(azure::ROUTE_PREFIX),
-        trust_client_principal: true,
-        ..AzureConfig::default()
-    };
+    let azure_config = |mode| azure_config(mode == Mode::Forwarding);
     if envelope == Envelope::Direct {
         return Driver::Direct(cell);
     }
