@@ -161,8 +161,9 @@ pub fn payload_invocation(
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
             .map(|(_, v)| v.as_str());
-        // The same rule the adapter decodes by (one implementation: `payload`).
-        let body = if crate::inbound::payload::is_base64_media_type(content_type) {
+        // The host's rule, stated here from its source, not borrowed from the adapter: a model that
+        // shared the adapter's reading of the rule could never catch a mistake in it.
+        let body = if host_sends_base64(content_type) {
             base64::engine::general_purpose::STANDARD.encode(&client.body)
         } else {
             // Read as UTF-8 text: lossy for anything that is not.
@@ -431,6 +432,18 @@ pub fn forwarded_reply_to_client(reply: &HandlerReply, client_method: &str) -> C
         headers: reply.headers.clone(),
         body,
     }
+}
+
+
+/// Which request bodies the host puts in `Body` as base64 (`HttpRequestExtensions`, the
+/// `IsMediaTypeOctetOrMultipart` check, notes/azure-custom-handler.md "Body rules"): the media type
+/// — `Content-Type` without parameters, any case — is `application/octet-stream` or `multipart/*`.
+fn host_sends_base64(content_type: Option<&str>) -> bool {
+    let media_type = content_type
+        .and_then(|value| value.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    media_type == "application/octet-stream" || media_type.starts_with("multipart/")
 }
 
 #[cfg(test)]
