@@ -200,3 +200,66 @@ fn an_undeliverable_entry_is_dead_lettered_and_a_replay_delivers_it() {
         json!({"batchItemFailures": [{"itemIdentifier": "m9"}]})
     );
 }
+
+/// Takes every entry but the tenant's second, which it refuses for good.
+struct RefusesSecond;
+
+#[async_trait::async_trait]
+impl paracell_domain::replication::relay::Destination for RefusesSecond {
+    fn name(&self) -> &str {
+        "refuses-second"
+    }
+    fn wants(&self, _: &SealedEntry) -> bool {
+        true
+    }
+    async fn deliver(
+        &self,
+        entries: &[SealedEntry],
+    ) -> Result<
+        Vec<paracell_domain::replication::relay::Delivery>,
+        paracell_domain::replication::relay::DeliveryError,
+    > {
+        use paracell_domain::replication::relay::Delivery;
+        Ok(entries
+            .iter()
+            .map(|e| {
+                if e.seq() == 2 {
+                    Delivery::Poison("refused".into())
+                } else {
+                    Delivery::Delivered
+                }
+            })
+            .collect())
+    }
+}
+
+#[test]
+fn the_batch_answer_names_exactly_the_record_that_failed() {
+    // Entries 1 and 2 of one tenant; only 2 fails (refused, and the dead-letter queue is down): the
+    // partial-batch answer names record 2, so Lambda retries from there and record 1 is not resent.
+    let (primary, primary_store) = cell("cell-a", "cell-b");
+    create(&primary, "k1", "10");
+    create(&primary, "k2", "20");
+    let entries = pending(&primary_store);
+    assert_eq!(
+        entries.iter().map(SealedEntry::seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let relay = Relay::new(
+        vec![Arc::new(RefusesSecond)],
+        Arc::new(Broken),
+        Arc::new(memory::NoSleep),
+        Arc::new(paracell_domain::ports::SystemClock),
+    );
+    let lambda = LambdaCell::new(primary.clone()).with_relay(relay);
+    let records: Vec<Value> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| insert_record(300 + i as u64, e, true))
+        .collect();
+    let answer = invoke(&lambda, &json!({"Records": records}));
+    assert_eq!(
+        answer,
+        json!({"batchItemFailures": [{"itemIdentifier": "301"}]})
+    );
+}

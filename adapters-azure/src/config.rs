@@ -188,5 +188,36 @@ mod tests {
         );
         let defaults = AzureConfig::from_parts(None, "host.json", |_| None).unwrap();
         assert_eq!(defaults, AzureConfig::default());
+        // The environment can also switch a forwarding app back to payload mode.
+        let forwarding = r#"{"customHandler":{"enableForwardingHttpRequest":true}}"#;
+        let c = AzureConfig::from_parts(Some(forwarding), "host.json", |k| {
+            (k == "PARACELL_AZURE_MODE").then(|| "payload".into())
+        })
+        .unwrap();
+        assert_eq!(c.mode, Mode::Payload);
+    }
+
+    #[test]
+    fn the_relay_function_is_named_by_the_environment_unless_empty() {
+        let named = AzureConfig::from_parts(None, "host.json", |k| {
+            (k == "PARACELL_RELAY_FUNCTION").then(|| "Outbox".into())
+        })
+        .unwrap();
+        assert_eq!(named.relay_function, "Outbox");
+        let empty = AzureConfig::from_parts(None, "host.json", |k| {
+            (k == "PARACELL_RELAY_FUNCTION").then(String::new)
+        })
+        .unwrap();
+        assert_eq!(empty.relay_function, AzureConfig::default().relay_function);
+    }
+
+    #[test]
+    fn a_path_not_under_the_prefix_is_left_alone() {
+        let prefix = RoutePrefix::new("api");
+        for path in ["/a", "/ap", "/", "", "/é", "/aé", "/xyz/health", "/ap/x"] {
+            assert_eq!(prefix.strip(path), path);
+        }
+        assert_eq!(prefix.strip("/api"), "/");
+        assert_eq!(prefix.strip("/API/x"), "/x");
     }
 }

@@ -192,6 +192,17 @@ mod tests {
             assert_eq!(call(router(), "POST", "/Double", "{").await.0, 400);
             assert_eq!(call(router(), "GET", "/Double", "").await.0, 404);
             assert_eq!(call(router(), "GET", "/", "").await.0, 200);
+            // Not a function name: a nested path, or none.
+            assert_eq!(
+                call(router(), "POST", "/Double/x", r#"{"Data":{"n":1}}"#)
+                    .await
+                    .0,
+                404
+            );
+            assert_eq!(
+                call(router(), "POST", "/", r#"{"Data":{"n":1}}"#).await.0,
+                404
+            );
         });
     }
 }

@@ -434,7 +434,6 @@ pub fn forwarded_reply_to_client(reply: &HandlerReply, client_method: &str) -> C
     }
 }
 
-
 /// Which request bodies the host puts in `Body` as base64 (`HttpRequestExtensions`, the
 /// `IsMediaTypeOctetOrMultipart` check, notes/azure-custom-handler.md "Body rules"): the media type
 /// — `Content-Type` without parameters, any case — is `application/octet-stream` or `multipart/*`.

@@ -486,3 +486,43 @@ pub async fn run(
     serve(listener, handler, shutdown_signal()).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body arriving in frames of the given sizes.
+    fn framed(sizes: &[usize]) -> Body {
+        let frames: Vec<Result<Vec<u8>, std::io::Error>> =
+            sizes.iter().map(|n| Ok(vec![b'x'; *n])).collect();
+        Body::from_stream(futures::stream::iter(frames))
+    }
+
+    #[test]
+    fn a_body_is_read_up_to_its_cap_and_no_further() {
+        paracell_domain::testing::block_on(async {
+            // Under the cap, and exactly at it: all of it, not "longer".
+            assert_eq!(
+                read_capped(framed(&[3, 4]), 10).await,
+                Ok((vec![b'x'; 7], false))
+            );
+            assert_eq!(
+                read_capped(framed(&[4, 6]), 10).await,
+                Ok((vec![b'x'; 10], false))
+            );
+            // Over it, whichever frame crosses it: the first `cap` bytes, and "longer".
+            assert_eq!(
+                read_capped(framed(&[4, 7]), 10).await,
+                Ok((vec![b'x'; 10], true))
+            );
+            assert_eq!(
+                read_capped(framed(&[11]), 10).await,
+                Ok((vec![b'x'; 10], true))
+            );
+            assert_eq!(
+                read_capped(framed(&[10, 1]), 10).await,
+                Ok((vec![b'x'; 10], true))
+            );
+        });
+    }
+}

@@ -330,3 +330,26 @@ fn the_host_model_matches_the_hosts_reply_samples() {
     }
     assert!(checked >= 5, "only {checked} reply samples checked");
 }
+
+#[test]
+fn payload_mode_answers_only_what_the_host_sends_there() {
+    // The host invokes `POST /{FunctionName}` in payload mode: one segment. Anything else is not an
+    // invocation and gets a 404 problem without reaching the cell.
+    let handler = AzureHandler::new(cell(), AzureConfig::default());
+    assert!(handler.cell().is_some());
+    for (method, path) in [
+        ("POST", "/"),
+        ("POST", "/Transactions/extra"),
+        ("GET", "/Transactions"),
+        ("PUT", "/Transactions"),
+    ] {
+        let reply =
+            paracell_domain::testing::block_on(handler.invoke(HostRequest::new(method, path)));
+        assert_eq!(reply.status, 404, "{method} {path}");
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert!(
+            body["detail"].as_str().unwrap().contains("Payload mode"),
+            "{method} {path}: {body}"
+        );
+    }
+}

@@ -52,6 +52,7 @@ pub fn request_from_parts<'a>(
 /// assert_eq!(callers_user_agent("curl/8.5 Azure-Functions-Host/4.1040.300.0"), Some("curl/8.5"));
 /// assert_eq!(callers_user_agent("Azure-Functions-Host/4.1040.300.0"), None);
 /// assert_eq!(callers_user_agent("curl/8.5"), Some("curl/8.5"));
+/// assert_eq!(callers_user_agent("Mozilla/5.0 (X11; Linux)"), Some("Mozilla/5.0 (X11; Linux)"));
 /// ```
 pub fn callers_user_agent(value: &str) -> Option<&str> {
     let caller = match value.rsplit_once(' ') {
