@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use paracell_conformance::drill::failover::{self, FailoverOptions};
-use paracell_conformance::drill::{Options, events};
+use paracell_conformance::drill::{Options, events, replication};
 
 #[test]
 fn the_events_drill_holds_for_several_seeds() {
@@ -23,6 +23,22 @@ fn the_events_drill_holds_for_several_seeds() {
         assert!(
             !letters.starts_with("0 ") && !letters.contains("/ 0 "),
             "{letters}"
+        );
+    }
+}
+
+#[test]
+fn the_replication_drill_holds_for_several_seeds() {
+    // Through both adapters' trigger envelopes: DynamoDB Streams batches into the Lambda adapter's
+    // relay, Cosmos DB change-feed invocations into the custom handler's, deliveries through the
+    // peer's HTTP envelopes; every invocation must succeed and both cells end alike.
+    for seed in [1, 2] {
+        let report = replication::run(Options { writes: 150, seed });
+        assert!(report.passed(), "{}", report.render("replication drill"));
+        assert!(
+            report.checks.len() >= 9,
+            "{}",
+            report.render("replication drill")
         );
     }
 }

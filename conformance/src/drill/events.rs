@@ -302,6 +302,41 @@ async fn replay_dead_letters(side: &Side, relay: &Relay) -> Result<(usize, usize
     Ok((letters.len(), replayed))
 }
 
+/// The AWS replay as deployed: every dead letter as a message of an SQS event to the cell's function
+/// (`LambdaCell`), which relays each to its destination again and names the ones that failed; the
+/// others leave the queue.
+async fn replay_through_sqs(side: &Side, lambda: &LambdaCell) -> Result<(usize, usize), String> {
+    let letters = side.dead.list(10_000).await.map_err(|e| e.to_string())?;
+    if letters.is_empty() {
+        return Ok((0, 0));
+    }
+    let messages: Vec<(String, String)> = letters
+        .iter()
+        .map(|(id, letter)| (id.clone(), letter.render()))
+        .collect();
+    let event = crate::envelopes::aws::sqs_event(&messages);
+    let answer = lambda
+        .invoke(&serde_json::to_vec(&event).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer: Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+    let failures = answer["batchItemFailures"]
+        .as_array()
+        .ok_or_else(|| format!("the SQS batch answer has no batchItemFailures: {answer}"))?;
+    let failed: BTreeSet<&str> = failures
+        .iter()
+        .filter_map(|f| f["itemIdentifier"].as_str())
+        .collect();
+    let mut replayed = 0;
+    for (id, _) in &letters {
+        if !failed.contains(id.as_str()) {
+            side.dead.remove(id).await.map_err(|e| e.to_string())?;
+            replayed += 1;
+        }
+    }
+    Ok((letters.len(), replayed))
+}
+
 /// What a consumer made of a bus's deliveries.
 struct Consumed {
     /// Distinct events, by `source` + `id`, as the consumer rebuilt their documents.
@@ -483,7 +518,8 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             .len();
 
     // The operator's replay of what was dead-lettered.
-    let (aws_letters, aws_replayed) = replay_dead_letters(&aws_side, &aws_relay).await?;
+    // On AWS the dead-letter queue's messages come back as an SQS event to the cell's function.
+    let (aws_letters, aws_replayed) = replay_through_sqs(&aws_side, &lambda).await?;
     let (azure_letters, azure_replayed) = replay_dead_letters(&azure_side, &azure_relay).await?;
 
     // The consumers: each delivery read back with the platform's decoder.

@@ -290,11 +290,27 @@ impl RelayHost<'_> {
     /// Invokes the relay with `group` through the platform's trigger envelope; whether the
     /// invocation reported success.
     pub async fn invoke(&self, group: &[&SealedEntry], rng: &mut Rng) -> Result<bool, String> {
+        self.invoke_with_received(group, &[], rng).await
+    }
+
+    /// [`RelayHost::invoke`] with entries the cell received as a standby in the same batch, as the
+    /// platform's feed carries them (not pending): the relay must not send them anywhere.
+    pub async fn invoke_with_received(
+        &self,
+        group: &[&SealedEntry],
+        received: &[&SealedEntry],
+        rng: &mut Rng,
+    ) -> Result<bool, String> {
+        let all = group
+            .iter()
+            .map(|e| (*e, true))
+            .chain(received.iter().map(|e| (*e, false)));
         match self {
             Self::Lambda(lambda) => {
-                let numbered: Vec<(u64, &SealedEntry)> =
-                    group.iter().map(|e| (rng.next_u64() >> 16, *e)).collect();
-                let event = aws::stream_event(&numbered);
+                let numbered: Vec<(u64, &SealedEntry, bool)> = all
+                    .map(|(e, pending)| (rng.next_u64() >> 16, e, pending))
+                    .collect();
+                let event = aws::stream_event_of(&numbered);
                 let answer = lambda
                     .invoke(&serde_json::to_vec(&event).unwrap_or_default())
                     .await
@@ -306,7 +322,8 @@ impl RelayHost<'_> {
                     .is_some_and(Vec::is_empty))
             }
             Self::Azure(handler) => {
-                let invocation = azure::change_feed_invocation(group, "drill");
+                let documents: Vec<(&SealedEntry, bool)> = all.collect();
+                let invocation = azure::change_feed_invocation_of(&documents, "drill");
                 Ok(handler.invoke(invocation).await.status == 200)
             }
         }

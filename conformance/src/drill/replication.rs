@@ -163,6 +163,8 @@ struct Chaos {
     reorders: usize,
     relayed: usize,
     failed_invocations: usize,
+    /// Entries a side received as a standby and its feed already carried: (side, tenant, seq).
+    fed_received: BTreeSet<(&'static str, String, u64)>,
 }
 
 /// What the workload acknowledged.
@@ -196,7 +198,33 @@ async fn relay_round(
         .await
         .map_err(|e| e.to_string())?
         .entries;
+    // The entries this side received as the other tenant's standby since the last round: its table's
+    // stream (its container's change feed) carries them too, and the relay must leave them alone.
+    let standby_of = if side.name == "aws" {
+        "coop-azure"
+    } else {
+        "coop-aws"
+    };
+    let tenant = paracell_domain::TenantId::parse(standby_of).map_err(|e| e.to_string())?;
+    let received: Vec<_> = side
+        .store
+        .entries_after(&tenant, 0, 100_000)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|e| {
+            chaos
+                .fed_received
+                .insert((side.name, e.tenant().to_string(), e.seq()))
+        })
+        .collect();
     if pending.is_empty() {
+        if !received.is_empty() {
+            let received: Vec<_> = received.iter().collect();
+            if !host.invoke_with_received(&[], &received, rng).await? {
+                chaos.failed_invocations += 1;
+            }
+        }
         return Ok(());
     }
     chaos.rounds += 1;
@@ -204,12 +232,15 @@ async fn relay_round(
     if !split.is_sorted_by_key(|g| (g[0].tenant().clone(), g[0].seq())) {
         chaos.reorders += 1;
     }
-    for group in &split {
+    let received: Vec<_> = received.iter().collect();
+    for (n, group) in split.iter().enumerate() {
         let times = if rng.chance(20) { 2 } else { 1 };
         chaos.duplicates += times - 1;
+        // The received entries ride with the first group, as they would share a feed batch.
+        let received: &[_] = if n == 0 { &received } else { &[] };
         for _ in 0..times {
             chaos.deliveries += 1;
-            if !host.invoke(group, rng).await? {
+            if !host.invoke_with_received(group, received, rng).await? {
                 chaos.failed_invocations += 1;
             }
         }

@@ -285,9 +285,18 @@ pub fn client_view(
 /// A DynamoDB Streams event of the cell table, as Lambda delivers it to the relay: one `INSERT` of
 /// each entry item (`NEW_IMAGE` view), with the given stream sequence numbers.
 pub fn stream_event(records: &[(u64, &paracell_domain::replication::SealedEntry)]) -> Value {
+    let pending: Vec<_> = records.iter().map(|(n, e)| (*n, *e, true)).collect();
+    stream_event_of(&pending)
+}
+
+/// [`stream_event`] with entries that are not pending too: a standby's table streams the entries it
+/// receives (inserted without `outbox`), which its relay must leave alone.
+pub fn stream_event_of(
+    records: &[(u64, &paracell_domain::replication::SealedEntry, bool)],
+) -> Value {
     let records: Vec<Value> = records
         .iter()
-        .map(|(sequence, entry)| {
+        .map(|(sequence, entry, pending)| {
             let keys = json!({
                 "pk": {"S": format!("T#{}", entry.tenant())},
                 "sk": {"S": format!("SEQ#{:020}", entry.seq())},
@@ -295,7 +304,9 @@ pub fn stream_event(records: &[(u64, &paracell_domain::replication::SealedEntry)
             let mut image = keys.clone();
             image["doc"] = json!({"S": entry.document()});
             image["digest"] = json!({"S": entry.digest().to_string()});
-            image["outbox"] = json!({"S": "pending"});
+            if *pending {
+                image["outbox"] = json!({"S": "pending"});
+            }
             json!({
                 "eventID": format!("{sequence:032x}"),
                 "eventName": "INSERT",
@@ -311,6 +322,33 @@ pub fn stream_event(records: &[(u64, &paracell_domain::replication::SealedEntry)
                     "StreamViewType": "NEW_IMAGE",
                 },
                 "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/cell/stream/2026-01-01T00:00:00.000",
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// An SQS event as the Lambda event source mapping of a queue delivers it (the relay's dead-letter
+/// queue, replayed by the cell's function): one record per `(message id, body)`.
+pub fn sqs_event(messages: &[(String, String)]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id,
+                "receiptHandle": format!("AQEB{id}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1767225600000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1767225600001"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:cell-dead-letters",
+                "awsRegion": "eu-west-1"
             })
         })
         .collect();

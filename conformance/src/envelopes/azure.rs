@@ -76,9 +76,19 @@ pub fn change_feed_invocation(
     entries: &[&paracell_domain::replication::SealedEntry],
     invocation_id: &str,
 ) -> HostRequest {
+    let pending: Vec<_> = entries.iter().map(|e| (*e, true)).collect();
+    change_feed_invocation_of(&pending, invocation_id)
+}
+
+/// [`change_feed_invocation`] with entries that are not pending too: a standby's container feeds the
+/// entries it receives, which its relay must leave alone.
+pub fn change_feed_invocation_of(
+    entries: &[(&paracell_domain::replication::SealedEntry, bool)],
+    invocation_id: &str,
+) -> HostRequest {
     let documents: Vec<serde_json::Value> = entries
         .iter()
-        .map(|e| {
+        .map(|(e, pending)| {
             serde_json::json!({
                 "id": format!("seq:{:020}", e.seq()),
                 "tenant": e.tenant().as_str(),
@@ -86,7 +96,7 @@ pub fn change_feed_invocation(
                 "seq": e.seq(),
                 "doc": e.document(),
                 "digest": e.digest().to_string(),
-                "pending": true,
+                "pending": pending,
                 "_ts": 1_767_225_600,
             })
         })
