@@ -17,12 +17,7 @@ pub fn init() {
     // With the `otlp` feature and an OTLP endpoint configured, every event is also kept for export
     // (`paracell_domain::observability::otlp`); the host sends it.
     #[cfg(feature = "otlp")]
-    if paracell_domain::observability::otlp::OtlpExport::from_env("-").is_some() {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        let otlp = subscriber.with(paracell_domain::observability::otlp::layer());
-        let _ = tracing::subscriber::set_global_default(otlp);
-        return;
-    }
+    let subscriber = paracell_domain::observability::otlp::with_export_if_configured(subscriber);
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
 

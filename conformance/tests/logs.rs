@@ -6,38 +6,15 @@
 //! - Every 5xx an adapter answered has its `request failure` event at `error` with a cause.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use paracell_conformance::drill::trace::capture_json_logs;
 use paracell_conformance::{Backend, Suite};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn captured_run(backend: &Backend) -> String {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
     let suite = Suite::built_in().unwrap();
     // The suite runs on a current-thread runtime: every event of every adapter lands here.
-    let reports = tracing::subscriber::with_default(subscriber, || suite.run(backend));
+    let (reports, logs) = capture_json_logs(tracing::Level::TRACE, || suite.run(backend));
     assert!(reports.iter().all(|r| r.passed()));
-    let bytes = captured.0.lock().unwrap().clone();
-    String::from_utf8(bytes).unwrap()
+    logs
 }
 
 /// Every value a log must never show, from the corpus's own requests.

@@ -46,25 +46,31 @@ impl Write for Captured {
     }
 }
 
+/// Runs `f` with every log event at `level` or above captured as the cells write them (JSON lines,
+/// on this thread: drills and the suite run on a current-thread runtime); `f`'s result and the lines.
+pub fn capture_json_logs<T>(level: tracing::Level, f: impl FnOnce() -> T) -> (T, String) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(level)
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let bytes = captured.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    (result, String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// Runs the drill with a trace id drawn from `seed`.
 pub fn run(seed: u64) -> TraceRun {
     let mut rng = Rng::new(seed);
     let trace_id = format!("{:016x}{:016x}", rng.next_u64() | 1, rng.next_u64());
     let traceparent = format!("00-{trace_id}-{:016x}-01", rng.next_u64() | 1);
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .finish();
-    let mut report = tracing::subscriber::with_default(subscriber, || {
+    let (mut report, logs) = capture_json_logs(tracing::Level::INFO, || {
         super::run_on_runtime(0, async |report| {
             drill(&traceparent, &trace_id, seed, report).await
         })
     });
-    let logs =
-        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
     let lines: Vec<String> = logs
         .lines()
         .filter(|line| line.contains(&trace_id))

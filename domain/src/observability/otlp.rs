@@ -217,6 +217,20 @@ pub fn layer() -> OtlpLayer {
     }
 }
 
+/// `subscriber` with [`layer`] on top when an OTLP endpoint is configured ([`OtlpExport::from_env`]),
+/// else `subscriber` alone: what each adapter installs as its global subscriber.
+pub fn with_export_if_configured<S>(subscriber: S) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt as _;
+    if OtlpExport::from_env("-").is_some() {
+        Box::new(subscriber.with(layer()))
+    } else {
+        Box::new(subscriber)
+    }
+}
+
 /// See [`layer`].
 #[derive(Debug, Clone)]
 pub struct OtlpLayer {
