@@ -70,14 +70,16 @@ def main():
     final = {}
     for name in listed:
         first, then = suite.get(name), second.get(name)
+        # Equivalence is judged against what platforms send, so it ranks before a unit test's kill:
+        # a guard no platform event reaches is equivalent for the suite even when a unit test pins it.
         if first == "CaughtMutant":
             final[name] = "suite"
         elif "Unviable" in (first, then):
             final[name] = "unviable"
-        elif then == "CaughtMutant":
-            final[name] = "unit"
         elif name in reasons:
             final[name] = "equivalent"
+        elif then == "CaughtMutant":
+            final[name] = "unit"
         elif first is None and then is None:
             final[name] = "untested"
         else:
@@ -118,10 +120,16 @@ def main():
         lines.append(
             f"| `{path}` | {c['suite']} | {c['unit']} | {c['equivalent']} | {c['unviable']} | {c['missed'] + c['timeout'] + c['untested']} |"
         )
-    lines += ["", "Equivalent mutants (no event a platform can send reveals them):", ""]
+    lines += [
+        "",
+        "Equivalent mutants: no event a platform can send reveals them (several are still pinned by a",
+        "unit test, marked *pinned*):",
+        "",
+    ]
     for name, verdict in sorted(final.items()):
         if verdict == "equivalent":
-            lines.append(f"- `{name}` — {reasons[name]}")
+            pinned = " *pinned*" if second.get(name) == "CaughtMutant" else ""
+            lines.append(f"- `{name}`{pinned} — {reasons[name]}")
     survivors = [n for n, v in final.items() if v in ("missed", "timeout", "untested")]
     if survivors:
         lines += ["", "**Not killed** (a gap to close):", ""]

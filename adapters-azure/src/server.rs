@@ -145,43 +145,49 @@ impl AzureHandler {
 
     /// In process: one host request through the same router the server uses.
     pub async fn invoke(&self, request: HostRequest) -> HandlerReply {
-        let mut builder = http::Request::builder()
-            .method(request.method.as_str())
-            .uri(request.path.as_str());
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let Ok(http_request) = builder.body(Body::from(request.body)) else {
-            return HandlerReply {
-                status: 400,
-                headers: Vec::new(),
-                body: b"not a valid HTTP request".to_vec(),
-            };
+        invoke_router(self.router.clone(), request).await
+    }
+}
+
+/// In process: one host request through `router` (a handler's, or a trigger router's from
+/// [`crate::functions::trigger_router`]), answered as the server would answer it.
+pub async fn invoke_router(router: axum::Router, request: HostRequest) -> HandlerReply {
+    let mut builder = http::Request::builder()
+        .method(request.method.as_str())
+        .uri(request.path.as_str());
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let Ok(http_request) = builder.body(Body::from(request.body)) else {
+        return HandlerReply {
+            status: 400,
+            headers: Vec::new(),
+            body: b"not a valid HTTP request".to_vec(),
         };
-        let response = match self.router.clone().oneshot(http_request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        };
-        let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes().to_vec())
-            .unwrap_or_default();
-        HandlerReply {
-            status: parts.status.as_u16(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_owned(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body,
-        }
+    };
+    let response = match router.oneshot(http_request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    HandlerReply {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
     }
 }
 

@@ -368,6 +368,24 @@ const PAIR_BEHIND_EDGE: &str =
 pub(crate) const NOT_INJECTABLE: &str =
     "store faults and seeded heads can only be injected in process";
 
+/// What the Functions host does before it invokes a custom handler: `GET /` until it answers (notes:
+/// the host's readiness probe). An in-process Azure lane must answer it `200` with nothing in it, in
+/// either mode, or the host would never send it a request.
+pub(crate) async fn host_probe(driver: &Driver) -> Result<(), String> {
+    if let Driver::Azure(handler, _) = driver {
+        let reply = handler
+            .invoke(paracell_azure::HostRequest::new("GET", "/"))
+            .await;
+        if reply.status != 200 || !reply.body.is_empty() {
+            return Err(format!(
+                "the handler did not answer the host's readiness probe (GET / → {})",
+                reply.status
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Writes a cell spec's seeded heads through the cell's own store port.
 pub(crate) async fn seed_heads(driver: &Driver, spec: &CellSpec) -> Result<(), String> {
     if spec.heads.is_empty() {
@@ -470,7 +488,10 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
             case.cell.fault,
             !case.cell.heads.is_empty(),
         ) {
-            Ok((mut driver, store)) => match seed_heads(&driver, &case.cell).await {
+            Ok((mut driver, store)) => match host_probe(&driver)
+                .await
+                .and(seed_heads(&driver, &case.cell).await)
+            {
                 Ok(()) => {
                     lane.store = store;
                     run_lane(case, &mut lane, &mut driver).await;

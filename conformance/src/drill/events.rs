@@ -530,7 +530,29 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             .iter()
             .map(|(envelope, _)| paracell_aws::inbound::eventbridge::accepted_event(envelope)),
     );
-    // Event Grid hands a function one event, or several as a string with `cardinality: many`.
+    // Event Grid hands a function one event, or several as a string with `cardinality: many`, through
+    // the custom handler's trigger protocol: the consumer runs as deployed, behind
+    // `functions::trigger_router`, probed by the host first.
+    let consumer = paracell_azure::functions::trigger_router(|invocation| {
+        let events = paracell_azure::inbound::eventgrid::accepted_events(&invocation.data)?;
+        Ok(paracell_azure::functions::TriggerOutcome {
+            logs: vec![format!("{} events", events.len())],
+            return_value: Some(Value::Array(
+                events.iter().map(|e| Value::String(e.document())).collect(),
+            )),
+        })
+    });
+    let probe = paracell_azure::server::invoke_router(
+        consumer.clone(),
+        paracell_azure::HostRequest::new("GET", "/"),
+    )
+    .await;
+    if probe.status != 200 || !probe.body.is_empty() {
+        return Err(format!(
+            "the consumer's custom handler did not answer the host's probe: {}",
+            probe.status
+        ));
+    }
     let mut azure_events = Vec::new();
     for (n, chunk) in eg.deliveries.chunks(3).enumerate() {
         let data = if n % 2 == 0 {
@@ -543,9 +565,27 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             vec![serde_json::json!({ "events": serde_json::to_string(&array).unwrap_or_default() })]
         };
         for data in data {
-            match paracell_azure::inbound::eventgrid::accepted_events(&data) {
-                Ok(events) => azure_events.extend(events.into_iter().map(Ok)),
-                Err(e) => azure_events.push(Err(e)),
+            let invocation = serde_json::json!({
+                "Data": data,
+                "Metadata": {"sys": {"MethodName": "Consumer", "UtcNow": "2026-01-01T00:00:00Z"}},
+            });
+            let reply = paracell_azure::server::invoke_router(
+                consumer.clone(),
+                paracell_azure::HostRequest::new("POST", "/Consumer")
+                    .with_header("Content-Type", "application/json")
+                    .with_body(invocation.to_string()),
+            )
+            .await;
+            let envelope: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+            match (reply.status, envelope["ReturnValue"].as_array()) {
+                (200, Some(documents)) => azure_events.extend(documents.iter().map(|d| {
+                    TransactionAccepted::parse(d.as_str().unwrap_or_default())
+                        .map_err(|e| e.to_string())
+                })),
+                (status, _) => azure_events.push(Err(format!(
+                    "the consumer's invocation answered {status}: {}",
+                    envelope["Logs"]
+                ))),
             }
         }
     }
