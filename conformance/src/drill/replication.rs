@@ -22,7 +22,10 @@ use paracell_domain::ports::{
     HttpClient, OutboundRequest, OutboundResponse, SystemClock, TransactionStore, TransportError,
     UuidV7,
 };
-use paracell_domain::replication::relay::{DeadLetters, PeerDestination, Relay, RelayPolicy};
+use paracell_domain::replication::SealedEntry;
+use paracell_domain::replication::relay::{
+    DeadLetter, DeadLetters, Delivery, PeerDestination, Relay, RelayPolicy,
+};
 use paracell_domain::replication::signature::PeerSecret;
 use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use std::collections::{BTreeMap, BTreeSet};
@@ -538,5 +541,138 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
         );
     }
     let _ = TenantId::parse("coop-aws");
+    partial_failures(report).await
+}
+
+/// Takes every entry but the tenant's second, which it refuses for good.
+struct RefusesSecond;
+
+#[async_trait::async_trait]
+impl paracell_domain::replication::relay::Destination for RefusesSecond {
+    fn name(&self) -> &str {
+        "refuses-second"
+    }
+
+    fn wants(&self, _: &SealedEntry) -> bool {
+        true
+    }
+
+    async fn deliver(
+        &self,
+        entries: &[SealedEntry],
+    ) -> Result<Vec<Delivery>, paracell_domain::replication::relay::DeliveryError> {
+        Ok(entries
+            .iter()
+            .map(|e| match e.seq() {
+                2 => Delivery::Poison("refused".into()),
+                _ => Delivery::Delivered,
+            })
+            .collect())
+    }
+}
+
+/// A dead-letter queue that is down.
+struct DeadLettersDown;
+
+#[async_trait::async_trait]
+impl DeadLetters for DeadLettersDown {
+    async fn put(&self, _: &DeadLetter) -> Result<(), paracell_domain::ports::StoreError> {
+        Err(paracell_domain::ports::StoreError::Unavailable {
+            retry_after_secs: 1,
+            detail: "dead-letter queue down".into(),
+        })
+    }
+
+    async fn list(
+        &self,
+        _: usize,
+    ) -> Result<Vec<(String, DeadLetter)>, paracell_domain::ports::StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn remove(&self, _: &str) -> Result<(), paracell_domain::ports::StoreError> {
+        Ok(())
+    }
+}
+
+/// A relay that cannot place one entry anywhere must say so to its platform, so that exactly what
+/// failed is retried: on AWS the batch answer names the first failed record (Lambda retries it and
+/// what follows, never what came before); on Azure the change-feed invocation fails (the host retries
+/// the batch). Both cells book three transactions of one tenant; the second entry is refused by the
+/// destination and cannot be dead-lettered.
+async fn partial_failures(report: &mut DrillReport) -> Result<(), String> {
+    let relay = || {
+        Relay::new(
+            vec![Arc::new(RefusesSecond)],
+            Arc::new(DeadLettersDown),
+            Arc::new(NoSleep),
+            Arc::new(SystemClock),
+        )
+    };
+    let book = async |cell: &Cell| -> Result<Vec<SealedEntry>, String> {
+        for n in 1..=3 {
+            let request = create_request("coop-partial", &format!("p-{n}"), "ACC-1", false, 100);
+            let answer = runner::reference_request(&request);
+            let response = cell.handle(answer).await;
+            if response.status != 201 {
+                return Err(format!(
+                    "a partial-failure booking answered {}",
+                    response.status
+                ));
+            }
+        }
+        let tenant = TenantId::parse("coop-partial").map_err(|e| e.to_string())?;
+        cell.ports()
+            .store
+            .entries_after(&tenant, 0, 10)
+            .await
+            .map_err(|e| e.to_string())
+    };
+
+    let aws = side("aws", "cell-aws-p", "cell-azure-p", &AWS_DOORS)?;
+    let entries = book(&aws.cell).await?;
+    let lambda = LambdaCell::new(aws.cell.clone()).with_relay(relay());
+    let numbered: Vec<(u64, &SealedEntry)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (700 + i as u64, e))
+        .collect();
+    let event = aws::stream_event(&numbered);
+    let answer = lambda
+        .invoke(&serde_json::to_vec(&event).map_err(|e| e.to_string())?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| e.to_string())?;
+    let expected = serde_json::json!({"batchItemFailures": [{"itemIdentifier": "701"}]});
+    report.check(
+        "AWS: a stream batch with one unrelayable entry names exactly that record",
+        answer == expected,
+        answer,
+    );
+
+    let azure = side("azure", "cell-azure-p", "cell-aws-p", &AZURE_DOORS)?;
+    let entries = book(&azure.cell).await?;
+    let handler = AzureHandler::with_relay(
+        azure.cell.clone(),
+        AzureConfig {
+            mode: Mode::Payload,
+            ..AzureConfig::default()
+        },
+        relay(),
+    );
+    let group: Vec<&SealedEntry> = entries.iter().collect();
+    let failed = handler
+        .invoke(azure::change_feed_invocation(&group, "partial"))
+        .await
+        .status;
+    let first_only = handler
+        .invoke(azure::change_feed_invocation(&group[..1], "partial-ok"))
+        .await
+        .status;
+    report.check(
+        "Azure: a change-feed batch with one unrelayable entry fails, one without succeeds",
+        failed == 500 && first_only == 200,
+        format!("{failed} / {first_only}"),
+    );
     Ok(())
 }
