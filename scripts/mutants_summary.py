@@ -8,7 +8,8 @@
 survivors), `--all` runs with the adapters' own tests added. Every mutant `cargo mutants --list`
 names today gets one verdict: killed by the suite, killed with the unit tests, unviable, equivalent
 (listed in conformance/mutants/equivalent.tsv with the reason), or not killed. Exits 1 when a mutant
-is not killed, or was never tested, or when equivalent.tsv names a mutant that no longer exists.
+is not killed, or was never tested, or when equivalent.tsv names a mutant that no longer exists or
+that the suite kills.
 """
 
 import collections
@@ -147,7 +148,11 @@ def main():
     stale = sorted(set(reasons) - set(final))
     if stale:
         print(f"equivalent.tsv names mutants that no longer exist: {stale}", file=sys.stderr)
-    return 1 if survivors or stale else 0
+    # A mutant the suite kills is not equivalent, whatever its listed reason says.
+    refuted = sorted(n for n in reasons if final.get(n) == "suite")
+    if refuted:
+        print(f"equivalent.tsv names mutants the suite kills: {refuted}", file=sys.stderr)
+    return 1 if survivors or stale or refuted else 0
 
 
 if __name__ == "__main__":
