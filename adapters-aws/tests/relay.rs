@@ -5,10 +5,11 @@
 use paracell_aws::LambdaCell;
 use paracell_domain::http::ApiRequest;
 use paracell_domain::memory::{self, MemoryDeadLetters, MemoryStore};
-use paracell_domain::ports::{StoreError, TransactionStore};
+use paracell_domain::ports::TransactionStore;
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{DeadLetter, DeadLetters, Relay};
+use paracell_domain::replication::relay::{DeadLetters, Relay};
 use paracell_domain::replication::signature::PeerSecret;
+use paracell_domain::testing::DeadLettersDown;
 use paracell_domain::testing::InProcessHttp;
 use paracell_domain::{Cell, CellConfig, CellId, TenantScope};
 use serde_json::{Value, json};
@@ -125,25 +126,6 @@ fn a_stream_batch_reaches_the_standby_and_marks_the_entries_relayed() {
     assert_eq!(answer, json!({"batchItemFailures": []}));
 }
 
-/// Dead letters that cannot be written.
-struct Broken;
-
-#[async_trait::async_trait]
-impl DeadLetters for Broken {
-    async fn put(&self, _: &DeadLetter) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable {
-            retry_after_secs: 1,
-            detail: "queue down".into(),
-        })
-    }
-    async fn list(&self, _: usize) -> Result<Vec<(String, DeadLetter)>, StoreError> {
-        Ok(vec![])
-    }
-    async fn remove(&self, _: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-}
-
 #[test]
 fn an_undeliverable_entry_is_dead_lettered_and_a_replay_delivers_it() {
     let (primary, primary_store) = cell("cell-a", "cell-b");
@@ -153,8 +135,11 @@ fn an_undeliverable_entry_is_dead_lettered_and_a_replay_delivers_it() {
     let batch = json!({"Records": entries.iter().enumerate().map(|(i, e)| insert_record(500 + i as u64, e, true)).collect::<Vec<_>>()});
 
     // The peer is unreachable and the dead-letter queue too: Lambda must retry from the first record.
-    let lambda =
-        LambdaCell::new(primary.clone()).with_relay(relay(&primary, None, Arc::new(Broken)));
+    let lambda = LambdaCell::new(primary.clone()).with_relay(relay(
+        &primary,
+        None,
+        Arc::new(DeadLettersDown),
+    ));
     assert_eq!(
         invoke(&lambda, &batch),
         json!({"batchItemFailures": [{"itemIdentifier": "500"}]})
@@ -201,38 +186,6 @@ fn an_undeliverable_entry_is_dead_lettered_and_a_replay_delivers_it() {
     );
 }
 
-/// Takes every entry but the tenant's second, which it refuses for good.
-struct RefusesSecond;
-
-#[async_trait::async_trait]
-impl paracell_domain::replication::relay::Destination for RefusesSecond {
-    fn name(&self) -> &str {
-        "refuses-second"
-    }
-    fn wants(&self, _: &SealedEntry) -> bool {
-        true
-    }
-    async fn deliver(
-        &self,
-        entries: &[SealedEntry],
-    ) -> Result<
-        Vec<paracell_domain::replication::relay::Delivery>,
-        paracell_domain::replication::relay::DeliveryError,
-    > {
-        use paracell_domain::replication::relay::Delivery;
-        Ok(entries
-            .iter()
-            .map(|e| {
-                if e.seq() == 2 {
-                    Delivery::Poison("refused".into())
-                } else {
-                    Delivery::Delivered
-                }
-            })
-            .collect())
-    }
-}
-
 #[test]
 fn the_batch_answer_names_exactly_the_record_that_failed() {
     // Entries 1 and 2 of one tenant; only 2 fails (refused, and the dead-letter queue is down): the
@@ -246,8 +199,8 @@ fn the_batch_answer_names_exactly_the_record_that_failed() {
         [1, 2]
     );
     let relay = Relay::new(
-        vec![Arc::new(RefusesSecond)],
-        Arc::new(Broken),
+        vec![Arc::new(paracell_domain::testing::RefusesSeqs(vec![2]))],
+        Arc::new(DeadLettersDown),
         Arc::new(memory::NoSleep),
         Arc::new(paracell_domain::ports::SystemClock),
     );

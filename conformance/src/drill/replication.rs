@@ -23,10 +23,9 @@ use paracell_domain::ports::{
     UuidV7,
 };
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::replication::relay::{
-    DeadLetter, DeadLetters, Delivery, PeerDestination, Relay, RelayPolicy,
-};
+use paracell_domain::replication::relay::{DeadLetters, PeerDestination, Relay, RelayPolicy};
 use paracell_domain::replication::signature::PeerSecret;
+use paracell_domain::testing::{DeadLettersDown, RefusesSeqs};
 use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -544,57 +543,6 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
     partial_failures(report).await
 }
 
-/// Takes every entry but the tenant's second, which it refuses for good.
-struct RefusesSecond;
-
-#[async_trait::async_trait]
-impl paracell_domain::replication::relay::Destination for RefusesSecond {
-    fn name(&self) -> &str {
-        "refuses-second"
-    }
-
-    fn wants(&self, _: &SealedEntry) -> bool {
-        true
-    }
-
-    async fn deliver(
-        &self,
-        entries: &[SealedEntry],
-    ) -> Result<Vec<Delivery>, paracell_domain::replication::relay::DeliveryError> {
-        Ok(entries
-            .iter()
-            .map(|e| match e.seq() {
-                2 => Delivery::Poison("refused".into()),
-                _ => Delivery::Delivered,
-            })
-            .collect())
-    }
-}
-
-/// A dead-letter queue that is down.
-struct DeadLettersDown;
-
-#[async_trait::async_trait]
-impl DeadLetters for DeadLettersDown {
-    async fn put(&self, _: &DeadLetter) -> Result<(), paracell_domain::ports::StoreError> {
-        Err(paracell_domain::ports::StoreError::Unavailable {
-            retry_after_secs: 1,
-            detail: "dead-letter queue down".into(),
-        })
-    }
-
-    async fn list(
-        &self,
-        _: usize,
-    ) -> Result<Vec<(String, DeadLetter)>, paracell_domain::ports::StoreError> {
-        Ok(Vec::new())
-    }
-
-    async fn remove(&self, _: &str) -> Result<(), paracell_domain::ports::StoreError> {
-        Ok(())
-    }
-}
-
 /// A relay that cannot place one entry anywhere must say so to its platform, so that exactly what
 /// failed is retried: on AWS the batch answer names the first failed record (Lambda retries it and
 /// what follows, never what came before); on Azure the change-feed invocation fails (the host retries
@@ -603,7 +551,7 @@ impl DeadLetters for DeadLettersDown {
 async fn partial_failures(report: &mut DrillReport) -> Result<(), String> {
     let relay = || {
         Relay::new(
-            vec![Arc::new(RefusesSecond)],
+            vec![Arc::new(RefusesSeqs(vec![2]))],
             Arc::new(DeadLettersDown),
             Arc::new(NoSleep),
             Arc::new(SystemClock),

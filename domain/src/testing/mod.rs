@@ -255,3 +255,64 @@ pub async fn replicate(
     store.mark_relayed(&refs).await?;
     Ok(refs.len())
 }
+
+/// A relay destination that takes every entry but those at `refused` sequence numbers, which it
+/// refuses for good (`Delivery::Poison`): for tests of partial relay failures.
+pub struct RefusesSeqs(pub Vec<u64>);
+
+#[async_trait::async_trait]
+impl crate::replication::relay::Destination for RefusesSeqs {
+    fn name(&self) -> &str {
+        "refuses-seqs"
+    }
+
+    fn wants(&self, _: &crate::replication::SealedEntry) -> bool {
+        true
+    }
+
+    async fn deliver(
+        &self,
+        entries: &[crate::replication::SealedEntry],
+    ) -> Result<Vec<crate::replication::relay::Delivery>, crate::replication::relay::DeliveryError>
+    {
+        use crate::replication::relay::Delivery;
+        Ok(entries
+            .iter()
+            .map(|e| {
+                if self.0.contains(&e.seq()) {
+                    Delivery::Poison("refused".into())
+                } else {
+                    Delivery::Delivered
+                }
+            })
+            .collect())
+    }
+}
+
+/// A dead-letter queue that is down: every `put` fails (`StoreError::Unavailable`).
+pub struct DeadLettersDown;
+
+#[async_trait::async_trait]
+impl crate::replication::relay::DeadLetters for DeadLettersDown {
+    async fn put(
+        &self,
+        _: &crate::replication::relay::DeadLetter,
+    ) -> Result<(), crate::ports::StoreError> {
+        Err(crate::ports::StoreError::Unavailable {
+            retry_after_secs: 1,
+            detail: "dead-letter queue down".into(),
+        })
+    }
+
+    async fn list(
+        &self,
+        _: usize,
+    ) -> Result<Vec<(String, crate::replication::relay::DeadLetter)>, crate::ports::StoreError>
+    {
+        Ok(Vec::new())
+    }
+
+    async fn remove(&self, _: &str) -> Result<(), crate::ports::StoreError> {
+        Ok(())
+    }
+}
