@@ -499,16 +499,25 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
             &format!("\"cell_id\":\"{azure_cell}\""),
         )
     };
-    let aws_docs: BTreeSet<String> = aws_events.values().map(|e| swap(e.document())).collect();
-    let azure_docs: BTreeSet<String> = azure_events
+    // Each request has its own trace (`traceparent`): compared without it, and required on every event.
+    let untraced = |e: &TransactionAccepted| {
+        TransactionAccepted {
+            trace: None,
+            ..e.clone()
+        }
+        .document()
+    };
+    let traced = aws_events
         .values()
-        .map(TransactionAccepted::document)
-        .collect();
+        .chain(azure_events.values())
+        .all(|e| e.trace.is_some());
+    let aws_docs: BTreeSet<String> = aws_events.values().map(|e| swap(untraced(e))).collect();
+    let azure_docs: BTreeSet<String> = azure_events.values().map(untraced).collect();
     let first_difference = aws_docs.symmetric_difference(&azure_docs).next().cloned();
     report.check(
-        "both buses carry the same CloudEvent documents, byte for byte (source cell aside)",
-        first_difference.is_none() && !aws_docs.is_empty(),
-        first_difference.unwrap_or_default(),
+        "both buses carry the same CloudEvent documents, byte for byte (source cell and trace aside), every one with its trace",
+        first_difference.is_none() && !aws_docs.is_empty() && traced,
+        first_difference.unwrap_or_else(|| format!("every event traced: {traced}")),
     );
     report.check(
         "each consumer applied every event once and absorbed the duplicates",
