@@ -488,9 +488,11 @@ pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) ->
             case.cell.fault,
             !case.cell.heads.is_empty(),
         ) {
-            Ok((mut driver, store)) => match host_probe(&driver)
-                .await
-                .and(seed_heads(&driver, &case.cell).await)
+            Ok((mut driver, store)) => match async {
+                host_probe(&driver).await?;
+                seed_heads(&driver, &case.cell).await
+            }
+            .await
             {
                 Ok(()) => {
                     lane.store = store;

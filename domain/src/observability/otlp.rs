@@ -245,13 +245,20 @@ struct Fields {
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "message" => value.clone_into(&mut self.body),
-            "trace_id" if trace_bytes(value).is_some() => self.trace_id = trace_bytes(value),
-            name => self
-                .attributes
-                .push((name.to_owned(), AttributeValue::Str(value.to_owned()))),
+        let name = field.name();
+        if name == "message" {
+            value.clone_into(&mut self.body);
+            return;
         }
+        if name == "trace_id" {
+            // A trace id goes in the record's own field; anything else (`-`) stays an attribute.
+            if let Some(id) = crate::observability::trace::TraceContext::trace_id_from_hex(value) {
+                self.trace_id = Some(id);
+                return;
+            }
+        }
+        self.attributes
+            .push((name.to_owned(), AttributeValue::Str(value.to_owned())));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -280,10 +287,6 @@ impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.record_str(field, &format!("{value:?}"));
     }
-}
-
-fn trace_bytes(hex: &str) -> Option<[u8; 16]> {
-    crate::observability::trace::TraceContext::trace_id_from_hex(hex)
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OtlpLayer {

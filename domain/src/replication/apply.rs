@@ -72,8 +72,8 @@ pub async fn receive(
 /// that committed it on the primary): the standby's end of that trace.
 fn log_received(config: &CellConfig, entry: &SealedEntry, result: &EntryResult) {
     let cell = config.cell_id.as_str();
-    let trace_id = entry.entry().trace.as_ref().map(|t| t.trace_id());
-    let trace_id = trace_id.as_deref().unwrap_or("-");
+    let trace_id = entry.entry().trace_id();
+    let trace_id = trace_id.as_str();
     let tenant = entry.tenant().as_str();
     let seq = entry.seq();
     let outcome = result.outcome.as_str();

@@ -235,6 +235,13 @@ impl Entry {
         })
     }
 
+    /// The trace id for log lines: the committing request's, `-` for an entry without a trace.
+    pub fn trace_id(&self) -> String {
+        self.trace
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), |t| t.trace_id())
+    }
+
     /// The booked transaction (the response body) of an accepted entry; `None` for a refusal.
     pub fn transaction(&self) -> Result<Option<Transaction>, EntryError> {
         match self.effect {

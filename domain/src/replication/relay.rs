@@ -568,8 +568,8 @@ impl Destination for PeerDestination {
 /// One log event per entry and destination, with the trace id the entry carries: how an operator
 /// follows a create from its cell to every replica.
 fn log_relayed(entry: &SealedEntry, destination: &str, result: &Delivery) {
-    let trace_id = entry.entry().trace.as_ref().map(|t| t.trace_id());
-    let trace_id = trace_id.as_deref().unwrap_or("-");
+    let trace_id = entry.entry().trace_id();
+    let trace_id = trace_id.as_str();
     let origin = entry.entry().origin.as_str();
     let tenant = entry.tenant().as_str();
     let seq = entry.seq();
