@@ -5,6 +5,7 @@
 
 use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
 use paracell_domain::ports::{StoreError, TransactionStore};
+use paracell_domain::testing::round_trips::{self, counts};
 use paracell_domain::testing::store_contract::{self, Executor};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,10 @@ fn endpoint() -> String {
 
 /// A fresh table per store, so every check starts empty.
 fn fresh_store(rt: &OnTokio) -> Arc<dyn TransactionStore> {
+    Arc::new(fresh_table(rt))
+}
+
+fn fresh_table(rt: &OnTokio) -> DynamoStore {
     static TABLES: AtomicUsize = AtomicUsize::new(0);
     let table = format!(
         "contract-{}-{}",
@@ -46,7 +51,25 @@ fn fresh_store(rt: &OnTokio) -> Arc<dyn TransactionStore> {
     ));
     rt.block_on(store.create_table())
         .expect("the contract table is created");
-    Arc::new(store)
+    store
+}
+
+/// The fewest requests the contract allows: a create reads once (head, key, balance in one
+/// `TransactGetItems`) and writes once; a replay only reads; a GET is one `GetItem`. Counted by the
+/// stand-in, per table.
+#[test]
+fn each_answer_takes_the_fewest_dynamodb_requests() {
+    let rt = runtime();
+    let store = fresh_table(&rt);
+    let url = format!("{}/_paracell/requests?table={}", endpoint(), store.table());
+    let measured = round_trips::per_operation(&rt, Arc::new(store), &|| {
+        round_trips::read_counts(&url).unwrap_or_else(|e| panic!("the stand-in's counter: {e}"))
+    });
+    let read_and_write = counts([("TransactGetItems", 1), ("TransactWriteItems", 1)]);
+    assert_eq!(measured.create, read_and_write, "create");
+    assert_eq!(measured.replay, counts([("TransactGetItems", 1)]), "replay");
+    assert_eq!(measured.get, counts([("GetItem", 1)]), "GET");
+    assert_eq!(measured.refused_debit, read_and_write, "refused debit");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
 use paracell_domain::ports::{StoreError, TransactionStore};
+use paracell_domain::testing::round_trips::{self, counts};
 use paracell_domain::testing::store_contract::{self, Executor};
 use paracell_domain::{AccountId, Currency, TenantId};
 use std::sync::Arc;
@@ -60,6 +61,28 @@ fn cosmos_meets_the_store_contract() {
     store_contract::run_all(&rt, &|| {
         Arc::new(fresh(&rt, "contract").1) as Arc<dyn TransactionStore>
     });
+}
+
+/// The fewest requests the contract allows: a create reads once (head, key, balance in one
+/// single-partition query, with their etags) and writes once (one transactional batch, guarded by
+/// those etags); a replay only reads; a GET is one point read. Counted by the stand-in, per
+/// container.
+#[test]
+fn each_answer_takes_the_fewest_cosmos_requests() {
+    let rt = runtime();
+    let (config, store) = fresh(&rt, "round-trips");
+    let url = format!(
+        "{}/_paracell/requests?container={}",
+        config.endpoint, config.container
+    );
+    let measured = round_trips::per_operation(&rt, Arc::new(store), &|| {
+        round_trips::read_counts(&url).unwrap_or_else(|e| panic!("the stand-in's counter: {e}"))
+    });
+    let read_and_write = counts([("query", 1), ("batch", 1)]);
+    assert_eq!(measured.create, read_and_write, "create");
+    assert_eq!(measured.replay, counts([("query", 1)]), "replay");
+    assert_eq!(measured.get, counts([("read", 1)]), "GET");
+    assert_eq!(measured.refused_debit, read_and_write, "refused debit");
 }
 
 /// A server of our own (the shared one must stay up), stopped once the store is connected.

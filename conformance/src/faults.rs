@@ -5,7 +5,10 @@ use crate::case::Fault;
 use paracell_domain::TransactionId;
 use paracell_domain::idempotency::{IdempotencyRecord, KeyState};
 use paracell_domain::memory::MemoryStore;
-use paracell_domain::ports::{ClaimOutcome, KeyClaim, StoreError};
+use paracell_domain::idempotency::IdempotencyKey;
+use paracell_domain::ports::{CreateView, StoreError};
+use paracell_domain::time::Timestamp;
+use paracell_domain::TenantId;
 use paracell_domain::testing::faults::{Faults, Operation};
 use std::sync::Arc;
 
@@ -28,18 +31,23 @@ impl Faults for CaseFault {
         }
     }
 
-    fn claim(&self, claim: &KeyClaim) -> Option<ClaimOutcome> {
-        (self.0 == Fault::KeysInProgress).then(|| {
-            ClaimOutcome::Existing(IdempotencyRecord {
-                tenant_id: claim.tenant_id.clone(),
-                key: claim.key.clone(),
-                fingerprint: claim.fingerprint.clone(),
+    fn view(&self, tenant: &TenantId, key: &IdempotencyKey, view: CreateView) -> CreateView {
+        if self.0 != Fault::KeysInProgress {
+            return view;
+        }
+        CreateView {
+            // Held by a live request: claimed as late as can be, so never stale.
+            record: Some(IdempotencyRecord {
+                tenant_id: tenant.clone(),
+                key: key.clone(),
+                fingerprint: String::new(),
                 state: KeyState::InProgress {
-                    claimed_at: claim.now,
+                    claimed_at: Timestamp::from_unix_millis(i64::MAX / 2),
                     token: TransactionId::from_uuid(uuid::Uuid::nil()),
                 },
-            })
-        })
+            }),
+            ..view
+        }
     }
 }
 

@@ -168,10 +168,10 @@ impl Cell {
             router::TenantRoute::CreateTransaction => {
                 match seam::create_command(tenant.clone(), request, trace) {
                     Ok(command) => {
-                        let attempt =
+                        let outcome =
                             create::create(&self.config, ports, self.ownership.as_deref(), command)
                                 .await;
-                        seam::attempted(&self.config.cell_id, attempt)
+                        seam::created(&self.config.cell_id, outcome)
                     }
                     Err(problem) => problem.into_response(),
                 }

@@ -6,8 +6,8 @@ use crate::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState};
 use crate::money::Currency;
 use crate::placement::{Fence, TenantHead};
 use crate::ports::{
-    BalanceSnapshot, ClaimOutcome, Clock, Commit, CommitError, EntryPage, EntryRef, EntrySource,
-    IdGenerator, KeyClaim, KeyGuard, Received, Sleep, StoreError, TransactionStore,
+    BalanceSnapshot, Clock, Commit, CommitError, CreateView, EntryPage, EntryRef, EntrySource,
+    IdGenerator, KeyGuard, ReadStamps, Received, Sleep, StoreError, TransactionStore,
 };
 use crate::replication::relay::{DeadLetter, DeadLetters};
 use crate::replication::{Effect, SealedEntry};
@@ -53,6 +53,18 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Stores `record` as it is (test support): the in-progress claim an earlier cell left behind,
+    /// which no operation of this version writes.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn insert_record(&self, record: IdempotencyRecord) {
+        self.lock()
+            .tenants
+            .entry(record.tenant_id.clone())
+            .or_default()
+            .keys
+            .insert(record.key.clone(), record);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -174,43 +186,27 @@ impl TransactionStore for MemoryStore {
         Ok(self.lock().tenants.get(tenant).and_then(|t| t.head.clone()))
     }
 
-    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-        let mut state = self.lock();
-        let tenant = state.tenants.entry(claim.tenant_id.clone()).or_default();
-        if let Some(existing) = tenant.keys.get(&claim.key) {
-            let stale = matches!(existing.state, KeyState::InProgress { claimed_at, .. } if claimed_at < claim.stale_before);
-            if !stale {
-                return Ok(ClaimOutcome::Existing(existing.clone()));
-            }
-        }
-        tenant.keys.insert(
-            claim.key.clone(),
-            IdempotencyRecord {
-                tenant_id: claim.tenant_id,
-                key: claim.key,
-                fingerprint: claim.fingerprint,
-                state: KeyState::InProgress {
-                    claimed_at: claim.now,
-                    token: claim.token,
-                },
-            },
-        );
-        Ok(ClaimOutcome::Claimed)
-    }
-
-    async fn release_key(
+    async fn create_view(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
-        token: TransactionId,
-    ) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        if let Some(t) = state.tenants.get_mut(tenant)
-            && matches!(t.keys.get(key), Some(IdempotencyRecord { state: KeyState::InProgress { token: held, .. }, .. }) if *held == token)
-        {
-            t.keys.remove(key);
-        }
-        Ok(())
+        account: &AccountId,
+        currency: Currency,
+    ) -> Result<CreateView, StoreError> {
+        let state = self.lock();
+        let Some(t) = state.tenants.get(tenant) else {
+            return Ok(CreateView::default());
+        };
+        Ok(CreateView {
+            head: t.head.clone(),
+            record: t.keys.get(key).cloned(),
+            balance: t
+                .balances
+                .get(account)
+                .and_then(|m| m.get(currency.code()))
+                .cloned(),
+            stamps: ReadStamps::default(),
+        })
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {

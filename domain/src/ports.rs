@@ -120,10 +120,41 @@ pub struct BalanceUpdate {
 /// What the idempotency record must be for a commit to land.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyGuard {
-    /// In progress and held with this token (a client's request on the primary).
-    HeldBy(TransactionId),
-    /// Absent (an entry applied on a standby).
+    /// Absent: the first outcome for the key (a client's request, or an entry applied on a standby).
+    /// Of two concurrent requests with one key, only one commit finds it absent.
     Absent,
+    /// In progress and held with this token: a claim whose holder is presumed dead (older than
+    /// [`crate::ledger::create::CLAIM_LEASE_MILLIS`]), taken over by this commit. Earlier cells
+    /// claimed keys before booking; a claim such a cell left behind is completed this way.
+    HeldBy(TransactionId),
+}
+
+/// Opaque versions of the documents a decision read (entity tags, on stores that guard writes with
+/// them), handed back with the commit so the store need not read them again. Empty (the default):
+/// the store reads what it needs, or, like DynamoDB and the memory store, checks values and needs
+/// nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadStamps {
+    /// The tenant's head, as read.
+    pub head: Option<String>,
+    /// The idempotency record, as read.
+    pub key: Option<String>,
+    /// The balance, as read.
+    pub balance: Option<String>,
+}
+
+/// Everything a create decides on, read in one request to the store (see
+/// [`TransactionStore::create_view`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreateView {
+    /// This cell's head for the tenant; `None` when it has never held it.
+    pub head: Option<TenantHead>,
+    /// The idempotency key's record.
+    pub record: Option<IdempotencyRecord>,
+    /// The account's balance in the command's currency.
+    pub balance: Option<BalanceSnapshot>,
+    /// The versions of what was read, for the commit.
+    pub stamps: ReadStamps,
 }
 
 /// Where a commit's entry comes from.
@@ -154,6 +185,8 @@ pub struct Commit {
     pub key: KeyGuard,
     /// The transaction and its balance, for an accepted entry.
     pub ledger: Option<LedgerWrite>,
+    /// The versions of the documents the decision read (from [`CreateView::stamps`]), or empty.
+    pub stamps: ReadStamps,
 }
 
 /// The ledger part of a commit.
@@ -163,32 +196,6 @@ pub struct LedgerWrite {
     pub transaction: Transaction,
     /// Its balance change.
     pub balance: BalanceUpdate,
-}
-
-/// A request to hold an idempotency key while processing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyClaim {
-    /// Owner.
-    pub tenant_id: TenantId,
-    /// The key.
-    pub key: IdempotencyKey,
-    /// The canonical command.
-    pub fingerprint: String,
-    /// Identifies this holder.
-    pub token: TransactionId,
-    /// Now.
-    pub now: Timestamp,
-    /// An in-progress claim older than this is abandoned and may be taken over.
-    pub stale_before: Timestamp,
-}
-
-/// The answer to a [`KeyClaim`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimOutcome {
-    /// The key is now held by this request.
-    Claimed,
-    /// The key already has a live record (completed, or in progress and not stale).
-    Existing(IdempotencyRecord),
 }
 
 /// What [`TransactionStore::receive`] found.
@@ -248,17 +255,17 @@ pub trait TransactionStore: Send + Sync {
     /// This cell's head for `tenant`; `None` when the cell has never held it.
     async fn head(&self, tenant: &TenantId) -> Result<Option<TenantHead>, StoreError>;
 
-    /// Holds (tenant, key) for this request unless a live record exists: creates an in-progress record,
-    /// or takes over one whose claim is older than `stale_before`.
-    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError>;
-
-    /// Drops an in-progress claim held with `token` (the request failed and the client may retry).
-    async fn release_key(
+    /// What a create decides on, in **one** request: the tenant's head, the key's record and the
+    /// account's balance in `currency` (a transactional read on DynamoDB, a single-partition query
+    /// on Cosmos DB). A create is this read and one [`TransactionStore::commit`]; nothing read here
+    /// is trusted at the commit, whose conditions check it all again.
+    async fn create_view(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
-        token: TransactionId,
-    ) -> Result<(), StoreError>;
+        account: &AccountId,
+        currency: Currency,
+    ) -> Result<CreateView, StoreError>;
 
     /// Atomically, if the tenant's head matches `commit.fence`, the key its guard, the transaction
     /// is new and the balance still has the version read: writes the new head, the entry (when

@@ -5,7 +5,8 @@ mod support;
 
 use paracell_domain::http::ApiRequest;
 use paracell_domain::idempotency::IdempotencyKey;
-use paracell_domain::ports::{ClaimOutcome, KeyClaim, TransactionStore};
+use paracell_domain::idempotency::{IdempotencyRecord, KeyState};
+use paracell_domain::ports::TransactionStore;
 use paracell_domain::testing::block_on;
 use paracell_domain::{TenantId, Timestamp, TransactionId};
 use support::*;
@@ -414,20 +415,19 @@ fn a_key_still_in_progress_is_409_until_its_lease_expires() {
     let (cell, store) = cell();
     let body = tx("A", "credit", "1", "EUR");
     let command = paracell_domain::validation::parse_new_transaction(body.as_bytes()).unwrap();
-    let claim = |now: i64| KeyClaim {
+    // A claim an earlier cell left behind (this version claims nothing before it books).
+    let claim = |now: i64| IdempotencyRecord {
         tenant_id: TenantId::parse("coop-1").unwrap(),
         key: IdempotencyKey::parse("k").unwrap(),
         fingerprint: command.fingerprint(),
-        token: TransactionId::from_uuid(uuid::Uuid::nil()),
-        now: Timestamp::from_unix_millis(now),
-        stale_before: Timestamp::from_unix_millis(0),
+        state: KeyState::InProgress {
+            claimed_at: Timestamp::from_unix_millis(now),
+            token: TransactionId::from_uuid(uuid::Uuid::nil()),
+        },
     };
     // A holder that claimed "now" (the deterministic clock's epoch).
     let epoch = paracell_domain::memory::SteppingClock::CONFORMANCE_EPOCH.unix_millis();
-    assert_eq!(
-        block_on(store.claim_key(claim(epoch))).unwrap(),
-        ClaimOutcome::Claimed
-    );
+    store.insert_record(claim(epoch));
     let busy = send(&cell, create("coop-1", "k", &body));
     assert_eq!(
         (busy.status, problem_slug(&busy)),
@@ -435,11 +435,18 @@ fn a_key_still_in_progress_is_409_until_its_lease_expires() {
     );
     // A holder that claimed long ago is presumed dead: the next request takes over.
     let (cell, store) = support::cell();
-    assert_eq!(
-        block_on(store.claim_key(claim(epoch - 60_000))).unwrap(),
-        ClaimOutcome::Claimed
+    store.insert_record(claim(epoch - 60_000));
+    let taken = send(&cell, create("coop-1", "k", &body));
+    assert_eq!(taken.status, 201);
+    let record = block_on(store.idempotency_record(
+        &TenantId::parse("coop-1").unwrap(),
+        &IdempotencyKey::parse("k").unwrap(),
+    ))
+    .unwrap();
+    assert!(
+        matches!(record.map(|r| r.state), Some(KeyState::Completed(c)) if c.body == taken.body),
+        "the abandoned claim is completed with the booking"
     );
-    assert_eq!(send(&cell, create("coop-1", "k", &body)).status, 201);
 }
 
 #[test]

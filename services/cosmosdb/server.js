@@ -4,6 +4,11 @@
 // over bridged here. README.md lists them. The layer reaches into the server's internal modules, so
 // package.json pins the version exactly; the first check below refuses any other version.
 //
+// It also counts the document requests it serves, by container and operation, so tests can assert
+// how many round trips an operation of the store takes: `GET /_paracell/requests?container=C`
+// answers `{"read": 2, "batch": 1, ...}` for container C since the server started (operations:
+// read, create, upsert, replace, delete, query, batch; account and container metadata not counted).
+//
 // Usage: node server.js --host 127.0.0.1 --port 8081
 "use strict";
 
@@ -158,7 +163,46 @@ const option = (names, fallback) => {
 };
 const host = option(["--host", "-H"], "127.0.0.1");
 const port = parseInt(option(["--port", "-p"], "8081"), 10);
-const server = createHttpServer({ keepAlive: true }).listen(port, host, () => {
+const server = createHttpServer({ keepAlive: true });
+
+// Request counting: wraps the server's own request listener.
+const counts = new Map();
+const header = (req, name) => String(req.headers[name] || "").toLowerCase();
+const operationOf = (req, docId) => {
+  if (docId !== undefined) {
+    return { GET: "read", PUT: "replace", DELETE: "delete" }[req.method];
+  }
+  if (req.method !== "POST") {
+    return req.method === "GET" ? "read-feed" : undefined;
+  }
+  if (header(req, "x-ms-cosmos-is-batch-request") === "true") return "batch";
+  if (header(req, "x-ms-documentdb-isquery") === "true" || header(req, "content-type").startsWith("application/query+json")) {
+    return "query";
+  }
+  return header(req, "x-ms-documentdb-is-upsert") === "true" ? "upsert" : "create";
+};
+const [serve] = server.listeners("request");
+server.removeAllListeners("request");
+server.on("request", (req, res) => {
+  const url = new URL(req.url, "http://localhost");
+  if (url.pathname === "/_paracell/requests") {
+    const body = JSON.stringify(Object.fromEntries(counts.get(url.searchParams.get("container")) || []));
+    res.writeHead(200, { "Content-Type": "application/json", "Content-Length": Buffer.byteLength(body) });
+    res.end(body);
+    return;
+  }
+  const docs = /^\/dbs\/[^/]+\/colls\/([^/]+)\/docs(?:\/([^/]+))?\/?$/.exec(url.pathname);
+  const operation = docs && operationOf(req, docs[2]);
+  if (operation) {
+    const container = decodeURIComponent(docs[1]);
+    const perContainer = counts.get(container) || new Map();
+    perContainer.set(operation, (perContainer.get(operation) || 0) + 1);
+    counts.set(container, perContainer);
+  }
+  serve(req, res);
+});
+
+server.listen(port, host, () => {
   console.log(`cosmosdb (compat ${PINNED}) listening on http://${host}:${server.address().port}`);
 });
 process.on("SIGTERM", () => server.close(() => process.exit(0)));

@@ -12,10 +12,17 @@
    grow without bound (tens of GB over a drill). The real service keeps one stream. Here the copy
    shares the table's stream shard, and a cancelled transaction's records are removed from it.
 
+It also counts the DynamoDB requests it serves, by table and operation (`X-Amz-Target`), so tests
+can assert how many round trips an operation of the store takes: `GET /_paracell/requests?table=T`
+answers `{"GetItem": 3, "TransactWriteItems": 1, ...}` for table T since the server started. A
+request that touches several tables (a transaction) counts once for each.
+
 Usage: python server.py --host 127.0.0.1 --port 5001
 """
 
 import argparse
+import io
+import json
 import os
 import signal
 import sys
@@ -64,6 +71,48 @@ StreamShard.__deepcopy__ = lambda self, memo: self
 DynamoDBBackend.transact_write_items = _transact_write_items_keeping_streams
 
 
+class RequestCounts:
+    """DynamoDB requests served, by table and operation."""
+
+    PREFIX = "DynamoDB_20120810."
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def record(self, environ) -> None:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(self.PREFIX):
+            return  # streams, SQS, EventBridge, moto's own API
+        operation = target[len(self.PREFIX) :]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again
+        try:
+            for table in self.tables(json.loads(body or b"{}")):
+                per_table = self.counts.setdefault(table, {})
+                per_table[operation] = per_table.get(operation, 0) + 1
+        except ValueError:
+            pass  # moto answers the malformed request itself
+
+    @staticmethod
+    def tables(request: dict) -> set[str]:
+        names = set()
+        if isinstance(request.get("TableName"), str):
+            names.add(request["TableName"])
+        for item in request.get("TransactItems") or []:
+            for operation in item.values():
+                if isinstance(operation, dict) and isinstance(operation.get("TableName"), str):
+                    names.add(operation["TableName"])
+        names.update((request.get("RequestItems") or {}).keys())
+        return names
+
+    def answer(self, environ, start_response):
+        query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
+        body = json.dumps(self.counts.get(query.get("table", ""), {}), sort_keys=True).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -74,9 +123,13 @@ def main() -> None:
 
     moto = DomainDispatcherApplication(create_backend_app)
     one_at_a_time = threading.Lock()
+    counts = RequestCounts()
 
     def serialised(environ, start_response):
         with one_at_a_time:
+            if environ.get("PATH_INFO") == "/_paracell/requests":
+                return counts.answer(environ, start_response)
+            counts.record(environ)
             # moto builds whole responses, so materialising the body under the lock costs nothing.
             return list(moto(environ, start_response))
 

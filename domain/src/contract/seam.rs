@@ -138,25 +138,9 @@ pub fn created(cell: &CellId, result: Result<Created, CreateError>) -> ApiRespon
     }
 }
 
-/// The answer to a create attempt: [`created`], with a key that could not be released added to the
-/// failure's cause for the logs (the client's answer is the same either way).
-pub fn attempted(cell: &CellId, attempt: crate::ledger::create::Attempt) -> ApiResponse {
-    let mut response = created(cell, attempt.outcome);
-    if let Some(e) = attempt.key_not_released {
-        let note = format!(
-            "the idempotency key could not be released ({e}): retries get 409 until its claim lapses"
-        );
-        response.telemetry.cause = Some(match response.telemetry.cause.take() {
-            Some(cause) => format!("{cause}; {note}"),
-            None => note,
-        });
-    }
-    response
-}
-
 /// A write to a cell that holds the tenant but is not its primary: `421 tenant-moved` naming the
 /// primary and epoch (a standby, a fenced cell), or `503 tenant-frozen` while a move is under way.
-/// Neither wrote anything or claimed the idempotency key, so the same request may go elsewhere.
+/// Neither wrote anything, so the same request may go elsewhere.
 pub fn not_primary(cell: &CellId, head: &TenantHead) -> ApiResponse {
     match head.role {
         TenantRole::Frozen => Problem::new(ProblemType::TenantFrozen)

@@ -4,20 +4,19 @@
 use crate::config::CellConfig;
 use crate::contract::seam;
 use crate::events::TransactionAccepted;
-use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
 use crate::ledger::{self, LedgerError};
 use crate::observability::trace::TraceContext;
 use crate::placement::lease::{self, Confirmed, Ownership};
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, ClaimOutcome, Commit, CommitError, EntrySource, KeyClaim, KeyGuard, LedgerWrite,
-    StoreError,
+    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, StoreError,
 };
 use crate::replication::{Effect, Entry, SealedEntry};
 use crate::tenancy::TenantId;
 use crate::time::Timestamp;
 use crate::transaction::{NewTransaction, Transaction, TransactionId, TransactionStatus};
-use crate::{Amount, CellPorts, Currency};
+use crate::{Amount, CellPorts};
 use rust_decimal::Decimal;
 
 /// How long an in-progress idempotency claim is honoured before another request may take it over
@@ -116,113 +115,68 @@ pub enum CreateError {
     Store(#[from] StoreError),
 }
 
-/// Books `request` on `ports`: claims the key, books the transaction (or records the refusal), and
-/// frees the key when nothing could be written.
+/// Books `request` on `ports`, or replays the key's first outcome.
+///
+/// A create is one read ([`crate::ports::TransactionStore::create_view`]: the head, the key's
+/// record, the balance) and one atomic commit whose conditions make the decision safe: the key is
+/// still absent, the balance still has the version read, the head is still the one read. Nothing
+/// is held in between, so a failed request leaves nothing to clean up. A commit that loses a race
+/// reads again and decides again: a concurrent duplicate then finds the winner's record and
+/// replays it.
 pub async fn create(
     config: &CellConfig,
     ports: &CellPorts,
     ownership: Option<&Ownership>,
     request: CreateCommand,
-) -> Attempt {
-    let mut key_not_released = None;
-    let outcome = claim_and_book(config, ports, ownership, request, &mut key_not_released).await;
-    Attempt {
-        outcome,
-        key_not_released,
-    }
-}
-
-async fn claim_and_book(
-    config: &CellConfig,
-    ports: &CellPorts,
-    ownership: Option<&Ownership>,
-    request: CreateCommand,
-    key_not_released: &mut Option<StoreError>,
 ) -> Result<Created, CreateError> {
-    let CreateCommand {
-        tenant,
-        key,
-        command,
-        expected_epoch,
-        trace,
-    } = request;
-    // Only the tenant's primary books. Checked here to refuse early (no key is claimed on a standby),
-    // and again inside the commit, which is what makes it safe.
-    let head = current_head(config, ports, ownership, &tenant, expected_epoch).await?;
-    let fingerprint = command.fingerprint();
-    let token = TransactionId::from_uuid(ports.ids.next_id());
-    let now = ports.clock.now();
-    let claim = KeyClaim {
-        tenant_id: tenant.clone(),
-        key: key.clone(),
-        fingerprint: fingerprint.clone(),
-        token,
-        now,
-        stale_before: now.plus_millis(-CLAIM_LEASE_MILLIS),
-    };
-    match ports.store.claim_key(claim).await? {
-        ClaimOutcome::Claimed => {}
-        ClaimOutcome::Existing(record) if record.fingerprint != fingerprint => {
-            return Err(CreateError::KeyReused);
-        }
-        ClaimOutcome::Existing(record) => {
-            return match record.state {
-                KeyState::Completed(stored) => Ok(Created::Replayed(stored)),
-                KeyState::InProgress { .. } => Err(CreateError::KeyInUse),
-            };
-        }
-    }
+    let fingerprint = request.command.fingerprint();
     let booking = Booking {
         ownership,
-        expected_epoch,
         config,
         ports,
-        tenant: &tenant,
-        key: &key,
+        request: &request,
         fingerprint: &fingerprint,
-        token,
-        now,
-        trace: &trace,
+        token: TransactionId::from_uuid(ports.ids.next_id()),
+        now: ports.clock.now(),
     };
-    let outcome = booking.book(command, head).await;
-    if matches!(
-        outcome,
-        Err(CreateError::Store(_)
-            | CreateError::Overflow
-            | CreateError::NotPrimary(_)
-            | CreateError::OwnershipUnconfirmed(_)
-            | CreateError::StaleEpoch { .. })
-    ) {
-        // Nothing was written: free the key so the client's retry is processed, not refused.
-        // If this fails too, the claim's lease expires on its own; the failure is reported.
-        if let Err(e) = ports.store.release_key(&tenant, &key, token).await {
-            *key_not_released = Some(e);
+    booking.book().await
+}
+
+/// What the key's record says about this request: go on with this guard, or answer now. A claim
+/// still held by a live request is 409 whatever its payload (that is compared once it completes).
+fn key_guard(
+    record: Option<IdempotencyRecord>,
+    fingerprint: &str,
+    now: Timestamp,
+) -> Result<KeyGuard, Result<Created, CreateError>> {
+    let Some(record) = record else {
+        return Ok(KeyGuard::Absent);
+    };
+    match record.state {
+        KeyState::InProgress { claimed_at, .. }
+            if claimed_at >= now.plus_millis(-CLAIM_LEASE_MILLIS) =>
+        {
+            Err(Err(CreateError::KeyInUse))
         }
+        // A claim whose holder is presumed dead is taken over.
+        KeyState::InProgress { token, .. } => Ok(KeyGuard::HeldBy(token)),
+        _ if record.fingerprint != fingerprint => Err(Err(CreateError::KeyReused)),
+        KeyState::Completed(stored) => Err(Ok(Created::Replayed(stored))),
     }
-    outcome
 }
 
-/// What a create did, and what failed quietly on the way.
-#[derive(Debug)]
-#[must_use]
-pub struct Attempt {
-    /// The outcome the client gets.
-    pub outcome: Result<Created, CreateError>,
-    /// The claimed key could not be released after a refused or failed write: the client's retry
-    /// gets `409 idempotency-key-in-use` until the claim's lease lapses. Reported, never silent.
-    pub key_not_released: Option<StoreError>,
-}
-
-/// The tenant's head if this cell may book for it: its primary head, or, for a tenant it has never
-/// held, the head its first write creates (implicit placement, see `docs/replication.md`).
-async fn current_head(
+/// The tenant's head if this cell may book for it, from the head `stored` here: its primary head,
+/// or, for a tenant it has never held, the head its first write creates (implicit placement, see
+/// `docs/replication.md`). Only a lease or a lapsed freeze costs more requests.
+async fn admitted_head(
     config: &CellConfig,
     ports: &CellPorts,
     ownership: Option<&Ownership>,
     tenant: &TenantId,
+    stored: Option<TenantHead>,
     expected_epoch: Option<u64>,
 ) -> Result<(Fence, TenantHead), CreateError> {
-    let (mut fence, mut head) = primary_head(config, ports, tenant).await?;
+    let (mut fence, mut head) = primary_head(config, ports, tenant, stored).await?;
     // Under leases (or with a lease on the head), the primary confirms it still owns the tenant.
     if ownership.is_some() || head.lease_until.is_some() {
         let stored = fence != Fence::Absent;
@@ -261,8 +215,9 @@ async fn primary_head(
     config: &CellConfig,
     ports: &CellPorts,
     tenant: &TenantId,
+    stored: Option<TenantHead>,
 ) -> Result<(Fence, TenantHead), CreateError> {
-    match ports.store.head(tenant).await? {
+    match stored {
         None => Ok((
             Fence::Absent,
             TenantHead::first_primary(tenant.clone(), config.cell_id.clone()),
@@ -287,131 +242,140 @@ enum Made {
 
 struct Booking<'a> {
     ownership: Option<&'a Ownership>,
-    expected_epoch: Option<u64>,
     config: &'a CellConfig,
     ports: &'a CellPorts,
-    tenant: &'a TenantId,
-    key: &'a IdempotencyKey,
+    request: &'a CreateCommand,
     fingerprint: &'a str,
+    /// The id the transaction gets if this request books it.
     token: TransactionId,
     now: Timestamp,
-    trace: &'a TraceContext,
 }
 
 impl Booking<'_> {
-    /// Books a validated command under a held key. Re-reads and retries when another request changed
-    /// the balance or the tenant's head in between (optimistic concurrency); the commit itself checks
+    /// Reads, decides, commits; reads and decides again when another request changed the key, the
+    /// balance or the tenant's head in between (optimistic concurrency). The commit itself checks
     /// that this cell is still the tenant's primary at the epoch read.
-    async fn book(
-        &self,
-        command: NewTransaction,
-        (mut fence, mut head): (Fence, TenantHead),
-    ) -> Result<Created, CreateError> {
+    async fn book(&self) -> Result<Created, CreateError> {
+        let request = self.request;
+        let command = &request.command;
         let store = &self.ports.store;
-        let currency = command.currency;
         let mut event_id = None;
         for _ in 0..MAX_BALANCE_ATTEMPTS {
-            let snapshot = store
-                .balance(self.tenant, &command.account_id, currency)
+            let view = store
+                .create_view(
+                    &request.tenant,
+                    &request.key,
+                    &command.account_id,
+                    command.currency,
+                )
                 .await?;
-            let (available, version) =
-                snapshot.map_or((Decimal::ZERO, 0), |s| (s.available, s.version));
-            let (response, effect, made) =
-                match ledger::apply(available, command.kind, command.amount) {
-                    Ok(balance_after) => {
-                        let transaction = self.transaction(&command, currency, balance_after);
-                        let body = transaction.to_json();
-                        let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
-                        let event = TransactionAccepted {
-                            event_id,
-                            source_cell: self.config.cell_id.clone(),
-                            tenant_seq: head.position.seq + 1,
-                            balance_version: version + 1,
-                            transaction: transaction.clone(),
-                            // The entry keeps the event untraced; the relay adds the entry's trace.
-                            trace: None,
-                        }
-                        .render(&body);
-                        let response = seam::booked(&transaction, body).into_stored();
-                        let balance = BalanceUpdate {
-                            tenant_id: self.tenant.clone(),
-                            account_id: command.account_id.clone(),
-                            currency,
-                            available: balance_after,
-                            expected_version: version,
-                        };
-                        let effect = Effect::Accepted {
-                            balance_version: version + 1,
-                            event,
-                        };
-                        let write = LedgerWrite {
-                            transaction,
-                            balance,
-                        };
-                        (response, effect, Made::Booked(Box::new(write)))
+            // Only the tenant's primary books: checked first, so a standby answers 421 whatever the
+            // key's record says, and again inside the commit, which is what makes it safe.
+            let (fence, head) = admitted_head(
+                self.config,
+                self.ports,
+                self.ownership,
+                &request.tenant,
+                view.head,
+                request.expected_epoch,
+            )
+            .await?;
+            let key = match key_guard(view.record, self.fingerprint, self.now) {
+                Ok(guard) => guard,
+                Err(answer) => return answer,
+            };
+            let (available, version) = view
+                .balance
+                .map_or((Decimal::ZERO, 0), |s| (s.available, s.version));
+            let (response, effect, made) = match ledger::apply(
+                available,
+                command.kind,
+                command.amount,
+            ) {
+                Ok(balance_after) => {
+                    let transaction = self.transaction(balance_after);
+                    let body = transaction.to_json();
+                    let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
+                    let event = TransactionAccepted {
+                        event_id,
+                        source_cell: self.config.cell_id.clone(),
+                        tenant_seq: head.position.seq + 1,
+                        balance_version: version + 1,
+                        transaction: transaction.clone(),
+                        // The entry keeps the event untraced; the relay adds the entry's trace.
+                        trace: None,
                     }
-                    Err(LedgerError::InsufficientFunds) => {
-                        // A refused debit is an outcome: it is committed and replicated like a
-                        // booking, so it replays the same on every cell.
-                        let refusal = InsufficientFunds {
-                            amount: command.amount,
-                            account_id: command.account_id.clone(),
-                        };
-                        let response = seam::insufficient_funds(&refusal).into_stored();
-                        (response, Effect::Refused, Made::Refused(refusal))
-                    }
-                    Err(LedgerError::Overflow) => return Err(CreateError::Overflow),
-                };
+                    .render(&body);
+                    let response = seam::booked(&transaction, body).into_stored();
+                    let balance = BalanceUpdate {
+                        tenant_id: request.tenant.clone(),
+                        account_id: command.account_id.clone(),
+                        currency: command.currency,
+                        available: balance_after,
+                        expected_version: version,
+                    };
+                    let effect = Effect::Accepted {
+                        balance_version: version + 1,
+                        event,
+                    };
+                    let write = LedgerWrite {
+                        transaction,
+                        balance,
+                    };
+                    (response, effect, Made::Booked(Box::new(write)))
+                }
+                Err(LedgerError::InsufficientFunds) => {
+                    // A refused debit is an outcome: it is committed and replicated like a
+                    // booking, so it replays the same on every cell.
+                    let refusal = InsufficientFunds {
+                        amount: command.amount,
+                        account_id: command.account_id.clone(),
+                    };
+                    let response = seam::insufficient_funds(&refusal).into_stored();
+                    (response, Effect::Refused, Made::Refused(refusal))
+                }
+                Err(LedgerError::Overflow) => return Err(CreateError::Overflow),
+            };
             let entry = SealedEntry::seal(Entry {
-                tenant: self.tenant.clone(),
+                tenant: request.tenant.clone(),
                 seq: head.position.seq + 1,
                 epoch: head.epoch,
                 origin: self.config.cell_id.clone(),
                 prev: head.position.digest,
                 time: self.now,
-                key: self.key.clone(),
+                key: request.key.clone(),
                 fingerprint: self.fingerprint.to_owned(),
                 response: response.clone(),
                 effect,
-                trace: Some(self.trace.clone()),
+                trace: Some(request.trace.clone()),
             });
             let next_head = TenantHead {
                 position: entry.position(),
-                ..head.clone()
+                ..head
+            };
+            let (ledger, outcome) = match made {
+                Made::Booked(write) => {
+                    let transaction = Box::new(write.transaction.clone());
+                    (Some(*write), Created::Booked { transaction, response })
+                }
+                Made::Refused(refusal) => (None, Created::Refused { refusal, response }),
             };
             let commit = Commit {
                 fence,
                 head: next_head,
                 entry,
                 source: EntrySource::Committed,
-                key: KeyGuard::HeldBy(self.token),
-                ledger: match &made {
-                    Made::Booked(write) => Some(write.as_ref().clone()),
-                    Made::Refused(_) => None,
-                },
+                key,
+                ledger,
+                stamps: view.stamps,
             };
             match store.commit(commit).await {
-                Ok(()) => {
-                    return Ok(match made {
-                        Made::Booked(write) => Created::Booked {
-                            transaction: Box::new(write.transaction),
-                            response,
-                        },
-                        Made::Refused(refusal) => Created::Refused { refusal, response },
-                    });
-                }
-                Err(CommitError::BalanceConflict) => continue,
-                Err(CommitError::HeadMoved) => {
-                    (fence, head) = current_head(
-                        self.config,
-                        self.ports,
-                        self.ownership,
-                        self.tenant,
-                        self.expected_epoch,
-                    )
-                    .await?;
-                }
-                Err(CommitError::KeyConflict) => return Err(CreateError::KeyInUse),
+                Ok(()) => return Ok(outcome),
+                // Someone else wrote first: read again and decide again (a duplicate request's
+                // winner is then replayed).
+                Err(
+                    CommitError::BalanceConflict | CommitError::HeadMoved | CommitError::KeyConflict,
+                ) => {}
                 Err(CommitError::DuplicateTransaction) => {
                     return Err(StoreError::Failed(format!(
                         "transaction id {} already exists",
@@ -431,19 +395,16 @@ impl Booking<'_> {
         .into())
     }
 
-    fn transaction(
-        &self,
-        command: &NewTransaction,
-        currency: Currency,
-        balance_after: Decimal,
-    ) -> Transaction {
+    fn transaction(&self, balance_after: Decimal) -> Transaction {
+        let request = self.request;
+        let command = &request.command;
         Transaction {
             transaction_id: self.token,
-            tenant_id: self.tenant.clone(),
+            tenant_id: request.tenant.clone(),
             account_id: command.account_id.clone(),
             kind: command.kind,
             amount: command.amount,
-            currency,
+            currency: command.currency,
             reference: command.reference.clone(),
             metadata: command.metadata.clone(),
             status: TransactionStatus::Accepted,

@@ -1,14 +1,15 @@
 //! Counting a request's store operations, for the `store_requests` metric: a cell wraps its store in
 //! a [`CountedStore`] for each request it answers. Each operation is one database round trip on
-//! DynamoDB and Cosmos DB, except a claim refused without the old record (one more read) and the
-//! paginated reads of the relay and the operator (one per page).
+//! DynamoDB and Cosmos DB, except a commit on Cosmos DB without the versions of what was read (the
+//! replication apply: one more read per guarded document) and the paginated reads of the relay and
+//! the operator (one per page).
 
 use crate::Currency;
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::placement::{Fence, TenantHead};
 use crate::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EntryPage, EntryRef, KeyClaim, Received,
-    StoreError, TransactionStore,
+    BalanceSnapshot, Commit, CommitError, CreateView, EntryPage, EntryRef, Received, StoreError,
+    TransactionStore,
 };
 use crate::replication::SealedEntry;
 use crate::tenancy::TenantId;
@@ -58,17 +59,16 @@ impl TransactionStore for CountedStore {
         self.count().head(tenant).await
     }
 
-    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-        self.count().claim_key(claim).await
-    }
-
-    async fn release_key(
+    async fn create_view(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
-        token: TransactionId,
-    ) -> Result<(), StoreError> {
-        self.count().release_key(tenant, key, token).await
+        account: &AccountId,
+        currency: Currency,
+    ) -> Result<CreateView, StoreError> {
+        self.count()
+            .create_view(tenant, key, account, currency)
+            .await
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {

@@ -12,7 +12,7 @@ use crate::config::CellConfig;
 use crate::ledger;
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, Received, StoreError,
+    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, ReadStamps, LedgerWrite, Received, StoreError,
     TransactionStore,
 };
 use crate::tenancy::TenantId;
@@ -312,6 +312,7 @@ async fn apply_next(
         source: EntrySource::Received,
         key: KeyGuard::Absent,
         ledger,
+        stamps: ReadStamps::default(),
     };
     match store.commit(commit).await {
         Ok(()) => Ok(Step::Applied),

@@ -5,8 +5,8 @@ use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::money::Currency;
 use crate::placement::TenantHead;
 use crate::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, EntryPage, EntryRef, KeyClaim, Received,
-    StoreError, TransactionStore,
+    BalanceSnapshot, Commit, CommitError, CreateView, EntryPage, EntryRef, Received, StoreError,
+    TransactionStore,
 };
 use crate::replication::SealedEntry;
 use crate::tenancy::TenantId;
@@ -19,8 +19,7 @@ use std::sync::Arc;
 pub enum Operation {
     Head,
     PutHead,
-    ClaimKey,
-    ReleaseKey,
+    CreateView,
     Commit,
     Receive,
     Entry,
@@ -38,10 +37,10 @@ pub trait Faults: Send + Sync {
     /// Called before `operation` runs: `Err` makes it fail with that error (it may also panic).
     fn before(&self, operation: Operation) -> Result<(), StoreError>;
 
-    /// Replaces a claim's answer (`None`: the inner store answers).
-    fn claim(&self, claim: &KeyClaim) -> Option<ClaimOutcome> {
-        let _ = claim;
-        None
+    /// Changes what a create read (by default, nothing).
+    fn view(&self, tenant: &TenantId, key: &IdempotencyKey, view: CreateView) -> CreateView {
+        let _ = (tenant, key);
+        view
     }
 }
 
@@ -85,21 +84,16 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         self.faults.before(Operation::Head)?;
         self.inner.head(t).await
     }
-    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-        self.faults.before(Operation::ClaimKey)?;
-        if let Some(outcome) = self.faults.claim(&claim) {
-            return Ok(outcome);
-        }
-        self.inner.claim_key(claim).await
-    }
-    async fn release_key(
+    async fn create_view(
         &self,
         t: &TenantId,
         k: &IdempotencyKey,
-        token: TransactionId,
-    ) -> Result<(), StoreError> {
-        self.faults.before(Operation::ReleaseKey)?;
-        self.inner.release_key(t, k, token).await
+        account: &AccountId,
+        currency: Currency,
+    ) -> Result<CreateView, StoreError> {
+        self.faults.before(Operation::CreateView)?;
+        let view = self.inner.create_view(t, k, account, currency).await?;
+        Ok(self.faults.view(t, k, view))
     }
     async fn commit(&self, c: Commit) -> Result<(), CommitError> {
         self.faults.before(Operation::Commit)?;

@@ -15,7 +15,7 @@ use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
 use crate::money::Currency;
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, ClaimOutcome, Commit, CommitError, EntryRef, EntrySource, KeyClaim, KeyGuard,
+    BalanceUpdate, Commit, CommitError, CreateView, EntryRef, EntrySource, KeyGuard, ReadStamps,
     LedgerWrite, Received, TransactionStore,
 };
 use crate::ports::{StoreError, SystemClock, UuidV7};
@@ -76,23 +76,9 @@ fn id(n: u64) -> TransactionId {
     TransactionId::from_uuid(uuid::Builder::from_random_bytes(bytes).into_uuid())
 }
 
-fn claim(
-    rt: &impl Executor,
-    store: &dyn TransactionStore,
-    t: &str,
-    k: &str,
-    token: TransactionId,
-    now: i64,
-) -> ClaimOutcome {
-    rt.block_on(store.claim_key(KeyClaim {
-        tenant_id: tenant(t),
-        key: key(k),
-        fingerprint: format!("fp-{k}"),
-        token,
-        now: Timestamp::from_unix_millis(now),
-        stale_before: Timestamp::from_unix_millis(now - 30_000),
-    }))
-    .unwrap_or_else(|e| panic!("claim_key failed: {e}"))
+fn view_of(rt: &impl Executor, store: &dyn TransactionStore, t: &str, k: &str) -> CreateView {
+    rt.block_on(store.create_view(&tenant(t), &key(k), &account(), eur()))
+        .unwrap_or_else(|e| panic!("create_view failed: {e}"))
 }
 
 fn head_of(rt: &impl Executor, store: &dyn TransactionStore, t: &str) -> Option<TenantHead> {
@@ -194,14 +180,14 @@ fn commit_of(
         },
         entry,
         source: EntrySource::Committed,
-        key: KeyGuard::HeldBy(token),
+        key: KeyGuard::Absent,
         ledger,
+        stamps: ReadStamps::default(),
     }
 }
 
-/// Claims `k` and commits a credit that sets the balance to `cents` at the next version.
+/// Commits a credit under `k` that sets the balance to `cents` at the next version.
 fn book(rt: &impl Executor, store: &dyn TransactionStore, t: &str, k: &str, n: u64, cents: i64) {
-    claim(rt, store, t, k, id(n), 1_000);
     let before = head_of(rt, store, t);
     let version = rt
         .block_on(store.balance(&tenant(t), &account(), eur()))
@@ -232,7 +218,8 @@ pub fn run_all(rt: &impl Executor, factory: Factory<'_>) {
     outbox_pages(rt, factory);
     received_entries_wait_and_apply(rt, factory);
     heads_change_only_by_compare_and_set(rt, factory);
-    concurrent_claims_have_one_winner(rt, factory);
+    stale_reads_are_refused(rt, factory);
+    concurrent_duplicates_book_once(rt, factory);
     concurrent_commits_have_one_winner(rt, factory);
     concurrent_debits_never_overdraw(rt, factory);
 }
@@ -242,15 +229,11 @@ pub fn run_all(rt: &impl Executor, factory: Factory<'_>) {
 pub fn atomic_commit_writes_everything(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     let token = id(1);
+    let before = view_of(rt, &*store, "coop-1", "k");
     assert_eq!(
-        claim(rt, &*store, "coop-1", "k", token, 1_000),
-        ClaimOutcome::Claimed,
-        "a fresh key is claimed"
-    );
-    assert_eq!(
-        head_of(rt, &*store, "coop-1"),
-        None,
-        "no head before the first write"
+        (before.head, before.record, before.balance),
+        (None, None, None),
+        "nothing before the first write"
     );
     let commit = commit_of(
         "coop-1",
@@ -313,7 +296,6 @@ pub fn atomic_commit_writes_everything(rt: &impl Executor, factory: Factory<'_>)
 pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     let token = id(2);
-    claim(rt, &*store, "coop-1", "k", token, 1_000);
     let accepted = Book::Accepted {
         cents: 100,
         expected_version: 0,
@@ -347,11 +329,14 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
         Err(CommitError::BalanceConflict),
         "a stale balance version is a conflict"
     );
-    let unheld = rt.block_on(store.commit(commit_of("coop-1", "other-key", id(3), None, accepted)));
+    let unheld = Commit {
+        key: KeyGuard::HeldBy(id(3)),
+        ..commit_of("coop-1", "other-key", id(3), None, accepted)
+    };
     assert_eq!(
-        unheld,
+        rt.block_on(store.commit(unheld)),
         Err(CommitError::KeyConflict),
-        "a key that is not held"
+        "a claim that is not there"
     );
     assert_eq!(
         rt.block_on(store.transaction(&tenant("coop-1"), token))
@@ -383,7 +368,6 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
     );
     rt.block_on(store.commit(commit_of("coop-1", "k", token, None, accepted)))
         .unwrap_or_else(|e| panic!("{e}"));
-    claim(rt, &*store, "coop-1", "k2", token, 1_000);
     let head = head_of(rt, &*store, "coop-1");
     let duplicate = rt.block_on(store.commit(commit_of(
         "coop-1",
@@ -405,10 +389,7 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
         .ok()
         .flatten()
         .map(|r| r.state);
-    assert!(
-        matches!(k2, Some(KeyState::InProgress { .. })),
-        "the refused commit did not complete its key: {k2:?}"
-    );
+    assert_eq!(k2, None, "the refused commit did not write its key");
     assert_eq!(
         head_of(rt, &*store, "coop-1").map(|h| h.position.seq),
         Some(1),
@@ -429,7 +410,6 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
 /// ledger change.
 pub fn refusals_are_committed_outcomes(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
-    claim(rt, &*store, "coop-1", "no", id(1), 1_000);
     rt.block_on(store.commit(commit_of("coop-1", "no", id(1), None, Book::Refused)))
         .unwrap_or_else(|e| panic!("{e}"));
     let record = rt
@@ -459,50 +439,43 @@ pub fn refusals_are_committed_outcomes(rt: &impl Executor, factory: Factory<'_>)
     );
 }
 
-/// Claims, takeovers of stale claims, and release.
+/// A key has one first outcome: a second commit for it is refused, and the create view reads the
+/// record back with the head and the balance.
 pub fn idempotency_records(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
+    rt.block_on(store.commit(commit_of("coop-1", "k", id(1), None, Book::Refused)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let head = head_of(rt, &*store, "coop-1");
+    let again = rt.block_on(store.commit(commit_of(
+        "coop-1",
+        "k",
+        id(2),
+        head.as_ref(),
+        Book::Refused,
+    )));
     assert_eq!(
-        claim(rt, &*store, "coop-1", "k", id(1), 10_000),
-        ClaimOutcome::Claimed
-    );
-    assert!(
-        matches!(claim(rt, &*store, "coop-1", "k", id(2), 10_001), ClaimOutcome::Existing(r) if matches!(r.state, KeyState::InProgress { .. })),
-        "a live claim is reported"
-    );
-    assert_eq!(
-        claim(rt, &*store, "coop-1", "k", id(3), 60_000),
-        ClaimOutcome::Claimed,
-        "a claim older than the lease is taken over"
-    );
-    let lost = rt.block_on(store.commit(commit_of("coop-1", "k", id(1), None, Book::Refused)));
-    assert_eq!(
-        lost,
+        again,
         Err(CommitError::KeyConflict),
-        "the first holder lost the key"
+        "a key's first outcome is final"
     );
-    rt.block_on(store.commit(commit_of("coop-1", "k", id(3), None, Book::Refused)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let view = view_of(rt, &*store, "coop-1", "k");
     assert!(
-        matches!(claim(rt, &*store, "coop-1", "k", id(5), 60_002), ClaimOutcome::Existing(r) if matches!(r.state, KeyState::Completed(ref c) if c.status == 409)),
-        "a completed key replays"
+        matches!(&view.record, Some(r) if r.fingerprint == "fp-k" && matches!(&r.state, KeyState::Completed(c) if c.status == 409)),
+        "the view reads the completed record: {view:?}"
     );
-    claim(rt, &*store, "coop-1", "r", id(6), 1_000);
-    rt.block_on(store.release_key(&tenant("coop-1"), &key("r"), id(7)))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        matches!(
-            claim(rt, &*store, "coop-1", "r", id(8), 1_001),
-            ClaimOutcome::Existing(_)
-        ),
-        "releasing with another token is a no-op"
-    );
-    rt.block_on(store.release_key(&tenant("coop-1"), &key("r"), id(6)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(view.head, head, "the view reads the head");
+    assert_eq!(view.balance, None, "a refusal wrote no balance");
+    book(rt, &*store, "coop-1", "credit", 3, 250);
+    let view = view_of(rt, &*store, "coop-1", "credit");
     assert_eq!(
-        claim(rt, &*store, "coop-1", "r", id(9), 1_002),
-        ClaimOutcome::Claimed,
-        "a released key can be claimed again"
+        view.balance.map(|b| (b.available, b.version)),
+        Some((Decimal::new(250, 2), 1)),
+        "the view reads the balance"
+    );
+    assert_eq!(view.head.map(|h| h.position.seq), Some(2));
+    assert!(
+        matches!(view.record.map(|r| r.state), Some(KeyState::Completed(c)) if c.status == 201),
+        "and the credit's record"
     );
 }
 
@@ -578,8 +551,8 @@ pub fn tenant_isolation(rt: &impl Executor, factory: Factory<'_>) {
         "entry"
     );
     assert_eq!(
-        claim(rt, &*store, "coop-2", "k", id(2), 1_000),
-        ClaimOutcome::Claimed,
+        view_of(rt, &*store, "coop-2", "k").record,
+        None,
         "keys are per tenant"
     );
 }
@@ -704,6 +677,7 @@ pub fn received_entries_wait_and_apply(rt: &impl Executor, factory: Factory<'_>)
                 },
                 transaction: tx,
             }),
+            stamps: ReadStamps::default(),
         };
         rt.block_on(standby.commit(commit.clone()))
             .unwrap_or_else(|err| panic!("apply {}: {err}", e.seq));
@@ -759,7 +733,6 @@ pub fn heads_change_only_by_compare_and_set(rt: &impl Executor, factory: Factory
         Err(CommitError::HeadMoved),
         "a head is created once"
     );
-    claim(rt, &*store, "coop-1", "inflight", id(1), 1_000);
     let inflight = commit_of("coop-1", "inflight", id(1), Some(&first), Book::Refused);
     // The freeze's lease is kept to the millisecond (the cell thaws the head when it lapses).
     let frozen = TenantHead {
@@ -793,25 +766,82 @@ pub fn heads_change_only_by_compare_and_set(rt: &impl Executor, factory: Factory
     );
 }
 
-/// Fifty requests claiming one key at once: exactly one wins.
-pub fn concurrent_claims_have_one_winner(rt: &impl Executor, factory: Factory<'_>) {
+/// A commit decided on a view that another commit has since changed is refused, even with the
+/// versions that view read: what a create read is never trusted at its commit.
+pub fn stale_reads_are_refused(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
-    let winners = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..50u64)
-            .map(|n| {
-                let store = store.clone();
+    book(rt, &*store, "coop-1", "first", 1, 100);
+    let read = view_of(rt, &*store, "coop-1", "late");
+    book(rt, &*store, "coop-1", "second", 2, 300);
+    let version = read.balance.as_ref().map_or(0, |b| b.version);
+    let late = Commit {
+        stamps: read.stamps.clone(),
+        ..commit_of(
+            "coop-1",
+            "late",
+            id(3),
+            read.head.as_ref(),
+            Book::Accepted {
+                cents: 200,
+                expected_version: version,
+            },
+        )
+    };
+    assert_eq!(
+        rt.block_on(store.commit(late)),
+        Err(CommitError::HeadMoved),
+        "the head moved since the view"
+    );
+    let now = view_of(rt, &*store, "coop-1", "late");
+    assert_eq!(
+        now.balance.map(|b| (b.available, b.version)),
+        Some((Decimal::new(300, 2), 2)),
+        "nothing of the late commit was written"
+    );
+    assert_eq!(now.record, None, "its key stays free");
+}
+
+/// Fifty identical requests (one idempotency key) at once, through the cell: one transaction is
+/// booked, and every request answers with it.
+pub fn concurrent_duplicates_book_once(rt: &impl Executor, factory: Factory<'_>) {
+    let store = factory();
+    let cell = cell_on(store.clone());
+    let answers: Vec<(u16, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let cell = &cell;
                 s.spawn(move || {
-                    claim(rt, &*store, "coop-1", "same", id(n + 1), 1_000) == ClaimOutcome::Claimed
+                    let response = rt.block_on(cell.handle(create("credit", "1.00", "same")));
+                    let id = serde_json::from_slice::<serde_json::Value>(&response.body)
+                        .ok()
+                        .and_then(|b| b["transaction_id"].as_str().map(str::to_owned));
+                    (response.status, id)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok())
-            .filter(|won| *won)
-            .count()
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });
-    assert_eq!(winners, 1, "exactly one concurrent claim wins");
+    assert_eq!(answers.len(), 50);
+    let first = answers[0].1.clone();
+    assert!(first.is_some(), "a transaction id: {answers:?}");
+    assert!(
+        answers.iter().all(|(status, id)| *status == 201 && *id == first),
+        "every duplicate answers with the one booking: {answers:?}"
+    );
+    let balance = rt
+        .block_on(store.balance(&tenant("coop-1"), &account(), eur()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|b| (b.available, b.version));
+    assert_eq!(
+        balance,
+        Some((Decimal::new(100, 2), 1)),
+        "booked once"
+    );
+    assert_eq!(
+        head_of(rt, &*store, "coop-1").map(|h| h.position.seq),
+        Some(1),
+        "one entry"
+    );
 }
 
 /// Twenty commits on the same head at once (different keys, different accounts' worth of state):
@@ -820,9 +850,6 @@ pub fn concurrent_commits_have_one_winner(rt: &impl Executor, factory: Factory<'
     let store = factory();
     book(rt, &*store, "coop-1", "first", 100, 100);
     let head = head_of(rt, &*store, "coop-1");
-    for n in 0..20u64 {
-        claim(rt, &*store, "coop-1", &format!("race-{n}"), id(n), 1_000);
-    }
     let outcomes: Vec<Result<(), CommitError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..20u64)
             .map(|n| {
@@ -947,15 +974,8 @@ pub fn unreachable_store_is_unavailable(rt: &impl Executor, store: Arc<dyn Trans
             "{what}: expected StoreError::Unavailable, got {result:?}"
         );
     };
-    let claimed = rt.block_on(store.claim_key(KeyClaim {
-        tenant_id: tenant("coop-1"),
-        key: key("k"),
-        fingerprint: "fp".into(),
-        token: id(1),
-        now: Timestamp::from_unix_millis(1_000),
-        stale_before: Timestamp::from_unix_millis(0),
-    }));
-    unavailable("claim_key", claimed.map(|_| ()));
+    let viewed = rt.block_on(store.create_view(&tenant("coop-1"), &key("k"), &account(), eur()));
+    unavailable("create_view", viewed.map(|_| ()));
     let committed = rt.block_on(store.commit(commit_of(
         "coop-1",
         "k",

@@ -1,9 +1,12 @@
 //! A [`TransactionStore`] on Amazon DynamoDB (feature `dynamodb`): one table per cell.
 //!
+//! A create is two requests: one `TransactGetItems` of what it decides on (the head, the key's record,
+//! the balance; [`TransactionStore::create_view`]) and one `TransactWriteItems`. A GET is one
+//! `GetItem`.
+//!
 //! Every commit is one `TransactWriteItems` of conditional writes in the tenant's item collection:
 //! the tenant's head still has the epoch, role and sequence number that were read (the fence: a cell
-//! demoted meanwhile cannot book), the idempotency key is still held by this request (or, applying a
-//! replicated entry, absent), the entry's position is free, the transaction does not exist, the
+//! demoted meanwhile cannot book), the idempotency key has no record yet, the entry's position is free, the transaction does not exist, the
 //! balance still has the version that was read. DynamoDB applies all of them or none; the
 //! cancellation reasons say which condition failed ([`errors`]). The item layout and why it avoids
 //! hot partitions is in [`items`].
@@ -33,17 +36,18 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    AttributeDefinition, AttributeValue, BillingMode, Get, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem, Update,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TransactGetItem, TransactWriteItem,
+    Update,
 };
 use errors::store_error;
 use items::{COMPLETED, IN_PROGRESS, Item, OUTBOX_INDEX, PENDING, Read, n, s};
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, CommitSlot as Slot, EntryPage, EntryRef,
-    EntrySource, KeyClaim, KeyGuard, Received, StoreError, TransactionStore,
+    BalanceSnapshot, Commit, CommitError, CommitSlot as Slot, CreateView, EntryPage, EntryRef,
+    EntrySource, KeyGuard, ReadStamps, Received, StoreError, TransactionStore,
 };
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
@@ -237,10 +241,8 @@ fn failed<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Failed(e.to_string())
 }
 
-/// `#state = :in_progress AND #token = :token`: the request still holds its key.
-/// The condition that a key is still held by the request with `token`: in progress, same token. One
-/// definition (expression, names, values) for the commit that completes the key and the release
-/// that gives it up, so the two can never check different things.
+/// The condition that a key is still held with `token`: in progress, same token (a claim an earlier
+/// cell left behind, taken over by the commit that completes it).
 struct HeldBy(TransactionId);
 
 impl HeldBy {
@@ -365,70 +367,52 @@ impl DynamoStore {
 
 #[async_trait]
 impl TransactionStore for DynamoStore {
-    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-        let mut item = items::idempotency_key(&claim.tenant_id, &claim.key);
-        item.insert("fingerprint".into(), s(claim.fingerprint.clone()));
-        item.insert("state".into(), s(IN_PROGRESS));
-        item.insert("token".into(), s(claim.token.to_string()));
-        item.insert("claimed_at".into(), n(claim.now.unix_millis()));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(
-                "attribute_not_exists(pk) OR (#state = :in_progress AND #claimed_at < :stale)",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#claimed_at", "claimed_at")
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .expression_attribute_values(":stale", n(claim.stale_before.unix_millis()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(ClaimOutcome::Claimed),
-            Err(e) => {
-                let Some(PutItemError::ConditionalCheckFailedException(refused)) =
-                    e.as_service_error()
-                else {
-                    return Err(store_error("PutItem", e));
-                };
-                let existing = match refused.item() {
-                    Some(item) => item.clone(),
-                    // Only if the server omits the old item: read it.
-                    None => self
-                        .get(items::idempotency_key(&claim.tenant_id, &claim.key))
-                        .await?
-                        .ok_or_else(|| {
-                            StoreError::Failed("claim refused but no record found".into())
-                        })?,
-                };
-                Read(&existing)
-                    .idempotency_record(&claim.tenant_id, &claim.key)
-                    .map(ClaimOutcome::Existing)
-                    .map_err(corrupt)
-            }
-        }
-    }
-
-    async fn release_key(
+    async fn create_view(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
-        token: TransactionId,
-    ) -> Result<(), StoreError> {
-        let deleted = self
+        account: &AccountId,
+        currency: Currency,
+    ) -> Result<CreateView, StoreError> {
+        // One TransactGetItems: a consistent snapshot of the three items in the tenant's collection.
+        let get = |key: Item| {
+            Get::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .build()
+                .map(|get| TransactGetItem::builder().get(get).build())
+                .map_err(failed)
+        };
+        let read = self
             .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(items::idempotency_key(tenant, key)))
-            .condition_expression(HeldBy::EXPRESSION)
-            .set_expression_attribute_names(Some(HeldBy(token).names()))
-            .set_expression_attribute_values(Some(HeldBy(token).values()))
+            .transact_get_items()
+            .transact_items(get(items::head_key(tenant))?)
+            .transact_items(get(items::idempotency_key(tenant, key))?)
+            .transact_items(get(items::balance_key(tenant, account, currency))?)
             .send()
-            .await;
-        errors::unless_condition_failed("DeleteItem", deleted)
+            .await
+            .map_err(|e| store_error("TransactGetItems", e))?;
+        let found = read.responses();
+        let item = |at: usize| found.get(at).and_then(|r| r.item());
+        if found.len() != 3 {
+            return Err(StoreError::Failed(format!(
+                "TransactGetItems answered {} items for 3 keys",
+                found.len()
+            )));
+        }
+        Ok(CreateView {
+            head: item(0)
+                .map(|i| Read(i).head(tenant).map_err(corrupt))
+                .transpose()?,
+            record: item(1)
+                .map(|i| Read(i).idempotency_record(tenant, key).map_err(corrupt))
+                .transpose()?,
+            balance: item(2)
+                .map(|i| Read(i).balance().map_err(corrupt))
+                .transpose()?,
+            // Every condition compares values: nothing to carry to the commit.
+            stamps: ReadStamps::default(),
+        })
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {

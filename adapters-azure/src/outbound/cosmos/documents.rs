@@ -224,28 +224,7 @@ pub(crate) struct KeyDoc {
 }
 
 impl KeyDoc {
-    pub(crate) fn in_progress(
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        fingerprint: &str,
-        token: TransactionId,
-        now: Timestamp,
-    ) -> Self {
-        Self {
-            id: key_id(key),
-            tenant: tenant.to_string(),
-            kind: "key".into(),
-            key: key.as_str().into(),
-            fingerprint: fingerprint.into(),
-            state: IN_PROGRESS.into(),
-            token: Some(token.to_string()),
-            claimed_at: Some(now.unix_millis()),
-            response: None,
-            etag: None,
-        }
-    }
-
-    /// A completed record for a replicated entry (no claim came before it on this cell).
+    /// The completed record an entry writes.
     pub(crate) fn completed_from(entry: &SealedEntry) -> Self {
         let e = entry.entry();
         Self {
@@ -259,17 +238,6 @@ impl KeyDoc {
             claimed_at: None,
             response: Some(e.response.clone()),
             etag: None,
-        }
-    }
-
-    /// This record, completed with `response` (the etag is kept for the conditional replace).
-    pub(crate) fn completed(self, response: StoredResponse) -> Self {
-        Self {
-            state: COMPLETED.into(),
-            token: None,
-            claimed_at: None,
-            response: Some(response),
-            ..self
         }
     }
 

@@ -1,12 +1,13 @@
 //! A [`TransactionStore`] on Azure Cosmos DB for NoSQL (feature `cosmos`, `azure_data_cosmos` pinned
 //! `=1.0.0`): one container per cell, partitioned by tenant ([`documents`]).
 //!
-//! A commit reads the tenant's head, the idempotency record and (when it exists) the balance, checks
-//! them against what the domain read, then writes one transactional batch in the tenant's partition:
-//! replace the head (`If-Match` its etag: the fence, so a cell demoted meanwhile cannot book), replace
-//! the record (`If-Match`: still held by this request) or create it (a replicated entry), create the
-//! entry, create the transaction, create or replace the balance (`If-Match` the etag of the version
-//! read). Cosmos DB applies the batch atomically; the failing operation's status says which condition
+//! A create is two requests: one single-partition query for what it decides on (the tenant's head,
+//! the idempotency record, the balance, with their etags; [`TransactionStore::create_view`]), then
+//! one transactional batch in the tenant's partition: replace the head (`If-Match` the etag read:
+//! the fence, so a cell demoted meanwhile cannot book), create the record (it must not exist yet),
+//! create the entry, create the transaction, create or replace the balance (`If-Match` the etag of
+//! the version read). A commit without the etags of a read (applying a replicated entry) reads the
+//! documents it guards first. A GET is one point read. Cosmos DB applies the batch atomically; the failing operation's status says which condition
 //! failed ([`errors`]).
 //!
 //! Throttling (429) is retried by the SDK with the service's `x-ms-retry-after-ms` hints, and
@@ -45,8 +46,8 @@ use futures::TryStreamExt;
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
-    BalanceSnapshot, ClaimOutcome, Commit, CommitError, CommitSlot as Slot, EntryPage, EntryRef,
-    EntrySource, KeyClaim, KeyGuard, Received, StoreError, TransactionStore,
+    BalanceSnapshot, Commit, CommitError, CommitSlot as Slot, CreateView, EntryPage, EntryRef,
+    EntrySource, KeyGuard, Received, StoreError, TransactionStore,
 };
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
@@ -160,9 +161,6 @@ impl std::fmt::Debug for CosmosStore {
     }
 }
 
-/// At most this many rounds of read-then-conditional-write when two requests race for one record.
-const MAX_RACE_ROUNDS: usize = 8;
-
 impl CosmosStore {
     /// Connects to the cell's (existing) container.
     pub async fn connect(config: &CosmosConfig) -> Result<Self, StoreError> {
@@ -252,6 +250,11 @@ fn if_match(etag: Option<&str>) -> Result<Precondition, StoreError> {
     Ok(Precondition::if_match(etag.to_owned()))
 }
 
+/// A queried document as its type.
+fn document<T: DeserializeOwned>(doc: serde_json::Value) -> Result<T, StoreError> {
+    serde_json::from_value(doc).map_err(|e| StoreError::Failed(format!("unreadable document: {e}")))
+}
+
 fn failed<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Failed(e.to_string())
 }
@@ -264,81 +267,47 @@ fn parameter(query: Query, name: &str, value: impl serde::Serialize) -> Result<Q
 
 #[async_trait]
 impl TransactionStore for CosmosStore {
-    async fn claim_key(&self, claim: KeyClaim) -> Result<ClaimOutcome, StoreError> {
-        let fresh = KeyDoc::in_progress(
-            &claim.tenant_id,
-            &claim.key,
-            &claim.fingerprint,
-            claim.token,
-            claim.now,
-        );
-        for _ in 0..MAX_RACE_ROUNDS {
-            match self
-                .container
-                .create_item(claim.tenant_id.to_string(), &fresh.id, &fresh, None)
-                .await
-            {
-                Ok(_) => return Ok(ClaimOutcome::Claimed),
-                Err(e) if is_status(&e, 409) => {}
-                Err(e) => return Err(store_error("create key", &e)),
-            }
-            let Some(existing) = self.read::<KeyDoc>(&claim.tenant_id, &fresh.id).await? else {
-                continue; // released meanwhile: try to create it again
-            };
-            let record = existing
-                .record(&claim.tenant_id, &claim.key)
-                .map_err(failed)?;
-            let stale = matches!(record.state,
-                paracell_domain::idempotency::KeyState::InProgress { claimed_at, .. } if claimed_at < claim.stale_before);
-            if !stale {
-                return Ok(ClaimOutcome::Existing(record));
-            }
-            // Take over the abandoned claim, unless someone else changed it since the read.
-            let options = Self::if_match(existing.etag.as_deref())?;
-            match self
-                .container
-                .replace_item(
-                    claim.tenant_id.to_string(),
-                    &fresh.id,
-                    &fresh,
-                    Some(options),
-                )
-                .await
-            {
-                Ok(_) => return Ok(ClaimOutcome::Claimed),
-                Err(e) if is_status(&e, 412) || is_status(&e, 404) => {}
-                Err(e) => return Err(store_error("take over key", &e)),
-            }
-        }
-        Err(StoreError::Unavailable {
-            retry_after_secs: errors::RETRY_AFTER_SECS,
-            detail: "idempotency record still contended".into(),
-        })
-    }
-
-    async fn release_key(
+    async fn create_view(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
-        token: TransactionId,
-    ) -> Result<(), StoreError> {
-        let id = documents::key_id(key);
-        let Some(existing) = self.read::<KeyDoc>(tenant, &id).await? else {
-            return Ok(());
-        };
-        if !existing.is_held_by(token) {
-            return Ok(());
+        account: &AccountId,
+        currency: Currency,
+    ) -> Result<CreateView, StoreError> {
+        // One single-partition query for the three documents (a transactional batch of reads would
+        // fail as a whole on the first missing one, and the key's record usually is).
+        let (key_id, balance_id) = (
+            documents::key_id(key),
+            documents::balance_id(account, currency),
+        );
+        let query = Query::from(
+            "SELECT * FROM c WHERE c.tenant = @tenant AND c.id IN (@head, @key, @balance)",
+        );
+        let query = parameter(query, "@tenant", tenant.as_str())?;
+        let query = parameter(query, "@head", documents::HEAD_ID)?;
+        let query = parameter(query, "@key", &key_id)?;
+        let query = parameter(query, "@balance", &balance_id)?;
+        let docs: Vec<serde_json::Value> = self
+            .query(query, FeedScope::partition(tenant.to_string()))
+            .await?;
+        let mut view = CreateView::default();
+        for doc in docs {
+            let id = doc.get("id").and_then(|id| id.as_str()).unwrap_or_default();
+            if id == documents::HEAD_ID {
+                let head: HeadDoc = document(doc)?;
+                view.head = Some(head.head().map_err(failed)?);
+                view.stamps.head = head.etag;
+            } else if id == key_id {
+                let record: KeyDoc = document(doc)?;
+                view.record = Some(record.record(tenant, key).map_err(failed)?);
+                view.stamps.key = record.etag;
+            } else if id == balance_id {
+                let balance: BalanceDoc = document(doc)?;
+                view.balance = Some(balance.snapshot().map_err(failed)?);
+                view.stamps.balance = balance.etag;
+            }
         }
-        let options = Self::if_match(existing.etag.as_deref())?;
-        match self
-            .container
-            .delete_item(tenant.to_string(), &id, Some(options))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if is_status(&e, 412) || is_status(&e, 404) => Ok(()),
-            Err(e) => Err(store_error("release key", &e)),
-        }
+        Ok(view)
     }
 
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
@@ -353,10 +322,15 @@ impl TransactionStore for CosmosStore {
         batch = match commit.fence {
             Fence::Absent => batch.create_item(&head).map_err(failed)?,
             Fence::Head { epoch, seq, role } => {
-                let current = self.read::<HeadDoc>(tenant, documents::HEAD_ID).await?;
-                let etag = current
-                    .filter(|h| h.epoch == epoch && h.seq == seq && h.role == role.as_str())
-                    .map(|h| h.etag);
+                let etag = match &commit.stamps.head {
+                    // The head the decision read: its etag is the fence.
+                    Some(read) => Some(Some(read.clone())),
+                    None => self
+                        .read::<HeadDoc>(tenant, documents::HEAD_ID)
+                        .await?
+                        .filter(|h| h.epoch == epoch && h.seq == seq && h.role == role.as_str())
+                        .map(|h| h.etag),
+                };
                 let guard = replace_if(guarded(etag)?);
                 batch
                     .replace_item(documents::HEAD_ID.to_owned(), &head, Some(guard))
@@ -367,15 +341,20 @@ impl TransactionStore for CosmosStore {
         let key_id = documents::key_id(&entry.entry().key);
         batch = match commit.key {
             KeyGuard::HeldBy(token) => {
-                let read = self.read::<KeyDoc>(tenant, &key_id).await?;
-                let held = read.filter(|key| key.is_held_by(token));
-                let etag = held.as_ref().map(|key| key.etag.clone());
-                let completed = match held {
-                    Some(key) => key.completed(entry.entry().response.clone()),
-                    None => KeyDoc::completed_from(entry),
+                let etag = match &commit.stamps.key {
+                    Some(read) => Some(Some(read.clone())),
+                    None => self
+                        .read::<KeyDoc>(tenant, &key_id)
+                        .await?
+                        .filter(|key| key.is_held_by(token))
+                        .map(|key| key.etag),
                 };
                 batch
-                    .replace_item(key_id.clone(), completed, Some(replace_if(guarded(etag)?)))
+                    .replace_item(
+                        key_id.clone(),
+                        KeyDoc::completed_from(entry),
+                        Some(replace_if(guarded(etag)?)),
+                    )
                     .map_err(failed)?
             }
             KeyGuard::Absent => batch
@@ -402,10 +381,14 @@ impl TransactionStore for CosmosStore {
             batch = if b.expected_version == 0 {
                 batch.create_item(&balance)
             } else {
-                let current = self.read::<BalanceDoc>(tenant, &balance.id).await?;
-                let etag = current
-                    .filter(|c| c.version == b.expected_version)
-                    .map(|c| c.etag);
+                let etag = match &commit.stamps.balance {
+                    Some(read) => Some(Some(read.clone())),
+                    None => self
+                        .read::<BalanceDoc>(tenant, &balance.id)
+                        .await?
+                        .filter(|c| c.version == b.expected_version)
+                        .map(|c| c.etag),
+                };
                 batch.replace_item(
                     balance.id.clone(),
                     &balance,
