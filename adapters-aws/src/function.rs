@@ -5,7 +5,7 @@
 //! EventBridge target is), Lambda retries it and then sends it to the target's dead-letter queue, so
 //! nothing is acknowledged that was not handled.
 
-use lambda_http::lambda_runtime::{self, LambdaEvent};
+use lambda_runtime::{self, LambdaEvent};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -49,7 +49,7 @@ pub fn handle_event(handle: &EventHandler, event: &Value) -> Result<Value, Invoc
 /// runs inside Lambda (or `cargo lambda watch`), which the runtime client would otherwise panic about.
 pub async fn run_events(
     handle: impl Fn(&Value) -> Result<Value, String> + Send + Sync + 'static,
-) -> Result<(), lambda_http::Error> {
+) -> Result<(), lambda_runtime::Error> {
     crate::logging::init();
     crate::handler::check_lambda_env()?;
     let handle: Arc<EventHandler> = Arc::new(handle);
@@ -57,7 +57,7 @@ pub async fn run_events(
         move |event: LambdaEvent<Value>| {
             let handle = handle.clone();
             async move {
-                handle_event(handle.as_ref(), &event.payload).map_err(lambda_http::Error::from)
+                handle_event(handle.as_ref(), &event.payload).map_err(lambda_runtime::Error::from)
             }
         },
     ))
@@ -71,7 +71,7 @@ pub type AsyncEventHandler = dyn Fn(Value) -> std::pin::Pin<Box<dyn std::future:
 
 /// [`run_events`] for a handler that awaits: each invocation runs as its own task, so a panic in it
 /// is a failed invocation, not a dead runtime.
-pub async fn run_async_events(handle: Arc<AsyncEventHandler>) -> Result<(), lambda_http::Error> {
+pub async fn run_async_events(handle: Arc<AsyncEventHandler>) -> Result<(), lambda_runtime::Error> {
     crate::logging::init();
     crate::handler::check_lambda_env()?;
     lambda_runtime::run(lambda_runtime::service_fn(
@@ -84,7 +84,7 @@ pub async fn run_async_events(handle: Arc<AsyncEventHandler>) -> Result<(), lamb
                     Err(joined) => format!("panicked: {joined}"),
                 };
                 tracing::error!(%reason, "invocation failed");
-                Err(lambda_http::Error::from(InvocationFailed(reason)))
+                Err(lambda_runtime::Error::from(InvocationFailed(reason)))
             }
         },
     ))

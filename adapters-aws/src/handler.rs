@@ -5,11 +5,9 @@
 //! door (answered by the cell), DynamoDB Streams batches of the cell table (relayed), and SQS batches
 //! of dead letters an operator moved to the replay queue (relayed again to their destination).
 
-use crate::inbound::http::translate;
-use crate::inbound::runtime::{self, recognise};
-use crate::inbound::stream;
-use lambda_http::Context;
-use lambda_http::lambda_runtime::{self, LambdaEvent};
+use crate::inbound::http::{HttpEvent, translate};
+use crate::inbound::{response, stream};
+use lambda_runtime::{Context, LambdaEvent};
 use paracell_domain::Cell;
 use paracell_domain::http::{HttpService, catch_panic, untranslatable_request};
 use paracell_domain::ports::TransactionStore;
@@ -50,21 +48,26 @@ impl LambdaCell {
     /// Only an event of no known kind, or a batch for a function without a relay, is an `Err`.
     pub async fn handle_event(
         &self,
-        event: Value,
+        event: &str,
         context: Context,
-    ) -> Result<Box<RawValue>, lambda_http::Error> {
+    ) -> Result<Box<RawValue>, lambda_runtime::Error> {
+        let http = HttpEvent::parse(event).map_err(|e| NotAnHttpEvent(e.to_string()))?;
+        if !http.is_batch() {
+            return answer_http(&self.cell, http, context).await;
+        }
+        let event: Value = serde_json::from_str(event)?;
         if stream::is_stream_event(&event) {
             return self.relay_stream(&event, &context).await;
         }
         if is_sqs_event(&event) {
             return self.replay_dead_letters(&event, &context).await;
         }
-        answer_http(&self.cell, event, context).await
+        Err(NotAnHttpEvent("a batch of neither DynamoDB Streams nor SQS records".into()).into())
     }
 
-    fn relay(&self) -> Result<&Relay, lambda_http::Error> {
+    fn relay(&self) -> Result<&Relay, lambda_runtime::Error> {
         self.relay.as_ref().ok_or_else(|| {
-            lambda_http::Error::from(
+            lambda_runtime::Error::from(
                 "a stream or queue batch reached a function without a relay (set PARACELL_PEERS)",
             )
         })
@@ -74,7 +77,7 @@ impl LambdaCell {
         &self,
         event: &Value,
         context: &Context,
-    ) -> Result<Box<RawValue>, lambda_http::Error> {
+    ) -> Result<Box<RawValue>, lambda_runtime::Error> {
         let relay = self.relay()?;
         let records = stream::records(event);
         let entries: Vec<_> = records
@@ -121,7 +124,7 @@ impl LambdaCell {
         &self,
         event: &Value,
         context: &Context,
-    ) -> Result<Box<RawValue>, lambda_http::Error> {
+    ) -> Result<Box<RawValue>, lambda_runtime::Error> {
         let relay = self.relay()?;
         let mut failures = Vec::new();
         for message in event["Records"].as_array().into_iter().flatten() {
@@ -155,12 +158,12 @@ impl LambdaCell {
     }
 
     /// In process: raw event JSON bytes in, raw Lambda response JSON bytes out.
-    pub async fn invoke(&self, event: &[u8]) -> Result<Vec<u8>, lambda_http::Error> {
+    pub async fn invoke(&self, event: &[u8]) -> Result<Vec<u8>, lambda_runtime::Error> {
         invoke_in_process(self, event).await
     }
 
     /// Serves invocations from the Lambda Runtime API until the process is stopped.
-    pub async fn run(self) -> Result<(), lambda_http::Error> {
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         serve(self).await
     }
 }
@@ -169,14 +172,19 @@ impl LambdaCell {
 /// rendered for its source. Panics become `500` problems. The one HTTP path of every function.
 async fn answer_http(
     service: &dyn HttpService,
-    event: Value,
+    event: HttpEvent<'_>,
     context: Context,
-) -> Result<Box<RawValue>, lambda_http::Error> {
+) -> Result<Box<RawValue>, lambda_runtime::Error> {
     let started = Instant::now();
-    let recognised = recognise(&event)?;
-    let source = recognised.source;
+    let source = event.source().ok_or_else(|| {
+        NotAnHttpEvent(
+            "no member names its source (REST: httpMethod and requestContext.httpMethod; HTTP API: \
+             requestContext.http.method; ALB: requestContext.elb)"
+                .into(),
+        )
+    })?;
     let response = catch_panic(async {
-        match translate(source, &event) {
+        match translate(source, event) {
             Ok(request) => service.handle(request).await,
             Err(e) => untranslatable_request(e.to_string()),
         }
@@ -189,8 +197,14 @@ async fn answer_http(
         &response,
         latency,
     ));
-    runtime::respond(recognised, response, context).await
+    Ok(response::render(source, response)?)
 }
+
+/// An event that is not an HTTP event of a known source (nor a batch this function relays): the
+/// invocation fails with this, as nothing could answer it.
+#[derive(Debug, thiserror::Error)]
+#[error("not an API Gateway (REST or HTTP API), Function URL or ALB event: {0}")]
+pub struct NotAnHttpEvent(String);
 
 /// Any [`HttpService`] behind Lambda's HTTP front doors (API Gateway REST and HTTP APIs, Function
 /// URLs, ALB): the edge router, for one. It answers HTTP events only; a cell with a relay is a
@@ -224,19 +238,20 @@ impl LambdaHttp {
     /// Answers one raw event; only an event that is not an HTTP event is an `Err`.
     pub async fn handle_event(
         &self,
-        event: Value,
+        event: &str,
         context: Context,
-    ) -> Result<Box<RawValue>, lambda_http::Error> {
+    ) -> Result<Box<RawValue>, lambda_runtime::Error> {
+        let event = HttpEvent::parse(event).map_err(|e| NotAnHttpEvent(e.to_string()))?;
         answer_http(self.service.as_ref(), event, context).await
     }
 
     /// In process: raw event JSON bytes in, raw Lambda response JSON bytes out.
-    pub async fn invoke(&self, event: &[u8]) -> Result<Vec<u8>, lambda_http::Error> {
+    pub async fn invoke(&self, event: &[u8]) -> Result<Vec<u8>, lambda_runtime::Error> {
         invoke_in_process(self, event).await
     }
 
     /// Serves invocations from the Lambda Runtime API until the process is stopped.
-    pub async fn run(self) -> Result<(), lambda_http::Error> {
+    pub async fn run(self) -> Result<(), lambda_runtime::Error> {
         serve(self).await
     }
 }
@@ -246,17 +261,17 @@ impl LambdaHttp {
 trait EventFunction: Clone + Send + Sync + 'static {
     fn answer(
         &self,
-        event: Value,
+        event: &str,
         context: Context,
-    ) -> impl Future<Output = Result<Box<RawValue>, lambda_http::Error>> + Send;
+    ) -> impl Future<Output = Result<Box<RawValue>, lambda_runtime::Error>> + Send;
 }
 
 impl EventFunction for LambdaCell {
     fn answer(
         &self,
-        event: Value,
+        event: &str,
         context: Context,
-    ) -> impl Future<Output = Result<Box<RawValue>, lambda_http::Error>> + Send {
+    ) -> impl Future<Output = Result<Box<RawValue>, lambda_runtime::Error>> + Send {
         self.handle_event(event, context)
     }
 }
@@ -264,9 +279,9 @@ impl EventFunction for LambdaCell {
 impl EventFunction for LambdaHttp {
     fn answer(
         &self,
-        event: Value,
+        event: &str,
         context: Context,
-    ) -> impl Future<Output = Result<Box<RawValue>, lambda_http::Error>> + Send {
+    ) -> impl Future<Output = Result<Box<RawValue>, lambda_runtime::Error>> + Send {
         self.handle_event(event, context)
     }
 }
@@ -274,18 +289,19 @@ impl EventFunction for LambdaHttp {
 async fn invoke_in_process(
     function: &impl EventFunction,
     event: &[u8],
-) -> Result<Vec<u8>, lambda_http::Error> {
-    let event: Value = serde_json::from_slice(event)?;
+) -> Result<Vec<u8>, lambda_runtime::Error> {
+    let event = std::str::from_utf8(event)?;
     let mut context = Context::default();
     context.request_id = "in-process".into();
     let response = function.answer(event, context).await?;
     Ok(RawValue::get(&response).as_bytes().to_vec())
 }
 
-async fn serve(function: impl EventFunction) -> Result<(), lambda_http::Error> {
-    let handler = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+async fn serve(function: impl EventFunction) -> Result<(), lambda_runtime::Error> {
+    // The event stays JSON text: each kind decodes only what it reads.
+    let handler = lambda_runtime::service_fn(move |event: LambdaEvent<Box<RawValue>>| {
         let function = function.clone();
-        async move { function.answer(event.payload, event.context).await }
+        async move { function.answer(event.payload.get(), event.context).await }
     });
     lambda_runtime::run(handler).await
 }
@@ -294,7 +310,7 @@ fn is_sqs_event(event: &Value) -> bool {
     event["Records"][0]["eventSource"].as_str() == Some("aws:sqs")
 }
 
-fn json(value: Value) -> Result<Box<RawValue>, lambda_http::Error> {
+fn json(value: Value) -> Result<Box<RawValue>, lambda_runtime::Error> {
     Ok(RawValue::from_string(value.to_string())?)
 }
 

@@ -6,16 +6,17 @@
 //!
 //! The adapter only translates: a raw Lambda event into the domain's
 //! [`ApiRequest`](paracell_domain::http::ApiRequest), and the domain's response into the exact
-//! response shape that event source expects. It reads the raw event itself, because `lambda_http`'s
-//! request conversion loses repeated header values (REST/ALB), can panic (invalid base64, unusual
-//! URIs) and depends on a process-wide variable for stage handling. `lambda_http` still decides which
-//! source an event is and serialises the response: see [`inbound::runtime`], the one module that
-//! relies on its undocumented API (pinned `=1.3.2`).
+//! response shape that event source expects. It decodes the event's JSON text itself, with borrowed
+//! typed members and nothing else parsed (`lambda_http`'s request conversion loses repeated header
+//! values, can panic on invalid base64 and unusual URIs, and depends on a process-wide variable for
+//! stage handling), and renders responses with `aws_lambda_events`' public response types.
+//! `lambda_runtime` runs the loop.
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`inbound::http`] | raw HTTP event → neutral request, per source (stage, query, repeated headers, base64, authorizer) |
-//! | [`inbound::runtime`] | source detection and per-source response serialisation through `lambda_http` |
+//! | [`inbound::http`] | raw HTTP event → its source and the neutral request (stage, query, repeated headers, base64, authorizer) |
+//! | [`inbound::event_json`] | the lenient, borrowed JSON members the event decoding is made of |
+//! | [`inbound::response`] | neutral response → the source's response JSON |
 //! | [`inbound::stream`] | DynamoDB Streams records → entries for the relay, partial-batch answers |
 //! | [`outbound`] | the DynamoDB store (feature `dynamodb`), the SQS dead-letter queue (feature `sqs`) |
 //! | [`handler`] | [`LambdaCell`]: the in-process entry point and the runtime loop, for every event kind |

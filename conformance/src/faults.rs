@@ -2,14 +2,14 @@
 //! the domain's [`FaultyStore`](paracell_domain::testing::faults::FaultyStore).
 
 use crate::case::Fault;
+use paracell_domain::TenantId;
 use paracell_domain::TransactionId;
+use paracell_domain::idempotency::IdempotencyKey;
 use paracell_domain::idempotency::{IdempotencyRecord, KeyState};
 use paracell_domain::memory::MemoryStore;
-use paracell_domain::idempotency::IdempotencyKey;
 use paracell_domain::ports::{CreateView, StoreError};
-use paracell_domain::time::Timestamp;
-use paracell_domain::TenantId;
 use paracell_domain::testing::faults::{Faults, Operation};
+use paracell_domain::time::Timestamp;
 use std::sync::Arc;
 
 /// A case's fault, as the domain's fault injector asks for it.

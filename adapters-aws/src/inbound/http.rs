@@ -7,11 +7,13 @@
 //! | HTTP API (v2), Function URL | `rawPath`, minus `/{stage}` unless the stage is `$default` | `rawQueryString` as received | `headers` (repeated lines already comma-joined) plus `cookies[]` as one `cookie` header | `requestContext.authorizer.jwt.claims.tenant_id` or `.lambda.tenant_id` |
 //! | ALB | `path` | multi-value map, else single map (values arrive *undecoded*: kept as they are) | `multiValueHeaders` in multi-value mode, else `headers` | none |
 
+use crate::inbound::event_json::{Flag, Json, Lenient, List, Members};
 use base64::Engine as _;
 use paracell_domain::http::{ApiRequest, Headers, percent};
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 
-/// Which kind of event a request came as (decided by `lambda_http`, see [`crate::inbound::runtime`]).
+/// Which kind of event a request came as ([`HttpEvent::source`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// API Gateway REST API, payload format 1.0 (also HTTP APIs configured for payload 1.0).
@@ -30,59 +32,187 @@ pub enum TranslateError {
     InvalidBase64,
 }
 
-/// Translates a raw event of a known source.
+/// A Lambda event as the HTTP front doors send it, decoded straight from its JSON text: only the
+/// members a request is made of, borrowed where the JSON has no escapes; every other member is
+/// skipped unparsed. Each member reads any JSON (see [`crate::inbound::event_json`]), so only text
+/// that is not JSON, or a member that must be an object and is not, fails to decode.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpEvent<'a> {
+    #[serde(borrow, default)]
+    http_method: Json<'a>,
+    #[serde(borrow, default)]
+    path: Json<'a>,
+    #[serde(borrow, default)]
+    raw_path: Json<'a>,
+    #[serde(borrow, default)]
+    raw_query_string: Json<'a>,
+    #[serde(borrow, default)]
+    headers: Members<'a, Json<'a>>,
+    #[serde(borrow, default)]
+    multi_value_headers: Members<'a, List<'a>>,
+    #[serde(borrow, default)]
+    query_string_parameters: Members<'a, Json<'a>>,
+    #[serde(borrow, default)]
+    multi_value_query_string_parameters: Members<'a, List<'a>>,
+    #[serde(borrow, default)]
+    cookies: List<'a>,
+    #[serde(borrow, default)]
+    body: Json<'a>,
+    #[serde(default)]
+    is_base64_encoded: Flag,
+    #[serde(borrow, default)]
+    request_context: Lenient<RequestContext<'a>>,
+    /// Stream and queue batches (not HTTP events) carry `Records`.
+    #[serde(rename = "Records", default)]
+    records: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestContext<'a> {
+    #[serde(borrow, default)]
+    http_method: Json<'a>,
+    #[serde(borrow, default)]
+    stage: Json<'a>,
+    #[serde(borrow, default)]
+    http: Lenient<HttpDescription<'a>>,
+    #[serde(default)]
+    elb: Option<IgnoredAny>,
+    #[serde(borrow, default)]
+    authorizer: Lenient<Authorizer<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct HttpDescription<'a> {
+    #[serde(borrow, default)]
+    method: Json<'a>,
+}
+
+/// Where each source's authorizer puts a `tenant_id` claim.
+#[derive(Debug, Default, Deserialize)]
+struct Authorizer<'a> {
+    /// REST, Lambda authorizer context.
+    #[serde(borrow, default)]
+    tenant_id: Json<'a>,
+    /// REST, Cognito user pool.
+    #[serde(borrow, default)]
+    claims: Lenient<Claims<'a>>,
+    /// HTTP API, JWT authorizer.
+    #[serde(borrow, default)]
+    jwt: Lenient<Jwt<'a>>,
+    /// HTTP API, Lambda authorizer.
+    #[serde(borrow, default)]
+    lambda: Lenient<Claims<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Jwt<'a> {
+    #[serde(borrow, default)]
+    claims: Lenient<Claims<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Claims<'a> {
+    #[serde(borrow, default)]
+    tenant_id: Json<'a>,
+}
+
+impl<'a> HttpEvent<'a> {
+    /// Decodes an event's JSON text.
+    ///
+    /// # Errors
+    /// Text that is not JSON, or a JSON value that is not an event object.
+    pub fn parse(text: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// Whether the event is a batch (`Records`: DynamoDB Streams, SQS), not an HTTP event.
+    pub fn is_batch(&self) -> bool {
+        self.records.is_some()
+    }
+
+    /// Which front door sent the event, by the members that name each source, tried in the order
+    /// `lambda_http` tries them: REST (`httpMethod` and `requestContext.httpMethod`), then HTTP API
+    /// and Function URL (`requestContext.http.method`), then ALB (`requestContext.elb`). `None`:
+    /// not an HTTP event (a WebSocket or VPC Lattice event, a response, a scheduled event).
+    pub fn source(&self) -> Option<Source> {
+        let context = &self.request_context.0;
+        if self.http_method.as_str().is_some() && context.http_method.as_str().is_some() {
+            Some(Source::RestV1)
+        } else if context.http.0.method.as_str().is_some() {
+            Some(Source::HttpV2)
+        } else if context.elb.is_some() {
+            Some(Source::Alb)
+        } else {
+            None
+        }
+    }
+}
+
+/// Translates a decoded event of a known source.
 ///
 /// ```
-/// use paracell_aws::inbound::http::{translate, Source};
-/// let v2 = serde_json::json!({"rawPath": "/Prod/v1/transactions", "rawQueryString": "a=1&a=2",
+/// use paracell_aws::inbound::http::{translate, HttpEvent, Source};
+/// let v2 = r#"{"rawPath": "/Prod/v1/transactions", "rawQueryString": "a=1&a=2",
 ///     "headers": {"x-tenant-id": "coop-1"}, "cookies": ["s=1", "t=2"],
-///     "requestContext": {"stage": "Prod", "http": {"method": "GET"}}});
-/// let req = translate(Source::HttpV2, &v2).unwrap();
+///     "requestContext": {"stage": "Prod", "http": {"method": "GET"}}}"#;
+/// let event = HttpEvent::parse(v2).unwrap();
+/// assert_eq!(event.source(), Some(Source::HttpV2));
+/// let req = translate(Source::HttpV2, event).unwrap();
 /// assert_eq!((req.method.as_str(), req.path.as_str(), req.query.as_str()), ("GET", "/v1/transactions", "a=1&a=2"));
 /// assert_eq!(req.headers.get("cookie").as_deref(), Some("s=1; t=2"));
 /// ```
-pub fn translate(source: Source, event: &Value) -> Result<ApiRequest, TranslateError> {
-    let context = &event["requestContext"];
+pub fn translate(source: Source, event: HttpEvent<'_>) -> Result<ApiRequest, TranslateError> {
+    let context = event.request_context.0;
+    let authorizer = context.authorizer.0;
+    let no_cookies = List::default();
     let (method, path, query, headers, authenticated_tenant) = match source {
         Source::RestV1 => (
-            text(&event["httpMethod"]),
-            text(&event["path"]),
+            event.http_method.into_text(),
+            event.path.into_text(),
             encode_query(
-                &event["multiValueQueryStringParameters"],
-                &event["queryStringParameters"],
+                &event.multi_value_query_string_parameters,
+                &event.query_string_parameters,
                 true,
             ),
-            headers(&event["multiValueHeaders"], &event["headers"], &Value::Null),
-            claim(&context["authorizer"]["tenant_id"])
-                .or_else(|| claim(&context["authorizer"]["claims"]["tenant_id"])),
+            headers(&event.multi_value_headers, &event.headers, &no_cookies),
+            authorizer
+                .tenant_id
+                .claim()
+                .or_else(|| authorizer.claims.0.tenant_id.claim()),
         ),
         Source::HttpV2 => (
-            text(&context["http"]["method"]),
-            strip_stage(&text(&event["rawPath"]), context["stage"].as_str()),
-            text(&event["rawQueryString"]),
-            headers(&Value::Null, &event["headers"], &event["cookies"]),
-            claim(&context["authorizer"]["jwt"]["claims"]["tenant_id"])
-                .or_else(|| claim(&context["authorizer"]["lambda"]["tenant_id"])),
+            context.http.0.method.into_text(),
+            strip_stage(event.raw_path.text(), context.stage.as_str()),
+            event.raw_query_string.into_text(),
+            headers(&Members::default(), &event.headers, &event.cookies),
+            authorizer
+                .jwt
+                .0
+                .claims
+                .0
+                .tenant_id
+                .claim()
+                .or_else(|| authorizer.lambda.0.tenant_id.claim()),
         ),
         Source::Alb => (
-            text(&event["httpMethod"]),
-            text(&event["path"]),
+            event.http_method.into_text(),
+            event.path.into_text(),
             encode_query(
-                &event["multiValueQueryStringParameters"],
-                &event["queryStringParameters"],
+                &event.multi_value_query_string_parameters,
+                &event.query_string_parameters,
                 false,
             ),
-            headers(&event["multiValueHeaders"], &event["headers"], &Value::Null),
+            headers(&event.multi_value_headers, &event.headers, &no_cookies),
             None,
         ),
     };
-    let body = match &event["body"] {
-        Value::String(body) if event["isBase64Encoded"].as_bool() == Some(true) => {
-            base64::engine::general_purpose::STANDARD
-                .decode(body.trim_end())
-                .map_err(|_| TranslateError::InvalidBase64)?
-        }
-        Value::String(body) => body.clone().into_bytes(),
+    let body = match event.body {
+        Json::Str(body) if event.is_base64_encoded.0 => base64::engine::general_purpose::STANDARD
+            .decode(body.trim_end())
+            .map_err(|_| TranslateError::InvalidBase64)?,
+        Json::Str(body) => body.into_owned().into_bytes(),
         _ => Vec::new(),
     };
     Ok(ApiRequest {
@@ -95,29 +225,15 @@ pub fn translate(source: Source, event: &Value) -> Result<ApiRequest, TranslateE
     })
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// A claim value: strings as they are, numbers and booleans as text (authorizer contexts allow them).
-fn claim(value: &Value) -> Option<String> {
-    match value {
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
-        other => Some(text(other)),
-    }
-}
-
 /// HTTP API paths carry the stage (`/Prod/...`) unless it is `$default`; REST `path` never does.
 /// Only an exact `/{stage}` segment is removed, and nothing depends on process-wide settings.
 fn strip_stage(raw_path: &str, stage: Option<&str>) -> String {
     match stage {
         Some(stage) if stage != "$default" && !stage.is_empty() => {
-            let prefix = format!("/{stage}");
-            match raw_path.strip_prefix(&prefix) {
+            let rest = raw_path
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(stage));
+            match rest {
                 Some("") => "/".to_owned(),
                 Some(rest) if rest.starts_with('/') => rest.to_owned(),
                 _ => raw_path.to_owned(),
@@ -127,26 +243,23 @@ fn strip_stage(raw_path: &str, stage: Option<&str>) -> String {
     }
 }
 
-fn headers(multi: &Value, single: &Value, cookies: &Value) -> Headers {
+fn headers(multi: &Members<List>, single: &Members<Json>, cookies: &List) -> Headers {
     let mut out = Headers::default();
-    match multi.as_object().filter(|m| !m.is_empty()) {
-        Some(multi) => {
-            for (name, values) in multi {
-                for value in values.as_array().into_iter().flatten() {
-                    out.append(name.as_str(), text(value));
-                }
+    if multi.is_empty() {
+        for (name, value) in &single.0 {
+            if !(cookies.is_array && name.eq_ignore_ascii_case("cookie")) {
+                out.append(name.as_ref(), value.text().to_owned());
             }
         }
-        None => {
-            for (name, value) in single.as_object().into_iter().flatten() {
-                if !(cookies.is_array() && name.eq_ignore_ascii_case("cookie")) {
-                    out.append(name.as_str(), text(value));
-                }
+    } else {
+        for (name, values) in &multi.0 {
+            for value in &values.items {
+                out.append(name.as_ref(), value.text().to_owned());
             }
         }
     }
-    if let Some(cookies) = cookies.as_array().filter(|c| !c.is_empty()) {
-        let joined: Vec<String> = cookies.iter().map(text).collect();
+    if !cookies.items.is_empty() {
+        let joined: Vec<&str> = cookies.items.iter().map(Json::text).collect();
         out.append("cookie", joined.join("; "));
     }
     out
@@ -154,36 +267,44 @@ fn headers(multi: &Value, single: &Value, cookies: &Value) -> Headers {
 
 /// Rebuilds a raw query string from the query maps (multi-value preferred). REST values arrive
 /// decoded and are percent-encoded again; ALB values arrive as sent and are kept.
-fn encode_query(multi: &Value, single: &Value, encode: bool) -> String {
-    let escape = |s: &str| {
+fn encode_query(multi: &Members<List>, single: &Members<Json>, encode: bool) -> String {
+    let mut query = String::new();
+    let mut pair = |k: &str, v: &str| {
+        if !query.is_empty() {
+            query.push('&');
+        }
         if encode {
-            percent::encode_component(s)
+            query.push_str(&percent::encode_component(k));
+            query.push('=');
+            query.push_str(&percent::encode_component(v));
         } else {
-            s.to_owned()
+            query.push_str(k);
+            query.push('=');
+            query.push_str(v);
         }
     };
-    let mut pairs = Vec::new();
-    match multi.as_object().filter(|m| !m.is_empty()) {
-        Some(multi) => {
-            for (k, values) in multi {
-                for v in values.as_array().into_iter().flatten() {
-                    pairs.push(format!("{}={}", escape(k), escape(&text(v))));
-                }
-            }
+    if multi.is_empty() {
+        for (k, v) in &single.0 {
+            pair(k, v.text());
         }
-        None => {
-            for (k, v) in single.as_object().into_iter().flatten() {
-                pairs.push(format!("{}={}", escape(k), escape(&text(v))));
+    } else {
+        for (k, values) in &multi.0 {
+            for v in &values.items {
+                pair(k, v.text());
             }
         }
     }
-    pairs.join("&")
+    query
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn tr(source: Source, event: serde_json::Value) -> Result<ApiRequest, TranslateError> {
+        translate(source, HttpEvent::parse(&event.to_string()).unwrap())
+    }
 
     #[test]
     fn stage_prefix_is_removed_only_as_a_whole_segment() {
@@ -204,7 +325,7 @@ mod tests {
     fn rest_keeps_every_repeated_header_value() {
         let event = json!({"httpMethod": "GET", "path": "/health",
             "headers": {"X-Tenant-ID": "b"}, "multiValueHeaders": {"X-Tenant-ID": ["a", "b"]}});
-        let req = translate(Source::RestV1, &event).unwrap();
+        let req = tr(Source::RestV1, event.clone()).unwrap();
         assert_eq!(req.headers.get("x-tenant-id").as_deref(), Some("a, b"));
     }
 
@@ -212,29 +333,29 @@ mod tests {
     fn queries_per_source() {
         let rest = json!({"httpMethod": "GET", "path": "/", "multiValueQueryStringParameters": {"q": ["a b", "c&d"]}, "queryStringParameters": {"q": "c&d"}});
         assert_eq!(
-            translate(Source::RestV1, &rest).unwrap().query,
+            tr(Source::RestV1, rest.clone()).unwrap().query,
             "q=a%20b&q=c%26d"
         );
         let alb =
             json!({"httpMethod": "GET", "path": "/", "queryStringParameters": {"q": "a%20b"}});
-        assert_eq!(translate(Source::Alb, &alb).unwrap().query, "q=a%20b");
+        assert_eq!(tr(Source::Alb, alb.clone()).unwrap().query, "q=a%20b");
     }
 
     #[test]
     fn bodies() {
         let ok =
             json!({"httpMethod": "POST", "path": "/", "body": "e30=", "isBase64Encoded": true});
-        assert_eq!(translate(Source::RestV1, &ok).unwrap().body, b"{}");
+        assert_eq!(tr(Source::RestV1, ok.clone()).unwrap().body, b"{}");
         let bad = json!({"httpMethod": "POST", "path": "/", "body": "not base64!!", "isBase64Encoded": true});
         assert_eq!(
-            translate(Source::RestV1, &bad),
+            tr(Source::RestV1, bad.clone()),
             Err(TranslateError::InvalidBase64)
         );
         let empty = json!({"httpMethod": "POST", "path": "/", "body": ""});
         let missing = json!({"httpMethod": "POST", "path": "/", "body": null});
         assert_eq!(
-            translate(Source::RestV1, &empty).unwrap().body,
-            translate(Source::RestV1, &missing).unwrap().body
+            tr(Source::RestV1, empty.clone()).unwrap().body,
+            tr(Source::RestV1, missing.clone()).unwrap().body
         );
     }
 
@@ -242,7 +363,7 @@ mod tests {
     fn authorizer_claims() {
         let jwt = json!({"rawPath": "/", "requestContext": {"http": {"method": "GET"}, "authorizer": {"jwt": {"claims": {"tenant_id": "coop-1"}}}}});
         assert_eq!(
-            translate(Source::HttpV2, &jwt)
+            tr(Source::HttpV2, jwt.clone())
                 .unwrap()
                 .authenticated_tenant
                 .as_deref(),
@@ -250,7 +371,7 @@ mod tests {
         );
         let lambda = json!({"rawPath": "/", "requestContext": {"http": {"method": "GET"}, "authorizer": {"lambda": {"tenant_id": "coop-2"}}}});
         assert_eq!(
-            translate(Source::HttpV2, &lambda)
+            tr(Source::HttpV2, lambda.clone())
                 .unwrap()
                 .authenticated_tenant
                 .as_deref(),
@@ -258,7 +379,7 @@ mod tests {
         );
         let rest = json!({"httpMethod": "GET", "path": "/", "requestContext": {"authorizer": {"tenant_id": "coop-3", "principalId": "u"}}});
         assert_eq!(
-            translate(Source::RestV1, &rest)
+            tr(Source::RestV1, rest.clone())
                 .unwrap()
                 .authenticated_tenant
                 .as_deref(),
@@ -266,7 +387,7 @@ mod tests {
         );
         let cognito = json!({"httpMethod": "GET", "path": "/", "requestContext": {"authorizer": {"claims": {"tenant_id": "coop-4"}}}});
         assert_eq!(
-            translate(Source::RestV1, &cognito)
+            tr(Source::RestV1, cognito.clone())
                 .unwrap()
                 .authenticated_tenant
                 .as_deref(),
@@ -274,7 +395,7 @@ mod tests {
         );
         let none = json!({"httpMethod": "GET", "path": "/"});
         assert_eq!(
-            translate(Source::Alb, &none).unwrap().authenticated_tenant,
+            tr(Source::Alb, none.clone()).unwrap().authenticated_tenant,
             None
         );
     }

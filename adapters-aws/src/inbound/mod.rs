@@ -2,7 +2,8 @@
 //! cell table, SQS messages of the dead-letter replay queue, and (for consumers) the EventBridge
 //! deliveries of the cells' events.
 
+pub mod event_json;
 pub mod eventbridge;
 pub mod http;
-pub mod runtime;
+pub mod response;
 pub mod stream;

@@ -287,55 +287,52 @@ impl Booking<'_> {
             let (available, version) = view
                 .balance
                 .map_or((Decimal::ZERO, 0), |s| (s.available, s.version));
-            let (response, effect, made) = match ledger::apply(
-                available,
-                command.kind,
-                command.amount,
-            ) {
-                Ok(balance_after) => {
-                    let transaction = self.transaction(balance_after);
-                    let body = transaction.to_json();
-                    let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
-                    let event = TransactionAccepted {
-                        event_id,
-                        source_cell: self.config.cell_id.clone(),
-                        tenant_seq: head.position.seq + 1,
-                        balance_version: version + 1,
-                        transaction: transaction.clone(),
-                        // The entry keeps the event untraced; the relay adds the entry's trace.
-                        trace: None,
+            let (response, effect, made) =
+                match ledger::apply(available, command.kind, command.amount) {
+                    Ok(balance_after) => {
+                        let transaction = self.transaction(balance_after);
+                        let body = transaction.to_json();
+                        let event_id = *event_id.get_or_insert_with(|| self.ports.ids.next_id());
+                        let event = TransactionAccepted {
+                            event_id,
+                            source_cell: self.config.cell_id.clone(),
+                            tenant_seq: head.position.seq + 1,
+                            balance_version: version + 1,
+                            transaction: transaction.clone(),
+                            // The entry keeps the event untraced; the relay adds the entry's trace.
+                            trace: None,
+                        }
+                        .render(&body);
+                        let response = seam::booked(&transaction, body).into_stored();
+                        let balance = BalanceUpdate {
+                            tenant_id: request.tenant.clone(),
+                            account_id: command.account_id.clone(),
+                            currency: command.currency,
+                            available: balance_after,
+                            expected_version: version,
+                        };
+                        let effect = Effect::Accepted {
+                            balance_version: version + 1,
+                            event,
+                        };
+                        let write = LedgerWrite {
+                            transaction,
+                            balance,
+                        };
+                        (response, effect, Made::Booked(Box::new(write)))
                     }
-                    .render(&body);
-                    let response = seam::booked(&transaction, body).into_stored();
-                    let balance = BalanceUpdate {
-                        tenant_id: request.tenant.clone(),
-                        account_id: command.account_id.clone(),
-                        currency: command.currency,
-                        available: balance_after,
-                        expected_version: version,
-                    };
-                    let effect = Effect::Accepted {
-                        balance_version: version + 1,
-                        event,
-                    };
-                    let write = LedgerWrite {
-                        transaction,
-                        balance,
-                    };
-                    (response, effect, Made::Booked(Box::new(write)))
-                }
-                Err(LedgerError::InsufficientFunds) => {
-                    // A refused debit is an outcome: it is committed and replicated like a
-                    // booking, so it replays the same on every cell.
-                    let refusal = InsufficientFunds {
-                        amount: command.amount,
-                        account_id: command.account_id.clone(),
-                    };
-                    let response = seam::insufficient_funds(&refusal).into_stored();
-                    (response, Effect::Refused, Made::Refused(refusal))
-                }
-                Err(LedgerError::Overflow) => return Err(CreateError::Overflow),
-            };
+                    Err(LedgerError::InsufficientFunds) => {
+                        // A refused debit is an outcome: it is committed and replicated like a
+                        // booking, so it replays the same on every cell.
+                        let refusal = InsufficientFunds {
+                            amount: command.amount,
+                            account_id: command.account_id.clone(),
+                        };
+                        let response = seam::insufficient_funds(&refusal).into_stored();
+                        (response, Effect::Refused, Made::Refused(refusal))
+                    }
+                    Err(LedgerError::Overflow) => return Err(CreateError::Overflow),
+                };
             let entry = SealedEntry::seal(Entry {
                 tenant: request.tenant.clone(),
                 seq: head.position.seq + 1,
@@ -356,7 +353,13 @@ impl Booking<'_> {
             let (ledger, outcome) = match made {
                 Made::Booked(write) => {
                     let transaction = Box::new(write.transaction.clone());
-                    (Some(*write), Created::Booked { transaction, response })
+                    (
+                        Some(*write),
+                        Created::Booked {
+                            transaction,
+                            response,
+                        },
+                    )
                 }
                 Made::Refused(refusal) => (None, Created::Refused { refusal, response }),
             };
@@ -374,7 +377,9 @@ impl Booking<'_> {
                 // Someone else wrote first: read again and decide again (a duplicate request's
                 // winner is then replayed).
                 Err(
-                    CommitError::BalanceConflict | CommitError::HeadMoved | CommitError::KeyConflict,
+                    CommitError::BalanceConflict
+                    | CommitError::HeadMoved
+                    | CommitError::KeyConflict,
                 ) => {}
                 Err(CommitError::DuplicateTransaction) => {
                     return Err(StoreError::Failed(format!(

@@ -12,8 +12,8 @@ use crate::config::CellConfig;
 use crate::ledger;
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, ReadStamps, LedgerWrite, Received, StoreError,
-    TransactionStore,
+    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, ReadStamps, Received,
+    StoreError, TransactionStore,
 };
 use crate::tenancy::TenantId;
 use rust_decimal::Decimal;

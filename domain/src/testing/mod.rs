@@ -93,8 +93,8 @@ pub fn sample_entry() -> crate::replication::SealedEntry {
 
 pub mod faults;
 pub mod registry_contract;
-pub mod store_contract;
 pub mod round_trips;
+pub mod store_contract;
 
 /// The project's shared third-party fixtures (`shared/fixtures/<sub>` beside the repository, or
 /// under `$PARACELL_SHARED_FIXTURES`), for tests that replay them.

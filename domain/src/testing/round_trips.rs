@@ -51,7 +51,10 @@ pub fn read_counts(url: &str) -> Result<Counts, String> {
         .split_once("\r\n\r\n")
         .ok_or_else(|| format!("{url}: not an HTTP answer"))?;
     if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(format!("{url}: {}", head.lines().next().unwrap_or_default()));
+        return Err(format!(
+            "{url}: {}",
+            head.lines().next().unwrap_or_default()
+        ));
     }
     serde_json::from_str(body).map_err(|e| format!("{url}: {e}: {body}"))
 }
@@ -128,5 +131,8 @@ pub fn per_operation(
 
 /// `[("TransactGetItems", 1), ...]` as [`Counts`], for assertions.
 pub fn counts<const N: usize>(pairs: [(&str, u64); N]) -> Counts {
-    pairs.into_iter().map(|(op, n)| (op.to_owned(), n)).collect()
+    pairs
+        .into_iter()
+        .map(|(op, n)| (op.to_owned(), n))
+        .collect()
 }

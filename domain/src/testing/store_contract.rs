@@ -15,8 +15,8 @@ use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
 use crate::money::Currency;
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, Commit, CommitError, CreateView, EntryRef, EntrySource, KeyGuard, ReadStamps,
-    LedgerWrite, Received, TransactionStore,
+    BalanceUpdate, Commit, CommitError, CreateView, EntryRef, EntrySource, KeyGuard, LedgerWrite,
+    ReadStamps, Received, TransactionStore,
 };
 use crate::ports::{StoreError, SystemClock, UuidV7};
 use crate::replication::{Effect, Entry, SealedEntry};
@@ -825,18 +825,16 @@ pub fn concurrent_duplicates_book_once(rt: &impl Executor, factory: Factory<'_>)
     let first = answers[0].1.clone();
     assert!(first.is_some(), "a transaction id: {answers:?}");
     assert!(
-        answers.iter().all(|(status, id)| *status == 201 && *id == first),
+        answers
+            .iter()
+            .all(|(status, id)| *status == 201 && *id == first),
         "every duplicate answers with the one booking: {answers:?}"
     );
     let balance = rt
         .block_on(store.balance(&tenant("coop-1"), &account(), eur()))
         .unwrap_or_else(|e| panic!("{e}"))
         .map(|b| (b.available, b.version));
-    assert_eq!(
-        balance,
-        Some((Decimal::new(100, 2), 1)),
-        "booked once"
-    );
+    assert_eq!(balance, Some((Decimal::new(100, 2), 1)), "booked once");
     assert_eq!(
         head_of(rt, &*store, "coop-1").map(|h| h.position.seq),
         Some(1),
