@@ -31,6 +31,44 @@ for op in ("create", "get"):
         if rust and python:
             add(f"| {op} via {src} | {rust / 1000:.1f} µs | {python / 1000:.1f} µs | {python / rust:.1f}× faster |")
 add("")
+add("### Every path against the Python baseline (its REST v1 handler where Python has no handler of that source)\n")
+add("| path | create | Python | Paracell is | get | Python | Paracell is |")
+add("|---|---|---|---|---|---|---|")
+for path in ("direct", "aws-rest-v1", "aws-http-v2", "aws-alb", "azure-payload"):
+    row = [path]
+    for op in ("create", "get"):
+        rust = crit.get(f"{op}/{path}", {}).get("path")
+        python = py.get(f"{op}-http-v2" if path == "aws-http-v2" else f"{op}-rest-v1")
+        row += [f"{rust / 1000:.1f} µs", f"{python / 1000:.1f} µs", f"{python / rust:.1f}×"] if rust and python else ["n/a"] * 3
+    add("| " + " | ".join(row) + " |")
+add("")
+add("### Each adapter's own share (path minus direct) against its floor\n")
+add("| path | create share | floor | ratio | get share | floor | ratio |")
+add("|---|---|---|---|---|---|---|")
+for path in ("aws-rest-v1", "aws-http-v2", "aws-alb", "azure-payload"):
+    row = [path]
+    for op in ("create", "get"):
+        here, direct = crit.get(f"{op}/{path}", {}), crit.get(f"{op}/direct", {})
+        if "path" in here and "floor" in here and "path" in direct:
+            share = here["path"] - direct["path"]
+            row += [f"{share / 1000:.1f} µs", f"{here['floor'] / 1000:.1f} µs", f"{share / here['floor']:.1f}×"]
+        else:
+            row += ["n/a"] * 3
+    add("| " + " | ".join(row) + " |")
+add("")
+requests_file = os.path.join(ROOT, "bench", "out", "store-requests.json")
+if os.path.exists(requests_file):
+    with open(requests_file) as f:
+        sr = json.load(f)
+    add("### Database requests per answer, and create latency through local-cell on the stand-ins\n")
+    add("| store | create | replay | GET | refused debit | create p50 | create p99 |")
+    add("|---|---|---|---|---|---|---|")
+    for store in ("dynamodb", "cosmos"):
+        v = sr[store]
+        def n(op):
+            return f"{sum(v[op].values())} (" + ", ".join(f"{k} {c}" for k, c in v[op].items()) + ")"
+        add(f"| {store} | {n('create')} | {n('replay')} | {n('get')} | {n('refused_debit')} | {v['create_p50_ms']:.2f} ms | {v['create_p99_ms']:.2f} ms |")
+    add("")
 cold = r["cold_start_ms"]
 add("### Cold start (median of runs; exec → first completed invocation)\n")
 add("| what | ms |")

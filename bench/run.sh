@@ -21,9 +21,9 @@ step() {
   local remaining=0 i
   for ((i = STEP - 1; i < ${#PREVIOUS[@]}; i++)); do remaining=$((remaining + PREVIOUS[i])); done
   if [ "${#PREVIOUS[@]}" -gt 0 ]; then
-    printf '\n--- bench step %s/6: %s (last run: the remaining steps took %ss)\n' "$STEP" "$1" "$remaining"
+    printf '\n--- bench step %s/8: %s (last run: the remaining steps took %ss)\n' "$STEP" "$1" "$remaining"
   else
-    printf '\n--- bench step %s/6: %s\n' "$STEP" "$1"
+    printf '\n--- bench step %s/8: %s\n' "$STEP" "$1"
   fi
 }
 finish() { CURRENT+=("$((SECONDS - STEP_STARTED))"); printf '%s\n' "${CURRENT[@]}" > "$TIMES"; }
@@ -43,7 +43,9 @@ fi
 step "release builds"
 # The deployable binaries, as shipped (release, stripped).
 cargo lambda build --release --bin lambda-cell
-cargo build --release -p paracell-examples --bin azure-cell --bin local-cell --bin edge-router
+cargo build --release -p paracell-examples --bin azure-cell --bin edge-router
+# local-cell with both database stores, for the request counts against the stand-ins.
+cargo build --release -p paracell-examples --features dynamodb,cosmos --bin local-cell
 
 step "in-process cost per path (criterion)"
 # In-process cost per request of every path and its serde_json floor (criterion).
@@ -60,6 +62,17 @@ if [ -n "$QUICK" ]; then
   cargo bench -p paracell-examples --bench write_ceiling -- --seconds 1
 else
   scripts/dev-services.sh cargo bench -p paracell-examples --features dynamodb,cosmos --bench write_ceiling -- --seconds 10
+fi
+
+step "database requests per answer and create latency through local-cell (DynamoDB and Cosmos DB stand-ins)"
+scripts/dev-services.sh python3 bench/store_requests.py $QUICK
+
+step "the in-memory store's create cost as it grows; instructions per create (callgrind, when valgrind is there)"
+if [ -n "$QUICK" ]; then
+  cargo bench -p paracell-examples --bench create_cost -- --growth 10000
+else
+  cargo bench -p paracell-examples --bench create_cost -- --growth 1000000 | tee bench/out/growth.md
+  if command -v valgrind >/dev/null; then bash bench/instructions.sh | tee bench/out/instructions.md; fi
 fi
 
 step "cold starts, RSS, sizes, loopback load, the edge router (harness.py)"
