@@ -9,48 +9,16 @@
 //!   MAX transactions.
 //!
 //! `cargo bench -p paracell-examples --bench create_cost -- --growth 1000000`
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_arithmetic, missing_docs)]
+
+mod support;
 
 use paracell_aws::LambdaCell;
-use paracell_azure::{AzureConfig, AzureHandler, HostRequest};
+use paracell_azure::{AzureConfig, AzureHandler};
 use paracell_domain::http::ApiRequest;
 use paracell_domain::testing::block_on;
-use paracell_domain::{Cell, CellConfig, TenantScope};
-use serde_json::Value;
 use std::time::Instant;
-
-fn event(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/../bench/events/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn cell() -> Cell {
-    Cell::in_memory(CellConfig::new("cell-bench", TenantScope::All).unwrap())
-}
-
-fn direct(text: &str) -> ApiRequest {
-    let v: Value = serde_json::from_str(text).unwrap();
-    let mut request = ApiRequest::new(v["method"].as_str().unwrap(), v["path"].as_str().unwrap())
-        .with_body(v["body"].as_str().unwrap().as_bytes().to_vec());
-    for p in v["headers"].as_array().unwrap() {
-        request
-            .headers
-            .append(p[0].as_str().unwrap(), p[1].as_str().unwrap());
-    }
-    request
-}
-
-fn host(text: &str) -> HostRequest {
-    let v: Value = serde_json::from_str(text).unwrap();
-    let mut r = HostRequest::new(v["method"].as_str().unwrap(), v["path"].as_str().unwrap());
-    for p in v["headers"].as_array().unwrap() {
-        r = r.with_header(p[0].as_str().unwrap(), p[1].as_str().unwrap());
-    }
-    r.with_body(v["body"].as_str().unwrap().as_bytes().to_vec())
-}
+use support::{cell, direct_request as direct, event, host_request as host};
 
 /// Runs `n` creates (fresh keys `{prefix}-{i}`) through `path`; returns how many answered 201.
 fn creates(rt: &tokio::runtime::Runtime, path: &str, prefix: &str, n: usize) -> usize {

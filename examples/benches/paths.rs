@@ -5,57 +5,17 @@
 //! `bench/events/*.json`, rendered by the conformance suite's envelope models.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use paracell_aws::LambdaCell;
 use paracell_azure::{AzureConfig, AzureHandler, HostRequest};
+use paracell_domain::Cell;
 use paracell_domain::http::ApiRequest;
-use paracell_domain::{Cell, CellConfig, TenantScope};
 use serde_json::Value;
 use std::cell::Cell as Counter;
 use std::time::Duration;
-
-fn event(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/../bench/events/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
-fn cell() -> Cell {
-    Cell::in_memory(CellConfig::new("cell-bench", TenantScope::All).unwrap())
-}
-
-fn direct_request(template: &str) -> ApiRequest {
-    let v: Value = serde_json::from_str(template).unwrap();
-    ApiRequest {
-        method: v["method"].as_str().unwrap().into(),
-        path: v["path"].as_str().unwrap().into(),
-        query: String::new(),
-        headers: v["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p[0].as_str().unwrap().to_owned(),
-                    p[1].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect(),
-        body: v["body"].as_str().unwrap().as_bytes().to_vec(),
-        authenticated_tenant: None,
-    }
-}
-
-fn host_request(text: &str) -> HostRequest {
-    let v: Value = serde_json::from_str(text).unwrap();
-    let mut r = HostRequest::new(v["method"].as_str().unwrap(), v["path"].as_str().unwrap());
-    for p in v["headers"].as_array().unwrap() {
-        r = r.with_header(p[0].as_str().unwrap(), p[1].as_str().unwrap());
-    }
-    r.with_body(v["body"].as_str().unwrap().as_bytes().to_vec())
-}
+use support::{cell, direct_request, event, host_request};
 
 /// One path: how to run raw input bytes, and what the floor parses.
 enum Path {

@@ -116,6 +116,30 @@ impl<'de: 'a, 'a> Deserialize<'de> for Json<'a> {
     }
 }
 
+/// A visitor's answer to every JSON scalar (string, number, boolean, null): `$value`.
+macro_rules! scalars_are {
+    ($value:expr) => {
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 /// A map key, borrowed when it has no escapes.
 struct Key<'a>(Cow<'a, str>);
 
@@ -170,24 +194,7 @@ impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Members<'a, V> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Members::default())
             }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Members::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Members::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Members::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Members::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Members::default())
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Members::default())
-            }
+            scalars_are!(Members::default());
         }
         d.deserialize_any(MembersVisitor(std::marker::PhantomData))
     }
@@ -224,24 +231,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for List<'a> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(List::default())
             }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(List::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(List::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(List::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(List::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(List::default())
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(List::default())
-            }
+            scalars_are!(List::default());
         }
         d.deserialize_any(ListVisitor(std::marker::PhantomData))
     }
@@ -279,24 +269,7 @@ impl<'de, T: Deserialize<'de> + Default> Deserialize<'de> for Lenient<T> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Lenient(T::default()))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Lenient(T::default()))
-            }
+            scalars_are!(Lenient(T::default()));
         }
         d.deserialize_any(LenientVisitor(std::marker::PhantomData))
     }

@@ -34,13 +34,42 @@ pub struct HttpTrigger {
 }
 
 /// A header's values: the host sends arrays; a single string is accepted too.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum HeaderValues {
     /// The host's form.
     Many(Vec<String>),
     /// Tolerated.
     One(String),
+}
+
+impl<'de> Deserialize<'de> for HeaderValues {
+    // By hand rather than `#[serde(untagged)]`, which buffers every value before trying a variant.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Values;
+        impl<'de> serde::de::Visitor<'de> for Values {
+            type Value = HeaderValues;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(HeaderValues::One(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(HeaderValues::One(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1));
+                while let Some(value) = seq.next_element()? {
+                    values.push(value);
+                }
+                Ok(HeaderValues::Many(values))
+            }
+        }
+        d.deserialize_any(Values)
+    }
 }
 
 impl HeaderValues {

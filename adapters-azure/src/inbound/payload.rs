@@ -1,9 +1,12 @@
 //! Payload mode: the host's envelope → the neutral request; the neutral response → the reply envelope.
 
 use crate::config::AzureConfig;
-use crate::inbound::envelope::{HttpOutput, HttpTrigger, InvokeRequest, InvokeResponse};
+#[cfg(doc)]
+use crate::inbound::envelope::InvokeRequest;
+use crate::inbound::envelope::{HttpOutput, HttpTrigger, InvokeResponse};
 use base64::Engine as _;
 use paracell_domain::http::{ApiRequest, ApiResponse, Headers};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// Why an envelope could not be translated.
@@ -30,15 +33,42 @@ pub fn request_from_envelope(
     bytes: &[u8],
     config: &AzureConfig,
 ) -> Result<ApiRequest, EnvelopeError> {
-    let envelope: InvokeRequest =
+    // Only `Data.req` is read: `Metadata` and any other binding are skipped unparsed, and the
+    // trigger is decoded straight from its own JSON text.
+    let envelope: HttpEnvelope<'_> =
         serde_json::from_slice(bytes).map_err(|e| EnvelopeError::NotAnEnvelope(e.to_string()))?;
-    let trigger = envelope
-        .data
-        .get("req")
-        .ok_or(EnvelopeError::MissingTrigger)?;
-    let trigger: HttpTrigger = serde_json::from_value(trigger.clone())
-        .map_err(|e| EnvelopeError::BadTrigger(e.to_string()))?;
+    let trigger = envelope.data.req.ok_or(EnvelopeError::MissingTrigger)?;
+    let trigger: HttpTrigger = serde_json::from_str(trigger.get())
+        .map_err(|e| EnvelopeError::BadTrigger(without_position(&e)))?;
     request_from_trigger(&trigger, config)
+}
+
+/// The error as the client reads it: what is wrong, not where in the host's re-serialised trigger
+/// (the position is of our decoding, meaningless to the caller).
+fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    message
+        .strip_suffix(&position)
+        .map_or_else(|| message.clone(), str::to_owned)
+}
+
+/// An [`InvokeRequest`] as an HTTP function reads it.
+#[derive(serde::Deserialize)]
+struct HttpEnvelope<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: HttpData<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct HttpData<'a> {
+    /// Present (even `null`: then it is a bad trigger, not a missing one) or absent.
+    #[serde(borrow, default, deserialize_with = "present")]
+    req: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// Translates `Data.req` into the neutral request.

@@ -2,7 +2,7 @@
 //! stand-ins, which count the requests they serve by table (or container) and operation
 //! (`services/`). The store tests assert the counts per store; `bench/harness.py` reports them.
 
-use super::store_contract::Executor;
+use super::store_contract::{Executor, create};
 use crate::http::ApiRequest;
 use crate::ports::{SystemClock, TransactionStore, UuidV7};
 use crate::{Cell, CellConfig, CellPorts, TenantScope};
@@ -67,16 +67,6 @@ fn delta(before: &Counts, after: &Counts) -> Counts {
             (d > 0).then(|| (op.clone(), d))
         })
         .collect()
-}
-
-fn create(kind: &str, amount: &str, key: &str) -> ApiRequest {
-    ApiRequest::new("POST", "/v1/transactions")
-        .with_header("content-type", "application/json")
-        .with_header("x-tenant-id", "coop-1")
-        .with_header("idempotency-key", key)
-        .with_body(format!(
-            r#"{{"account_id":"ACC-1","type":"{kind}","amount":"{amount}","currency":"EUR"}}"#
-        ))
 }
 
 /// Runs each kind of answer once through a cell on `store` (a fresh, empty store whose requests

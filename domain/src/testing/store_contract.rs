@@ -894,7 +894,8 @@ fn cell_on(store: Arc<dyn TransactionStore>) -> Cell {
     )
 }
 
-fn create(kind: &str, amount: &str, key: &str) -> ApiRequest {
+/// A create of `amount` EUR on coop-1's ACC-1 under `key`.
+pub(crate) fn create(kind: &str, amount: &str, key: &str) -> ApiRequest {
     ApiRequest::new("POST", "/v1/transactions")
         .with_header("content-type", "application/json")
         .with_header("x-tenant-id", "coop-1")
