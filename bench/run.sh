@@ -43,9 +43,7 @@ fi
 step "release builds"
 # The deployable binaries, as shipped (release, stripped).
 cargo lambda build --release --bin lambda-cell
-cargo build --release -p paracell-examples --bin azure-cell --bin edge-router
-# local-cell with both database stores, for the request counts against the stand-ins.
-cargo build --release -p paracell-examples --features dynamodb,cosmos --bin local-cell
+cargo build --release -p paracell-examples --bin azure-cell --bin local-cell --bin edge-router
 
 step "in-process cost per path (criterion)"
 # In-process cost per request of every path and its serde_json floor (criterion).
@@ -65,7 +63,11 @@ else
 fi
 
 step "database requests per answer and create latency through local-cell (DynamoDB and Cosmos DB stand-ins)"
-scripts/dev-services.sh python3 bench/store_requests.py $QUICK
+# local-cell with both database stores (built here: `cargo bench` rebuilds the package's binaries
+# with the features of each bench run).
+cargo build --release -p paracell-examples --features dynamodb,cosmos --bin local-cell
+cp target/release/local-cell bench/out/local-cell-stores
+scripts/dev-services.sh python3 bench/store_requests.py $QUICK --binary bench/out/local-cell-stores
 
 step "the in-memory store's create cost as it grows; instructions per create (callgrind, when valgrind is there)"
 if [ -n "$QUICK" ]; then
@@ -76,6 +78,8 @@ else
 fi
 
 step "cold starts, RSS, sizes, loopback load, the edge router (harness.py)"
+# The shipped binaries again, as in step 2: the benches above rebuilt them with their features.
+cargo build --release -p paracell-examples --bin azure-cell --bin local-cell --bin edge-router
 python3 bench/harness.py $QUICK
 step "report"
 python3 bench/report.py

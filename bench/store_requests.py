@@ -80,10 +80,12 @@ def measure(store, counter, env):
         return {op: n - before.get(op, 0) for op, n in sorted(after.items()) if n - before.get(op, 0)}
 
     port = free_port()
+    # The cell's log (failures explain themselves there), next to the results.
+    log = open(os.path.join(os.path.dirname(OUT), f"local-cell-{store}.log"), "w")
     proc = subprocess.Popen([BINARY], env={**os.environ, **env, "PORT": str(port), "PARACELL_CELL_ID": "cell-bench",
                                            "PARACELL_TENANTS": "*", "PARACELL_STORE": store, "PARACELL_STORE_PROVISION": "1",
-                                           "RUST_LOG": "error"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                           "RUST_LOG": "warn"},
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(port, proc)
         client = Client(port)
@@ -120,6 +122,7 @@ def measure(store, counter, env):
     finally:
         proc.kill()
         proc.wait()
+        log.close()
 
 
 def main():

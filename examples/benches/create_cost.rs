@@ -9,7 +9,12 @@
 //!   MAX transactions.
 //!
 //! `cargo bench -p paracell-examples --bench create_cost -- --growth 1000000`
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::float_arithmetic, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::float_arithmetic,
+    missing_docs
+)]
 
 mod support;
 

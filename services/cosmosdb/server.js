@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A local Cosmos DB (NoSQL API) for Paracell's tests: @vercel/cosmosdb-server 1.0.1 over plain HTTP,
 // with the five deviations from the real service that the Rust SDK (azure_data_cosmos 1.0.x) trips
-// over bridged here. README.md lists them. The layer reaches into the server's internal modules, so
+// over bridged here, and one speed bridge (6). README.md lists them. The layer reaches into the server's internal modules, so
 // package.json pins the version exactly; the first check below refuses any other version.
 //
 // It also counts the document requests it serves, by container and operation, so tests can assert
@@ -149,6 +149,37 @@ queryDocuments.default = (account, req, res, params) => {
     req.headers["x-ms-documentdb-query-enablecrosspartition"] = "true";
   }
   return queryDocumentsOriginal(account, req, res, params);
+};
+
+// Bridge 6 (speed, not behaviour): the service answers a query that names its documents' ids in one
+// partition through its index; the server evaluates every query over every document of the
+// container, so such a query slows as the container grows (a write-ceiling run writes thousands,
+// and a cell's create reads its documents with one). A query whose WHERE says
+// `c.<partition key> = @p AND c.id IN (@a, @b, ...)` is evaluated by the same engine, with the same
+// WHERE, over just the documents with those ids in that partition: the answer cannot differ.
+const Items = lib("account/items").default;
+const queryEverything = Items.prototype.query;
+Items.prototype.query = function (params, options) {
+  const parent = this._parent.read();
+  const text = (params && params.query) || "";
+  const keyPath = parent && parent.partitionKey && (parent.partitionKey.paths || [])[0];
+  const ids = /\bc\.id\s+IN\s*\(([^)]*)\)/i.exec(text);
+  const key = keyPath && /^\/\w+$/.test(keyPath) && new RegExp(`\\bc\\.${keyPath.slice(1)}\\s*=\\s*(@\\w+)`).exec(text);
+  const value = (name) => ((params.parameters || []).find((p) => p.name === name) || {}).value;
+  const names = ids ? ids[1].split(",").map((n) => n.trim()) : [];
+  const partition = key ? value(key[1]) : undefined;
+  if (!ids || partition === undefined || / OR /i.test(text) || /\bNOT\b/i.test(text) || !names.every((n) => /^@\w+$/.test(n) && value(n) !== undefined)) {
+    return queryEverything.call(this, params, options);
+  }
+  const candidates = names.map((n) => this._item("/id", value(n), partition).read()).filter(Boolean);
+  const compositeIndexes = (parent.indexingPolicy && parent.indexingPolicy.compositeIndexes) || [];
+  return this._getQuery(text).exec(candidates, {
+    parameters: params.parameters,
+    udf: this._userDefinedFunctions(),
+    maxItemCount: options.maxItemCount,
+    continuation: options.continuation,
+    compositeIndexes,
+  });
 };
 
 // Not bridged, because Paracell's store does not depend on them: single-partition queries ignore
