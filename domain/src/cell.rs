@@ -44,6 +44,7 @@ pub struct Cell {
     ports: CellPorts,
     replays: Arc<ReplayGuard>,
     ownership: Option<Arc<crate::placement::lease::Ownership>>,
+    retry_pause: Option<Arc<dyn crate::ports::Sleep>>,
 }
 
 impl Cell {
@@ -54,6 +55,7 @@ impl Cell {
             ports,
             replays: Arc::new(ReplayGuard::default()),
             ownership: None,
+            retry_pause: None,
         }
     }
 
@@ -62,6 +64,16 @@ impl Cell {
     #[must_use]
     pub fn with_ownership(mut self, ownership: crate::placement::lease::Ownership) -> Self {
         self.ownership = Some(Arc::new(ownership));
+        self
+    }
+
+    /// Waits with `sleep` between the attempts of a create that lost a race (a random pause that
+    /// grows with the attempts, see [`create::create`]), so writers of one tenant that keep
+    /// colliding spread out instead of queueing behind the winners. Hosts with a timer set it;
+    /// without it, attempts follow each other at once (deterministic tests, the conformance suite).
+    #[must_use]
+    pub fn with_retry_pause(mut self, sleep: Arc<dyn crate::ports::Sleep>) -> Self {
+        self.retry_pause = Some(sleep);
         self
     }
 
@@ -168,9 +180,14 @@ impl Cell {
             router::TenantRoute::CreateTransaction => {
                 match seam::create_command(tenant.clone(), request, trace) {
                     Ok(command) => {
-                        let outcome =
-                            create::create(&self.config, ports, self.ownership.as_deref(), command)
-                                .await;
+                        let outcome = create::create(
+                            &self.config,
+                            ports,
+                            self.ownership.as_deref(),
+                            self.retry_pause.as_deref(),
+                            command,
+                        )
+                        .await;
                         seam::created(&self.config.cell_id, outcome)
                     }
                     Err(problem) => problem.into_response(),

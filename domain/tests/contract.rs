@@ -571,3 +571,62 @@ fn fifty_racing_debits_never_overdraw() {
     assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 30);
     assert_eq!(store.snapshot()["balances"][0]["available"], "0.00");
 }
+
+/// A create that lost a race waits before reading again, when the host gave it a way to wait: a
+/// random pause of at most 1 ms before the second attempt, and the second attempt books.
+#[test]
+fn a_create_that_lost_a_race_pauses_before_reading_again() {
+    use paracell_domain::memory::MemoryStore;
+    use paracell_domain::ports::{CreateView, Sleep, StoreError};
+    use paracell_domain::testing::faults::{Faults, FaultyStore, Operation};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    /// The first view a create reads is stale: the balance before the funding credit.
+    struct StaleOnce(AtomicBool);
+    impl Faults for StaleOnce {
+        fn before(&self, _: Operation) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn view(&self, _: &TenantId, _: &IdempotencyKey, view: CreateView) -> CreateView {
+            if self.0.swap(false, Ordering::SeqCst) {
+                CreateView {
+                    balance: None,
+                    ..view
+                }
+            } else {
+                view
+            }
+        }
+    }
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<Duration>>);
+    #[async_trait::async_trait]
+    impl Sleep for Recorded {
+        async fn sleep(&self, duration: Duration) {
+            self.0.lock().unwrap().push(duration);
+        }
+    }
+
+    let memory = Arc::new(MemoryStore::new());
+    let faults = Arc::new(FaultyStore::new(memory, StaleOnce(AtomicBool::new(false))));
+    let pauses = Arc::new(Recorded::default());
+    let cell = cell_with(faults.clone()).with_retry_pause(pauses.clone());
+    let funded = send(
+        &cell,
+        create("coop-1", "fund", &tx("A", "credit", "10", "EUR")),
+    );
+    assert_eq!(funded.status, 201);
+    assert!(pauses.0.lock().unwrap().is_empty(), "no race, no pause");
+    faults.faults().0.store(true, Ordering::SeqCst);
+    let second = send(&cell, create("coop-1", "k", &tx("A", "credit", "5", "EUR")));
+    assert_eq!(
+        (second.status, json(&second)["balance_after"].as_str()),
+        (201, Some("15.00")),
+        "booked on the second attempt, on the balance read again"
+    );
+    let recorded = pauses.0.lock().unwrap().clone();
+    assert_eq!(recorded.len(), 1, "one pause: {recorded:?}");
+    assert!(recorded[0] <= Duration::from_millis(1), "{recorded:?}");
+}

@@ -136,6 +136,13 @@ async fn run(kind: &str, n: usize, scenario: &Scenario, seconds: u64) -> Result<
             ids: Arc::new(UuidV7),
         },
     );
+    // As the binaries run it: on a database, a create that lost a race waits a random moment
+    // before reading again (not in memory, see `paracell_examples::cell_with`).
+    let cell = if kind == "memory" {
+        cell
+    } else {
+        cell.with_retry_pause(Arc::new(paracell_examples::http_client::TokioSleep))
+    };
     let keys = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();

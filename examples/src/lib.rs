@@ -135,9 +135,22 @@ pub fn cell_with(
     ports: CellPorts,
     ownership: Option<paracell_domain::placement::lease::Ownership>,
 ) -> impl FnOnce(CellConfig) -> Cell {
-    move |config| match ownership {
-        Some(ownership) => Cell::new(config, ports).with_ownership(ownership),
-        None => Cell::new(config, ports),
+    move |config| {
+        let mut cell = Cell::new(config, ports);
+        // On a database a create that lost a race waits a random moment before reading again, so
+        // writers of one tenant spread out (BENCHMARKS.md, write ceiling). Not in memory: its commits
+        // take microseconds, below the timer's resolution, and a writer that pauses there only
+        // falls further behind.
+        if matches!(
+            std::env::var("PARACELL_STORE").as_deref(),
+            Ok("dynamodb" | "cosmos")
+        ) {
+            cell = cell.with_retry_pause(Arc::new(http_client::TokioSleep));
+        }
+        match ownership {
+            Some(ownership) => cell.with_ownership(ownership),
+            None => cell,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::observability::trace::TraceContext;
 use crate::placement::lease::{self, Confirmed, Ownership};
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, StoreError,
+    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, Sleep, StoreError,
 };
 use crate::replication::{Effect, Entry, SealedEntry};
 use crate::tenancy::TenantId;
@@ -26,6 +26,9 @@ pub const CLAIM_LEASE_MILLIS: i64 = 30_000;
 /// How many times a create re-reads the balance after losing an optimistic-concurrency race before
 /// giving up with [`StoreError::Unavailable`].
 pub const MAX_BALANCE_ATTEMPTS: usize = 64;
+
+/// The longest random pause between two attempts of a create (when the host gives a way to wait).
+pub const MAX_RETRY_PAUSE_MICROS: u64 = 32_000;
 
 /// A validated create request: who, under which key, what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,16 +125,19 @@ pub enum CreateError {
 /// still absent, the balance still has the version read, the head is still the one read. Nothing
 /// is held in between, so a failed request leaves nothing to clean up. A commit that loses a race
 /// reads again and decides again: a concurrent duplicate then finds the winner's record and
-/// replays it.
+/// replays it. With `pause`, a lost race is followed by a random wait of up to 1 ms × 2^attempt (at
+/// most [`MAX_RETRY_PAUSE_MICROS`]) before reading again ("full jitter").
 pub async fn create(
     config: &CellConfig,
     ports: &CellPorts,
     ownership: Option<&Ownership>,
+    pause: Option<&dyn Sleep>,
     request: CreateCommand,
 ) -> Result<Created, CreateError> {
     let fingerprint = request.command.fingerprint();
     let booking = Booking {
         ownership,
+        pause,
         config,
         ports,
         request: &request,
@@ -242,6 +248,7 @@ enum Made {
 
 struct Booking<'a> {
     ownership: Option<&'a Ownership>,
+    pause: Option<&'a dyn Sleep>,
     config: &'a CellConfig,
     ports: &'a CellPorts,
     request: &'a CreateCommand,
@@ -260,7 +267,10 @@ impl Booking<'_> {
         let command = &request.command;
         let store = &self.ports.store;
         let mut event_id = None;
-        for _ in 0..MAX_BALANCE_ATTEMPTS {
+        for attempt in 0..MAX_BALANCE_ATTEMPTS {
+            if attempt > 0 {
+                self.pause_before(attempt).await;
+            }
             let view = store
                 .create_view(
                     &request.tenant,
@@ -398,6 +408,20 @@ impl Booking<'_> {
             ),
         }
         .into())
+    }
+
+    /// The random wait before attempt `attempt` (≥ 1), when the host gave a way to wait.
+    async fn pause_before(&self, attempt: usize) {
+        let Some(pause) = self.pause else { return };
+        let doubling = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX)
+            .min(5);
+        let cap = (1_000u64 << doubling).min(MAX_RETRY_PAUSE_MICROS);
+        // The id generator is the randomness at hand (UUIDv7's low bits are random).
+        let random = self.ports.ids.next_id().as_u64_pair().1;
+        pause
+            .sleep(std::time::Duration::from_micros(random % (cap + 1)))
+            .await;
     }
 
     fn transaction(&self, balance_after: Decimal) -> Transaction {
