@@ -13,6 +13,19 @@ pub enum Mode {
     Forwarding,
 }
 
+/// Who sends the handler its requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Front {
+    /// The Functions host (the default: this is its custom handler). It probes `GET /` for
+    /// readiness and invokes trigger functions (the relay's change feed) as `POST /{FunctionName}`.
+    #[default]
+    FunctionsHost,
+    /// Clients, straight (`local-cell`, the standalone edge router): every request is a client's.
+    /// There is no readiness probe and no trigger route: `GET /` and `POST /Relay` are unknown
+    /// paths like any other (`404`).
+    Direct,
+}
+
 /// The `extensions.http.routePrefix` of the function app (default `api`, may be empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePrefix(String);
@@ -21,6 +34,11 @@ impl RoutePrefix {
     /// A prefix; surrounding slashes are ignored (`"api"`, `"/api/"` and `"api/"` are the same).
     pub fn new(prefix: &str) -> Self {
         Self(prefix.trim_matches('/').to_owned())
+    }
+
+    /// Whether the prefix is empty (`routePrefix: ""`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// Removes the prefix from a raw path. ASP.NET Core matches routes case-insensitively, so the
@@ -73,6 +91,8 @@ pub struct AzureConfig {
     /// The name of the function whose Cosmos DB trigger drives the relay (`POST /{name}` is a
     /// change-feed invocation in both modes). Default `Relay`; `PARACELL_RELAY_FUNCTION` overrides.
     pub relay_function: String,
+    /// Who sends the requests: the Functions host (default) or clients straight.
+    pub front: Front,
 }
 
 impl Default for AzureConfig {
@@ -82,6 +102,7 @@ impl Default for AzureConfig {
             route_prefix: RoutePrefix::default(),
             trust_client_principal: false,
             relay_function: "Relay".into(),
+            front: Front::FunctionsHost,
         }
     }
 }
@@ -100,9 +121,49 @@ pub enum ConfigError {
     /// `PARACELL_AZURE_MODE` is neither `payload` nor `forwarding`.
     #[error("PARACELL_AZURE_MODE {0:?} must be payload or forwarding")]
     Mode(String),
+    /// A trigger function would share its path with client requests.
+    #[error(
+        "the trigger function {function:?} would be reachable by clients: in forwarding mode with an empty \
+         routePrefix a client's POST /{function} is forwarded exactly as the host's trigger invocation is sent. \
+         Set extensions.http.routePrefix (e.g. \"api\") or use payload mode"
+    )]
+    TriggerReachable {
+        /// The trigger function's name.
+        function: String,
+    },
 }
 
 impl AzureConfig {
+    /// Whether `POST /{relay_function}` can only come from the Functions host: behind the host, in
+    /// payload mode (the host sends clients' requests as envelopes to their HTTP function), or in
+    /// forwarding mode with a route prefix (forwarded client paths keep it, so they never are
+    /// `/{FunctionName}`). In forwarding mode with an empty prefix a client's `POST /Relay` reaches
+    /// the handler exactly as the host's trigger invocation does: nothing on the wire tells them apart.
+    pub fn trigger_route_is_private(&self) -> bool {
+        self.front == Front::FunctionsHost
+            && (self.mode == Mode::Payload || !self.route_prefix.is_empty())
+    }
+
+    /// Refuses a configuration in which the relay's trigger route would be reachable by clients
+    /// (checked at start-up by [`crate::server::run`] when the cell relays).
+    ///
+    /// ```
+    /// use paracell_azure::{AzureConfig, Mode, RoutePrefix};
+    /// let forwarding = AzureConfig { mode: Mode::Forwarding, ..AzureConfig::default() };
+    /// assert!(forwarding.check_trigger_route().is_ok());
+    /// let open = AzureConfig { route_prefix: RoutePrefix::new(""), ..forwarding };
+    /// assert!(open.check_trigger_route().is_err());
+    /// ```
+    pub fn check_trigger_route(&self) -> Result<(), ConfigError> {
+        if self.trigger_route_is_private() {
+            Ok(())
+        } else {
+            Err(ConfigError::TriggerReachable {
+                function: self.relay_function.clone(),
+            })
+        }
+    }
+
     /// Reads the environment and the function app's `host.json`
     /// (`$FUNCTIONS_APP_ROOT_PATH/host.json`, else `./host.json`).
     ///

@@ -19,7 +19,8 @@
 //! | [`inbound::principal`] | App Service authentication's `X-MS-CLIENT-PRINCIPAL` → authenticated tenant |
 //! | [`inbound::trigger`] | the Cosmos DB change-feed trigger's invocation → entries for the relay |
 //! | [`outbound`] | the Cosmos DB store and dead-letter container (feature `cosmos`) |
-//! | [`server`] | the axum server, the readiness probe, graceful shutdown, the in-process entry point |
+//! | [`server`] | the handler: readiness probe, trigger route, body deadlines, the in-process entry point |
+//! | [`listener`] | the front door: connection cap, header-read and idle timeouts, graceful shutdown |
 //! | [`host_model`] | what the Functions host does around the handler (the conformance suite reuses it) |
 //!
 //! ```
@@ -37,9 +38,10 @@ pub mod config;
 pub mod functions;
 pub mod host_model;
 pub mod inbound;
+pub mod listener;
 pub mod logging;
 pub mod outbound;
 pub mod server;
 
-pub use config::{AzureConfig, Mode, RoutePrefix};
+pub use config::{AzureConfig, Front, Mode, RoutePrefix};
 pub use server::{AzureHandler, HandlerReply, HostRequest};

@@ -1,23 +1,36 @@
 //! The custom-handler HTTP server, and the in-process entry point that drives the same router.
 //!
-//! axum (rather than bare hyper) because it gives the whole server lifecycle in a few lines:
-//! HTTP/1.1 with chunked request bodies, graceful shutdown, and a `tower::Service` we can call
-//! in process with `oneshot`. All routing lives in the domain, so the axum router is one fallback.
+//! The handler is an axum router (a `tower::Service` we can also call in process with `oneshot`)
+//! with one fallback: all routing lives in the domain. What reaches it is decided here, once:
+//!
+//! - the readiness probe (`GET /` without an invocation id) and trigger invocations
+//!   (`POST /{relay function}`) exist only behind the Functions host ([`Front::FunctionsHost`]), and
+//!   a trigger route only where no client request can take its path
+//!   ([`AzureConfig::trigger_route_is_private`]); everything else is the service's, so a client's
+//!   `POST /Relay` or `GET /` is the domain's `404` problem;
+//! - a trigger invocation is only a hint that the store changed: the relay reads the entries it
+//!   relays from the cell's own store, never from the invocation's documents;
+//! - request bodies are read under the body deadlines of [`ServerLimits`] (`408` past them).
+//!
+//! The connections themselves (cap, header and idle timeouts) are [`crate::listener`]'s.
 
-use crate::config::{AzureConfig, Mode};
+use crate::config::{AzureConfig, Front, Mode};
 use crate::inbound::envelope::InvokeResponse;
 use crate::inbound::forwarding;
 use crate::inbound::payload::{envelope_from_response, request_from_envelope};
 use crate::inbound::trigger;
+use crate::listener::ServerLimits;
 use crate::logging;
 use axum::body::Body;
 use http_body_util::BodyExt as _;
 use paracell_domain::Cell;
-use paracell_domain::http::{ApiResponse, HttpService, catch_panic, untranslatable_request};
-use paracell_domain::replication::relay::Relay;
+use paracell_domain::http::{
+    ApiResponse, HttpService, catch_panic, request_timeout, untranslatable_request,
+};
+use paracell_domain::replication::relay::{Relay, relay_pending};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tower::ServiceExt as _;
 
 /// A request as the Functions host sends it to the handler.
@@ -77,19 +90,21 @@ impl HandlerReply {
     }
 }
 
+#[derive(Clone)]
 struct State {
     service: Arc<dyn HttpService>,
-    /// The cell, when the service is one (its store marks relayed entries).
+    /// The cell, when the service is one (its store is what the relay reads).
     cell: Option<Cell>,
     config: AzureConfig,
     relay: Option<Relay>,
+    limits: ServerLimits,
 }
 
 /// A cell (or any [`HttpService`], such as the edge router) behind the custom-handler protocol.
 #[derive(Clone)]
 pub struct AzureHandler {
     router: axum::Router,
-    cell: Option<Cell>,
+    state: Arc<State>,
 }
 
 impl AzureHandler {
@@ -98,6 +113,7 @@ impl AzureHandler {
         Self::build(State {
             service: Arc::new(cell.clone()),
             cell: Some(cell),
+            limits: default_limits(&config),
             config,
             relay: None,
         })
@@ -108,34 +124,57 @@ impl AzureHandler {
         Self::build(State {
             service,
             cell: None,
+            limits: default_limits(&config),
             config,
             relay: None,
         })
     }
 
-    /// Wraps a cell whose change-feed invocations are relayed with `relay`.
+    /// Wraps a cell whose change-feed invocations are relayed with `relay`. The trigger route
+    /// exists only where clients cannot reach it ([`AzureConfig::trigger_route_is_private`];
+    /// [`run`] refuses to start otherwise).
     pub fn with_relay(cell: Cell, config: AzureConfig, relay: Relay) -> Self {
+        if !config.trigger_route_is_private() {
+            tracing::error!(
+                function = config.relay_function.as_str(),
+                "the trigger route is not served: clients could reach it in this configuration"
+            );
+        }
         Self::build(State {
             service: Arc::new(cell.clone()),
             cell: Some(cell),
+            limits: default_limits(&config),
             config,
             relay: Some(relay),
         })
     }
 
+    /// Replaces the server limits (the body deadlines apply here; the rest in [`serve`]).
+    #[must_use]
+    pub fn with_limits(self, limits: ServerLimits) -> Self {
+        let mut state = (*self.state).clone();
+        state.limits = limits;
+        Self::build(state)
+    }
+
+    /// The server limits.
+    pub fn limits(&self) -> ServerLimits {
+        self.state.limits
+    }
+
     fn build(state: State) -> Self {
-        let cell = state.cell.clone();
         let state = Arc::new(state);
+        let shared = state.clone();
         let router = axum::Router::new().fallback(move |request: http::Request<Body>| {
-            let state = state.clone();
+            let state = shared.clone();
             async move { handle(&state, request).await }
         });
-        Self { router, cell }
+        Self { router, state }
     }
 
     /// The cell, when it serves one.
     pub fn cell(&self) -> Option<&Cell> {
-        self.cell.as_ref()
+        self.state.cell.as_ref()
     }
 
     /// The axum router the server runs.
@@ -191,20 +230,35 @@ pub async fn invoke_router(router: axum::Router, request: HostRequest) -> Handle
     }
 }
 
-async fn handle(state: &State, request: http::Request<Body>) -> http::Response<Body> {
-    // The host's readiness probe and health ping: answer at once, whatever the mode.
-    if request.method() == http::Method::GET && request.uri().path() == "/" {
-        return http::Response::new(Body::empty());
+/// The limits a handler starts with: those of its front.
+fn default_limits(config: &AzureConfig) -> ServerLimits {
+    match config.front {
+        Front::FunctionsHost => ServerLimits::behind_functions_host(),
+        Front::Direct => ServerLimits::default(),
     }
+}
+
+async fn handle(state: &State, request: http::Request<Body>) -> http::Response<Body> {
     let started = Instant::now();
     let invocation_id = request
         .headers()
         .get("x-azure-functions-invocationid")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let from_host = state.config.front == Front::FunctionsHost;
+    // The host's readiness probe and health ping carry no invocation id (every invocation does):
+    // answer at once, whatever the mode. Anyone else's `GET /` is an unknown path.
+    if from_host
+        && invocation_id.is_none()
+        && request.method() == http::Method::GET
+        && request.uri().path() == "/"
+    {
+        return http::Response::new(Body::empty());
+    }
     let method = request.method().as_str().to_owned();
     if request.method() == http::Method::POST
         && request.uri().path().strip_prefix('/') == Some(state.config.relay_function.as_str())
+        && state.config.trigger_route_is_private()
     {
         // A change-feed invocation: an envelope in both modes (forwarding applies to HTTP only).
         return relay_invocation(state, request, invocation_id.as_deref()).await;
@@ -255,9 +309,11 @@ async fn handle(state: &State, request: http::Request<Body>) -> http::Response<B
     }
 }
 
-/// A Cosmos DB trigger invocation: relays the pending entries among the changed documents and marks
-/// them relayed. A relay that could not deliver nor dead-letter an entry fails the invocation (HTTP
-/// 500), so the function's retry policy runs it again.
+/// A Cosmos DB trigger invocation: a hint that the cell's container changed. The relay reads the
+/// pending entries from the cell's own store and relays those (and marks them relayed); the
+/// invocation's documents are never relayed themselves, so nothing that reaches this route can make
+/// the cell sign an entry it did not commit. A relay that could not deliver nor dead-letter an entry
+/// fails the invocation (HTTP 500), so the function's retry policy runs it again.
 async fn relay_invocation(
     state: &State,
     request: http::Request<Body>,
@@ -286,7 +342,7 @@ async fn relay_invocation(
         );
         return reply(500, vec![line]);
     };
-    let envelope = match read_capped(request.into_body(), 64 << 20).await {
+    let envelope = match read_capped(request.into_body(), 64 << 20, &state.limits).await {
         Ok((bytes, false)) => bytes,
         _ => {
             let line =
@@ -294,52 +350,31 @@ async fn relay_invocation(
             return reply(500, vec![line]);
         }
     };
-    let documents = serde_json::from_slice::<serde_json::Value>(&envelope)
+    // Only the shape is checked: an invocation the host could not have sent fails (and is retried).
+    let hinted = serde_json::from_slice::<serde_json::Value>(&envelope)
         .map_err(|e| e.to_string())
         .and_then(|v| trigger::changed_documents(&v["Data"]));
-    let documents = match documents {
-        Ok(Some(documents)) => documents,
-        Ok(None) => Vec::new(),
+    if let Err(e) = hinted {
+        let line = logging::relay_problem(invocation_id, "unreadable trigger envelope", &e);
+        return reply(500, vec![line]);
+    }
+    let report = match relay_pending(cell.ports().store.as_ref(), relay, 100).await {
+        Ok(report) => report,
         Err(e) => {
-            let line = logging::relay_problem(invocation_id, "unreadable trigger envelope", &e);
+            let line = logging::relay_problem(
+                invocation_id,
+                "the store failed (the entries will be relayed again)",
+                &e.to_string(),
+            );
             return reply(500, vec![line]);
         }
     };
-    let mut logs = Vec::new();
-    let mut entries = Vec::new();
-    let mut unreadable = false;
-    for document in documents {
-        match document.entry {
-            Ok(Some(entry)) => entries.push(entry),
-            Ok(None) => {}
-            Err(reason) => {
-                unreadable = true;
-                logs.push(logging::relay_problem(
-                    invocation_id,
-                    &format!("unreadable entry document {}", document.id),
-                    &reason,
-                ));
-            }
-        }
-    }
-    let report = relay.relay(&entries).await;
-    if let Err(e) = cell.ports().store.mark_relayed(&report.relayed).await {
-        logs.push(logging::relay_problem(
-            invocation_id,
-            "mark_relayed failed (the entries will be relayed again)",
-            &e.to_string(),
-        ));
-    }
-    logs.push(logging::relay_done(invocation_id, &report));
+    let logs = vec![logging::relay_done(invocation_id, &report)];
     logging::metrics(&paracell_domain::observability::metrics::relay_samples(
         cell.config().cell_id.as_str(),
         &report,
     ));
-    let status = if report.failed.is_empty() && !unreadable {
-        200
-    } else {
-        500
-    };
+    let status = if report.failed.is_empty() { 200 } else { 500 };
     reply(status, logs)
 }
 
@@ -347,9 +382,12 @@ async fn forwarded(state: &State, request: http::Request<Body>) -> ApiResponse {
     let (parts, body) = request.into_parts();
     // One byte past the limit is enough for the domain to answer 413; the rest is never read.
     let cap = state.service.max_body_bytes() + 1;
-    let body = match read_capped(body, cap).await {
+    let body = match read_capped(body, cap, &state.limits).await {
         Ok((body, _)) => body,
-        Err(()) => return untranslatable_request("The request body could not be read."),
+        Err(BodyError::TimedOut) => return request_timeout(),
+        Err(BodyError::Broken) => {
+            return untranslatable_request("The request body could not be read.");
+        }
     };
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let headers: Vec<(String, String)> = parts
@@ -377,10 +415,13 @@ async fn payload(state: &State, request: http::Request<Body>) -> ApiResponse {
     // The envelope repeats the body (Data.req.Body and Metadata), base64 inflates it by a third:
     // an envelope past this cap can only carry a body over the limit.
     let cap = limit.saturating_mul(4).saturating_add(1 << 20);
-    let envelope = match read_capped(request.into_body(), cap).await {
+    let envelope = match read_capped(request.into_body(), cap, &state.limits).await {
         Ok((bytes, false)) => bytes,
         Ok((_, true)) => return state.service.oversized_request(),
-        Err(()) => return untranslatable_request("The Functions host envelope could not be read."),
+        Err(BodyError::TimedOut) => return request_timeout(),
+        Err(BodyError::Broken) => {
+            return untranslatable_request("The Functions host envelope could not be read.");
+        }
     };
     match request_from_envelope(&envelope, &state.config) {
         Ok(request) => state.service.handle(request).await,
@@ -388,11 +429,35 @@ async fn payload(state: &State, request: http::Request<Body>) -> ApiResponse {
     }
 }
 
-/// Reads at most `cap` bytes; `true` when the body was longer (the rest is left unread).
-async fn read_capped(mut body: Body, cap: usize) -> Result<(Vec<u8>, bool), ()> {
+/// Why a body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// The connection broke, or the framing was invalid.
+    Broken,
+    /// A gap between two frames outlasted the body-idle limit, or the body the body deadline.
+    TimedOut,
+}
+
+/// Reads at most `cap` bytes; `true` when the body was longer (the rest is left unread). Each frame
+/// must come within `limits.body_idle` of the previous one, and the whole body within
+/// `limits.body_total`.
+async fn read_capped(
+    mut body: Body,
+    cap: usize,
+    limits: &ServerLimits,
+) -> Result<(Vec<u8>, bool), BodyError> {
+    let deadline = tokio::time::Instant::now() + limits.body_total;
     let mut out = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| ())?;
+    loop {
+        let wait: Duration = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(limits.body_idle);
+        let frame = match tokio::time::timeout(wait, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(BodyError::TimedOut),
+        };
+        let frame = frame.map_err(|_| BodyError::Broken)?;
         if let Ok(data) = frame.into_data() {
             let room = cap - out.len();
             if data.len() > room {
@@ -405,15 +470,15 @@ async fn read_capped(mut body: Body, cap: usize) -> Result<(Vec<u8>, bool), ()> 
     Ok((out, false))
 }
 
-/// Serves until `shutdown` completes, then finishes in-flight requests.
+/// Serves until `shutdown` completes, then finishes in-flight requests, under the handler's
+/// [`ServerLimits`] ([`crate::listener`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     handler: AzureHandler,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, handler.router())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = handler.limits();
+    crate::listener::serve(listener, handler.router(), limits, shutdown).await
 }
 
 /// Resolves on SIGTERM (what the host and App Service send) or Ctrl-C.
@@ -459,6 +524,9 @@ pub enum StartError {
     /// Bad adapter configuration.
     #[error(transparent)]
     Adapter(#[from] crate::config::ConfigError),
+    /// A server limit that cannot be used.
+    #[error(transparent)]
+    Limits(#[from] crate::listener::LimitError),
     /// No usable port.
     #[error("{0}")]
     Port(String),
@@ -482,13 +550,20 @@ pub async fn run(
         .await
         .map_err(StartError::Setup)?;
     let config = AzureConfig::from_env()?;
+    if relay.is_some() {
+        config.check_trigger_route()?;
+    }
+    let limits = ServerLimits::from_lookup(ServerLimits::behind_functions_host(), |k| {
+        std::env::var(k).ok()
+    })?;
     let port = port_from_env().map_err(StartError::Port)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!(port, mode = ?config.mode, cell = cell.config().cell_id.as_str(), relay = relay.is_some(), "listening");
     let handler = match relay {
         Some(relay) => AzureHandler::with_relay(cell, config, relay),
         None => AzureHandler::new(cell, config),
-    };
+    }
+    .with_limits(limits);
     serve(listener, handler, shutdown_signal()).await?;
     Ok(())
 }
@@ -496,6 +571,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt as _;
 
     /// A body arriving in frames of the given sizes.
     fn framed(sizes: &[usize]) -> Body {
@@ -506,29 +582,64 @@ mod tests {
 
     #[test]
     fn a_body_is_read_up_to_its_cap_and_no_further() {
-        paracell_domain::testing::block_on(async {
-            // Under the cap, and exactly at it: all of it, not "longer".
-            assert_eq!(
-                read_capped(framed(&[3, 4]), 10).await,
-                Ok((vec![b'x'; 7], false))
-            );
-            assert_eq!(
-                read_capped(framed(&[4, 6]), 10).await,
-                Ok((vec![b'x'; 10], false))
-            );
-            // Over it, whichever frame crosses it: the first `cap` bytes, and "longer".
-            assert_eq!(
-                read_capped(framed(&[4, 7]), 10).await,
-                Ok((vec![b'x'; 10], true))
-            );
-            assert_eq!(
-                read_capped(framed(&[11]), 10).await,
-                Ok((vec![b'x'; 10], true))
-            );
-            assert_eq!(
-                read_capped(framed(&[10, 1]), 10).await,
-                Ok((vec![b'x'; 10], true))
-            );
-        });
+        let limits = ServerLimits::default();
+        let read_capped = |body, cap| read_capped(body, cap, &limits);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(async {
+                // Under the cap, and exactly at it: all of it, not "longer".
+                assert_eq!(
+                    read_capped(framed(&[3, 4]), 10).await,
+                    Ok((vec![b'x'; 7], false))
+                );
+                assert_eq!(
+                    read_capped(framed(&[4, 6]), 10).await,
+                    Ok((vec![b'x'; 10], false))
+                );
+                // Over it, whichever frame crosses it: the first `cap` bytes, and "longer".
+                assert_eq!(
+                    read_capped(framed(&[4, 7]), 10).await,
+                    Ok((vec![b'x'; 10], true))
+                );
+                assert_eq!(
+                    read_capped(framed(&[11]), 10).await,
+                    Ok((vec![b'x'; 10], true))
+                );
+                assert_eq!(
+                    read_capped(framed(&[10, 1]), 10).await,
+                    Ok((vec![b'x'; 10], true))
+                );
+            });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_or_dawdles_times_out() {
+        let limits = ServerLimits {
+            body_idle: Duration::from_secs(2),
+            body_total: Duration::from_secs(5),
+            ..ServerLimits::default()
+        };
+        // One frame, then nothing: the gap outlasts the idle limit.
+        let stalled = Body::from_stream(
+            futures::stream::iter([Ok::<_, std::io::Error>(vec![b'x'; 3])])
+                .chain(futures::stream::pending()),
+        );
+        assert_eq!(
+            read_capped(stalled, 100, &limits).await,
+            Err(BodyError::TimedOut)
+        );
+        // A frame every second: never idle, but still arriving at the deadline.
+        let dawdling = Body::from_stream(futures::stream::unfold(0, |n| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((Ok::<_, std::io::Error>(vec![b'x'; 1]), n + 1))
+        }));
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            read_capped(dawdling, 100, &limits).await,
+            Err(BodyError::TimedOut)
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 }

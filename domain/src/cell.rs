@@ -100,6 +100,11 @@ impl Cell {
         &self.ports
     }
 
+    /// Where the cell checks placements (its lease source), when it runs under leases.
+    pub(crate) fn placement_source(&self) -> Option<&crate::placement::lease::PlacementSource> {
+        self.ownership.as_deref().map(|o| &o.source)
+    }
+
     /// Answers one request. Every outcome, errors included, is a response.
     pub async fn handle(&self, request: ApiRequest) -> ApiResponse {
         let trace = TraceContext::for_request(&request.headers);
@@ -214,10 +219,14 @@ impl Cell {
         let now_secs = self.ports.clock.now().unix_millis().div_euclid(1000);
         let secrets = &self.config.replication.secrets;
         let verified = signature::verify(secrets, &request.headers, &request.body, now_secs)
-            .and_then(|(_, headers)| self.replays.admit(&headers, now_secs));
-        if let Err(e) = verified {
-            return seam::replication_unauthorized(&e);
-        }
+            .and_then(|(peer, headers)| {
+                self.replays.admit(peer, &headers, now_secs)?;
+                Ok(peer.clone())
+            });
+        let sender = match verified {
+            Ok(sender) => sender,
+            Err(e) => return seam::replication_unauthorized(&e),
+        };
         let content_type = request.headers.get("content-type");
         if require_media_type(
             content_type.as_deref(),
@@ -237,7 +246,8 @@ impl Cell {
                     .into_response();
             }
         };
-        match apply::receive(&self.config, store, incoming).await {
+        let placement = self.placement_source();
+        match apply::receive(&self.config, store, &sender, placement, incoming).await {
             Ok(results) => seam::replication_results(&results),
             Err(e) => seam::store_failure(&e),
         }

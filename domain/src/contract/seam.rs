@@ -182,10 +182,15 @@ pub fn stale_epoch(cell: &CellId, expected: u64, head: &TenantHead) -> ApiRespon
 }
 
 /// A replication delivery that failed authentication: `401 replication-unauthorized` (with a
-/// `WWW-Authenticate` challenge naming the scheme), or `409 replication-replayed`.
+/// `WWW-Authenticate` challenge naming the scheme), `409 replication-replayed`, or `503 server-busy`
+/// when the replay window is full (the sender retries).
 pub fn replication_unauthorized(error: &AuthError) -> ApiResponse {
     match error {
         AuthError::Replayed => Problem::new(ProblemType::ReplicationReplayed).into_response(),
+        AuthError::Busy => Problem::new(ProblemType::ServerBusy)
+            .detail(format!("{}.", capitalised(&error.to_string())))
+            .into_response()
+            .with_header("retry-after", "1"),
         other => Problem::new(ProblemType::ReplicationUnauthorized)
             .detail(format!("{}.", capitalised(&other.to_string())))
             .into_response()

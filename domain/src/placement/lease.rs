@@ -22,7 +22,8 @@ pub enum PlacementSource {
 }
 
 impl PlacementSource {
-    async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
+    /// The tenant's placement as this source holds it.
+    pub(crate) async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
         match self {
             Self::Registry(r) => r.get(tenant).await,
             Self::Replica(r) => r.get(tenant).await,

@@ -10,12 +10,13 @@ use super::batch::{EntryResult, Incoming, Outcome};
 use super::{Digest, Effect, SealedEntry};
 use crate::config::CellConfig;
 use crate::ledger;
+use crate::placement::lease::PlacementSource;
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
     BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, ReadStamps, Received,
     StoreError, TransactionStore,
 };
-use crate::tenancy::TenantId;
+use crate::tenancy::{CellId, TenantId};
 use rust_decimal::Decimal;
 use std::collections::BTreeSet;
 
@@ -30,11 +31,20 @@ const MAX_APPLY_ROUNDS: usize = 16;
 /// Receives a delivery's entries and applies what can be applied. Results come in the order of
 /// `incoming`, followed by results for held entries the delivery unblocked or found diverged.
 ///
+/// `sender` is the peer whose secret verified the delivery. An entry is taken only from the cell
+/// that committed it ([`Entry::origin`](super::Entry::origin)), and only while that cell is the
+/// tenant's primary at the entry's epoch: as this cell's head records it, or — for an epoch this
+/// cell has not followed yet — as `placement` (the placement authority, when the cell has one)
+/// says. Anything else is `refused` with the reason and writes nothing: a peer's secret lets it
+/// deliver its own entries, never another cell's, and never for a tenant it does not hold.
+///
 /// `Err` only when the store failed: nothing may be assumed about the delivery then, and the sender
 /// retries it (every step is idempotent).
 pub async fn receive(
     config: &CellConfig,
     store: &dyn TransactionStore,
+    sender: &CellId,
+    placement: Option<&PlacementSource>,
     incoming: Vec<Incoming>,
 ) -> Result<Vec<EntryResult>, StoreError> {
     let mut results = Vec::with_capacity(incoming.len());
@@ -54,7 +64,13 @@ pub async fn receive(
                 continue;
             }
         };
-        let (result, drained) = receive_one(config, store, &entry).await?;
+        let (result, drained) = match admissible(store, sender, placement, &entry).await? {
+            Ok(()) => receive_one(config, store, &entry).await?,
+            Err(reason) => (
+                EntryResult::of(&entry, Outcome::Refused, Some(reason)),
+                Vec::new(),
+            ),
+        };
         log_received(config, &entry, &result);
         reported.insert(result.id.clone());
         results.push(result);
@@ -89,6 +105,61 @@ fn log_received(config: &CellConfig, entry: &SealedEntry, result: &EntryResult) 
         ),
         _ => tracing::info!(trace_id, cell, tenant, seq, outcome, "replication received"),
     }
+}
+
+/// Whether `sender` may deliver `entry` here: it must be the entry's origin, and the tenant's primary
+/// at the entry's epoch. `Ok(Err(reason))` refuses the entry.
+async fn admissible(
+    store: &dyn TransactionStore,
+    sender: &CellId,
+    placement: Option<&PlacementSource>,
+    entry: &SealedEntry,
+) -> Result<Result<(), String>, StoreError> {
+    let e = entry.entry();
+    let tenant = entry.tenant();
+    if &e.origin != sender {
+        return Ok(Err(format!(
+            "entry {} of tenant {tenant} was committed by {}, but delivered by peer {sender}: a peer delivers only its own entries",
+            e.seq, e.origin
+        )));
+    }
+    let head = store.head(tenant).await?;
+    if let Some(h) = &head {
+        // Entries of older epochs are judged by the chain (stale, duplicate or diverged) below.
+        if e.epoch == h.epoch && e.origin != h.primary {
+            return Ok(Err(format!(
+                "tenant {tenant}'s primary at epoch {} is {}, not {}",
+                h.epoch, h.primary, e.origin
+            )));
+        }
+        if e.epoch <= h.epoch {
+            return Ok(Ok(()));
+        }
+    }
+    // A new epoch (or a tenant this cell never held): the authority, when there is one, must name the
+    // origin as primary at exactly that epoch.
+    let Some(source) = placement else {
+        return Ok(Ok(()));
+    };
+    let registered = match source.get(tenant).await {
+        Ok(p) => p,
+        // Unknown now: refuse, the relay delivers it again (or dead-letters it, never silently).
+        Err(e) => {
+            return Ok(Err(format!(
+                "the placement authority could not be read to check epoch {} of tenant {tenant}: {e}",
+                entry.entry().epoch
+            )));
+        }
+    };
+    Ok(match registered {
+        // Not registered: implicit placement, the cell that books is the primary.
+        None => Ok(()),
+        Some(p) if p.epoch == e.epoch && p.primary == e.origin => Ok(()),
+        Some(p) => Err(format!(
+            "the placement authority names {} as tenant {tenant}'s primary at epoch {}, not {} at epoch {}",
+            p.primary, p.epoch, e.origin, e.epoch
+        )),
+    })
 }
 
 async fn receive_one(

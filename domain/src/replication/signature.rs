@@ -4,14 +4,14 @@
 //! shares with the receiving cell, and sends `webhook-id`, `webhook-timestamp` (Unix seconds) and
 //! `webhook-signature: v1,<base64>`. The receiver accepts a delivery only when one of its peers'
 //! secrets gives one of the listed signatures (several secrets per peer make rotation seamless), the
-//! timestamp is within [`TOLERANCE_SECS`] of its clock, and it has not seen the same signature
-//! before ([`ReplayGuard`]).
+//! timestamp is within [`TOLERANCE_SECS`] of its clock, and it has not accepted the same message id
+//! from the same peer before ([`ReplayGuard`]).
 
 use crate::tenancy::CellId;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Mutex;
 
@@ -141,9 +141,12 @@ pub enum AuthError {
     /// No configured peer secret gives any listed signature.
     #[error("no peer's secret verifies the webhook-signature")]
     BadSignature,
-    /// This exact signed delivery was accepted before.
-    #[error("this signed delivery was already received")]
+    /// A delivery with this message id was accepted from this peer before (within the window).
+    #[error("this signed delivery (its webhook-id) was already received")]
     Replayed,
+    /// The replay guard holds as many live message ids as it may: try again later.
+    #[error("too many deliveries within the replay window; try again later")]
+    Busy,
 }
 
 /// Checks a delivery against the peers' secrets. Returns the peer whose secret verified it.
@@ -200,29 +203,116 @@ pub fn verify<'a>(
     Err(AuthError::BadSignature)
 }
 
-/// Remembers the signatures accepted within the tolerance window, so the same signed delivery cannot
-/// be accepted twice (a captured request replayed by someone else). Retries by the relay are signed
-/// afresh and pass. Per process: applying an entry twice has no effect anyway, so this is a second
-/// line, not the guarantee.
-#[derive(Debug, Default)]
+/// Remembers the message ids (`webhook-id`) accepted from each peer while their timestamps are
+/// within the tolerance window, so the same signed delivery cannot be accepted twice (a captured
+/// request replayed by someone else), however its signature header is re-spelled: the key is the
+/// peer and the message id, never the header's text. Retries by the relay carry a fresh id and pass.
+///
+/// Memory is bounded by time and by count: an id is forgotten once its timestamp has left the
+/// window (nobody can replay it then: [`verify`] refuses it as expired), expiry is a walk from the
+/// front of a queue kept in expiry order (O(1) amortised per delivery, no full scans), and past
+/// [`ReplayGuard::capacity`] live ids the guard refuses new deliveries as [`AuthError::Busy`] rather
+/// than forget an id early. Only deliveries whose signature verified reach the guard, so only a peer
+/// can fill it.
+///
+/// **After a restart** the guard is empty: a delivery captured less than [`TOLERANCE_SECS`] before
+/// can be accepted once more. That is safe because a delivery carries replication entries, which a
+/// standby applies exactly once by their digests: a replayed batch answers `duplicate` for every
+/// entry and writes nothing (tested). Older captures are refused as expired, restart or not.
+#[derive(Debug)]
 pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, i64>>,
+    state: Mutex<GuardState>,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct GuardState {
+    /// (peer, message id) → the instant (Unix seconds) after which it may be forgotten.
+    live: HashMap<(CellId, String), i64>,
+    /// The same keys in the order they expire.
+    expiry: VecDeque<(i64, (CellId, String))>,
+    /// The latest expiry queued: later insertions never expire before it, so the queue stays ordered
+    /// even when a delivery's own timestamp is earlier than the previous one's.
+    horizon: i64,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
 }
 
 impl ReplayGuard {
-    /// Records a verified delivery; `Err(Replayed)` if it was seen before.
-    pub fn admit(&self, headers: &SignatureHeaders, now_secs: i64) -> Result<(), AuthError> {
-        let mut seen = self
-            .seen
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| now_secs - *at <= 2 * TOLERANCE_SECS);
+    /// Live message ids kept by default: a peer relaying 1,000 deliveries a second for the whole
+    /// two-window lifetime of an id stays under it (about 100 bytes an id: at most ~120 MB).
+    pub const DEFAULT_CAPACITY: usize = 1_200_000;
+
+    /// A guard that keeps at most `capacity` live ids.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(GuardState::default()),
+            capacity: capacity.max(1),
         }
-        let key = format!("{}.{}.{}", headers.id, headers.timestamp, headers.signature);
-        if seen.insert(key, headers.timestamp).is_some() {
+    }
+
+    /// How many live ids the guard keeps before it refuses new deliveries.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// How many ids it holds now.
+    pub fn len(&self) -> usize {
+        self.lock().live.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GuardState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records a verified delivery from `peer`; `Err(Replayed)` if its message id was accepted from
+    /// that peer within the window, `Err(Busy)` when the guard is full of live ids.
+    pub fn admit(
+        &self,
+        peer: &CellId,
+        headers: &SignatureHeaders,
+        now_secs: i64,
+    ) -> Result<(), AuthError> {
+        let mut state = self.lock();
+        // Forget what left the window: the queue is in expiry order, so this stops at the first live one.
+        while let Some((at, _)) = state.expiry.front() {
+            if *at >= now_secs {
+                break;
+            }
+            if let Some((at, key)) = state.expiry.pop_front()
+                && state.live.get(&key) == Some(&at)
+            {
+                state.live.remove(&key);
+            }
+        }
+        let key = (peer.clone(), headers.id.clone());
+        if state.live.contains_key(&key) {
             return Err(AuthError::Replayed);
         }
+        if state.live.len() >= self.capacity {
+            return Err(AuthError::Busy);
+        }
+        // The id can be presented until its timestamp leaves the window on this clock; keep it until
+        // then (never less than what was queued before, so the queue stays in order).
+        let until = headers
+            .timestamp
+            .saturating_add(TOLERANCE_SECS)
+            .max(now_secs)
+            .max(state.horizon);
+        state.horizon = until;
+        state.live.insert(key.clone(), until);
+        state.expiry.push_back((until, key));
         Ok(())
     }
 }
@@ -281,13 +371,14 @@ mod tests {
         signed.signature = format!("{} {}", old.sign("msg-2", 50, b"x"), signed.signature);
         assert!(verify(&[new], &headers(&signed), b"x", 50).is_ok());
         let guard = ReplayGuard::default();
-        assert_eq!(guard.admit(&signed, 50), Ok(()));
-        assert_eq!(guard.admit(&signed, 51), Err(AuthError::Replayed));
-        let resigned = SignatureHeaders::sign(&old, "msg-2", 52, b"x");
+        let peer = CellId::parse("cell-b").unwrap();
+        assert_eq!(guard.admit(&peer, &signed, 50), Ok(()));
+        assert_eq!(guard.admit(&peer, &signed, 51), Err(AuthError::Replayed));
+        let retry = SignatureHeaders::sign(&old, "msg-3", 52, b"x");
         assert_eq!(
-            guard.admit(&resigned, 52),
+            guard.admit(&peer, &retry, 52),
             Ok(()),
-            "a retry signed afresh passes"
+            "a retry signed afresh, under a new id, passes"
         );
     }
 
@@ -304,5 +395,65 @@ mod tests {
         );
         let s = secret("cell-b", 9);
         assert!(!format!("{s:?}").contains("CQkJ"));
+    }
+
+    /// Defect: the guard was keyed on the raw signature header, so re-spelling it (another order of
+    /// the signatures, other whitespace, a merged comma form) turned a replay into a new delivery.
+    #[test]
+    fn a_replay_is_refused_however_its_signature_header_is_spelled() {
+        let (old, new) = (secret("cell-b", 2), secret("cell-b", 3));
+        let body = b"[1]";
+        let a = old.sign("msg-9", 100, body);
+        let b = new.sign("msg-9", 100, body);
+        let guard = ReplayGuard::default();
+        let secrets = [new.clone()];
+        let spellings = [
+            format!("{a} {b}"),
+            format!("{b} {a}"),
+            format!("  {b}\t{a} "),
+            format!("{b},{a}"),
+            b.clone(),
+        ];
+        for (i, spelling) in spellings.iter().enumerate() {
+            let mut h = Headers::default();
+            h.append("webhook-id", "msg-9");
+            h.append("webhook-timestamp", "100");
+            h.append("webhook-signature", spelling);
+            let (peer, headers) = verify(&secrets, &h, body, 101).expect("verifies");
+            let admitted = guard.admit(peer, &headers, 101);
+            if i == 0 {
+                assert_eq!(admitted, Ok(()));
+            } else {
+                assert_eq!(admitted, Err(AuthError::Replayed), "spelling {spelling:?}");
+            }
+        }
+        // The same id from another peer is another message.
+        let other = CellId::parse("cell-c").unwrap();
+        let h = SignatureHeaders::sign(&secret("cell-c", 4), "msg-9", 100, body);
+        assert_eq!(guard.admit(&other, &h, 101), Ok(()));
+    }
+
+    #[test]
+    fn ids_are_forgotten_once_their_window_has_passed_and_memory_is_bounded() {
+        let peer = CellId::parse("cell-b").unwrap();
+        let s = secret("cell-b", 2);
+        let guard = ReplayGuard::with_capacity(3);
+        for (i, ts) in [1_000, 1_010, 990].into_iter().enumerate() {
+            let h = SignatureHeaders::sign(&s, &format!("m{i}"), ts, b"");
+            assert_eq!(guard.admit(&peer, &h, 1_000), Ok(()));
+        }
+        // Full: a new id is refused (never an early forget, which would let a replay through)...
+        let fourth = SignatureHeaders::sign(&s, "m3", 1_000, b"");
+        assert_eq!(guard.admit(&peer, &fourth, 1_000), Err(AuthError::Busy));
+        // ...while a replay of a held one is still a replay.
+        let first = SignatureHeaders::sign(&s, "m0", 1_000, b"");
+        assert_eq!(guard.admit(&peer, &first, 1_200), Err(AuthError::Replayed));
+        // Once every held timestamp is past the window (verify refuses them as expired from then
+        // on), they are forgotten and room is made, without scanning what is still live.
+        let later = 1_010 + TOLERANCE_SECS + 1;
+        let fifth = SignatureHeaders::sign(&s, "m4", later, b"");
+        assert_eq!(guard.admit(&peer, &fifth, later), Ok(()));
+        assert_eq!(guard.len(), 1);
+        assert!(verify(&[s], &first.lines().into_iter().collect(), b"", later).is_err());
     }
 }

@@ -250,6 +250,8 @@ pub async fn replicate(
     crate::replication::apply::receive(
         to.config(),
         to.ports().store.as_ref(),
+        &from.config().cell_id,
+        to.placement_source(),
         pending.into_iter().map(Ok).collect(),
     )
     .await?;

@@ -15,7 +15,8 @@
 //! Configuration: [`paracell_examples::edge`]. HTTPS to cells needs the `tls` feature (the
 //! `dynamodb` and `cosmos` features include it).
 
-use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix, server};
+use paracell_azure::listener::ServerLimits;
+use paracell_azure::{AzureConfig, AzureHandler, Front, Mode, RoutePrefix, server};
 use paracell_domain::http::HttpService;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -53,7 +54,7 @@ async fn main() -> ExitCode {
         };
     }
     paracell_examples::edge::spawn_probes(edge.clone(), Duration::from_secs(probe_secs));
-    let (host, port, config) = if lookup("FUNCTIONS_CUSTOMHANDLER_PORT").is_some() {
+    let (host, port, config, limits) = if lookup("FUNCTIONS_CUSTOMHANDLER_PORT").is_some() {
         let config = match AzureConfig::from_env() {
             Ok(config) => config,
             Err(e) => {
@@ -62,7 +63,12 @@ async fn main() -> ExitCode {
             }
         };
         match server::port_from_env() {
-            Ok(port) => ("127.0.0.1".to_owned(), port, config),
+            Ok(port) => (
+                "127.0.0.1".to_owned(),
+                port,
+                config,
+                ServerLimits::behind_functions_host(),
+            ),
             Err(e) => {
                 eprintln!("edge-router: {e}");
                 return ExitCode::from(2);
@@ -84,9 +90,21 @@ async fn main() -> ExitCode {
             mode: Mode::Forwarding,
             route_prefix: RoutePrefix::new(""),
             trust_client_principal: false,
+            front: Front::Direct,
             ..AzureConfig::default()
         };
-        (host, port, config)
+        let limits = ServerLimits {
+            http2: true,
+            ..ServerLimits::default()
+        };
+        (host, port, config, limits)
+    };
+    let limits = match ServerLimits::from_lookup(limits, lookup) {
+        Ok(limits) => limits,
+        Err(e) => {
+            eprintln!("edge-router: {e}");
+            return ExitCode::from(2);
+        }
     };
     let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
@@ -99,7 +117,7 @@ async fn main() -> ExitCode {
         "edge-router: {} listening on http://{host}:{port}",
         edge.config().edge_id
     );
-    let handler = AzureHandler::for_service(service, config);
+    let handler = AzureHandler::for_service(service, config).with_limits(limits);
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

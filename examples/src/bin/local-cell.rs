@@ -9,7 +9,8 @@
 //! `PARACELL_CELL_ID=local`, `PARACELL_TENANTS=*`. It is the Azure adapter's forwarding mode with no
 //! route prefix, so what you `curl` here is exactly what an Azure cell answers.
 
-use paracell_azure::{AzureConfig, AzureHandler, Mode, RoutePrefix, server};
+use paracell_azure::listener::ServerLimits;
+use paracell_azure::{AzureConfig, AzureHandler, Front, Mode, RoutePrefix, server};
 use paracell_domain::CellConfig;
 use std::process::ExitCode;
 
@@ -52,7 +53,17 @@ async fn main() -> ExitCode {
         mode: Mode::Forwarding,
         route_prefix: RoutePrefix::new(""),
         trust_client_principal: false,
+        // Clients reach it straight: no readiness probe, no trigger route.
+        front: Front::Direct,
         ..AzureConfig::default()
+    };
+    let limits = match ServerLimits::from_lookup(ServerLimits::default(), |k| std::env::var(k).ok())
+    {
+        Ok(limits) => limits,
+        Err(e) => {
+            eprintln!("local-cell: {e}");
+            return ExitCode::from(2);
+        }
     };
     let ports = match paracell_examples::ports_from_env().await {
         Ok(ports) => ports,
@@ -82,7 +93,8 @@ async fn main() -> ExitCode {
     let handler = AzureHandler::new(
         paracell_examples::cell_with(ports, ownership)(config),
         adapter,
-    );
+    )
+    .with_limits(limits);
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

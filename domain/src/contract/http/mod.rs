@@ -35,3 +35,20 @@ pub fn untranslatable_request(detail: impl Into<String>) -> ApiResponse {
     response.telemetry.route = "untranslatable";
     response
 }
+
+/// The answer to a request whose body did not arrive within a server's body deadlines: `408
+/// request-timeout`, and the connection is closed (the rest of the body is never read). Servers that
+/// read bodies from a socket use it; platforms that buffer bodies (Lambda) never need it.
+///
+/// ```
+/// let r = paracell_domain::http::request_timeout();
+/// assert_eq!(r.status, 408);
+/// assert_eq!(r.header("connection"), Some("close"));
+/// ```
+pub fn request_timeout() -> ApiResponse {
+    let mut response = Problem::new(ProblemType::RequestTimeout)
+        .into_response()
+        .with_header("connection", "close");
+    response.telemetry.route = "untranslatable";
+    response
+}

@@ -29,6 +29,8 @@ pub enum ProblemType {
     InsufficientFunds,
     /// 409: the same key is still being processed.
     IdempotencyKeyInUse,
+    /// 408: the request's body did not arrive within the server's body deadlines.
+    RequestTimeout,
     /// 413: the body is over the cell's limit.
     PayloadTooLarge,
     /// 415: not `application/json` (with utf-8 or no charset).
@@ -50,6 +52,9 @@ pub enum ProblemType {
     Internal,
     /// 503: the store is throttled or unreachable; see `Retry-After`.
     StoreUnavailable,
+    /// 503: the server is at its connection cap (or a peer's deliveries fill the replay window);
+    /// see `Retry-After`.
+    ServerBusy,
     /// 503: the tenant is being moved and its writes are paused; see `Retry-After`.
     TenantFrozen,
     /// 503: the cell's lease on the tenant lapsed and could not be renewed; see `Retry-After`.
@@ -68,7 +73,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation checks.
-    pub const ALL: [ProblemType; 28] = [
+    pub const ALL: [ProblemType; 30] = [
         Self::MalformedRequest,
         Self::MissingTenant,
         Self::InvalidTenant,
@@ -81,6 +86,7 @@ impl ProblemType {
         Self::MethodNotAllowed,
         Self::InsufficientFunds,
         Self::IdempotencyKeyInUse,
+        Self::RequestTimeout,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::TenantNotInCell,
@@ -91,6 +97,7 @@ impl ProblemType {
         Self::IdempotencyKeyReused,
         Self::Internal,
         Self::StoreUnavailable,
+        Self::ServerBusy,
         Self::TenantFrozen,
         Self::TenantOwnershipUnconfirmed,
         Self::TenantNotAllocated,
@@ -138,6 +145,7 @@ impl ProblemType {
             Self::MethodNotAllowed => ("method-not-allowed", 405, "Method not allowed"),
             Self::InsufficientFunds => ("insufficient-funds", 409, "Insufficient funds"),
             Self::IdempotencyKeyInUse => ("idempotency-key-in-use", 409, "Idempotency key in use"),
+            Self::RequestTimeout => ("request-timeout", 408, "Request timeout"),
             Self::PayloadTooLarge => ("payload-too-large", 413, "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", 415, "Unsupported media type"),
             Self::TenantNotInCell => ("tenant-not-in-cell", 421, "Tenant not in this cell"),
@@ -154,6 +162,7 @@ impl ProblemType {
             Self::IdempotencyKeyReused => ("idempotency-key-reused", 422, "Idempotency key reused"),
             Self::Internal => ("internal", 500, "Internal error"),
             Self::StoreUnavailable => ("store-unavailable", 503, "Store unavailable"),
+            Self::ServerBusy => ("server-busy", 503, "Server busy"),
             Self::TenantFrozen => ("tenant-frozen", 503, "Tenant frozen"),
             Self::TenantOwnershipUnconfirmed => (
                 "tenant-ownership-unconfirmed",
@@ -191,6 +200,9 @@ impl ProblemType {
             Self::IdempotencyKeyInUse => {
                 "A request with this Idempotency-Key is still being processed; retry later."
             }
+            Self::RequestTimeout => {
+                "The request body did not arrive in time; nothing was done. Send it again."
+            }
             Self::PayloadTooLarge => "The request body is larger than this cell accepts.",
             Self::UnsupportedMediaType => {
                 "Content-Type must be application/json (charset utf-8, if given)."
@@ -212,6 +224,9 @@ impl ProblemType {
             Self::Internal => "An unexpected error occurred.",
             Self::StoreUnavailable => {
                 "The cell's store is temporarily unavailable; retry after the indicated delay."
+            }
+            Self::ServerBusy => {
+                "The server is at its limit of concurrent work; retry after the indicated delay."
             }
             Self::TenantFrozen => {
                 "The tenant is being moved to another cell; retry after the indicated delay."
