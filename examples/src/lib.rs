@@ -21,6 +21,7 @@
 pub mod consumer;
 pub mod edge;
 pub mod http_client;
+pub mod logs;
 pub mod operator;
 pub mod telemetry;
 
@@ -100,8 +101,8 @@ fn not_built_with(store: &str) -> String {
 pub async fn ports_from_env() -> Result<CellPorts, String> {
     let store = store_from_lookup(|name| std::env::var(name).ok()).await?;
     if std::env::var("PARACELL_DETERMINISTIC").is_ok_and(|v| v == "1") {
-        eprintln!(
-            "WARNING: PARACELL_DETERMINISTIC=1: fixed clock and sequential ids (conformance runs only)"
+        tracing::warn!(
+            "PARACELL_DETERMINISTIC=1: fixed clock and sequential ids (conformance runs only)"
         );
         return Ok(CellPorts {
             store,
@@ -360,10 +361,10 @@ pub fn spawn_pull_relay(store: Arc<dyn TransactionStore>, relay: Option<Relay>) 
                 .await
             {
                 Ok(report) if !report.relayed.is_empty() || !report.failed.is_empty() => {
-                    eprintln!("relay: {}", report.summary());
+                    tracing::info!(summary = report.summary().as_str(), "relay");
                 }
                 Ok(_) => {}
-                Err(e) => eprintln!("relay: the store failed: {e}"),
+                Err(e) => tracing::error!(cause = %e, "relay: the store failed"),
             }
             tokio::time::sleep(Duration::from_millis(every)).await;
         }

@@ -20,15 +20,19 @@ pub fn spawn_otlp_export(service: &str) {
                 ticks.tick().await;
                 if let Err(e) = export.export(&client).await {
                     // Not through `tracing`: an exporter that logs its own failure feeds itself.
-                    eprintln!("otlp export: {e}");
+                    eprintln!(
+                        "{}",
+                        crate::logs::raw_line("WARN", "otlp export failed", &e.to_string())
+                    );
                 }
             }
         });
     }
     #[cfg(not(feature = "otlp"))]
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
-        eprintln!(
-            "{service}: OTEL_EXPORTER_OTLP_ENDPOINT is set but this binary was built without the `otlp` feature: not exporting"
+        tracing::warn!(
+            service,
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set but this binary was built without the `otlp` feature: not exporting"
         );
     }
 }

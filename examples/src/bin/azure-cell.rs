@@ -6,12 +6,10 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    paracell_examples::logs::init_azure();
     let ports = match paracell_examples::ports_from_env().await {
         Ok(ports) => ports,
-        Err(e) => {
-            eprintln!("azure-cell: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("azure-cell", e, 2),
     };
     let run = paracell_azure::server::run(async |config| {
         paracell_examples::telemetry::spawn_otlp_export(config.cell_id.as_str());
@@ -27,9 +25,6 @@ async fn main() -> ExitCode {
     });
     match run.await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("azure-cell: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => paracell_examples::logs::exit("azure-cell", e, 2),
     }
 }

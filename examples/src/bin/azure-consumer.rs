@@ -18,6 +18,7 @@ const FUNCTION: &str = "TransactionAccepted";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    paracell_examples::logs::init_azure();
     let projection = Mutex::new(Projection::default());
     let run = run_triggers(move |invocation| {
         if invocation.function != FUNCTION {
@@ -39,9 +40,6 @@ async fn main() -> ExitCode {
     });
     match run.await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("azure-consumer: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => paracell_examples::logs::exit("azure-consumer", e, 2),
     }
 }

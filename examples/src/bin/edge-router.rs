@@ -24,22 +24,22 @@ use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    paracell_azure::logging::init();
+    paracell_examples::logs::init_azure();
     let lookup = |n: &str| std::env::var(n).ok();
     let edge = match paracell_examples::edge::edge_from_lookup(lookup).await {
         Ok(edge) => edge,
-        Err(e) => {
-            eprintln!("edge-router: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("edge-router", e, 2),
     };
     paracell_examples::telemetry::spawn_otlp_export(edge.config().edge_id.as_str());
     let probe_secs = match lookup("PARACELL_EDGE_PROBE_SECS").map(|s| s.parse::<u64>()) {
         None => 10,
         Some(Ok(secs)) => secs,
         Some(Err(_)) => {
-            eprintln!("edge-router: PARACELL_EDGE_PROBE_SECS must be a number of seconds");
-            return ExitCode::from(2);
+            return paracell_examples::logs::exit(
+                "edge-router",
+                "PARACELL_EDGE_PROBE_SECS must be a number of seconds",
+                2,
+            );
         }
     };
     let service: Arc<dyn HttpService> = Arc::new(edge.clone());
@@ -47,20 +47,14 @@ async fn main() -> ExitCode {
         // One invocation at a time per instance: probes would only wake a frozen sandbox.
         return match paracell_aws::LambdaHttp::new(service).run().await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("edge-router: {e}");
-                ExitCode::from(1)
-            }
+            Err(e) => paracell_examples::logs::exit("edge-router", e, 1),
         };
     }
     paracell_examples::edge::spawn_probes(edge.clone(), Duration::from_secs(probe_secs));
     let (host, port, config, limits) = if lookup("FUNCTIONS_CUSTOMHANDLER_PORT").is_some() {
         let config = match AzureConfig::from_env() {
             Ok(config) => config,
-            Err(e) => {
-                eprintln!("edge-router: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return paracell_examples::logs::exit("edge-router", e, 2),
         };
         match server::port_from_env() {
             Ok(port) => (
@@ -69,18 +63,18 @@ async fn main() -> ExitCode {
                 config,
                 ServerLimits::behind_functions_host(),
             ),
-            Err(e) => {
-                eprintln!("edge-router: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return paracell_examples::logs::exit("edge-router", e, 2),
         }
     } else {
         let port = match lookup("PORT").map(|p| p.parse::<u16>()) {
             None => 8080,
             Some(Ok(port)) => port,
             Some(Err(_)) => {
-                eprintln!("edge-router: PORT must be a port number");
-                return ExitCode::from(2);
+                return paracell_examples::logs::exit(
+                    "edge-router",
+                    "PORT must be a port number",
+                    2,
+                );
             }
         };
         let host = lookup("PARACELL_EDGE_BIND").unwrap_or_else(|| "127.0.0.1".to_owned());
@@ -101,28 +95,23 @@ async fn main() -> ExitCode {
     };
     let limits = match ServerLimits::from_lookup(limits, lookup) {
         Ok(limits) => limits,
-        Err(e) => {
-            eprintln!("edge-router: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("edge-router", e, 2),
     };
     let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("edge-router: cannot listen on {host}:{port}: {e}");
-            return ExitCode::from(1);
+            let why = format!("cannot listen on {host}:{port}: {e}");
+            return paracell_examples::logs::exit("edge-router", why, 1);
         }
     };
-    eprintln!(
-        "edge-router: {} listening on http://{host}:{port}",
-        edge.config().edge_id
+    tracing::info!(
+        edge = edge.config().edge_id.as_str(),
+        url = format!("http://{host}:{port}").as_str(),
+        "edge-router listening"
     );
     let handler = AzureHandler::for_service(service, config).with_limits(limits);
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("edge-router: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => paracell_examples::logs::exit("edge-router", e, 1),
     }
 }

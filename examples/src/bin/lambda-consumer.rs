@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    paracell_examples::logs::init_aws();
     let projection = Mutex::new(Projection::default());
     let run = paracell_aws::function::run_events(move |delivery| {
         let event = accepted_event(delivery)?;
@@ -29,9 +30,6 @@ async fn main() -> ExitCode {
     });
     match run.await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lambda-consumer: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => paracell_examples::logs::exit("lambda-consumer", e, 2),
     }
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    paracell_azure::logging::init();
+    paracell_examples::logs::init_azure();
     let defaults = |name: &str| match name {
         "PARACELL_CELL_ID" => Some("local".to_owned()),
         "PARACELL_TENANTS" => Some("*".to_owned()),
@@ -24,29 +24,26 @@ async fn main() -> ExitCode {
     };
     let config = match CellConfig::from_lookup(|k| std::env::var(k).ok().or_else(|| defaults(k))) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("local-cell: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("local-cell", e, 2),
     };
     let port = match std::env::var("PORT").map(|p| p.parse::<u16>()) {
         Err(_) => 8080,
         Ok(Ok(port)) => port,
         Ok(Err(_)) => {
-            eprintln!("local-cell: PORT must be a port number");
-            return ExitCode::from(2);
+            return paracell_examples::logs::exit("local-cell", "PORT must be a port number", 2);
         }
     };
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("local-cell: cannot listen on 127.0.0.1:{port}: {e}");
-            return ExitCode::from(1);
+            let why = format!("cannot listen on 127.0.0.1:{port}: {e}");
+            return paracell_examples::logs::exit("local-cell", why, 1);
         }
     };
-    eprintln!(
-        "local-cell: cell {} listening on http://127.0.0.1:{port}",
-        config.cell_id
+    tracing::info!(
+        cell = config.cell_id.as_str(),
+        url = format!("http://127.0.0.1:{port}").as_str(),
+        "local-cell listening"
     );
     paracell_examples::telemetry::spawn_otlp_export(config.cell_id.as_str());
     let adapter = AzureConfig {
@@ -60,35 +57,23 @@ async fn main() -> ExitCode {
     let limits = match ServerLimits::from_lookup(ServerLimits::default(), |k| std::env::var(k).ok())
     {
         Ok(limits) => limits,
-        Err(e) => {
-            eprintln!("local-cell: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("local-cell", e, 2),
     };
     let ports = match paracell_examples::ports_from_env().await {
         Ok(ports) => ports,
-        Err(e) => {
-            eprintln!("local-cell: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("local-cell", e, 2),
     };
     let relay = match paracell_examples::relay_from_lookup(&config, |n| std::env::var(n).ok()).await
     {
         Ok(relay) => relay,
-        Err(e) => {
-            eprintln!("local-cell: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("local-cell", e, 2),
     };
     // Locally the relay polls the store's pending entries (set PARACELL_RELAY_POLL_MS).
     paracell_examples::spawn_pull_relay(ports.store.clone(), relay);
     let ownership = match paracell_examples::ownership_from_lookup(|n| std::env::var(n).ok()).await
     {
         Ok(ownership) => ownership,
-        Err(e) => {
-            eprintln!("local-cell: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("local-cell", e, 2),
     };
     let handler = AzureHandler::new(
         paracell_examples::cell_with(ports, ownership)(config),
@@ -97,9 +82,6 @@ async fn main() -> ExitCode {
     .with_limits(limits);
     match server::serve(listener, handler, server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("local-cell: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => paracell_examples::logs::exit("local-cell", e, 1),
     }
 }

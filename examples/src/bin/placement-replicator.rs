@@ -28,10 +28,7 @@ async fn main() -> ExitCode {
     .await
     {
         Ok(replica) => replica,
-        Err(e) => {
-            eprintln!("placement-replicator: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return paracell_examples::logs::exit("placement-replicator", e, 2),
     };
     let handle: Arc<paracell_aws::function::AsyncEventHandler> = Arc::new(move |event| {
         let replica = replica.clone();
@@ -53,17 +50,16 @@ async fn main() -> ExitCode {
     });
     match paracell_aws::function::run_async_events(handle).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("placement-replicator: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => paracell_examples::logs::exit("placement-replicator", e, 2),
     }
 }
 
 #[cfg(not(all(feature = "dynamodb", feature = "cosmos")))]
 fn main() -> ExitCode {
-    eprintln!(
-        "placement-replicator: built without its stores (cargo build -p paracell-examples --features dynamodb,cosmos --bin placement-replicator)"
-    );
-    ExitCode::from(2)
+    paracell_examples::logs::init_aws();
+    paracell_examples::logs::exit(
+        "placement-replicator",
+        "built without its stores (cargo build -p paracell-examples --features dynamodb,cosmos --bin placement-replicator)",
+        2,
+    )
 }
