@@ -12,14 +12,15 @@
 //!   since no request exists yet to answer;
 //! - **idle**: a connection with no request in flight that moves no byte for this long is closed,
 //!   whatever the protocol (it also bounds an HTTP/2 preface that never completes);
-//! - **body**: enforced where bodies are read ([`crate::server`]): a gap between two body frames
-//!   longer than the body-idle limit, or a body still arriving at the body deadline, is answered
-//!   `408 request-timeout` (tower-http's body timeouts would surface as `400` through axum).
+//! - **body**: each request's body is wrapped in [`TimedBody`]: a gap between two body frames longer
+//!   than the body-idle limit, or a body still arriving at the body deadline, fails the body with
+//!   [`BodyTimeout`], which the handler answers `408 request-timeout` ([`crate::server`]; tower-http's
+//!   body timeouts would surface as `400` through axum).
 //!
 //! Graceful shutdown: in-flight requests finish (at most 30 s), then the remaining connections close.
 
 use axum::body::Body;
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
@@ -192,9 +193,12 @@ pub async fn serve(
         let service = {
             let router = router.clone();
             let activity = activity.clone();
+            let (body_idle, body_total) = (limits.body_idle, limits.body_total);
             hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 let busy = InFlight::enter(activity.clone());
-                let call = router.clone().oneshot(request.map(Body::new));
+                let request =
+                    request.map(|body| Body::new(TimedBody::new(body, body_idle, body_total)));
+                let call = router.clone().oneshot(request);
                 async move {
                     let response = call.await;
                     drop(busy);
@@ -241,6 +245,85 @@ pub async fn serve(
         tracing::warn!("shutdown: connections still open after 30 s were closed");
     }
     Ok(())
+}
+
+/// Why a request body failed: it stalled longer than the body-idle limit, or was still arriving at
+/// the body deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+/// Whether a body error (at any depth of its sources) is a [`BodyTimeout`].
+pub(crate) fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<BodyTimeout>().is_some() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// A request body under the body deadlines: each frame must come within `idle` of the previous one
+/// (of the head, for the first), and the whole body within `total`; otherwise the body fails with
+/// [`BodyTimeout`].
+pub struct TimedBody<B> {
+    inner: B,
+    idle: Duration,
+    deadline: tokio::time::Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> TimedBody<B> {
+    /// `inner`, timed from now.
+    pub fn new(inner: B, idle: Duration, total: Duration) -> Self {
+        let now = tokio::time::Instant::now();
+        let deadline = now + total;
+        Self {
+            inner,
+            idle,
+            deadline,
+            timer: Box::pin(tokio::time::sleep_until((now + idle).min(deadline))),
+        }
+    }
+}
+
+impl<B> hyper::body::Body for TimedBody<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = (tokio::time::Instant::now() + this.idle).min(this.deadline);
+                this.timer.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// When a connection last moved a byte, and how many of its requests are in flight.
@@ -358,6 +441,48 @@ impl AsyncWrite for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt as _;
+    use http_body_util::BodyExt as _;
+
+    fn timed(
+        frames: impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>
+        + Send
+        + Unpin
+        + 'static,
+    ) -> Body {
+        let limits = (Duration::from_secs(2), Duration::from_secs(5));
+        let inner = http_body_util::StreamBody::new(frames);
+        Body::new(TimedBody::new(inner, limits.0, limits.1))
+    }
+
+    fn frame(n: usize) -> Result<Frame<Bytes>, std::io::Error> {
+        Ok(Frame::data(Bytes::from(vec![b'x'; n])))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_or_dawdles_fails_with_a_body_timeout() {
+        // One frame, then nothing: the gap outlasts the idle limit.
+        let stalled = timed(futures::stream::iter([frame(3)]).chain(futures::stream::pending()));
+        let started = tokio::time::Instant::now();
+        let error = stalled.collect().await.unwrap_err();
+        assert!(is_body_timeout(&error), "{error}");
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        // A frame every second: never idle, but still arriving at the deadline.
+        let dawdling = timed(Box::pin(futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Some((frame(1), ()))
+        })));
+        let started = tokio::time::Instant::now();
+        let error = dawdling.collect().await.unwrap_err();
+        assert!(is_body_timeout(&error), "{error}");
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        // A body that arrives in time is untouched.
+        let on_time = timed(futures::stream::iter([frame(3), frame(4)]));
+        assert_eq!(on_time.collect().await.unwrap().to_bytes().len(), 7);
+        // Other body errors are not timeouts.
+        let broken = timed(futures::stream::iter([Err(std::io::Error::other("reset"))]));
+        assert!(!is_body_timeout(&broken.collect().await.unwrap_err()));
+    }
 
     #[test]
     fn the_busy_answer_is_a_complete_problem_response() {

@@ -30,7 +30,7 @@ use paracell_domain::http::{
 use paracell_domain::replication::relay::{Relay, relay_pending};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tower::ServiceExt as _;
 
 /// A request as the Functions host sends it to the handler.
@@ -342,7 +342,7 @@ async fn relay_invocation(
         );
         return reply(500, vec![line]);
     };
-    let envelope = match read_capped(request.into_body(), 64 << 20, &state.limits).await {
+    let envelope = match read_capped(request.into_body(), 64 << 20).await {
         Ok((bytes, false)) => bytes,
         _ => {
             let line =
@@ -382,7 +382,7 @@ async fn forwarded(state: &State, request: http::Request<Body>) -> ApiResponse {
     let (parts, body) = request.into_parts();
     // One byte past the limit is enough for the domain to answer 413; the rest is never read.
     let cap = state.service.max_body_bytes() + 1;
-    let body = match read_capped(body, cap, &state.limits).await {
+    let body = match read_capped(body, cap).await {
         Ok((body, _)) => body,
         Err(BodyError::TimedOut) => return request_timeout(),
         Err(BodyError::Broken) => {
@@ -415,7 +415,7 @@ async fn payload(state: &State, request: http::Request<Body>) -> ApiResponse {
     // The envelope repeats the body (Data.req.Body and Metadata), base64 inflates it by a third:
     // an envelope past this cap can only carry a body over the limit.
     let cap = limit.saturating_mul(4).saturating_add(1 << 20);
-    let envelope = match read_capped(request.into_body(), cap, &state.limits).await {
+    let envelope = match read_capped(request.into_body(), cap).await {
         Ok((bytes, false)) => bytes,
         Ok((_, true)) => return state.service.oversized_request(),
         Err(BodyError::TimedOut) => return request_timeout(),
@@ -438,26 +438,20 @@ enum BodyError {
     TimedOut,
 }
 
-/// Reads at most `cap` bytes; `true` when the body was longer (the rest is left unread). Each frame
-/// must come within `limits.body_idle` of the previous one, and the whole body within
-/// `limits.body_total`.
-async fn read_capped(
-    mut body: Body,
-    cap: usize,
-    limits: &ServerLimits,
-) -> Result<(Vec<u8>, bool), BodyError> {
-    let deadline = tokio::time::Instant::now() + limits.body_total;
+/// Reads at most `cap` bytes; `true` when the body was longer (the rest is left unread). A body that
+/// came through [`crate::listener`] fails with [`BodyError::TimedOut`] once it outlasts the body
+/// deadlines of [`ServerLimits`] (the timers live there, on the socket's body: an in-process
+/// invocation has its whole body already and needs no timer).
+async fn read_capped(mut body: Body, cap: usize) -> Result<(Vec<u8>, bool), BodyError> {
     let mut out = Vec::new();
-    loop {
-        let wait: Duration = deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .min(limits.body_idle);
-        let frame = match tokio::time::timeout(wait, body.frame()).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(_) => return Err(BodyError::TimedOut),
-        };
-        let frame = frame.map_err(|_| BodyError::Broken)?;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if crate::listener::is_body_timeout(&e) {
+                BodyError::TimedOut
+            } else {
+                BodyError::Broken
+            }
+        })?;
         if let Ok(data) = frame.into_data() {
             let room = cap - out.len();
             if data.len() > room {
@@ -571,7 +565,6 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt as _;
 
     /// A body arriving in frames of the given sizes.
     fn framed(sizes: &[usize]) -> Body {
@@ -582,64 +575,29 @@ mod tests {
 
     #[test]
     fn a_body_is_read_up_to_its_cap_and_no_further() {
-        let limits = ServerLimits::default();
-        let read_capped = |body, cap| read_capped(body, cap, &limits);
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap()
-            .block_on(async {
-                // Under the cap, and exactly at it: all of it, not "longer".
-                assert_eq!(
-                    read_capped(framed(&[3, 4]), 10).await,
-                    Ok((vec![b'x'; 7], false))
-                );
-                assert_eq!(
-                    read_capped(framed(&[4, 6]), 10).await,
-                    Ok((vec![b'x'; 10], false))
-                );
-                // Over it, whichever frame crosses it: the first `cap` bytes, and "longer".
-                assert_eq!(
-                    read_capped(framed(&[4, 7]), 10).await,
-                    Ok((vec![b'x'; 10], true))
-                );
-                assert_eq!(
-                    read_capped(framed(&[11]), 10).await,
-                    Ok((vec![b'x'; 10], true))
-                );
-                assert_eq!(
-                    read_capped(framed(&[10, 1]), 10).await,
-                    Ok((vec![b'x'; 10], true))
-                );
-            });
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_body_that_stalls_or_dawdles_times_out() {
-        let limits = ServerLimits {
-            body_idle: Duration::from_secs(2),
-            body_total: Duration::from_secs(5),
-            ..ServerLimits::default()
-        };
-        // One frame, then nothing: the gap outlasts the idle limit.
-        let stalled = Body::from_stream(
-            futures::stream::iter([Ok::<_, std::io::Error>(vec![b'x'; 3])])
-                .chain(futures::stream::pending()),
-        );
-        assert_eq!(
-            read_capped(stalled, 100, &limits).await,
-            Err(BodyError::TimedOut)
-        );
-        // A frame every second: never idle, but still arriving at the deadline.
-        let dawdling = Body::from_stream(futures::stream::unfold(0, |n| async move {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Some((Ok::<_, std::io::Error>(vec![b'x'; 1]), n + 1))
-        }));
-        let started = tokio::time::Instant::now();
-        assert_eq!(
-            read_capped(dawdling, 100, &limits).await,
-            Err(BodyError::TimedOut)
-        );
-        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        paracell_domain::testing::block_on(async {
+            // Under the cap, and exactly at it: all of it, not "longer".
+            assert_eq!(
+                read_capped(framed(&[3, 4]), 10).await,
+                Ok((vec![b'x'; 7], false))
+            );
+            assert_eq!(
+                read_capped(framed(&[4, 6]), 10).await,
+                Ok((vec![b'x'; 10], false))
+            );
+            // Over it, whichever frame crosses it: the first `cap` bytes, and "longer".
+            assert_eq!(
+                read_capped(framed(&[4, 7]), 10).await,
+                Ok((vec![b'x'; 10], true))
+            );
+            assert_eq!(
+                read_capped(framed(&[11]), 10).await,
+                Ok((vec![b'x'; 10], true))
+            );
+            assert_eq!(
+                read_capped(framed(&[10, 1]), 10).await,
+                Ok((vec![b'x'; 10], true))
+            );
+        });
     }
 }

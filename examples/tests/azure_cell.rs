@@ -259,8 +259,11 @@ fn bad_configuration_is_a_clear_start_up_error() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr).trim(),
-        "azure-cell: PARACELL_TENANTS is not set"
-    );
+    // One JSON line, as every line a binary writes, naming the variable.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line: serde_json::Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["fields"]["message"], "start-up failed");
+    assert_eq!(line["fields"]["binary"], "azure-cell");
+    assert_eq!(line["fields"]["error"], "PARACELL_TENANTS is not set");
 }
