@@ -231,6 +231,11 @@ pub enum SignatureMode {
     Expired,
     /// The previous delivery, again.
     Replay,
+    /// The previous delivery, again, its `webhook-signature` re-spelled (another signature listed
+    /// first, other whitespace): still a replay.
+    Respelled,
+    /// Signed with the secret of another known peer (`cell-x`), not the entries' origin.
+    Otherpeer,
 }
 
 /// A head change.

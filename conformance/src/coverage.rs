@@ -1,5 +1,6 @@
 //! Requirement coverage: every requirement id of `docs/api.md` must be named by at least one case
-//! (or, for the edge router's own answers, one routing vector of `conformance/edge/vectors.json`).
+//! (or, for the edge router's own answers, one routing vector of `conformance/edge/vectors.json`;
+//! or, for the rules of a server's own socket, one of the [`SOCKET_TESTS`]).
 
 use crate::case::Case;
 use std::collections::BTreeMap;
@@ -17,6 +18,32 @@ pub fn requirements() -> Vec<&'static str> {
         .collect()
 }
 
+/// Rules about a server's own socket — timers and the connection cap of the binaries that own one —
+/// which no platform envelope carries, so no case can: each is covered by a named test that drives
+/// the built binaries with real slow clients (`examples/tests/hostile.rs`). The suite checks that
+/// each named test exists.
+pub const SOCKET_TESTS: &[(&str, &str)] = &[
+    (
+        "server.limits",
+        "silent_half_sent_and_idle_connections_are_closed",
+    ),
+    (
+        "server.limits",
+        "the_idle_timeout_closes_what_the_header_timer_does_not_cover",
+    ),
+    (
+        "problem.request-timeout",
+        "a_stalled_or_dawdling_body_is_answered_408_and_books_nothing",
+    ),
+    (
+        "problem.server-busy",
+        "connections_past_the_cap_are_answered_503_at_once",
+    ),
+];
+
+/// The file holding the [`SOCKET_TESTS`].
+pub const SOCKET_TEST_FILE: &str = "examples/tests/hostile.rs";
+
 /// Requirement → ids of the cases covering it (empty when uncovered), in document order.
 pub fn coverage(cases: &[Case]) -> Vec<(&'static str, Vec<String>)> {
     let mut by_requirement: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -24,6 +51,12 @@ pub fn coverage(cases: &[Case]) -> Vec<(&'static str, Vec<String>)> {
         for r in requirements {
             by_requirement.entry(r).or_default().push(id.clone());
         }
+    }
+    for (r, test) in SOCKET_TESTS {
+        by_requirement
+            .entry((*r).to_owned())
+            .or_default()
+            .push(format!("{SOCKET_TEST_FILE}::{test}"));
     }
     requirements()
         .into_iter()

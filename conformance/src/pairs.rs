@@ -24,6 +24,12 @@ use std::sync::Arc;
 
 /// The secret the two cells of a case share (test data, not a secret).
 pub const PAIR_SECRET: &str = "whsec_cGFyYWNlbGwtY29uZm9ybWFuY2UtcGFpci1zZWNyZXQ=";
+/// A third cell each cell of a pair also shares a secret with (`signature: otherpeer`).
+pub const OTHER_PEER: &str = "cell-x";
+
+/// `cell-x`'s secret.
+pub const OTHER_PEER_SECRET: &str = "whsec_YW5vdGhlci1wZWVyLW9mLXRoZS1wYWlyLWNlbGwteA==";
+
 /// A secret neither cell knows (for `"signature": "invalid"`).
 pub const STRANGER_SECRET: &str = "whsec_c29tZW9uZS1lbHNlcy1zZWNyZXQtbm90LXRoZS1wYWly";
 
@@ -109,8 +115,12 @@ pub(crate) async fn run_pair_case(
 fn with_peer(spec: &CellSpec, peer: &str) -> Result<CellConfig, String> {
     let mut config = runner::cell_config(spec)?;
     let peer = CellId::parse(peer).map_err(|e| format!("peer cell id: {e}"))?;
-    config.replication.secrets =
-        vec![PeerSecret::parse(peer, PAIR_SECRET).map_err(|e| e.to_string())?];
+    let other = CellId::parse(OTHER_PEER).map_err(|e| format!("peer cell id: {e}"))?;
+    config.replication.secrets = vec![
+        PeerSecret::parse(peer, PAIR_SECRET).map_err(|e| e.to_string())?,
+        // A third cell both know, which must not deliver the pair's entries.
+        PeerSecret::parse(other, OTHER_PEER_SECRET).map_err(|e| e.to_string())?,
+    ];
     Ok(config)
 }
 
@@ -218,7 +228,10 @@ async fn run_pair(case: &Case, primary: Envelope, standby: Envelope, backend: &B
             let mut answer = Err("no delivery".to_owned());
             for (b, entries) in batches.into_iter().enumerate() {
                 let delivery = match spec.signature {
-                    SignatureMode::Replay => match &last_delivery {
+                    SignatureMode::Replay | SignatureMode::Respelled => match &last_delivery {
+                        Some(previous) if spec.signature == SignatureMode::Respelled => {
+                            respelled(previous, &stranger)
+                        }
                         Some(previous) => previous.clone(),
                         None => {
                             pair.failures
@@ -312,6 +325,28 @@ async fn select(
     }
 }
 
+/// `previous` with its signature header re-spelled: a signature that verifies nothing listed first,
+/// then the original one, with other whitespace.
+fn respelled(previous: &ClientRequest, stranger: &PeerSecret) -> ClientRequest {
+    let mut request = previous.clone();
+    let value = |name: &str| {
+        request
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (id, timestamp) = (value("webhook-id"), value("webhook-timestamp"));
+    let extra = stranger.sign(&id, timestamp.parse().unwrap_or(0), &request.body);
+    for (name, v) in &mut request.headers {
+        if name == "webhook-signature" {
+            *v = format!("{extra}   {v} ");
+        }
+    }
+    request
+}
+
 /// The request a relay sends: the CloudEvents batch, signed as `mode` says, at the suite's clock.
 fn delivery(
     entries: &[SealedEntry],
@@ -332,9 +367,15 @@ fn delivery(
             now - 3_600,
             body.as_bytes(),
         )),
-        SignatureMode::Valid | SignatureMode::Replay => {
+        SignatureMode::Valid | SignatureMode::Replay | SignatureMode::Respelled => {
             Some(SignatureHeaders::sign(signing, id, now, body.as_bytes()))
         }
+        SignatureMode::Otherpeer => PeerSecret::parse(
+            CellId::parse(OTHER_PEER).unwrap_or_else(|_| signing.cell.clone()),
+            OTHER_PEER_SECRET,
+        )
+        .ok()
+        .map(|other| SignatureHeaders::sign(&other, id, now, body.as_bytes())),
     };
     for (name, value) in signed.iter().flat_map(SignatureHeaders::lines) {
         headers.push((name.to_owned(), value));

@@ -51,6 +51,19 @@ fn every_requirement_is_covered_and_every_named_requirement_exists() {
     );
 }
 
+/// The socket rules' named tests exist (a renamed test cannot leave its rule silently uncovered).
+#[test]
+fn every_socket_rule_names_a_test_that_exists() {
+    let file = include_str!("../../examples/tests/hostile.rs");
+    for (requirement, test) in paracell_conformance::coverage::SOCKET_TESTS {
+        assert!(
+            file.contains(&format!("fn {test}()")),
+            "{requirement}: no test {test} in {}",
+            paracell_conformance::coverage::SOCKET_TEST_FILE
+        );
+    }
+}
+
 #[test]
 fn a_broken_cell_is_caught() {
     // The suite must fail when one envelope diverges: run the corpus on a cell whose limits differ

@@ -9,7 +9,7 @@ fn the_events_drill_holds_for_several_seeds() {
     for seed in [1, 2, 3] {
         let report = events::run(Options { writes: 300, seed });
         assert!(report.passed(), "{}", report.render("events drill"));
-        assert_eq!(report.checks.len(), 9);
+        assert_eq!(report.checks.len(), 10);
         let figure = |name: &str| {
             report
                 .figures

@@ -10,8 +10,9 @@
 //! Event Grid answers a batch all or nothing, so the answer decides the fate of every event in it:
 //! 2xx delivered; 413 splits the batch in halves and sends each (a single event that is still too
 //! large is poison); 408, 429 and 5xx, or no answer, ask the relay to retry those events with backoff;
-//! 400, 401, 403, 404 and anything else are poison, dead-lettered with the status and the service's
-//! message. Sizes are checked before sending: an event over [`MAX_BYTES`] is never sent.
+//! 401 and 403 refuse our credentials — a configuration fault: the events stay pending and the
+//! refusal is alarmed (never dead-lettered); 400, 404 and anything else are poison, dead-lettered
+//! with the status and the service's message. Sizes are checked before sending: an event over [`MAX_BYTES`] is never sent.
 
 use paracell_domain::ports::{HttpClient, OutboundRequest, OutboundResponse};
 use paracell_domain::replication::SealedEntry;
@@ -197,6 +198,9 @@ impl Destination for EventGridTopic {
                         pending.push(first.to_vec());
                         continue;
                     }
+                    // Our key or token is refused: a configuration fault (an expired token, a
+                    // rotated key, a missing role), kept pending and alarmed, never poison.
+                    401 | 403 => Delivery::Unauthorized(self.describe(&response)),
                     408 | 429 | 500..=599 => Delivery::Retry(self.describe(&response)),
                     _ => Delivery::Poison(self.describe(&response)),
                 },

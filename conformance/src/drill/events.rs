@@ -3,7 +3,8 @@
 //! custom handler, relaying from Cosmos DB trigger invocations to an Event Grid topic). The buses are
 //! models that answer the way the services do, with faults injected: `PutEvents` partial failures
 //! (throttled entries, whole calls refused) and one entry refused for good; Event Grid 429s, 503s,
-//! 413s and one 401. The relays run at random moments on random splits of the pending entries,
+//! 413s, one 400 (refused for good: dead-lettered) and one 401 (our key refused: a configuration
+//! fault, kept pending and published by a later run, never dead-lettered). The relays run at random moments on random splits of the pending entries,
 //! sometimes twice, and the store sometimes fails to mark what was published (a crash between
 //! publishing and marking: the next run publishes it again, with the same id).
 //!
@@ -66,6 +67,8 @@ struct BusLog {
     retried: usize,
     /// Calls split after a 413.
     splits: usize,
+    /// Calls answered 401 (the relay's credentials refused).
+    unauthorized: usize,
 }
 
 /// EventBridge's `PutEvents`, as the service answers: up to 10 entries, each accepted or failed in
@@ -136,7 +139,9 @@ impl PutEvents for EventBridgeModel {
 struct EventGridModel {
     rng: Mutex<Rng>,
     log: Mutex<BusLog>,
-    /// Answer 401 to the publish with this number (the key was rotated, say).
+    /// Answer 400 to the publish with this number (refused for good: dead-lettered, replayed).
+    refused_on_call: usize,
+    /// Answer 401 to the publish with this number (the key was rotated, say): a configuration fault.
     unauthorized_on_call: usize,
 }
 
@@ -163,7 +168,11 @@ impl HttpClient for EventGridModel {
             },
         };
         if header("aeg-sas-key") != Some(TOPIC_KEY) || log.calls == self.unauthorized_on_call {
+            log.unauthorized += 1;
             return Ok(answer(401));
+        }
+        if log.calls == self.refused_on_call {
+            return Ok(answer(400));
         }
         if header("content-type") != Some("application/cloudevents-batch+json; charset=utf-8") {
             return Ok(answer(400));
@@ -389,7 +398,8 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
     let eventgrid = Arc::new(EventGridModel {
         rng: Mutex::new(Rng::new(options.seed ^ 0xe9)),
         log: Mutex::new(BusLog::default()),
-        unauthorized_on_call: 4,
+        refused_on_call: 4,
+        unauthorized_on_call: 9,
     });
     let aws_relay = relay(
         &aws_side,
@@ -778,6 +788,22 @@ async fn drill(options: Options, report: &mut DrillReport) -> Result<(), String>
             && aws_replayed == aws_letters
             && azure_replayed == azure_letters,
         format!("{aws_letters} → {aws_replayed} / {azure_letters} → {azure_replayed}"),
+    );
+    let letters_blaming_credentials = azure_side
+        .dead
+        .list(10_000)
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .filter(|(_, l)| l.reason.contains("401"))
+        .count();
+    report.check(
+        "a publish refused for our credentials (401) dead-lettered nothing: its events stayed pending and a later run published them",
+        eg.unauthorized > 0 && letters_blaming_credentials == 0,
+        format!(
+            "{} refused, {letters_blaming_credentials} dead letters blame it",
+            eg.unauthorized
+        ),
     );
     report.check(
         "every call stayed within the bus's limits (10 entries and 1 MiB / 1 MB)",

@@ -98,6 +98,13 @@ pub const RELAY_FAILED: Metric = Metric {
     dimensions: &["service"],
     meaning: "entries a relay run could neither deliver nor dead-letter (retried)",
 };
+/// Deliveries a relay run could not make because the destination refused its credentials.
+pub const RELAY_UNAUTHORIZED: Metric = Metric {
+    name: "replication_unauthorized",
+    unit: Unit::Count,
+    dimensions: &["service"],
+    meaning: "deliveries refused for the relay's credentials (401/403): a configuration fault; the entries stay pending — alarm on any",
+};
 
 /// Store operations a request made (each one database round trip on DynamoDB and Cosmos DB; see
 /// [`crate::observability::store_requests`]).
@@ -116,7 +123,7 @@ pub const REPLICATION_LAG: Metric = Metric {
 };
 
 /// Every metric, for documentation checks.
-pub const ALL: [&Metric; 8] = [
+pub const ALL: [&Metric; 9] = [
     &REQUESTS,
     &LATENCY,
     &ERRORS,
@@ -124,6 +131,7 @@ pub const ALL: [&Metric; 8] = [
     &RELAYED,
     &DEAD_LETTERED,
     &RELAY_FAILED,
+    &RELAY_UNAUTHORIZED,
     &REPLICATION_LAG,
 ];
 
@@ -199,6 +207,7 @@ pub fn relay_samples(service: &str, report: &RelayReport) -> Vec<Sample> {
         (&RELAYED, report.relayed.len()),
         (&DEAD_LETTERED, report.dead_lettered),
         (&RELAY_FAILED, report.failed.len()),
+        (&RELAY_UNAUTHORIZED, report.unauthorized),
     ]
     .into_iter()
     .map(|(metric, value)| (metric, value as u64))

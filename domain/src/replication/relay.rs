@@ -1,6 +1,11 @@
 //! The primary's use case: deliver every committed entry to every destination (the standby cells,
 //! and the public event bus), at least once, retrying within bounds, and dead-lettering what cannot
 //! be delivered, with the full entry and the reason. Nothing is dropped silently.
+//!
+//! A destination that refuses the relay's credentials (`401`/`403`: a peer secret that does not
+//! match, an expired or unauthorised token) is a configuration fault, not a bad entry: the entries
+//! stay pending (reported `failed`, relayed again by the next run), nothing is dead-lettered, and
+//! every such refusal is alarmed (an `error` event and the `replication_unauthorized` metric).
 
 use super::batch::{self, BATCH_CONTENT_TYPE};
 use super::signature::{PeerSecret, SignatureHeaders};
@@ -25,6 +30,9 @@ pub enum Delivery {
     Retry(String),
     /// The destination refused it for good (the reason says why): dead-letter it.
     Poison(String),
+    /// The destination refused the relay's credentials: a configuration fault. The entry stays
+    /// pending (never dead-lettered) and the refusal is alarmed.
+    Unauthorized(String),
 }
 
 /// Why a destination took nothing of a batch.
@@ -38,9 +46,12 @@ pub enum DeliveryError {
         /// How long the destination asked us to wait.
         retry_after: Option<Duration>,
     },
-    /// Refused for good (bad credentials, malformed, too large): dead-letter the batch.
+    /// Refused for good (malformed, too large): dead-letter the batch.
     #[error("{0}")]
     Rejected(String),
+    /// The relay's credentials were refused (`401`/`403`): keep the batch pending and alarm.
+    #[error("{0}")]
+    Unauthorized(String),
 }
 
 /// Somewhere entries go. Implemented here for peer cells ([`PeerDestination`]) and by the adapters
@@ -168,6 +179,8 @@ pub struct RelayReport {
     pub dead_lettered: usize,
     /// Attempts that failed and were retried.
     pub retries: usize,
+    /// Deliveries (entry × destination) refused for the relay's credentials: kept pending, alarmed.
+    pub unauthorized: usize,
     /// The replication lag of this run: the age (from its commit on the primary to the end of its
     /// delivery) of the oldest entry it relayed, in milliseconds; `None` when it relayed nothing.
     pub lag_millis: Option<u64>,
@@ -178,16 +191,17 @@ impl RelayReport {
     ///
     /// ```
     /// let report = paracell_domain::replication::relay::RelayReport::default();
-    /// assert_eq!(report.summary(), "0 relayed, 0 delivered, 0 dead-lettered, 0 retries, 0 failed");
+    /// assert_eq!(report.summary(), "0 relayed, 0 delivered, 0 dead-lettered, 0 retries, 0 failed, 0 unauthorized");
     /// ```
     pub fn summary(&self) -> String {
         format!(
-            "{} relayed, {} delivered, {} dead-lettered, {} retries, {} failed",
+            "{} relayed, {} delivered, {} dead-lettered, {} retries, {} failed, {} unauthorized",
             self.relayed.len(),
             self.delivered,
             self.dead_lettered,
             self.retries,
-            self.failed.len()
+            self.failed.len(),
+            self.unauthorized
         )
     }
 
@@ -198,6 +212,7 @@ impl RelayReport {
         self.delivered += other.delivered;
         self.dead_lettered += other.dead_lettered;
         self.retries += other.retries;
+        self.unauthorized += other.unauthorized;
         self.lag_millis = self.lag_millis.max(other.lag_millis);
     }
 }
@@ -292,6 +307,10 @@ impl Relay {
                     log_relayed(entries[*slot], destination.name(), &result);
                     match result {
                         Delivery::Delivered => report.delivered += 1,
+                        Delivery::Unauthorized(_) => {
+                            report.unauthorized += 1;
+                            failed[*slot] = true;
+                        }
                         Delivery::Poison(reason) | Delivery::Retry(reason) => {
                             let letter = DeadLetter {
                                 destination: destination.name().to_owned(),
@@ -367,6 +386,12 @@ impl Relay {
                 Err(DeliveryError::Rejected(why)) => {
                     for i in &due {
                         outcome[*i] = Some((Delivery::Poison(format!("rejected: {why}")), attempt));
+                    }
+                }
+                // Retrying now would only repeat the refusal: the next run tries again.
+                Err(DeliveryError::Unauthorized(why)) => {
+                    for i in &due {
+                        outcome[*i] = Some((Delivery::Unauthorized(why.clone()), attempt));
                     }
                 }
                 Err(DeliveryError::Retryable {
@@ -553,6 +578,9 @@ impl Destination for PeerDestination {
                     })
                     .collect())
             }
+            // The peer does not take our signature (secrets that do not match, a rotation done in
+            // the wrong order): a configuration fault, never the entries' fault.
+            401 | 403 => Err(DeliveryError::Unauthorized(detail())),
             408 | 425 | 429 | 500..=599 => Err(DeliveryError::Retryable {
                 reason: detail(),
                 retry_after: response
@@ -592,6 +620,15 @@ fn log_relayed(entry: &SealedEntry, destination: &str, result: &Delivery) {
             destination,
             cause = reason.as_str(),
             "replication dead-lettered"
+        ),
+        Delivery::Unauthorized(reason) => tracing::error!(
+            trace_id,
+            origin,
+            tenant,
+            seq,
+            destination,
+            cause = reason.as_str(),
+            "replication unauthorized: the destination refused the relay's credentials; the entry stays pending (configuration fault)"
         ),
     }
 }

@@ -207,6 +207,9 @@ impl Destination for EventBridgeBus {
                 Err(DeliveryError::Rejected(reason)) => {
                     vec![Delivery::Poison(format!("rejected: {reason}")); sent.len()]
                 }
+                Err(DeliveryError::Unauthorized(reason)) => {
+                    vec![Delivery::Unauthorized(reason); sent.len()]
+                }
             };
             batch.settle(&call, &outcomes);
         }

@@ -116,7 +116,23 @@ impl PutEvents for SdkEventBridge {
                     | SdkError::TimeoutError(_) => true,
                     _ => false,
                 };
-                if retry {
+                // The function's role may not publish (or its credentials expired): a configuration
+                // fault, never the events' fault.
+                let unauthorized = match &e {
+                    SdkError::ServiceError(service) => matches!(
+                        service.err().code(),
+                        Some(
+                            "AccessDeniedException"
+                                | "UnrecognizedClientException"
+                                | "ExpiredTokenException"
+                                | "InvalidSignatureException"
+                        )
+                    ),
+                    _ => false,
+                };
+                if unauthorized {
+                    Err(DeliveryError::Unauthorized(reason))
+                } else if retry {
                     Err(DeliveryError::Retryable {
                         reason,
                         retry_after: None,
