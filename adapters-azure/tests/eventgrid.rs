@@ -1,6 +1,6 @@
 //! The Event Grid topic as the relay's destination, against a scripted topic in process: what is
 //! sent (URL, headers, the events byte for byte), and what each of Event Grid's all-or-nothing
-//! answers does (413 splits, 429 retries, 401 dead-letters with the reason, an oversized event is
+//! answers does (413 splits, 429 retries, 401/403 keep the events pending and alarm, an oversized event is
 //! never sent), and that a crash between publishing and marking re-publishes the same event.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -223,7 +223,7 @@ fn a_413_splits_the_batch_until_it_fits_and_a_single_event_too_large_is_dead_let
 }
 
 #[test]
-fn throttling_is_retried_and_a_bad_key_is_dead_lettered_with_the_reason_then_replayed() {
+fn throttling_is_retried_and_a_refused_key_keeps_the_events_pending_until_it_is_fixed() {
     let (_cell, _store, entries) = cell_with_entries(2);
     // 429 on the first request, then accepted.
     let topic = Topic::new(|n, _| if n == 1 { 429 } else { 200 });
@@ -244,45 +244,42 @@ fn throttling_is_retried_and_a_bad_key_is_dead_lettered_with_the_reason_then_rep
         "the same events again"
     );
 
-    // 401: not retried, both dead-lettered with the status and the service's message.
-    let bad_key = Arc::new(AtomicBool::new(true));
-    let flag = bad_key.clone();
-    let topic = Topic::new(move |_, _| {
-        if flag.load(Ordering::SeqCst) {
-            401
-        } else {
-            200
-        }
-    });
-    let destination = Arc::new(EventGridTopic::new(
-        "http://127.0.0.1:9",
-        TopicAuth::SasKey("wrong".into()),
-        topic.clone(),
-    ));
-    let relay = relay(destination, dead.clone());
-    let report = block_on(relay.relay(&entries));
-    assert_eq!((report.delivered, report.dead_lettered), (0, 2));
-    assert_eq!(topic.batches().len(), 1, "no retry for 401");
-    let letters = block_on(dead.list(10)).unwrap();
-    assert_eq!(letters.len(), 2);
-    assert!(
-        letters[0].1.reason.contains("401") && letters[0].1.reason.contains("scripted 401"),
-        "{}",
-        letters[0].1.reason
-    );
-    // Key fixed: the operator replays the letters to that destination; they are delivered.
-    bad_key.store(false, Ordering::SeqCst);
-    for (id, letter) in letters {
-        let report = block_on(relay.relay_only(&letter.destination, &[letter.entry]));
-        assert_eq!(report.delivered, 1);
-        block_on(dead.remove(&id)).unwrap();
+    // 401 (and 403): our key is refused. A configuration fault: not retried within the run, nothing
+    // dead-lettered, both entries reported failed (they stay pending) and counted as unauthorized.
+    for status in [401, 403] {
+        let bad_key = Arc::new(AtomicBool::new(true));
+        let flag = bad_key.clone();
+        let topic = Topic::new(move |_, _| {
+            if flag.load(Ordering::SeqCst) {
+                status
+            } else {
+                200
+            }
+        });
+        let destination = Arc::new(EventGridTopic::new(
+            "http://127.0.0.1:9",
+            TopicAuth::SasKey("wrong".into()),
+            topic.clone(),
+        ));
+        let relay = relay(destination, dead.clone());
+        let report = block_on(relay.relay(&entries));
+        assert_eq!(
+            (
+                report.delivered,
+                report.dead_lettered,
+                report.failed.len(),
+                report.unauthorized
+            ),
+            (0, 0, 2, 2),
+            "{status}"
+        );
+        assert_eq!(topic.batches().len(), 1, "no retry within the run");
+        assert!(block_on(dead.list(10)).unwrap().is_empty(), "never poison");
+        // Key fixed: the next run (the entries are still pending) delivers them.
+        bad_key.store(false, Ordering::SeqCst);
+        let report = block_on(relay.relay(&entries));
+        assert_eq!((report.delivered, report.unauthorized), (2, 0));
     }
-    assert!(block_on(dead.list(10)).unwrap().is_empty());
-    assert_eq!(
-        topic.batches().len(),
-        3,
-        "the refused batch, then one replay per letter"
-    );
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! | `PARACELL_RELAY_POLL_MS` | run the relay in process every N ms over the store's pending entries (local runs, and the Cosmos DB stand-in, which has no change feed); deployments relay from the stream or change feed | unset |
 //!
 //! | `PARACELL_EVENTBRIDGE_BUS` | publish each accepted transaction's CloudEvent to this EventBridge bus (feature `dynamodb`; `PARACELL_EVENTBRIDGE_ENDPOINT` overrides the endpoint) | unset |
-//! | `PARACELL_EVENTGRID_ENDPOINT` | publish them to this Event Grid topic, with `PARACELL_EVENTGRID_KEY` (`aeg-sas-key`) or `PARACELL_EVENTGRID_TOKEN` (Entra ID bearer) | unset |
+//! | `PARACELL_EVENTGRID_ENDPOINT` | publish them to this Event Grid topic, with `PARACELL_EVENTGRID_KEY` (`aeg-sas-key`) or `PARACELL_EVENTGRID_AUTH=entra` (Microsoft Entra ID: the managed identity, else the developer's Azure CLI login; feature `entra`) | unset |
 //!
 //! The relay's peers come from the cell's `PARACELL_PEERS` and `PARACELL_PEER_SECRETS`
 //! ([`paracell_domain::CellConfig`]); with no peer and no bus, there is no relay.
@@ -325,16 +325,22 @@ pub async fn buses_from_lookup(
         ));
     }
     if let Some(endpoint) = set("PARACELL_EVENTGRID_ENDPOINT") {
+        if set("PARACELL_EVENTGRID_TOKEN").is_some() {
+            return Err("PARACELL_EVENTGRID_TOKEN is no longer read: a static token expires and \
+                        every publish after that fails. Use PARACELL_EVENTGRID_AUTH=entra (the \
+                        managed identity) or PARACELL_EVENTGRID_KEY"
+                .into());
+        }
         let auth = match (
             set("PARACELL_EVENTGRID_KEY"),
-            set("PARACELL_EVENTGRID_TOKEN"),
+            set("PARACELL_EVENTGRID_AUTH").as_deref(),
         ) {
-            (Some(key), None) => TopicAuth::SasKey(key),
-            (None, Some(token)) => TopicAuth::Bearer(token),
+            (Some(key), None | Some("key")) => TopicAuth::SasKey(key),
+            (None, Some("entra")) => entra_tokens()?,
             _ => {
                 return Err(
-                    "PARACELL_EVENTGRID_ENDPOINT needs exactly one of PARACELL_EVENTGRID_KEY \
-                            and PARACELL_EVENTGRID_TOKEN"
+                    "PARACELL_EVENTGRID_ENDPOINT needs PARACELL_EVENTGRID_KEY or \
+                     PARACELL_EVENTGRID_AUTH=entra (one of them)"
                         .into(),
                 );
             }
@@ -342,6 +348,19 @@ pub async fn buses_from_lookup(
         buses.push(Arc::new(EventGridTopic::new(&endpoint, auth, client)));
     }
     Ok(buses)
+}
+
+/// Event Grid's Entra ID tokens (feature `entra`).
+fn entra_tokens() -> Result<paracell_azure::outbound::eventgrid::TopicAuth, String> {
+    #[cfg(feature = "entra")]
+    {
+        use paracell_azure::outbound::entra::{EVENT_GRID_SCOPE, EntraTokens, credential};
+        Ok(paracell_azure::outbound::eventgrid::TopicAuth::Entra(
+            Arc::new(EntraTokens::new(credential()?, EVENT_GRID_SCOPE)),
+        ))
+    }
+    #[cfg(not(feature = "entra"))]
+    Err("PARACELL_EVENTGRID_AUTH=entra: this binary was built without the `entra` feature".into())
 }
 
 /// Runs the relay over the store's pending entries every `PARACELL_RELAY_POLL_MS` milliseconds, in

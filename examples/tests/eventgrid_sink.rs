@@ -1,7 +1,7 @@
 //! The Event Grid publisher over real HTTP against the loopback topic stand-in
 //! (`services/eventgrid/sink.py`, started by `scripts/dev-services.sh`, which exports
 //! `PARACELL_TEST_EVENTGRID_ENDPOINT` and `PARACELL_TEST_EVENTGRID_KEY`): what the sink accepted is
-//! exactly the cell's events; a wrong key is refused (401) and dead-lettered with the reason; an
+//! exactly the cell's events; a wrong key is refused (401) and the events stay pending (never dead-lettered); an
 //! injected 429 is retried; an injected 413 splits the batch.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -96,16 +96,20 @@ async fn the_topic_stand_in_receives_exactly_the_cells_events() {
         .collect();
     assert_eq!(documents, expected);
 
-    // A wrong key: 401, not retried, dead-lettered with the service's message.
+    // A wrong key: 401, a configuration fault: not retried, not dead-lettered, kept pending
+    // (reported failed) and counted as unauthorized.
     sink("DELETE", "/_sink/events", "").await;
     let report = relay("wrong-key", dead.clone()).relay(&entries[..1]).await;
-    assert_eq!((report.delivered, report.dead_lettered), (0, 1));
-    let letters = dead.list(10).await.unwrap();
-    assert!(
-        letters[0].1.reason.contains("401"),
-        "{}",
-        letters[0].1.reason
+    assert_eq!(
+        (
+            report.delivered,
+            report.dead_lettered,
+            report.failed.len(),
+            report.unauthorized
+        ),
+        (0, 0, 1, 1)
     );
+    assert!(dead.list(10).await.unwrap().is_empty());
 
     // An injected 429 then success: retried, delivered once.
     sink("POST", "/_sink/faults", r#"{"statuses":[429]}"#).await;

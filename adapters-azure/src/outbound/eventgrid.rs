@@ -30,14 +30,25 @@ pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json; charse
 /// The publish API version.
 pub const API_VERSION: &str = "2018-01-01";
 
+/// Where bearer tokens come from: fresh ones on demand (Entra ID through `azure_identity`, feature
+/// `entra`: [`crate::outbound::entra::EntraTokens`]). Never a fixed token, which would expire.
+#[async_trait::async_trait]
+pub trait AccessTokens: Send + Sync {
+    /// A token valid now.
+    async fn token(&self) -> Result<String, String>;
+    /// The service refused the last token: forget it, so the next call gets a fresh one.
+    fn invalidate(&self);
+}
+
 /// How the relay proves it may publish to the topic.
 #[derive(Clone)]
 pub enum TopicAuth {
     /// The topic's access key, sent as `aeg-sas-key`.
     SasKey(String),
-    /// An Entra ID access token for `https://eventgrid.azure.net/.default` (role "EventGrid Data
-    /// Sender"), sent as `Authorization: Bearer`. The caller keeps it fresh.
-    Bearer(String),
+    /// Microsoft Entra ID access tokens for `https://eventgrid.azure.net/.default` (role "EventGrid
+    /// Data Sender"), sent as `Authorization: Bearer`; a refused token is dropped and the call made
+    /// once more with a fresh one.
+    Entra(Arc<dyn AccessTokens>),
 }
 
 impl std::fmt::Debug for TopicAuth {
@@ -45,7 +56,7 @@ impl std::fmt::Debug for TopicAuth {
         // Never print the secret.
         f.write_str(match self {
             Self::SasKey(_) => "SasKey(..)",
-            Self::Bearer(_) => "Bearer(..)",
+            Self::Entra(_) => "Entra(..)",
         })
     }
 }
@@ -120,19 +131,46 @@ impl EventGridTopic {
         }
     }
 
-    fn request(&self, events: &[&str]) -> OutboundRequest {
+    /// The publish request, or why no credential could be had (a token source that failed).
+    async fn request(&self, events: &[&str]) -> Result<OutboundRequest, String> {
         let mut headers = vec![("content-type".to_owned(), BATCH_CONTENT_TYPE.to_owned())];
         headers.push(match &self.auth {
             TopicAuth::SasKey(key) => ("aeg-sas-key".to_owned(), key.clone()),
-            TopicAuth::Bearer(token) => ("authorization".to_owned(), format!("Bearer {token}")),
+            TopicAuth::Entra(tokens) => (
+                "authorization".to_owned(),
+                format!("Bearer {}", tokens.token().await?),
+            ),
         });
-        OutboundRequest {
+        Ok(OutboundRequest {
             method: "POST".into(),
             url: self.url.clone(),
             headers,
             body: batch_body(events).into_bytes(),
             timeout: self.timeout,
+        })
+    }
+
+    /// One publish; a refused token is dropped and the publish made once more with a fresh one.
+    async fn publish(&self, events: &[&str]) -> Result<OutboundResponse, PublishError> {
+        let response = self.send(events).await?;
+        match (&self.auth, response.status) {
+            (TopicAuth::Entra(tokens), 401 | 403) => {
+                tokens.invalidate();
+                self.send(events).await
+            }
+            _ => Ok(response),
         }
+    }
+
+    async fn send(&self, events: &[&str]) -> Result<OutboundResponse, PublishError> {
+        let request = self
+            .request(events)
+            .await
+            .map_err(|e| PublishError::Credential(format!("{}: {e}", self.name)))?;
+        self.client
+            .send(request)
+            .await
+            .map_err(|e| PublishError::Transport(format!("{}: {e}", self.name)))
     }
 
     fn describe(&self, response: &OutboundResponse) -> String {
@@ -144,6 +182,14 @@ impl EventGridTopic {
             text.chars().take(300).collect::<String>()
         )
     }
+}
+
+/// Why a publish got no answer.
+enum PublishError {
+    /// No token could be had: a configuration fault (kept pending, alarmed).
+    Credential(String),
+    /// The topic could not be reached: retried.
+    Transport(String),
 }
 
 /// A JSON array of the documents, each embedded as it is.
@@ -188,8 +234,9 @@ impl Destination for EventGridTopic {
         pending.reverse();
         while let Some(call) = pending.pop() {
             let events: Vec<&str> = batch.items(&call).map(String::as_str).collect();
-            let outcome = match self.client.send(self.request(&events)).await {
-                Err(e) => Delivery::Retry(format!("{}: {e}", self.name)),
+            let outcome = match self.publish(&events).await {
+                Err(PublishError::Transport(e)) => Delivery::Retry(e),
+                Err(PublishError::Credential(e)) => Delivery::Unauthorized(e),
                 Ok(response) => match response.status {
                     200..=299 => Delivery::Delivered,
                     413 if call.len() > 1 => {

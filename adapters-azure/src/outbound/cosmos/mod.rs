@@ -59,8 +59,8 @@ use serde::de::DeserializeOwned;
 pub struct CosmosConfig {
     /// Account endpoint, e.g. `https://myaccount.documents.azure.com:443/`.
     pub endpoint: String,
-    /// Account key (never logged).
-    pub key: String,
+    /// How the cell authenticates (never logged).
+    pub auth: CosmosAuth,
     /// Database.
     pub database: String,
     /// The cell's container.
@@ -73,11 +73,33 @@ impl std::fmt::Debug for CosmosConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CosmosConfig")
             .field("endpoint", &self.endpoint)
-            .field("key", &"<redacted>")
+            .field("auth", &self.auth)
             .field("database", &self.database)
             .field("container", &self.container)
             .field("region", &self.region)
             .finish()
+    }
+}
+
+/// How a cell authenticates to its Cosmos DB account.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CosmosAuth {
+    /// The account key (`PARACELL_COSMOS_KEY`).
+    Key(String),
+    /// Microsoft Entra ID (`PARACELL_COSMOS_AUTH=entra`, feature `entra`): the Function App's managed
+    /// identity, else the developer's login ([`crate::outbound::entra`]), with a data-plane role
+    /// ("Cosmos DB Built-in Data Contributor") on the account. Data-plane roles cannot create
+    /// containers: deployments create them with their template (`PARACELL_STORE_PROVISION` needs a key).
+    Entra,
+}
+
+impl std::fmt::Debug for CosmosAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.write_str(match self {
+            Self::Key(_) => "Key(<redacted>)",
+            Self::Entra => "Entra",
+        })
     }
 }
 
@@ -91,15 +113,16 @@ impl CosmosConfig {
     ) -> Self {
         Self {
             endpoint: endpoint.into(),
-            key: key.into(),
+            auth: CosmosAuth::Key(key.into()),
             database: database.into(),
             container: container.into(),
             region: None,
         }
     }
 
-    /// Reads `PARACELL_COSMOS_ENDPOINT`, `PARACELL_COSMOS_KEY`, `PARACELL_COSMOS_DATABASE`,
-    /// `PARACELL_COSMOS_CONTAINER` (all required) and `PARACELL_COSMOS_REGION` (optional).
+    /// Reads `PARACELL_COSMOS_ENDPOINT`, `PARACELL_COSMOS_DATABASE`, `PARACELL_COSMOS_CONTAINER`
+    /// (all required), `PARACELL_COSMOS_AUTH` (`key`, the default, with `PARACELL_COSMOS_KEY`; or
+    /// `entra`) and `PARACELL_COSMOS_REGION` (optional).
     ///
     /// ```
     /// use paracell_azure::outbound::cosmos::CosmosConfig;
@@ -117,9 +140,18 @@ impl CosmosConfig {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| format!("PARACELL_STORE=cosmos needs {name}"))
         };
+        let auth = match lookup("PARACELL_COSMOS_AUTH").as_deref() {
+            None | Some("" | "key") => CosmosAuth::Key(required("PARACELL_COSMOS_KEY")?),
+            Some("entra") => CosmosAuth::Entra,
+            Some(other) => {
+                return Err(format!(
+                    "PARACELL_COSMOS_AUTH={other:?}: use key (with PARACELL_COSMOS_KEY) or entra"
+                ));
+            }
+        };
         Ok(Self {
             endpoint: required("PARACELL_COSMOS_ENDPOINT")?,
-            key: required("PARACELL_COSMOS_KEY")?,
+            auth,
             database: required("PARACELL_COSMOS_DATABASE")?,
             container: required("PARACELL_COSMOS_CONTAINER")?,
             region: lookup("PARACELL_COSMOS_REGION").filter(|v| !v.is_empty()),
@@ -136,8 +168,23 @@ impl CosmosConfig {
             .endpoint
             .parse()
             .map_err(|e| StoreError::Failed(format!("PARACELL_COSMOS_ENDPOINT: {e}")))?;
-        let account =
-            AccountReference::with_authentication_key(endpoint, Secret::from(self.key.clone()));
+        let account = match &self.auth {
+            CosmosAuth::Key(key) => {
+                AccountReference::with_authentication_key(endpoint, Secret::from(key.clone()))
+            }
+            #[cfg(feature = "entra")]
+            CosmosAuth::Entra => AccountReference::with_credential(
+                endpoint,
+                crate::outbound::entra::credential().map_err(StoreError::Failed)?,
+            ),
+            #[cfg(not(feature = "entra"))]
+            CosmosAuth::Entra => {
+                return Err(StoreError::Failed(
+                    "PARACELL_COSMOS_AUTH=entra: this binary was built without the `entra` feature"
+                        .into(),
+                ));
+            }
+        };
         let routing = match &self.region {
             Some(region) => RoutingStrategy::ProximityTo(region.clone().into()),
             None => RoutingStrategy::PreferredRegions(Vec::new()),
