@@ -81,6 +81,9 @@ export PARACELL_COSMOS_DATABASE="${PARACELL_COSMOS_DATABASE:-paracell-local}"
 export AZURE_COSMOS_CONNECTION_POOL_IS_HTTP2_ALLOWED=false AZURE_COSMOS_BINARY_ENCODING_ENABLED=false
 # Test names only: a binary publishes to Event Grid when given PARACELL_EVENTGRID_ENDPOINT itself.
 export PARACELL_TEST_EVENTGRID_ENDPOINT="http://127.0.0.1:$eventgrid_port" PARACELL_TEST_EVENTGRID_KEY="$eventgrid_key"
+# The sink also stands in for the Function App's managed identity endpoint (tests pass these to the
+# binaries they start as IDENTITY_ENDPOINT / IDENTITY_HEADER).
+export PARACELL_TEST_IDENTITY_ENDPOINT="http://127.0.0.1:$eventgrid_port/_identity/token" PARACELL_TEST_IDENTITY_HEADER="local-identity-header-not-a-secret"
 # Test name only: a binary exports when given OTEL_EXPORTER_OTLP_ENDPOINT itself.
 export PARACELL_TEST_OTLP_ENDPOINT="http://127.0.0.1:$otlp_port"
 

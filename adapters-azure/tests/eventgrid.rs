@@ -155,21 +155,56 @@ fn publishes_each_accepted_event_byte_for_byte_as_a_cloudevents_batch() {
         assert_eq!(parsed.transaction.tenant_id.as_str(), "coop-1");
     }
 
-    // The bearer option.
-    let topic = Topic::new(|_, _| 200);
+    // Entra ID: a token from the source; a refused token is dropped and the publish made once more
+    // with a fresh one.
+    let tokens = Arc::new(Tokens::default());
+    let topic = Topic::new(|n, _| if n == 1 { 401 } else { 200 });
     let destination = Arc::new(EventGridTopic::new(
         "http://127.0.0.1:9",
-        TopicAuth::Bearer("jwt".into()),
+        TopicAuth::Entra(tokens.clone()),
         topic.clone(),
     ));
-    block_on(relay(destination, dead).relay(&entries));
+    let report = block_on(relay(destination, dead).relay(&entries));
+    assert_eq!(
+        (report.delivered, report.unauthorized),
+        (events_of(&entries).len(), 0)
+    );
     let requests = topic.requests.lock().unwrap();
     assert!(
         requests[0]
             .headers
-            .contains(&("authorization".into(), "Bearer jwt".into()))
+            .contains(&("authorization".into(), "Bearer token-1".into()))
+    );
+    assert!(
+        requests[1]
+            .headers
+            .contains(&("authorization".into(), "Bearer token-2".into())),
+        "a fresh token after the refusal"
     );
     assert!(!requests[0].headers.iter().any(|(n, _)| n == "aeg-sas-key"));
+}
+
+/// A token source that mints `token-1`, `token-2`, … and remembers one until it is invalidated.
+#[derive(Default)]
+struct Tokens {
+    minted: std::sync::atomic::AtomicUsize,
+    current: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait::async_trait]
+impl paracell_azure::outbound::eventgrid::AccessTokens for Tokens {
+    async fn token(&self) -> Result<String, String> {
+        let mut current = self.current.lock().unwrap();
+        if current.is_none() {
+            let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
+            *current = Some(format!("token-{n}"));
+        }
+        Ok(current.clone().unwrap())
+    }
+
+    fn invalidate(&self) {
+        *self.current.lock().unwrap() = None;
+    }
 }
 
 #[test]

@@ -75,9 +75,20 @@ pub struct ReplicationConfig {
 }
 
 impl ReplicationConfig {
-    /// The secret this cell signs deliveries to `cell` with.
+    /// The first secret shared with `cell`.
     pub fn secret_for(&self, cell: &CellId) -> Option<&PeerSecret> {
         self.secrets.iter().find(|s| &s.cell == cell)
+    }
+
+    /// Every secret shared with `cell`, in configuration order: a delivery to it is signed with each
+    /// (one signature per secret in `webhook-signature`), and a delivery from it is accepted under
+    /// any. Two secrets at once is a rotation in progress ([`crate::replication::signature`]).
+    pub fn secrets_for(&self, cell: &CellId) -> Vec<PeerSecret> {
+        self.secrets
+            .iter()
+            .filter(|s| &s.cell == cell)
+            .cloned()
+            .collect()
     }
 }
 

@@ -300,3 +300,126 @@ fn a_stale_epoch_placement_write_is_refused() {
     ));
     assert_eq!(block_on(registry.get(&coop())).unwrap(), Some(p1));
 }
+
+/// Secret rotation without downtime, step by step as the runbook in `docs/security.md` says, with a
+/// real relay: every step delivers. Then the rotation done in the wrong order: the receiver refuses
+/// the signature (`401`), which the relay treats as a configuration fault — nothing dead-lettered,
+/// the entry stays pending and is delivered once the receiver has the secret.
+#[test]
+fn a_secret_is_rotated_without_downtime_and_a_wrong_order_loses_nothing() {
+    use paracell_domain::memory::{MemoryDeadLetters, NoSleep};
+    use paracell_domain::ports::UuidV7;
+    use paracell_domain::replication::relay::{
+        DeadLetters, PeerDestination, Relay, RelayPolicy, relay_pending,
+    };
+    use paracell_domain::testing::InProcessHttp;
+
+    const NEW: &str = "whsec_bmV3LXNlY3JldC1hZnRlci10aGUtcm90YXRpb24tMDE=";
+    // The primary cell-a (signing for cell-b) and the standby cell-b (verifying cell-a's).
+    let p_store = Arc::new(MemoryStore::new());
+    let primary = {
+        let mut config = CellConfig::new("cell-a", TenantScope::All).unwrap();
+        config.replication.secrets = vec![secret("cell-b", A)];
+        Cell::new(config, deterministic_ports(p_store.clone()))
+    };
+    let s_store = Arc::new(MemoryStore::new());
+    let standby_with = |secrets: &[&str]| {
+        let mut config = CellConfig::new("cell-b", TenantScope::All).unwrap();
+        config.replication.secrets = secrets.iter().map(|s| secret("cell-a", s)).collect();
+        Cell::new(config, deterministic_ports(s_store.clone()))
+    };
+    let dead = Arc::new(MemoryDeadLetters::new());
+    let relay_with = |standby: &Cell, secrets: &[&str]| {
+        let http = InProcessHttp::default().with_cell("http://cell-b", standby.clone());
+        let mut all = secrets.iter().map(|s| secret("cell-b", s));
+        let peer = PeerDestination::new(
+            "http://cell-b",
+            all.next().unwrap(),
+            Arc::new(http),
+            primary.ports().clock.clone(),
+            Arc::new(UuidV7),
+        )
+        .with_more_secrets(all);
+        Relay::new(
+            vec![Arc::new(peer)],
+            dead.clone(),
+            Arc::new(NoSleep),
+            primary.ports().clock.clone(),
+        )
+        .with_policy(RelayPolicy {
+            max_attempts: 2,
+            ..RelayPolicy::default()
+        })
+    };
+    let steps: [(&[&str], &[&str]); 5] = [
+        (&[A], &[A]),           // before
+        (&[A], &[A, NEW]),      // 1. the standby learns the new secret first...
+        (&[A, NEW], &[A, NEW]), // ...then the primary: it signs with both
+        (&[A, NEW], &[NEW]),    // 2. the old one goes, from either side first
+        (&[NEW], &[NEW]),       // after
+    ];
+    for (i, (sender, receiver)) in steps.iter().enumerate() {
+        let r = send(
+            &primary,
+            create(
+                "coop-1",
+                &format!("rot-{i}"),
+                &tx("ACC-1", "credit", "1", "EUR"),
+            ),
+        );
+        assert_eq!(r.status, 201);
+        let report = block_on(relay_pending(
+            p_store.as_ref(),
+            &relay_with(&standby_with(receiver), sender),
+            100,
+        ))
+        .unwrap();
+        assert_eq!(
+            (report.delivered, report.unauthorized, report.dead_lettered),
+            (1, 0, 0),
+            "step {i}: {sender:?} → {receiver:?}"
+        );
+    }
+    // The wrong order: the primary moved on to a secret the standby does not have yet.
+    const NEWER: &str = "whsec_bmV3ZXItc2VjcmV0LXRoZS1uZXh0LXJvdGF0aW9uLTI=";
+    let r = send(
+        &primary,
+        create("coop-1", "rot-wrong", &tx("ACC-1", "credit", "1", "EUR")),
+    );
+    assert_eq!(r.status, 201);
+    let report = block_on(relay_pending(
+        p_store.as_ref(),
+        &relay_with(&standby_with(&[NEW]), &[NEWER]),
+        100,
+    ))
+    .unwrap();
+    assert_eq!(
+        (
+            report.delivered,
+            report.unauthorized,
+            report.dead_lettered,
+            report.failed.len()
+        ),
+        (0, 1, 0, 1),
+        "refused for the signature: kept pending, alarmed, never dead-lettered"
+    );
+    assert!(block_on(dead.list(10)).unwrap().is_empty());
+    let pending = block_on(p_store.pending_entries(None, 10)).unwrap().entries;
+    assert_eq!(pending.len(), 1);
+    // Fixed (the standby learns it): the next run delivers it.
+    let report = block_on(relay_pending(
+        p_store.as_ref(),
+        &relay_with(&standby_with(&[NEW, NEWER]), &[NEWER]),
+        100,
+    ))
+    .unwrap();
+    assert_eq!((report.delivered, report.unauthorized), (1, 0));
+    assert_eq!(
+        block_on(s_store.head(&coop()))
+            .unwrap()
+            .unwrap()
+            .position
+            .seq,
+        6
+    );
+}

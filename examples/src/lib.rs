@@ -272,13 +272,17 @@ pub async fn relay_from_lookup(
             .replication
             .secret_for(&peer.cell)
             .ok_or_else(|| format!("no secret for peer {}", peer.cell))?;
-        destinations.push(Arc::new(PeerDestination::new(
-            &peer.base_url,
-            secret.clone(),
-            client.clone(),
-            clock.clone(),
-            Arc::new(UuidV7),
-        )));
+        destinations.push(Arc::new(
+            PeerDestination::new(
+                &peer.base_url,
+                secret.clone(),
+                client.clone(),
+                clock.clone(),
+                Arc::new(UuidV7),
+            )
+            // While a secret is rotated, every delivery carries one signature per secret.
+            .with_more_secrets(config.replication.secrets_for(&peer.cell)),
+        ));
     }
     Ok(Some(Relay::new(
         destinations,
@@ -326,10 +330,12 @@ pub async fn buses_from_lookup(
     }
     if let Some(endpoint) = set("PARACELL_EVENTGRID_ENDPOINT") {
         if set("PARACELL_EVENTGRID_TOKEN").is_some() {
-            return Err("PARACELL_EVENTGRID_TOKEN is no longer read: a static token expires and \
+            return Err(
+                "PARACELL_EVENTGRID_TOKEN is no longer read: a static token expires and \
                         every publish after that fails. Use PARACELL_EVENTGRID_AUTH=entra (the \
                         managed identity) or PARACELL_EVENTGRID_KEY"
-                .into());
+                    .into(),
+            );
         }
         let auth = match (
             set("PARACELL_EVENTGRID_KEY"),

@@ -69,9 +69,12 @@ fn relay(key: &str, dead: Arc<MemoryDeadLetters>) -> Relay {
     )
 }
 
-// One test, in steps: the sink's record is shared state.
+/// The sink's record is shared state: one test at a time.
+static SINK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_topic_stand_in_receives_exactly_the_cells_events() {
+    let _one_at_a_time = SINK.lock().unwrap_or_else(|p| p.into_inner());
     let key = std::env::var("PARACELL_TEST_EVENTGRID_KEY").unwrap();
     sink("DELETE", "/_sink/events", "").await;
     let entries = entries(6).await;
@@ -123,4 +126,155 @@ async fn the_topic_stand_in_receives_exactly_the_cells_events() {
     let accepted: Vec<serde_json::Value> =
         serde_json::from_slice(&sink("GET", "/_sink/events", "").await).unwrap();
     assert_eq!(accepted.len(), 6, "2 after the 429, 4 after the split");
+}
+
+fn identity() -> (String, String) {
+    (
+        std::env::var("PARACELL_TEST_IDENTITY_ENDPOINT")
+            .expect("run under scripts/dev-services.sh"),
+        std::env::var("PARACELL_TEST_IDENTITY_HEADER").unwrap(),
+    )
+}
+
+async fn tokens_issued(resource: &str) -> u64 {
+    let counts: serde_json::Value =
+        serde_json::from_slice(&sink("GET", "/_identity/requests", "").await).unwrap();
+    counts[resource].as_u64().unwrap_or(0)
+}
+
+async fn events_of(cell: &str) -> usize {
+    let accepted: Vec<serde_json::Value> =
+        serde_json::from_slice(&sink("GET", "/_sink/events", "").await).unwrap();
+    accepted
+        .iter()
+        .filter(|e| e["source"].as_str().is_some_and(|s| s.ends_with(cell)))
+        .count()
+}
+
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn create_on(port: u16, key: &str) {
+    let reply = paracell_conformance::wire::send(
+        port,
+        "POST",
+        "/v1/transactions",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Tenant-ID", "coop-mi"),
+            ("Idempotency-Key", key),
+        ],
+        br#"{"account_id":"ACC-1","type":"credit","amount":"1","currency":"EUR"}"#,
+        false,
+    )
+    .unwrap();
+    assert_eq!(reply.status, 201);
+}
+
+/// Defect: Event Grid publishing took a static token; once it expired every publish got 401 and the
+/// events were dead-lettered as poison. Now `local-cell` (as `azure-cell`) gets Entra ID tokens from
+/// the managed identity through `azure_identity`, and a refused token is a configuration fault: the
+/// token is dropped, the events stay pending (never dead-lettered), the refusal is alarmed, and the
+/// next relay run publishes them with a fresh token.
+#[tokio::test(flavor = "current_thread")]
+async fn a_cell_publishes_with_managed_identity_tokens_and_a_refusal_keeps_events_pending() {
+    let _one_at_a_time = SINK.lock().unwrap_or_else(|p| p.into_inner());
+    let (identity_endpoint, identity_header) = identity();
+    let before = tokens_issued("https://eventgrid.azure.net").await;
+    let cell = "cell-entra";
+    let port = paracell_conformance::wire::free_port().unwrap();
+    let log = std::env::temp_dir().join(format!("paracell-entra-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    let _running = paracell_conformance::binaries::Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_local-cell"))
+            .env("PORT", port.to_string())
+            .env("PARACELL_CELL_ID", cell)
+            .env("PARACELL_EVENTGRID_ENDPOINT", endpoint())
+            .env("PARACELL_EVENTGRID_AUTH", "entra")
+            .env("IDENTITY_ENDPOINT", &identity_endpoint)
+            .env("IDENTITY_HEADER", &identity_header)
+            .env("PARACELL_RELAY_POLL_MS", "50")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::from(file))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("local-cell answers", async || {
+        paracell_conformance::wire::send(port, "GET", "/health", &[], b"", false).is_ok()
+    })
+    .await;
+    create_on(port, "mi-1");
+    eventually("the first event is published", async || {
+        events_of(cell).await == 1
+    })
+    .await;
+    assert!(
+        tokens_issued("https://eventgrid.azure.net").await > before,
+        "a managed-identity token was used"
+    );
+    // The topic refuses the token twice (the publish and its one retry with a fresh token).
+    sink("POST", "/_sink/faults", r#"{"statuses":[401,401]}"#).await;
+    create_on(port, "mi-2");
+    eventually("the refusal is alarmed", async || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("replication unauthorized")
+    })
+    .await;
+    // Kept pending, published by a later run: never dead-lettered, never lost.
+    eventually(
+        "the second event is published after the refusal",
+        async || events_of(cell).await == 2,
+    )
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("replication dead-lettered"), "{text}");
+    assert!(!text.contains("mi-"), "no token in the logs");
+}
+
+/// Cosmos DB with Entra ID instead of the account key: the cell takes its token from the managed
+/// identity for `https://cosmos.azure.com` and books. (The Cosmos DB stand-in does not verify Entra
+/// tokens; what is proven is that the cell authenticates with one, never with a key.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_cell_reaches_cosmos_db_with_a_managed_identity_token() {
+    use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
+    let _one_at_a_time = SINK.lock().unwrap_or_else(|p| p.into_inner());
+    let (identity_endpoint, identity_header) = identity();
+    let cosmos = std::env::var("PARACELL_TEST_COSMOS_ENDPOINT").unwrap();
+    let key = std::env::var("PARACELL_COSMOS_KEY").unwrap();
+    let database = std::env::var("PARACELL_COSMOS_DATABASE").unwrap();
+    let container = format!("entra-{}", std::process::id());
+    // Containers come from the deployment's template (a data-plane role cannot create them).
+    CosmosStore::provision(&CosmosConfig::new(&cosmos, &key, &database, &container))
+        .await
+        .unwrap();
+    let before = tokens_issued("https://cosmos.azure.com").await;
+    let port = paracell_conformance::wire::free_port().unwrap();
+    let _running = paracell_conformance::binaries::Running(
+        std::process::Command::new(env!("CARGO_BIN_EXE_local-cell"))
+            .env("PORT", port.to_string())
+            .env("PARACELL_STORE", "cosmos")
+            .env("PARACELL_COSMOS_AUTH", "entra")
+            .env_remove("PARACELL_COSMOS_KEY")
+            .env("PARACELL_COSMOS_CONTAINER", &container)
+            .env("IDENTITY_ENDPOINT", &identity_endpoint)
+            .env("IDENTITY_HEADER", &identity_header)
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("local-cell answers", async || {
+        paracell_conformance::wire::send(port, "GET", "/health", &[], b"", false).is_ok()
+    })
+    .await;
+    create_on(port, "cosmos-mi-1");
+    assert!(tokens_issued("https://cosmos.azure.com").await > before);
 }

@@ -459,7 +459,9 @@ pub async fn relay_pending(
 pub struct PeerDestination {
     name: String,
     url: String,
-    secret: PeerSecret,
+    /// Every secret shared with the peer (more than one while rotating): each signs every delivery.
+    secrets: Vec<PeerSecret>,
+    cell: CellId,
     client: Arc<dyn HttpClient>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
@@ -482,7 +484,8 @@ impl PeerDestination {
         Self {
             name: format!("peer:{}", secret.cell),
             url: format!("{}{ROUTE}", base_url.trim_end_matches('/')),
-            secret,
+            cell: secret.cell.clone(),
+            secrets: vec![secret],
             client,
             clock,
             ids,
@@ -490,9 +493,21 @@ impl PeerDestination {
         }
     }
 
+    /// Signs with these secrets too (all shared with the same peer: a rotation in progress); those
+    /// for another cell are ignored.
+    #[must_use]
+    pub fn with_more_secrets(mut self, more: impl IntoIterator<Item = PeerSecret>) -> Self {
+        for secret in more {
+            if secret.cell == self.cell && !self.secrets.contains(&secret) {
+                self.secrets.push(secret);
+            }
+        }
+        self
+    }
+
     /// The peer cell.
     pub fn cell(&self) -> &CellId {
-        &self.secret.cell
+        &self.cell
     }
 }
 
@@ -512,8 +527,8 @@ impl Destination for PeerDestination {
         // (which the receiver refuses), even within the same second. Entries are deduplicated by
         // their digests, not by this id.
         let id = self.ids.next_id().simple().to_string();
-        let signed = SignatureHeaders::sign(
-            &self.secret,
+        let signed = SignatureHeaders::sign_all(
+            &self.secrets,
             &id,
             self.clock.now().unix_millis().div_euclid(1000),
             body.as_bytes(),

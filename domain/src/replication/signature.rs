@@ -96,6 +96,13 @@ impl PeerSecret {
     }
 }
 
+/// Rotating a secret without downtime (`docs/security.md`, runbook): add the new secret beside the
+/// old on both cells (`PARACELL_PEER_SECRETS=cell-b=whsec_old,cell-b=whsec_new`); from then on a
+/// sender signs every delivery with both and a receiver accepts either, so the cells can be
+/// redeployed in any order. Once both run with both secrets, remove the old one, again in any order.
+/// A receiver that has neither answers `401`, which the relay treats as a configuration fault (kept
+/// pending and alarmed, never dead-lettered).
+///
 /// The three headers of a signed delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureHeaders {
@@ -110,10 +117,20 @@ pub struct SignatureHeaders {
 impl SignatureHeaders {
     /// Signs `body` for a delivery with `secret`.
     pub fn sign(secret: &PeerSecret, id: &str, unix_secs: i64, body: &[u8]) -> Self {
+        Self::sign_all(std::slice::from_ref(secret), id, unix_secs, body)
+    }
+
+    /// Signs `body` with each of `secrets` (a rotation in progress): the signatures, space-separated.
+    pub fn sign_all(secrets: &[PeerSecret], id: &str, unix_secs: i64, body: &[u8]) -> Self {
+        let signature = secrets
+            .iter()
+            .map(|s| s.sign(id, unix_secs, body))
+            .collect::<Vec<_>>()
+            .join(" ");
         Self {
             id: id.to_owned(),
             timestamp: unix_secs,
-            signature: secret.sign(id, unix_secs, body),
+            signature,
         }
     }
 
