@@ -77,6 +77,12 @@ resource "aws_iam_role_policy_attachment" "logs" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 }
 
+# X-Ray traces (tracing_config below).
+resource "aws_iam_role_policy_attachment" "replicator_xray" {
+  role       = aws_iam_role.replicator.name
+  policy_arn = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
+}
+
 resource "aws_iam_role_policy" "stream" {
   name = "registry-stream"
   role = aws_iam_role.replicator.id
@@ -105,6 +111,9 @@ resource "aws_lambda_function" "replicator" {
   architectures    = ["x86_64"]
   memory_size      = 128
   timeout          = 30
+  tracing_config {
+    mode = "Active"
+  }
   filename         = var.zip_path
   source_code_hash = filebase64sha256(var.zip_path)
   environment {

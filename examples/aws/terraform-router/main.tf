@@ -48,6 +48,12 @@ resource "aws_iam_role_policy_attachment" "logs" {
   policy_arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 }
 
+# X-Ray traces (tracing_config below).
+resource "aws_iam_role_policy_attachment" "router_xray" {
+  role       = aws_iam_role.router.name
+  policy_arn = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
+}
+
 # The router only reads placements.
 resource "aws_iam_role_policy" "registry" {
   role = aws_iam_role.router.id
@@ -71,6 +77,9 @@ resource "aws_lambda_function" "router" {
   architectures    = ["x86_64"]
   memory_size      = 256
   timeout          = 10
+  tracing_config {
+    mode = "Active"
+  }
 
   environment {
     variables = {

@@ -58,8 +58,12 @@ data "aws_secretsmanager_secret_version" "peer" {
   secret_id = var.peer_secret_name
 }
 
-resource "aws_iam_role" "lambda" {
-  name = "paracell-${var.cell_id}"
+# One role per function, each with only what it must do (docs/security.md, least privilege): the
+# cell reads and writes its own table; the relay marks entries relayed, writes dead letters and
+# publishes events, and cannot write the ledger; the consumer only logs.
+resource "aws_iam_role" "function" {
+  for_each = toset(["cell", "relay", "consumer"])
+  name     = "paracell-${var.cell_id}-${each.key}"
   assume_role_policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
@@ -71,8 +75,15 @@ resource "aws_iam_role" "lambda" {
 }
 
 resource "aws_iam_role_policy_attachment" "logs" {
-  role       = aws_iam_role.lambda.name
+  for_each   = aws_iam_role.function
+  role       = each.value.name
   policy_arn = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+}
+
+resource "aws_iam_role_policy_attachment" "xray" {
+  for_each   = aws_iam_role.function
+  role       = each.value.name
+  policy_arn = "arn:aws:iam::aws:policy/AWSXRayDaemonWriteAccess"
 }
 
 # One table per cell; item layout in adapters-aws/src/dynamodb/items.rs.
@@ -118,18 +129,38 @@ resource "aws_dynamodb_table" "cell" {
   }
 }
 
-resource "aws_iam_role_policy" "table" {
+# The cell: what TransactGetItems, TransactWriteItems (puts and conditional updates), GetItem and
+# the store's queries need on its own table — no scan, no delete, no other table.
+resource "aws_iam_role_policy" "cell" {
   name = "cell-table"
-  role = aws_iam_role.lambda.id
+  role = aws_iam_role.function["cell"].id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Effect = "Allow"
       Action = [
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-        "dynamodb:ConditionCheckItem", "dynamodb:Query", "dynamodb:DescribeTable",
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem", "dynamodb:Query",
       ]
-      Resource = [aws_dynamodb_table.cell.arn, "${aws_dynamodb_table.cell.arn}/index/*"]
+      Resource = [aws_dynamodb_table.cell.arn, "${aws_dynamodb_table.cell.arn}/index/outbox"]
+    }]
+  })
+}
+
+# The relay: reads the stream, marks its entries relayed (an UpdateItem that may touch only the
+# outbox attributes), writes dead letters, takes the replay queue, publishes events.
+resource "aws_iam_role_policy" "relay" {
+  name = "relay"
+  role = aws_iam_role.function["relay"].id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["dynamodb:UpdateItem"]
+      Resource = aws_dynamodb_table.cell.arn
+      Condition = {
+        "ForAllValues:StringEquals" = { "dynamodb:Attributes" = ["pk", "sk", "outbox", "outbox_order"] }
+      }
       }, {
       Effect   = "Allow"
       Action   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
@@ -143,7 +174,6 @@ resource "aws_iam_role_policy" "table" {
       Action   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
       Resource = aws_sqs_queue.replay.arn
       }, {
-      # The relay publishes the cell's public events.
       Effect   = "Allow"
       Action   = ["events:PutEvents"]
       Resource = aws_cloudwatch_event_bus.events.arn
@@ -233,7 +263,7 @@ resource "aws_sqs_queue" "stream_failures" {
 }
 
 resource "aws_lambda_event_source_mapping" "stream" {
-  function_name                      = aws_lambda_function.cell.arn
+  function_name                      = aws_lambda_function.relay.arn
   event_source_arn                   = aws_dynamodb_table.cell.stream_arn
   starting_position                  = "TRIM_HORIZON"
   batch_size                         = 100
@@ -261,15 +291,17 @@ resource "aws_lambda_event_source_mapping" "stream" {
 }
 
 resource "aws_lambda_event_source_mapping" "replay" {
-  function_name           = aws_lambda_function.cell.arn
+  function_name           = aws_lambda_function.relay.arn
   event_source_arn        = aws_sqs_queue.replay.arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
 }
 
+# The cell answers clients and verifies the peer's deliveries (it needs the peer secrets, not the
+# peers). While rotating, list both secrets (docs/security.md, secret rotation).
 resource "aws_lambda_function" "cell" {
   function_name    = "paracell-${var.cell_id}"
-  role             = aws_iam_role.lambda.arn
+  role             = aws_iam_role.function["cell"].arn
   runtime          = "provided.al2023"
   handler          = "bootstrap"
   architectures    = ["x86_64"]
@@ -277,6 +309,36 @@ resource "aws_lambda_function" "cell" {
   timeout          = 10
   filename         = var.zip_path
   source_code_hash = filebase64sha256(var.zip_path)
+  tracing_config {
+    mode = "Active"
+  }
+
+  environment {
+    variables = {
+      PARACELL_CELL_ID        = var.cell_id
+      PARACELL_TENANTS        = var.tenants
+      PARACELL_STORE          = "dynamodb"
+      PARACELL_DYNAMODB_TABLE = aws_dynamodb_table.cell.name
+      PARACELL_PEER_SECRETS   = "${var.peer_cell_id}=${data.aws_secretsmanager_secret_version.peer.secret_string}"
+      RUST_LOG                = "info"
+    }
+  }
+}
+
+# The relay: the same bootstrap, driven only by the stream and the replay queue, with its own role.
+resource "aws_lambda_function" "relay" {
+  function_name    = "paracell-${var.cell_id}-relay"
+  role             = aws_iam_role.function["relay"].arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = ["x86_64"]
+  memory_size      = 128
+  timeout          = 60
+  filename         = var.zip_path
+  source_code_hash = filebase64sha256(var.zip_path)
+  tracing_config {
+    mode = "Active"
+  }
 
   environment {
     variables = {
@@ -321,6 +383,16 @@ resource "aws_apigatewayv2_stage" "default" {
   api_id      = aws_apigatewayv2_api.http.id
   name        = "$default"
   auto_deploy = true
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api.arn
+    format          = jsonencode({ requestId = "$context.requestId", route = "$context.routeKey", status = "$context.status", latencyMs = "$context.responseLatency" })
+  }
+}
+
+# One line per request (no body, no header values).
+resource "aws_cloudwatch_log_group" "api" {
+  name              = "/paracell/${var.cell_id}/http-api"
+  retention_in_days = 365
 }
 
 resource "aws_lambda_permission" "http_api" {
@@ -336,7 +408,7 @@ resource "aws_lambda_permission" "http_api" {
 # fails to read lands in the consumer's dead-letter queue after EventBridge's retries.
 resource "aws_lambda_function" "consumer" {
   function_name    = "paracell-${var.cell_id}-consumer"
-  role             = aws_iam_role.lambda.arn
+  role             = aws_iam_role.function["consumer"].arn
   runtime          = "provided.al2023"
   handler          = "bootstrap"
   architectures    = ["x86_64"]
@@ -344,6 +416,9 @@ resource "aws_lambda_function" "consumer" {
   timeout          = 10
   filename         = var.consumer_zip_path
   source_code_hash = filebase64sha256(var.consumer_zip_path)
+  tracing_config {
+    mode = "Active"
+  }
   environment {
     variables = { RUST_LOG = "info" }
   }

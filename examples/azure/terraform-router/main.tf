@@ -59,11 +59,19 @@ resource "azurerm_resource_group" "router" {
 }
 
 resource "azurerm_storage_account" "router" {
-  name                     = "paracelledgerouter"
-  resource_group_name      = azurerm_resource_group.router.name
-  location                 = azurerm_resource_group.router.location
-  account_tier             = "Standard"
-  account_replication_type = "LRS"
+  name                            = "paracelledgerouter"
+  resource_group_name             = azurerm_resource_group.router.name
+  location                        = azurerm_resource_group.router.location
+  account_tier                    = "Standard"
+  account_replication_type        = "LRS"
+  min_tls_version                 = "TLS1_2"
+  https_traffic_only_enabled      = true
+  allow_nested_items_to_be_public = false
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+  }
 }
 
 resource "azurerm_service_plan" "router" {
@@ -82,8 +90,12 @@ resource "azurerm_linux_function_app" "router" {
   storage_account_name       = azurerm_storage_account.router.name
   storage_account_access_key = azurerm_storage_account.router.primary_access_key
   zip_deploy_file            = var.package_zip
+  https_only                 = true
 
-  site_config {}
+  site_config {
+    minimum_tls_version = "1.2"
+    ftps_state          = "Disabled"
+  }
 
   # Key Vault references in app settings resolve with the app's identity (grant it "get" on secrets).
   identity {

@@ -70,12 +70,23 @@ resource "azurerm_resource_group" "cell" {
   location = var.location
 }
 
+# The Functions runtime's own storage (and the events' queue and dead letters): TLS 1.2, HTTPS only,
+# nothing public, deleted blobs kept a week.
 resource "azurerm_storage_account" "cell" {
-  name                     = substr(replace("pc${var.cell_id}", "/[^a-z0-9]/", ""), 0, 24)
-  resource_group_name      = azurerm_resource_group.cell.name
-  location                 = azurerm_resource_group.cell.location
-  account_tier             = "Standard"
-  account_replication_type = "LRS"
+  name                            = substr(replace("pc${var.cell_id}", "/[^a-z0-9]/", ""), 0, 24)
+  resource_group_name             = azurerm_resource_group.cell.name
+  location                        = azurerm_resource_group.cell.location
+  account_tier                    = "Standard"
+  account_replication_type        = "LRS"
+  min_tls_version                 = "TLS1_2"
+  https_traffic_only_enabled      = true
+  allow_nested_items_to_be_public = false
+  public_network_access_enabled   = true
+  blob_properties {
+    delete_retention_policy {
+      days = 7
+    }
+  }
 }
 
 resource "azurerm_service_plan" "cell" {
@@ -105,6 +116,20 @@ resource "azurerm_cosmosdb_account" "cell" {
   capabilities {
     name = "EnableServerless"
   }
+  # No keys: the cell reaches its container with its managed identity (PARACELL_COSMOS_AUTH=entra)
+  # and a data-plane role on this database only; keys cannot change the account either.
+  local_authentication_disabled      = true
+  access_key_metadata_writes_enabled = false
+}
+
+# "Cosmos DB Built-in Data Contributor" (reads and writes items, no account or container changes),
+# for the cell's identity, on the cell's database only.
+resource "azurerm_cosmosdb_sql_role_assignment" "cell" {
+  resource_group_name = azurerm_resource_group.cell.name
+  account_name        = azurerm_cosmosdb_account.cell.name
+  role_definition_id  = "${azurerm_cosmosdb_account.cell.id}/sqlRoleDefinitions/00000000-0000-0000-0000-000000000002"
+  principal_id        = azurerm_linux_function_app.cell.identity[0].principal_id
+  scope               = "${azurerm_cosmosdb_account.cell.id}/dbs/${azurerm_cosmosdb_sql_database.cell.name}"
 }
 
 resource "azurerm_cosmosdb_sql_database" "cell" {
@@ -138,10 +163,15 @@ resource "azurerm_linux_function_app" "cell" {
   storage_account_name       = azurerm_storage_account.cell.name
   storage_account_access_key = azurerm_storage_account.cell.primary_access_key
   zip_deploy_file            = var.package_zip
+  https_only                 = true
 
-  site_config {}
+  site_config {
+    minimum_tls_version = "1.2"
+    ftps_state          = "Disabled"
+  }
 
-  # Key Vault references in app settings resolve with the app's identity (grant it "get" on secrets).
+  # The cell's identity: Cosmos DB and Event Grid with Entra ID (roles below), and Key Vault
+  # references in app settings (grant it "get" on the peer secret).
   identity {
     type = "SystemAssigned"
   }
@@ -151,22 +181,20 @@ resource "azurerm_linux_function_app" "cell" {
     PARACELL_CELL_ID         = var.cell_id
     PARACELL_TENANTS         = var.tenants
     PARACELL_STORE           = "cosmos"
-    PARACELL_COSMOS_ENDPOINT = azurerm_cosmosdb_account.cell.endpoint
-    # In production prefer a Key Vault reference ("@Microsoft.KeyVault(...)") over the raw key.
-    PARACELL_COSMOS_KEY       = azurerm_cosmosdb_account.cell.primary_key
+    PARACELL_COSMOS_ENDPOINT  = azurerm_cosmosdb_account.cell.endpoint
+    PARACELL_COSMOS_AUTH      = "entra"
     PARACELL_COSMOS_DATABASE  = azurerm_cosmosdb_sql_database.cell.name
     PARACELL_COSMOS_CONTAINER = azurerm_cosmosdb_sql_container.cell.name
     PARACELL_COSMOS_REGION    = azurerm_resource_group.cell.location
-    # The Relay function's trigger connection (examples/azure/app/Relay/function.json).
-    CosmosConnection      = azurerm_cosmosdb_account.cell.primary_sql_connection_string
+    # The Relay function's trigger connection (examples/azure/app/Relay/function.json), identity-based.
+    CosmosConnection__accountEndpoint = azurerm_cosmosdb_account.cell.endpoint
     PARACELL_PEERS        = "${var.peer_cell_id}=${var.peer_base_url}"
     PARACELL_PEER_SECRETS = "${var.peer_cell_id}=@Microsoft.KeyVault(SecretUri=${var.peer_secret_uri})"
     PARACELL_DEAD_LETTERS = "cosmos"
-    # The relay publishes each accepted transaction's CloudEvent to the topic (docs/events.md). To
-    # use Entra ID instead of the key, grant the app's identity "EventGrid Data Sender" on the topic
-    # and set PARACELL_EVENTGRID_TOKEN from a token source instead of PARACELL_EVENTGRID_KEY.
+    # The relay publishes each accepted transaction's CloudEvent to the topic (docs/events.md) with
+    # the app's managed identity ("EventGrid Data Sender" on this topic only; the topic has no keys).
     PARACELL_EVENTGRID_ENDPOINT = azurerm_eventgrid_topic.events.endpoint
-    PARACELL_EVENTGRID_KEY      = azurerm_eventgrid_topic.events.primary_access_key
+    PARACELL_EVENTGRID_AUTH     = "entra"
     RUST_LOG                    = "info"
   }
 }
@@ -177,6 +205,18 @@ resource "azurerm_eventgrid_topic" "events" {
   resource_group_name = azurerm_resource_group.cell.name
   location            = azurerm_resource_group.cell.location
   input_schema        = "CloudEventSchemaV1_0"
+  # Entra ID only: no access key exists to leak or expire.
+  local_auth_enabled = false
+  identity {
+    type = "SystemAssigned"
+  }
+}
+
+# The cell may publish to its own topic, and nothing else there.
+resource "azurerm_role_assignment" "cell_publishes" {
+  scope                = azurerm_eventgrid_topic.events.id
+  role_definition_name = "EventGrid Data Sender"
+  principal_id         = azurerm_linux_function_app.cell.identity[0].principal_id
 }
 
 # A subscriber: every accepted transaction to a Storage queue (a consumer function reads it,
@@ -225,8 +265,13 @@ resource "azurerm_linux_function_app" "consumer" {
   storage_account_name       = azurerm_storage_account.cell.name
   storage_account_access_key = azurerm_storage_account.cell.primary_access_key
   zip_deploy_file            = var.consumer_package_zip
+  https_only                 = true
 
-  site_config {}
+  # No identity and no role: a consumer cannot publish, nor read the cell's container.
+  site_config {
+    minimum_tls_version = "1.2"
+    ftps_state          = "Disabled"
+  }
 
   app_settings = {
     FUNCTIONS_WORKER_RUNTIME = "custom"
