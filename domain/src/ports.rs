@@ -2,8 +2,8 @@
 //!
 //! [`TransactionStore`] is the one place state lives. [`Clock`] and [`IdGenerator`] are ports too, so
 //! that tests and the conformance suite can make every response byte-identical. The replication
-//! relay's ports ([`crate::replication::ReplicationPeer`], [`crate::replication::DeadLetters`]) live
-//! with it; [`Sleep`] is here because more than one use case retries.
+//! relay's ports ([`crate::replication::relay::Destination`], [`crate::replication::relay::DeadLetters`])
+//! live with it; [`Sleep`] is here because more than one use case retries.
 
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::money::Currency;

@@ -5,7 +5,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`routes`] | [`Route`](routes::Route), the [`RouteSource`](routes::RouteSource) port, the registry file format, routes from the placement registry |
+//! | [`routes`] | [`Route`], the [`RouteSource`] port, the registry file format, routes from the placement registry |
 //! | [`cache`] | fresh for a while, last known forever while the registry is down, epochs never lowered |
 //! | [`health`] | outlier ejection and active probes, which only turn a dead cell into a fast 503 |
 //! | [`forward`] | what changes on the way through: hop-by-hop fields, `Via`, the routing epoch, diagnostics |

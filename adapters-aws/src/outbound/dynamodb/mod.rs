@@ -8,7 +8,7 @@
 //! the tenant's head still has the epoch, role and sequence number that were read (the fence: a cell
 //! demoted meanwhile cannot book), the idempotency key has no record yet, the entry's position is free, the transaction does not exist, the
 //! balance still has the version that was read. DynamoDB applies all of them or none; the
-//! cancellation reasons say which condition failed ([`errors`]). The item layout and why it avoids
+//! cancellation reasons say which condition failed (`errors.rs`). The item layout and why it avoids
 //! hot partitions is in [`items`].
 //!
 //! Throttling and transient failures are retried by the SDK's standard retry strategy (exponential

@@ -1,5 +1,5 @@
 //! A [`TransactionStore`] on Azure Cosmos DB for NoSQL (feature `cosmos`, `azure_data_cosmos` pinned
-//! `=1.0.0`): one container per cell, partitioned by tenant ([`documents`]).
+//! `=1.0.0`): one container per cell, partitioned by tenant (`documents.rs`).
 //!
 //! A create is two requests: one single-partition query for what it decides on (the tenant's head,
 //! the idempotency record, the balance, with their etags; [`TransactionStore::create_view`]), then
@@ -8,7 +8,7 @@
 //! create the entry, create the transaction, create or replace the balance (`If-Match` the etag of
 //! the version read). A commit without the etags of a read (applying a replicated entry) reads the
 //! documents it guards first. A GET is one point read. Cosmos DB applies the batch atomically; the failing operation's status says which condition
-//! failed ([`errors`]).
+//! failed (`errors.rs`).
 //!
 //! Throttling (429) is retried by the SDK with the service's `x-ms-retry-after-ms` hints, and
 //! transport failures by its regional retry policy; what still fails becomes
