@@ -160,6 +160,33 @@ async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// `local-cell` with the managed identity stand-in and `env`, its stderr in `log` (or nowhere);
+/// returns once it answers.
+async fn local_cell_with_identity(
+    env: &[(&str, String)],
+    log: Option<std::fs::File>,
+) -> (paracell_conformance::binaries::Running, u16) {
+    let (identity_endpoint, identity_header) = identity();
+    let port = paracell_conformance::wire::free_port().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_local-cell"));
+    command
+        .env("PORT", port.to_string())
+        .env("IDENTITY_ENDPOINT", &identity_endpoint)
+        .env("IDENTITY_HEADER", &identity_header)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(log.map_or_else(std::process::Stdio::null, std::process::Stdio::from));
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let running = paracell_conformance::binaries::Running(command.spawn().unwrap());
+    eventually("local-cell answers", async || {
+        paracell_conformance::wire::send(port, "GET", "/health", &[], b"", false).is_ok()
+    })
+    .await;
+    (running, port)
+}
+
 fn create_on(port: u16, key: &str) {
     let reply = paracell_conformance::wire::send(
         port,
@@ -185,30 +212,18 @@ fn create_on(port: u16, key: &str) {
 #[tokio::test(flavor = "current_thread")]
 async fn a_cell_publishes_with_managed_identity_tokens_and_a_refusal_keeps_events_pending() {
     let _one_at_a_time = SINK.lock().unwrap_or_else(|p| p.into_inner());
-    let (identity_endpoint, identity_header) = identity();
     let before = tokens_issued("https://eventgrid.azure.net").await;
     let cell = "cell-entra";
-    let port = paracell_conformance::wire::free_port().unwrap();
     let log = std::env::temp_dir().join(format!("paracell-entra-{}.log", std::process::id()));
-    let file = std::fs::File::create(&log).unwrap();
-    let _running = paracell_conformance::binaries::Running(
-        std::process::Command::new(env!("CARGO_BIN_EXE_local-cell"))
-            .env("PORT", port.to_string())
-            .env("PARACELL_CELL_ID", cell)
-            .env("PARACELL_EVENTGRID_ENDPOINT", endpoint())
-            .env("PARACELL_EVENTGRID_AUTH", "entra")
-            .env("IDENTITY_ENDPOINT", &identity_endpoint)
-            .env("IDENTITY_HEADER", &identity_header)
-            .env("PARACELL_RELAY_POLL_MS", "50")
-            .env("RUST_LOG", "info")
-            .stderr(std::process::Stdio::from(file))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("local-cell answers", async || {
-        paracell_conformance::wire::send(port, "GET", "/health", &[], b"", false).is_ok()
-    })
+    let (_running, port) = local_cell_with_identity(
+        &[
+            ("PARACELL_CELL_ID", cell.into()),
+            ("PARACELL_EVENTGRID_ENDPOINT", endpoint()),
+            ("PARACELL_EVENTGRID_AUTH", "entra".into()),
+            ("PARACELL_RELAY_POLL_MS", "50".into()),
+        ],
+        Some(std::fs::File::create(&log).unwrap()),
+    )
     .await;
     create_on(port, "mi-1");
     eventually("the first event is published", async || {
@@ -246,7 +261,6 @@ async fn a_cell_publishes_with_managed_identity_tokens_and_a_refusal_keeps_event
 async fn a_cell_reaches_cosmos_db_with_a_managed_identity_token() {
     use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosStore};
     let _one_at_a_time = SINK.lock().unwrap_or_else(|p| p.into_inner());
-    let (identity_endpoint, identity_header) = identity();
     let cosmos = std::env::var("PARACELL_TEST_COSMOS_ENDPOINT").unwrap();
     let key = std::env::var("PARACELL_COSMOS_KEY").unwrap();
     let database = std::env::var("PARACELL_COSMOS_DATABASE").unwrap();
@@ -256,25 +270,15 @@ async fn a_cell_reaches_cosmos_db_with_a_managed_identity_token() {
         .await
         .unwrap();
     let before = tokens_issued("https://cosmos.azure.com").await;
-    let port = paracell_conformance::wire::free_port().unwrap();
-    let _running = paracell_conformance::binaries::Running(
-        std::process::Command::new(env!("CARGO_BIN_EXE_local-cell"))
-            .env("PORT", port.to_string())
-            .env("PARACELL_STORE", "cosmos")
-            .env("PARACELL_COSMOS_AUTH", "entra")
-            .env_remove("PARACELL_COSMOS_KEY")
-            .env("PARACELL_COSMOS_CONTAINER", &container)
-            .env("IDENTITY_ENDPOINT", &identity_endpoint)
-            .env("IDENTITY_HEADER", &identity_header)
-            .env("RUST_LOG", "warn")
-            .stderr(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    eventually("local-cell answers", async || {
-        paracell_conformance::wire::send(port, "GET", "/health", &[], b"", false).is_ok()
-    })
+    let (_running, port) = local_cell_with_identity(
+        &[
+            ("PARACELL_STORE", "cosmos".into()),
+            ("PARACELL_COSMOS_AUTH", "entra".into()),
+            ("PARACELL_COSMOS_KEY", String::new()),
+            ("PARACELL_COSMOS_CONTAINER", container.clone()),
+        ],
+        None,
+    )
     .await;
     create_on(port, "cosmos-mi-1");
     assert!(tokens_issued("https://cosmos.azure.com").await > before);

@@ -54,6 +54,27 @@ fn local_cell(env: &[(&str, String)]) -> (Running, u16) {
     (process, port)
 }
 
+/// An edge router whose registry (`name`) sends `coop-1` to the cell on `cell_port` (`None`: an
+/// empty registry), with `extra` settings.
+fn router(name: &str, cell_port: Option<u16>, extra: &[(&str, String)]) -> (Running, u16) {
+    let registry = std::env::temp_dir().join(format!(
+        "paracell-hostile-{}-{name}-registry.json",
+        std::process::id()
+    ));
+    let tenants = cell_port.map_or(String::new(), |port| {
+        format!(r#""coop-1":{{"cell":"cell-a","cloud":"aws","url":"http://127.0.0.1:{port}","epoch":1}}"#)
+    });
+    std::fs::write(&registry, format!(r#"{{"tenants":{{{tenants}}}}}"#)).unwrap();
+    let mut env = vec![
+        ("PARACELL_REGISTRY", format!("file:{}", registry.display())),
+        ("PARACELL_EDGE_PROBE_SECS", "0".into()),
+    ];
+    env.extend(extra.iter().cloned());
+    let port = free_port();
+    let process = start(env!("CARGO_BIN_EXE_edge-router"), port, &env, None);
+    (process, port)
+}
+
 fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
@@ -121,22 +142,13 @@ fn silent_half_sent_and_idle_connections_are_closed() {
 /// hyper's header timer does not cover (an HTTP/2 preface that never completes, say).
 #[test]
 fn the_idle_timeout_closes_what_the_header_timer_does_not_cover() {
-    let registry = std::env::temp_dir().join(format!(
-        "paracell-hostile-{}-idle-registry.json",
-        std::process::id()
-    ));
-    std::fs::write(&registry, r#"{"tenants":{}}"#).unwrap();
-    let port = free_port();
-    let _router = start(
-        env!("CARGO_BIN_EXE_edge-router"),
-        port,
+    let (_router, port) = router(
+        "idle",
+        None,
         &[
-            ("PARACELL_REGISTRY", format!("file:{}", registry.display())),
-            ("PARACELL_EDGE_PROBE_SECS", "0".into()),
             ("PARACELL_HEADER_TIMEOUT_SECS", "60".into()),
             ("PARACELL_IDLE_TIMEOUT_SECS", "1".into()),
         ],
-        None,
     );
     let mut preface = connect(port);
     preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
@@ -212,29 +224,7 @@ fn a_stalled_or_dawdling_body_is_answered_408_and_books_nothing() {
 
     // The edge router's own front door: a slow upload never holds it (its deadline to the cell
     // starts only once the body is in).
-    let registry = std::env::temp_dir().join(format!(
-        "paracell-hostile-{}-slow-registry.json",
-        std::process::id()
-    ));
-    std::fs::write(
-        &registry,
-        format!(
-            r#"{{"tenants":{{"coop-1":{{"cell":"cell-a","cloud":"aws","url":"http://127.0.0.1:{port}","epoch":1}}}}}}"#
-        ),
-    )
-    .unwrap();
-    let router_port = free_port();
-    let _router = start(
-        env!("CARGO_BIN_EXE_edge-router"),
-        router_port,
-        &[
-            ("PARACELL_REGISTRY", format!("file:{}", registry.display())),
-            ("PARACELL_EDGE_PROBE_SECS", "0".into()),
-            env[0].clone(),
-            env[1].clone(),
-        ],
-        None,
-    );
+    let (_router, router_port) = router("slow", Some(port), &env);
     let (got, took) = slow_post(router_port, &body[..10], &[], Duration::from_secs(60));
     assert_408(&got);
     assert!(took < Duration::from_secs(4), "{took:?}");
@@ -295,27 +285,7 @@ fn internal_routes_answer_clients_404_on_cells_and_through_the_router() {
         ),
         ("PARACELL_PEER_SECRETS", format!("cell-b={SECRET}")),
     ]);
-    let registry = std::env::temp_dir().join(format!(
-        "paracell-hostile-{}-routes-registry.json",
-        std::process::id()
-    ));
-    std::fs::write(
-        &registry,
-        format!(
-            r#"{{"tenants":{{"coop-1":{{"cell":"cell-a","cloud":"aws","url":"http://127.0.0.1:{port}","epoch":1}}}}}}"#
-        ),
-    )
-    .unwrap();
-    let router_port = free_port();
-    let _router = start(
-        env!("CARGO_BIN_EXE_edge-router"),
-        router_port,
-        &[
-            ("PARACELL_REGISTRY", format!("file:{}", registry.display())),
-            ("PARACELL_EDGE_PROBE_SECS", "0".into()),
-        ],
-        None,
-    );
+    let (_router, router_port) = router("routes", Some(port), &[]);
     // A made-up change-feed invocation: one document claiming a credit.
     let forged = r#"{"Data":{"documents":"[{\"id\":\"seq:1\",\"kind\":\"entry\",\"pending\":true}]"},"Metadata":{}}"#;
     for target in [port, router_port] {

@@ -79,14 +79,18 @@ async fn a_cells_log_events_reach_an_otlp_receiver_with_their_trace_id() {
             .into_iter()
             .filter(|r| r["service"] == service.as_str())
             .collect();
-        if mine.iter().any(|r| r["body"] == "request") || Instant::now() > deadline {
+        // The create's record (the readiness poll's `GET /` is a request too).
+        let create = |r: &serde_json::Value| {
+            r["body"] == "request" && r["attributes"]["tenant"] == "coop-otlp"
+        };
+        if mine.iter().any(create) || Instant::now() > deadline {
             break mine;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let request = mine
         .iter()
-        .find(|r| r["body"] == "request")
+        .find(|r| r["body"] == "request" && r["attributes"]["tenant"] == "coop-otlp")
         .unwrap_or_else(|| panic!("no request record exported: {mine:#?}"));
     assert_eq!(request["trace_id"], TRACE_ID);
     assert_eq!(request["severity_text"], "INFO");

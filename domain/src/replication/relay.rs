@@ -627,23 +627,21 @@ fn log_relayed(entry: &SealedEntry, destination: &str, result: &Delivery) {
                 "replication relayed"
             );
         }
-        Delivery::Poison(reason) | Delivery::Retry(reason) => tracing::error!(
-            trace_id,
-            origin,
-            tenant,
-            seq,
-            destination,
-            cause = reason.as_str(),
-            "replication dead-lettered"
-        ),
-        Delivery::Unauthorized(reason) => tracing::error!(
-            trace_id,
-            origin,
-            tenant,
-            seq,
-            destination,
-            cause = reason.as_str(),
-            "replication unauthorized: the destination refused the relay's credentials; the entry stays pending (configuration fault)"
-        ),
+        Delivery::Poison(reason) | Delivery::Retry(reason) | Delivery::Unauthorized(reason) => {
+            let what = if matches!(result, Delivery::Unauthorized(_)) {
+                "replication unauthorized: the destination refused the relay's credentials; the entry stays pending (configuration fault)"
+            } else {
+                "replication dead-lettered"
+            };
+            tracing::error!(
+                trace_id,
+                origin,
+                tenant,
+                seq,
+                destination,
+                cause = reason.as_str(),
+                "{what}"
+            );
+        }
     }
 }

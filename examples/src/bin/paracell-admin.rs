@@ -23,6 +23,9 @@ const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       pa
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Results go to stdout (`--json` for machines); diagnostics are JSON log lines on stderr, like
+    // every binary's.
+    paracell_examples::logs::init_azure();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
@@ -215,7 +218,7 @@ async fn failover(
                     serde_json::json!({ "tenant": tenant.as_str(), "error": e.to_string() })
                 );
             }
-            eprintln!("paracell-admin: failover: {e}");
+            tracing::error!(command = "failover", error = %e, "paracell-admin failed");
             ExitCode::FAILURE
         }
     }
@@ -469,7 +472,7 @@ async fn migrate(tenant: &str, to: &str, json: bool, timeout_secs: u64) -> ExitC
                     serde_json::json!({ "tenant": tenant.as_str(), "error": e.to_string() })
                 );
             }
-            eprintln!("paracell-admin: migrate: {e}");
+            tracing::error!(command = "migrate", error = %e, "paracell-admin failed");
             ExitCode::FAILURE
         }
     }
@@ -481,7 +484,7 @@ fn usage() -> ExitCode {
 }
 
 fn fail(what: &str, e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("paracell-admin: {what}: {e}");
+    tracing::error!(command = what, error = %e, "paracell-admin failed");
     ExitCode::from(2)
 }
 
@@ -559,7 +562,7 @@ async fn replay(limit: usize) -> ExitCode {
         if report.delivered == 1 {
             delivered += 1;
             if let Err(e) = letters.remove(&id).await {
-                eprintln!("paracell-admin: delivered {id} but could not remove it: {e}");
+                tracing::error!(letter = id.as_str(), error = %e, "delivered, but the letter could not be removed");
             }
         } else {
             // Dead-lettered again (with the new reason), or failed: the old letter stays too.

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 #[cfg(all(feature = "dynamodb", feature = "cosmos"))]
 #[tokio::main]
 async fn main() -> ExitCode {
+    paracell_examples::logs::init_aws();
     use paracell_aws::inbound::stream::{batch_response, placement_records};
     use paracell_azure::outbound::cosmos::{CosmosConfig, CosmosPlacementReplica, CosmosStore};
     use paracell_domain::placement::registry::{PlacementReplica, replicate};
