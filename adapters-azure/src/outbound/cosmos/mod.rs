@@ -126,11 +126,20 @@ impl CosmosConfig {
     ///
     /// ```
     /// use paracell_azure::outbound::cosmos::CosmosConfig;
+    /// use paracell_azure::outbound::cosmos::CosmosAuth;
     /// let env = |name: &str| match name {
-    ///     "PARACELL_COSMOS_REGION" => None,
+    ///     "PARACELL_COSMOS_REGION" | "PARACELL_COSMOS_AUTH" => None,
     ///     other => Some(format!("{other}-value")),
     /// };
     /// assert_eq!(CosmosConfig::from_lookup(env).unwrap().container, "PARACELL_COSMOS_CONTAINER-value");
+    /// // Entra ID needs no key; an unknown method is refused.
+    /// let entra = |name: &str| match name {
+    ///     "PARACELL_COSMOS_AUTH" => Some("entra".to_owned()),
+    ///     "PARACELL_COSMOS_KEY" | "PARACELL_COSMOS_REGION" => None,
+    ///     other => Some(format!("{other}-value")),
+    /// };
+    /// assert_eq!(CosmosConfig::from_lookup(entra).unwrap().auth, CosmosAuth::Entra);
+    /// assert!(CosmosConfig::from_lookup(|n| (n == "PARACELL_COSMOS_AUTH").then(|| "sas".into())).is_err());
     /// let err = CosmosConfig::from_lookup(|_| None).unwrap_err();
     /// assert!(err.contains("PARACELL_COSMOS_ENDPOINT"));
     /// ```
