@@ -149,6 +149,7 @@ impl CosmosConfig {
                 .filter(|v| !v.is_empty())
                 .ok_or_else(|| format!("PARACELL_STORE=cosmos needs {name}"))
         };
+        let endpoint = required("PARACELL_COSMOS_ENDPOINT")?;
         let auth = match lookup("PARACELL_COSMOS_AUTH").as_deref() {
             None | Some("" | "key") => CosmosAuth::Key(required("PARACELL_COSMOS_KEY")?),
             Some("entra") => CosmosAuth::Entra,
@@ -159,7 +160,7 @@ impl CosmosConfig {
             }
         };
         Ok(Self {
-            endpoint: required("PARACELL_COSMOS_ENDPOINT")?,
+            endpoint,
             auth,
             database: required("PARACELL_COSMOS_DATABASE")?,
             container: required("PARACELL_COSMOS_CONTAINER")?,
