@@ -263,6 +263,11 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
     );
     assert!(ok, "{rec}");
     assert_eq!(rec["counts"]["retried"], 1, "{rec}");
+    // Every class is counted by name, even at zero.
+    for class in paracell_domain::placement::reconcile::TailClass::ALL {
+        let key = class.as_str().replace('-', "_");
+        assert!(rec["counts"][key.as_str()].is_u64(), "{key} missing: {rec}");
+    }
     assert_eq!(
         rec["counts"]["lost"].as_u64().unwrap() + 1,
         unreplicated,

@@ -37,7 +37,16 @@ pub enum TailClass {
 }
 
 impl TailClass {
-    /// `retried`, `conflicting`, `lost`, `lost-refusal`.
+    /// Every class, in report order: what a report counts (none may be left out of a count).
+    pub const ALL: [TailClass; 5] = [
+        Self::Retried,
+        Self::RetriedOtherOutcome,
+        Self::Conflicting,
+        Self::Lost,
+        Self::LostRefusal,
+    ];
+
+    /// `retried`, `retried-other-outcome`, `conflicting`, `lost`, `lost-refusal`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Retried => "retried",

@@ -261,10 +261,11 @@ async fn reconcile(tenant: &str, json: bool, report_file: Option<&str>) -> ExitC
     let document = serde_json::json!({
         "tenant": rec.tenant.as_str(), "old": rec.old.as_str(), "new": rec.new.as_str(),
         "epoch": rec.epoch, "from_seq": rec.from_seq,
-        "counts": {
-            "retried": rec.count(TailClass::Retried), "conflicting": rec.count(TailClass::Conflicting),
-            "lost": rec.count(TailClass::Lost), "lost_refusal": rec.count(TailClass::LostRefusal),
-        },
+        // Every class, by name (`retried_other_outcome` included): a count never leaves one out.
+        "counts": TailClass::ALL
+            .iter()
+            .map(|c| (c.as_str().replace('-', "_"), serde_json::json!(rec.count(*c))))
+            .collect::<serde_json::Map<String, serde_json::Value>>(),
         "entries": rec.entries.iter().map(|e| serde_json::json!({
             "seq": e.seq, "key": e.key, "class": e.class.as_str(), "status": e.status,
             "response": serde_json::from_str::<serde_json::Value>(&e.body).unwrap_or(serde_json::Value::String(e.body.clone())),
@@ -286,8 +287,9 @@ async fn reconcile(tenant: &str, json: bool, report_file: Option<&str>) -> ExitC
             println!("  seq {:>6}  {:<13} key {}", e.seq, e.class.as_str(), e.key);
         }
         println!(
-            "{} retried, {} conflicting (decide), {} lost (re-submit), {} lost refusals{}",
+            "{} retried, {} retried with another outcome (decide), {} conflicting (decide), {} lost (re-submit), {} lost refusals{}",
             rec.count(TailClass::Retried),
+            rec.count(TailClass::RetriedOtherOutcome),
             rec.count(TailClass::Conflicting),
             rec.count(TailClass::Lost),
             rec.count(TailClass::LostRefusal),
