@@ -64,8 +64,10 @@ pub async fn receive(
                 continue;
             }
         };
-        let (result, drained) = match admissible(store, sender, placement, &entry).await? {
-            Ok(()) => receive_one(config, store, &entry).await?,
+        // One read of the tenant's head serves both the admission check and the receipt.
+        let head = store.head(entry.tenant()).await?;
+        let (result, drained) = match admissible(sender, placement, &entry, head.as_ref()).await {
+            Ok(()) => receive_one(config, store, &entry, head).await?,
             Err(reason) => (
                 EntryResult::of(&entry, Outcome::Refused, Some(reason)),
                 Vec::new(),
@@ -108,50 +110,49 @@ fn log_received(config: &CellConfig, entry: &SealedEntry, result: &EntryResult) 
 }
 
 /// Whether `sender` may deliver `entry` here: it must be the entry's origin, and the tenant's primary
-/// at the entry's epoch. `Ok(Err(reason))` refuses the entry.
+/// at the entry's epoch (`head`: this cell's head of the tenant). `Err(reason)` refuses the entry.
 async fn admissible(
-    store: &dyn TransactionStore,
     sender: &CellId,
     placement: Option<&PlacementSource>,
     entry: &SealedEntry,
-) -> Result<Result<(), String>, StoreError> {
+    head: Option<&TenantHead>,
+) -> Result<(), String> {
     let e = entry.entry();
     let tenant = entry.tenant();
     if &e.origin != sender {
-        return Ok(Err(format!(
+        return Err(format!(
             "entry {} of tenant {tenant} was committed by {}, but delivered by peer {sender}: a peer delivers only its own entries",
             e.seq, e.origin
-        )));
+        ));
     }
-    let head = store.head(tenant).await?;
-    if let Some(h) = &head {
+    if let Some(h) = head {
         // Entries of older epochs are judged by the chain (stale, duplicate or diverged) below.
         if e.epoch == h.epoch && e.origin != h.primary {
-            return Ok(Err(format!(
+            return Err(format!(
                 "tenant {tenant}'s primary at epoch {} is {}, not {}",
                 h.epoch, h.primary, e.origin
-            )));
+            ));
         }
         if e.epoch <= h.epoch {
-            return Ok(Ok(()));
+            return Ok(());
         }
     }
     // A new epoch (or a tenant this cell never held): the authority, when there is one, must name the
     // origin as primary at exactly that epoch.
     let Some(source) = placement else {
-        return Ok(Ok(()));
+        return Ok(());
     };
     let registered = match source.get(tenant).await {
         Ok(p) => p,
         // Unknown now: refuse, the relay delivers it again (or dead-letters it, never silently).
         Err(e) => {
-            return Ok(Err(format!(
+            return Err(format!(
                 "the placement authority could not be read to check epoch {} of tenant {tenant}: {e}",
                 entry.entry().epoch
-            )));
+            ));
         }
     };
-    Ok(match registered {
+    match registered {
         // Not registered: implicit placement, the cell that books is the primary.
         None => Ok(()),
         Some(p) if p.epoch == e.epoch && p.primary == e.origin => Ok(()),
@@ -159,13 +160,14 @@ async fn admissible(
             "the placement authority names {} as tenant {tenant}'s primary at epoch {}, not {} at epoch {}",
             p.primary, p.epoch, e.origin, e.epoch
         )),
-    })
+    }
 }
 
 async fn receive_one(
     config: &CellConfig,
     store: &dyn TransactionStore,
     entry: &SealedEntry,
+    head: Option<TenantHead>,
 ) -> Result<(EntryResult, Vec<EntryResult>), StoreError> {
     let tenant = entry.tenant();
     let e = entry.entry();
@@ -180,7 +182,6 @@ async fn receive_one(
             )),
         );
     }
-    let head = store.head(tenant).await?;
     if let Some(h) = &head {
         match h.role {
             TenantRole::Primary | TenantRole::Frozen => {
