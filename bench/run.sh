@@ -43,7 +43,7 @@ fi
 step "release builds"
 # The deployable binaries, as shipped (release, stripped).
 cargo lambda build --release --bin lambda-cell
-cargo build --release -p paracell-examples --bin azure-cell --bin local-cell --bin edge-router
+scripts/build-release.sh
 
 step "in-process cost per path (criterion)"
 # In-process cost per request of every path and its serde_json floor (criterion).
@@ -63,9 +63,8 @@ else
 fi
 
 step "database requests per answer and create latency through local-cell (DynamoDB and Cosmos DB stand-ins)"
-# local-cell with both database stores (built here: `cargo bench` rebuilds the package's binaries
-# with the features of each bench run).
-cargo build --release -p paracell-examples --features dynamodb,cosmos --bin local-cell
+# local-cell with both database stores (the same command as CI's last phase, so CI builds that set once).
+scripts/build-release.sh --stores
 cp target/release/local-cell bench/out/local-cell-stores
 scripts/dev-services.sh python3 bench/store_requests.py $QUICK --binary bench/out/local-cell-stores
 
@@ -78,8 +77,8 @@ else
 fi
 
 step "cold starts, RSS, sizes, loopback load, the edge router (harness.py)"
-# The shipped binaries again, as in step 2: the benches above rebuilt them with their features.
-cargo build --release -p paracell-examples --bin azure-cell --bin local-cell --bin edge-router
+# The shipped binaries again, as in step 2 (fresh: cargo only copies them back over step 5's).
+scripts/build-release.sh
 python3 bench/harness.py $QUICK
 step "report"
 python3 bench/report.py

@@ -10,7 +10,7 @@ if [ ! -x .venv-schemathesis/bin/st ]; then
   python3 -m venv .venv-schemathesis
   .venv-schemathesis/bin/pip install --quiet --disable-pip-version-check -r .ci/requirements-schemathesis.txt
 fi
-cargo build -q --release -p paracell-examples --bin local-cell
+scripts/build-release.sh
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 PORT=$port RUST_LOG=error target/release/local-cell &
 cell=$!
