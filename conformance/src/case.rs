@@ -57,8 +57,7 @@ pub struct CellSpec {
     /// `PARACELL_MAX_BODY_BYTES`; default 262144.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
-    /// A store fault to inject (in process only): `store-unavailable`, `store-failure`, `panic`,
-    /// `keys-in-progress`.
+    /// A store fault to inject (in process only): `store-unavailable`, `store-failure`, `panic`.
     #[serde(default)]
     pub fault: Option<Fault>,
     /// Tenant heads written before the first step (in process only): a cell that starts as a
@@ -100,8 +99,6 @@ pub enum Fault {
     StoreFailure,
     /// Every store operation panics.
     Panic,
-    /// Every idempotency key is already held by a request in progress.
-    KeysInProgress,
 }
 
 impl Default for CellSpec {

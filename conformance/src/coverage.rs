@@ -1,6 +1,7 @@
 //! Requirement coverage: every requirement id of `docs/api.md` must be named by at least one case
 //! (or, for the edge router's own answers, one routing vector of `conformance/edge/vectors.json`;
-//! or, for the rules of a server's own socket, one of the [`SOCKET_TESTS`]).
+//! or, for the rules of a server's own socket, one of the [`SOCKET_TESTS`]; or, for requests racing
+//! in one store, one of the [`STORE_CONTRACT_TESTS`]).
 
 use crate::case::Case;
 use std::collections::BTreeMap;
@@ -44,6 +45,15 @@ pub const SOCKET_TESTS: &[(&str, &str)] = &[
 /// The file holding the [`SOCKET_TESTS`].
 pub const SOCKET_TEST_FILE: &str = "examples/tests/hostile.rs";
 
+/// Rules about requests racing inside one store, which a case (one request at a time) cannot show:
+/// each is covered by a function of the store contract that every store runs (memory, DynamoDB,
+/// Cosmos DB). The suite checks that each named function exists.
+pub const STORE_CONTRACT_TESTS: &[(&str, &str)] =
+    &[("idempotency.concurrent", "concurrent_duplicates_book_once")];
+
+/// The file holding the [`STORE_CONTRACT_TESTS`].
+pub const STORE_CONTRACT_FILE: &str = "domain/src/testing/store_contract.rs";
+
 /// Requirement → ids of the cases covering it (empty when uncovered), in document order.
 pub fn coverage(cases: &[Case]) -> Vec<(&'static str, Vec<String>)> {
     let mut by_requirement: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -52,11 +62,19 @@ pub fn coverage(cases: &[Case]) -> Vec<(&'static str, Vec<String>)> {
             by_requirement.entry(r).or_default().push(id.clone());
         }
     }
-    for (r, test) in SOCKET_TESTS {
+    let named_tests = SOCKET_TESTS
+        .iter()
+        .map(|(r, test)| (r, SOCKET_TEST_FILE, test))
+        .chain(
+            STORE_CONTRACT_TESTS
+                .iter()
+                .map(|(r, test)| (r, STORE_CONTRACT_FILE, test)),
+        );
+    for (r, file, test) in named_tests {
         by_requirement
             .entry((*r).to_owned())
             .or_default()
-            .push(format!("{SOCKET_TEST_FILE}::{test}"));
+            .push(format!("{file}::{test}"));
     }
     requirements()
         .into_iter()

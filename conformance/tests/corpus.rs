@@ -64,6 +64,19 @@ fn every_socket_rule_names_a_test_that_exists() {
     }
 }
 
+/// Likewise the store contract's named functions.
+#[test]
+fn every_store_race_rule_names_a_contract_function_that_exists() {
+    let file = include_str!("../../domain/src/testing/store_contract.rs");
+    for (requirement, test) in paracell_conformance::coverage::STORE_CONTRACT_TESTS {
+        assert!(
+            file.contains(&format!("pub fn {test}(")),
+            "{requirement}: no function {test} in {}",
+            paracell_conformance::coverage::STORE_CONTRACT_FILE
+        );
+    }
+}
+
 #[test]
 fn a_broken_cell_is_caught() {
     // The suite must fail when one envelope diverges: run the corpus on a cell whose limits differ

@@ -16,7 +16,7 @@ use crate::replication::{apply, batch};
 use crate::tenancy::TenantId;
 use std::sync::Arc;
 
-pub use crate::ledger::create::{CLAIM_LEASE_MILLIS, MAX_BALANCE_ATTEMPTS};
+pub use crate::ledger::create::MAX_BALANCE_ATTEMPTS;
 
 /// The ports a cell runs on.
 #[derive(Clone)]

@@ -7,8 +7,6 @@
 //! and retry with the same key.
 
 use crate::tenancy::TenantId;
-use crate::time::Timestamp;
-use crate::transaction::TransactionId;
 use std::fmt;
 
 /// A client's idempotency key: 1–255 visible ASCII characters except the comma.
@@ -82,22 +80,17 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
 }
 
-/// Where the processing of a key stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyState {
-    /// A request holds the key and is being processed. `token` identifies the holder; a claim older
-    /// than the lease may be taken over (the holder crashed).
-    InProgress {
-        /// When the holder claimed it.
-        claimed_at: Timestamp,
-        /// Identifies the holder (the transaction id it will create).
-        token: TransactionId,
-    },
-    /// Processing finished; this is the outcome to replay.
-    Completed(StoredResponse),
-}
+/// The state a record had while a request held its key, before the claim flow was retired: versions
+/// before 0.1 wrote such claims, this one never does. A store that finds one refuses to read the record
+/// with [`RETIRED_CLAIM`] instead of guessing what it meant (`docs/operations.md`, "Upgrading").
+pub const RETIRED_CLAIM_STATE: &str = "in_progress";
 
-/// Everything remembered about one (tenant, key).
+/// Why a store refuses a record in [`RETIRED_CLAIM_STATE`].
+pub const RETIRED_CLAIM: &str = "an idempotency record in the retired \"in_progress\" state (a claim an older version left behind): complete or delete it before upgrading, see docs/operations.md";
+
+/// Everything remembered about one (tenant, key): written once, in the same atomic commit as the
+/// outcome it replays (nothing holds a key while a request is processed, so there is no
+/// "in progress" state: of two racing requests one commits and the other reads its record).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     /// Owner.
@@ -106,8 +99,8 @@ pub struct IdempotencyRecord {
     pub key: IdempotencyKey,
     /// Canonical form of the validated command ([`crate::NewTransaction::fingerprint`]).
     pub fingerprint: String,
-    /// Progress.
-    pub state: KeyState,
+    /// The first outcome, replayed for every later request with the key and fingerprint.
+    pub response: StoredResponse,
 }
 
 #[cfg(test)]

@@ -2,12 +2,12 @@
 //! conformance suite. Correct under concurrent use: each store operation runs under one lock, so
 //! every operation is atomic and linearisable.
 
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::money::Currency;
 use crate::placement::{Fence, TenantHead};
 use crate::ports::{
     BalanceSnapshot, Clock, Commit, CommitError, CreateView, EntryPage, EntryRef, EntrySource,
-    IdGenerator, KeyGuard, ReadStamps, Received, Sleep, StoreError, TransactionStore,
+    IdGenerator, ReadStamps, Received, Sleep, StoreError, TransactionStore,
 };
 use crate::replication::relay::{DeadLetter, DeadLetters};
 use crate::replication::{Effect, SealedEntry};
@@ -53,18 +53,6 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// Stores `record` as it is (test support): the in-progress claim an earlier cell left behind,
-    /// which no operation of this version writes.
-    #[cfg(any(test, feature = "testing"))]
-    pub fn insert_record(&self, record: IdempotencyRecord) {
-        self.lock()
-            .tenants
-            .entry(record.tenant_id.clone())
-            .or_default()
-            .keys
-            .insert(record.key.clone(), record);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -120,14 +108,11 @@ impl MemoryStore {
             let mut records: Vec<&IdempotencyRecord> = t.keys.values().collect();
             records.sort_by(|a, b| a.key.cmp(&b.key));
             keys.extend(records.into_iter().map(|r| {
-                let outcome = match &r.state {
-                    KeyState::InProgress { .. } => serde_json::json!("in_progress"),
-                    KeyState::Completed(resp) => serde_json::json!({
-                        "status": resp.status,
-                        "headers": resp.headers,
-                        "body": String::from_utf8_lossy(&resp.body),
-                    }),
-                };
+                let outcome = serde_json::json!({
+                    "status": r.response.status,
+                    "headers": r.response.headers,
+                    "body": String::from_utf8_lossy(&r.response.body),
+                });
                 serde_json::json!({
                     "tenant_id": r.tenant_id.as_str(),
                     "key": r.key.as_str(),
@@ -221,18 +206,7 @@ impl TransactionStore for MemoryStore {
         if commit.source == EntrySource::Committed && t.entries.contains_key(&entry.seq) {
             return Err(CommitError::HeadMoved);
         }
-        let key_ok = match (commit.key, t.keys.get(&entry.key)) {
-            (KeyGuard::Absent, None) => true,
-            (
-                KeyGuard::HeldBy(token),
-                Some(IdempotencyRecord {
-                    state: KeyState::InProgress { token: held, .. },
-                    ..
-                }),
-            ) => *held == token,
-            _ => false,
-        };
-        if !key_ok {
+        if t.keys.contains_key(&entry.key) {
             return Err(CommitError::KeyConflict);
         }
         if let Some(write) = &commit.ledger {
@@ -272,7 +246,7 @@ impl TransactionStore for MemoryStore {
                 tenant_id: tenant_id.clone(),
                 key: entry.key.clone(),
                 fingerprint: entry.fingerprint.clone(),
-                state: KeyState::Completed(entry.response.clone()),
+                response: entry.response.clone(),
             },
         );
         t.head = Some(commit.head);

@@ -38,8 +38,8 @@ pub enum CommitError {
     /// the cell's role or epoch changed): read it again and decide again.
     #[error("the tenant's head changed since it was read")]
     HeadMoved,
-    /// The idempotency key is not as the commit expects: no longer held with this token (its lease
-    /// expired and another request took it), or, when applying an entry, already recorded.
+    /// The idempotency key already has a record: a concurrent request with the same key committed
+    /// first (read again and replay it), or, when applying an entry, it was already recorded.
     #[error("the idempotency key is not as expected")]
     KeyConflict,
     /// A transaction with this id already exists.
@@ -117,18 +117,6 @@ pub struct BalanceUpdate {
     pub expected_version: u64,
 }
 
-/// What the idempotency record must be for a commit to land.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyGuard {
-    /// Absent: the first outcome for the key (a client's request, or an entry applied on a standby).
-    /// Of two concurrent requests with one key, only one commit finds it absent.
-    Absent,
-    /// In progress and held with this token: a claim whose holder is presumed dead (older than
-    /// [`crate::ledger::create::CLAIM_LEASE_MILLIS`]), taken over by this commit. Earlier cells
-    /// claimed keys before booking; a claim such a cell left behind is completed this way.
-    HeldBy(TransactionId),
-}
-
 /// Opaque versions of the documents a decision read (entity tags, on stores that guard writes with
 /// them), handed back with the commit so the store need not read them again. Empty (the default):
 /// the store reads what it needs, or, like DynamoDB and the memory store, checks values and needs
@@ -137,8 +125,6 @@ pub enum KeyGuard {
 pub struct ReadStamps {
     /// The tenant's head, as read.
     pub head: Option<String>,
-    /// The idempotency record, as read.
-    pub key: Option<String>,
     /// The balance, as read.
     pub balance: Option<String>,
 }
@@ -166,7 +152,8 @@ pub enum EntrySource {
     Received,
 }
 
-/// Everything one outcome writes for a tenant, atomically: all of it or nothing.
+/// Everything one outcome writes for a tenant, atomically: all of it or nothing. The entry's
+/// idempotency key must have no record yet; the commit writes it (key, fingerprint, response).
 ///
 /// The same operation books a client's request on the primary and applies a replicated entry on a
 /// standby, so both paths write exactly the same items.
@@ -180,9 +167,6 @@ pub struct Commit {
     pub entry: SealedEntry,
     /// Whether the entry is written now or was received before.
     pub source: EntrySource,
-    /// The idempotency record's condition; the record is completed with the entry's key,
-    /// fingerprint and response.
-    pub key: KeyGuard,
     /// The transaction and its balance, for an accepted entry.
     pub ledger: Option<LedgerWrite>,
     /// The versions of the documents the decision read (from [`CreateView::stamps`]), or empty.

@@ -5,10 +5,9 @@ mod support;
 
 use paracell_domain::http::ApiRequest;
 use paracell_domain::idempotency::IdempotencyKey;
-use paracell_domain::idempotency::{IdempotencyRecord, KeyState};
 use paracell_domain::ports::TransactionStore;
 use paracell_domain::testing::block_on;
-use paracell_domain::{TenantId, Timestamp, TransactionId};
+use paracell_domain::{TenantId, TransactionId};
 use support::*;
 
 #[test]
@@ -407,45 +406,6 @@ fn a_refused_debit_is_an_outcome_that_replays() {
     assert_eq!(
         (exact.status, json(&exact)["balance_after"].as_str()),
         (201, Some("0.00"))
-    );
-}
-
-#[test]
-fn a_key_still_in_progress_is_409_until_its_lease_expires() {
-    let (cell, store) = cell();
-    let body = tx("A", "credit", "1", "EUR");
-    let command = paracell_domain::validation::parse_new_transaction(body.as_bytes()).unwrap();
-    // A claim an earlier cell left behind (this version claims nothing before it books).
-    let claim = |now: i64| IdempotencyRecord {
-        tenant_id: TenantId::parse("coop-1").unwrap(),
-        key: IdempotencyKey::parse("k").unwrap(),
-        fingerprint: command.fingerprint(),
-        state: KeyState::InProgress {
-            claimed_at: Timestamp::from_unix_millis(now),
-            token: TransactionId::from_uuid(uuid::Uuid::nil()),
-        },
-    };
-    // A holder that claimed "now" (the deterministic clock's epoch).
-    let epoch = paracell_domain::memory::SteppingClock::CONFORMANCE_EPOCH.unix_millis();
-    store.insert_record(claim(epoch));
-    let busy = send(&cell, create("coop-1", "k", &body));
-    assert_eq!(
-        (busy.status, problem_slug(&busy)),
-        (409, "idempotency-key-in-use".into())
-    );
-    // A holder that claimed long ago is presumed dead: the next request takes over.
-    let (cell, store) = support::cell();
-    store.insert_record(claim(epoch - 60_000));
-    let taken = send(&cell, create("coop-1", "k", &body));
-    assert_eq!(taken.status, 201);
-    let record = block_on(store.idempotency_record(
-        &TenantId::parse("coop-1").unwrap(),
-        &IdempotencyKey::parse("k").unwrap(),
-    ))
-    .unwrap();
-    assert!(
-        matches!(record.map(|r| r.state), Some(KeyState::Completed(c)) if c.body == taken.body),
-        "the abandoned claim is completed with the booking"
     );
 }
 

@@ -107,9 +107,6 @@ pub fn created(cell: &CellId, result: Result<Created, CreateError>) -> ApiRespon
         Err(CreateError::KeyReused) => {
             Problem::new(ProblemType::IdempotencyKeyReused).into_response()
         }
-        Err(CreateError::KeyInUse) => {
-            Problem::new(ProblemType::IdempotencyKeyInUse).into_response()
-        }
         Err(CreateError::Overflow) => {
             let violation = crate::validation::Violation {
                 pointer: "/amount".into(),

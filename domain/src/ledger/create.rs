@@ -4,13 +4,13 @@
 use crate::config::CellConfig;
 use crate::contract::seam;
 use crate::events::TransactionAccepted;
-use crate::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use crate::idempotency::{IdempotencyKey, IdempotencyRecord, StoredResponse};
 use crate::ledger::{self, LedgerError};
 use crate::observability::trace::TraceContext;
 use crate::placement::lease::{self, Confirmed, Ownership};
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, Sleep, StoreError,
+    BalanceUpdate, Commit, CommitError, EntrySource, LedgerWrite, Sleep, StoreError,
 };
 use crate::replication::{Effect, Entry, SealedEntry};
 use crate::tenancy::TenantId;
@@ -18,10 +18,6 @@ use crate::time::Timestamp;
 use crate::transaction::{NewTransaction, Transaction, TransactionId, TransactionStatus};
 use crate::{Amount, CellPorts};
 use rust_decimal::Decimal;
-
-/// How long an in-progress idempotency claim is honoured before another request may take it over
-/// (the holder is presumed dead). Far longer than any single create takes.
-pub const CLAIM_LEASE_MILLIS: i64 = 30_000;
 
 /// How many times a create re-reads the balance after losing an optimistic-concurrency race before
 /// giving up with [`StoreError::Unavailable`].
@@ -92,9 +88,6 @@ pub enum CreateError {
     /// The key was used before with a different payload.
     #[error("the idempotency key was used with a different payload")]
     KeyReused,
-    /// Another request holds the key.
-    #[error("another request holds the idempotency key")]
-    KeyInUse,
     /// A credit would take the balance past the largest representable amount.
     #[error("the balance would exceed the largest representable amount")]
     Overflow,
@@ -148,27 +141,18 @@ pub async fn create(
     booking.book().await
 }
 
-/// What the key's record says about this request: go on with this guard, or answer now. A claim
-/// still held by a live request is 409 whatever its payload (that is compared once it completes).
-fn key_guard(
+/// What the key's record says about this request: nothing yet (book it), or the answer now — the
+/// first outcome replayed, or `422` when the payload differs.
+fn replay(
     record: Option<IdempotencyRecord>,
     fingerprint: &str,
-    now: Timestamp,
-) -> Result<KeyGuard, Result<Created, CreateError>> {
-    let Some(record) = record else {
-        return Ok(KeyGuard::Absent);
-    };
-    match record.state {
-        KeyState::InProgress { claimed_at, .. }
-            if claimed_at >= now.plus_millis(-CLAIM_LEASE_MILLIS) =>
-        {
-            Err(Err(CreateError::KeyInUse))
-        }
-        // A claim whose holder is presumed dead is taken over.
-        KeyState::InProgress { token, .. } => Ok(KeyGuard::HeldBy(token)),
-        _ if record.fingerprint != fingerprint => Err(Err(CreateError::KeyReused)),
-        KeyState::Completed(stored) => Err(Ok(Created::Replayed(stored))),
-    }
+) -> Option<Result<Created, CreateError>> {
+    let record = record?;
+    Some(if record.fingerprint == fingerprint {
+        Ok(Created::Replayed(record.response))
+    } else {
+        Err(CreateError::KeyReused)
+    })
 }
 
 /// The tenant's head if this cell may book for it, from the head `stored` here: its primary head,
@@ -290,10 +274,9 @@ impl Booking<'_> {
                 request.expected_epoch,
             )
             .await?;
-            let key = match key_guard(view.record, self.fingerprint, self.now) {
-                Ok(guard) => guard,
-                Err(answer) => return answer,
-            };
+            if let Some(answer) = replay(view.record, self.fingerprint) {
+                return answer;
+            }
             let (available, version) = view
                 .balance
                 .map_or((Decimal::ZERO, 0), |s| (s.available, s.version));
@@ -378,7 +361,6 @@ impl Booking<'_> {
                 head: next_head,
                 entry,
                 source: EntrySource::Committed,
-                key,
                 ledger,
                 stamps: view.stamps,
             };

@@ -15,7 +15,6 @@
 use super::migrate::CellHandle;
 use super::registry::{PlacementRegistry, PlacementState, RegistryError};
 use super::{TenantHead, TenantRole};
-use crate::idempotency::KeyState;
 use crate::ports::{CommitError, StoreError};
 use crate::replication::Effect;
 use crate::tenancy::{CellId, TenantId};
@@ -211,12 +210,11 @@ pub async fn reconcile(
             .idempotency_record(tenant, &entry.key)
             .await
             .map_err(failed(&new.id))?;
-        let new_answer = record.as_ref().and_then(|r| match &r.state {
-            KeyState::Completed(stored) => Some((
-                stored.status,
-                String::from_utf8_lossy(&stored.body).into_owned(),
-            )),
-            KeyState::InProgress { .. } => None,
+        let new_answer = record.as_ref().map(|r| {
+            (
+                r.response.status,
+                String::from_utf8_lossy(&r.response.body).into_owned(),
+            )
         });
         let class = match (&record, &entry.effect) {
             (Some(r), _) if r.fingerprint == entry.fingerprint => match &new_answer {

@@ -13,8 +13,8 @@ use crate::ledger;
 use crate::placement::lease::PlacementSource;
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, Commit, CommitError, EntrySource, KeyGuard, LedgerWrite, ReadStamps, Received,
-    StoreError, TransactionStore,
+    BalanceUpdate, Commit, CommitError, EntrySource, LedgerWrite, ReadStamps, Received, StoreError,
+    TransactionStore,
 };
 use crate::tenancy::{CellId, TenantId};
 use rust_decimal::Decimal;
@@ -382,7 +382,6 @@ async fn apply_next(
         },
         entry: sealed.clone(),
         source: EntrySource::Received,
-        key: KeyGuard::Absent,
         ledger,
         stamps: ReadStamps::default(),
     };

@@ -11,12 +11,12 @@
 //! the broken rule.
 
 use crate::http::ApiRequest;
-use crate::idempotency::{IdempotencyKey, KeyState, StoredResponse};
+use crate::idempotency::{IdempotencyKey, StoredResponse};
 use crate::money::Currency;
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
-    BalanceUpdate, Commit, CommitError, CreateView, EntryRef, EntrySource, KeyGuard, LedgerWrite,
-    ReadStamps, Received, TransactionStore,
+    BalanceUpdate, Commit, CommitError, CreateView, EntryRef, EntrySource, LedgerWrite, ReadStamps,
+    Received, TransactionStore,
 };
 use crate::ports::{StoreError, SystemClock, UuidV7};
 use crate::replication::{Effect, Entry, SealedEntry};
@@ -180,7 +180,6 @@ fn commit_of(
         },
         entry,
         source: EntrySource::Committed,
-        key: KeyGuard::Absent,
         ledger,
         stamps: ReadStamps::default(),
     }
@@ -269,7 +268,7 @@ pub fn atomic_commit_writes_everything(rt: &impl Executor, factory: Factory<'_>)
         .block_on(store.idempotency_record(&tenant("coop-1"), &key("k")))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        matches!(record.map(|r| (r.fingerprint, r.state)), Some((fp, KeyState::Completed(r))) if r.status == 201 && fp == "fp-k"),
+        matches!(record.map(|r| (r.fingerprint, r.response)), Some((fp, r)) if r.status == 201 && fp == "fp-k"),
         "the key is completed with the response"
     );
     assert_eq!(
@@ -291,8 +290,8 @@ pub fn atomic_commit_writes_everything(rt: &impl Executor, factory: Factory<'_>)
     assert_eq!(page.entries.len(), 1, "one entry pending relay");
 }
 
-/// A commit whose conditions fail (a moved head, a key not held, a stale balance version, a
-/// duplicate id) writes nothing.
+/// A commit whose conditions fail (a moved head, a stale balance version, a duplicate id) writes
+/// nothing. (A key that already has a record: [`idempotency_records`].)
 pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>) {
     let store = factory();
     let token = id(2);
@@ -328,15 +327,6 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
         stale,
         Err(CommitError::BalanceConflict),
         "a stale balance version is a conflict"
-    );
-    let unheld = Commit {
-        key: KeyGuard::HeldBy(id(3)),
-        ..commit_of("coop-1", "other-key", id(3), None, accepted)
-    };
-    assert_eq!(
-        rt.block_on(store.commit(unheld)),
-        Err(CommitError::KeyConflict),
-        "a claim that is not there"
     );
     assert_eq!(
         rt.block_on(store.transaction(&tenant("coop-1"), token))
@@ -388,7 +378,7 @@ pub fn failed_conditions_write_nothing(rt: &impl Executor, factory: Factory<'_>)
         .block_on(store.idempotency_record(&tenant("coop-1"), &key("k2")))
         .ok()
         .flatten()
-        .map(|r| r.state);
+        .map(|r| r.response);
     assert_eq!(k2, None, "the refused commit did not write its key");
     assert_eq!(
         head_of(rt, &*store, "coop-1").map(|h| h.position.seq),
@@ -417,7 +407,7 @@ pub fn refusals_are_committed_outcomes(rt: &impl Executor, factory: Factory<'_>)
         .ok()
         .flatten();
     assert!(
-        matches!(record.map(|r| r.state), Some(KeyState::Completed(r)) if r.status == 409),
+        matches!(record.map(|r| r.response), Some(r) if r.status == 409),
         "the refusal replays"
     );
     assert_eq!(
@@ -460,7 +450,7 @@ pub fn idempotency_records(rt: &impl Executor, factory: Factory<'_>) {
     );
     let view = view_of(rt, &*store, "coop-1", "k");
     assert!(
-        matches!(&view.record, Some(r) if r.fingerprint == "fp-k" && matches!(&r.state, KeyState::Completed(c) if c.status == 409)),
+        matches!(&view.record, Some(r) if r.fingerprint == "fp-k" && r.response.status == 409),
         "the view reads the completed record: {view:?}"
     );
     assert_eq!(view.head, head, "the view reads the head");
@@ -474,7 +464,7 @@ pub fn idempotency_records(rt: &impl Executor, factory: Factory<'_>) {
     );
     assert_eq!(view.head.map(|h| h.position.seq), Some(2));
     assert!(
-        matches!(view.record.map(|r| r.state), Some(KeyState::Completed(c)) if c.status == 201),
+        matches!(view.record.map(|r| r.response), Some(c) if c.status == 201),
         "and the credit's record"
     );
 }
@@ -666,7 +656,6 @@ pub fn received_entries_wait_and_apply(rt: &impl Executor, factory: Factory<'_>)
             },
             entry: entry.clone(),
             source: EntrySource::Received,
-            key: KeyGuard::Absent,
             ledger: Some(LedgerWrite {
                 balance: BalanceUpdate {
                     tenant_id: tenant("coop-1"),
@@ -716,7 +705,7 @@ pub fn received_entries_wait_and_apply(rt: &impl Executor, factory: Factory<'_>)
         .ok()
         .flatten();
     assert!(
-        matches!(record.map(|r| r.state), Some(KeyState::Completed(r)) if r.status == 201),
+        matches!(record.map(|r| r.response), Some(r) if r.status == 201),
         "the key replays on the standby"
     );
 }

@@ -29,7 +29,9 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use paracell_domain::CellId;
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use paracell_domain::idempotency::{
+    IdempotencyKey, IdempotencyRecord, RETIRED_CLAIM, RETIRED_CLAIM_STATE, StoredResponse,
+};
 use paracell_domain::placement::{TenantHead, TenantRole};
 use paracell_domain::ports::BalanceSnapshot;
 use paracell_domain::replication::{Digest, Position, SealedEntry};
@@ -44,7 +46,6 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub const OUTBOX_INDEX: &str = "outbox";
 /// The value of `outbox` while an event is pending.
 pub(crate) const PENDING: &str = "pending";
-pub(crate) const IN_PROGRESS: &str = "in_progress";
 pub(crate) const COMPLETED: &str = "completed";
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
@@ -214,28 +215,21 @@ impl Read<'_> {
         tenant: &TenantId,
         key: &IdempotencyKey,
     ) -> Result<IdempotencyRecord, String> {
-        let state = match self.text("state")? {
-            IN_PROGRESS => KeyState::InProgress {
-                claimed_at: Timestamp::from_unix_millis(self.number("claimed_at")?),
-                token: self.token()?,
-            },
-            COMPLETED => KeyState::Completed(
-                serde_json::from_str(self.text("response")?)
-                    .map_err(|e| format!("attribute response: {e}"))?,
-            ),
+        // Every record this version writes is complete ("completed", the only state since the
+        // claim flow was retired); an "in_progress" claim an older version left behind is refused
+        // by name (docs/operations.md, upgrading).
+        match self.text("state")? {
+            COMPLETED => {}
+            RETIRED_CLAIM_STATE => return Err(RETIRED_CLAIM.into()),
             other => return Err(format!("attribute state: unknown {other:?}")),
-        };
+        }
         Ok(IdempotencyRecord {
             tenant_id: tenant.clone(),
             key: key.clone(),
             fingerprint: self.text("fingerprint")?.to_owned(),
-            state,
+            response: serde_json::from_str(self.text("response")?)
+                .map_err(|e| format!("attribute response: {e}"))?,
         })
-    }
-
-    fn token(&self) -> Result<TransactionId, String> {
-        let raw = self.text("token")?;
-        TransactionId::parse(raw).ok_or_else(|| format!("attribute token: {raw:?}"))
     }
 }
 
@@ -251,6 +245,32 @@ mod tests {
         assert_eq!(item["sk"], s("TX#00000000-0000-0000-0000-000000000000"));
         assert_eq!(item["pk"], s("T#coop-1"));
         assert_eq!(Read(&item).transaction(), Ok(tx));
+    }
+
+    #[test]
+    fn a_claim_an_older_version_left_is_refused_by_name() {
+        let tenant = TenantId::parse("coop-1").unwrap();
+        let key = IdempotencyKey::parse("k").unwrap();
+        let mut item = idempotency_key(&tenant, &key);
+        item.insert("fingerprint".into(), s("fp"));
+        item.insert("state".into(), s(RETIRED_CLAIM_STATE));
+        item.insert("token".into(), s("00000000-0000-0000-0000-000000000000"));
+        item.insert("claimed_at".into(), n(0));
+        assert_eq!(
+            Read(&item).idempotency_record(&tenant, &key),
+            Err(RETIRED_CLAIM.to_owned())
+        );
+        item.insert("state".into(), s(COMPLETED));
+        item.insert(
+            "response".into(),
+            s(r#"{"status":201,"headers":[],"body":[]}"#),
+        );
+        assert_eq!(
+            Read(&item)
+                .idempotency_record(&tenant, &key)
+                .map(|r| r.response.status),
+            Ok(201)
+        );
     }
 
     #[test]

@@ -36,23 +36,21 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Get, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TransactGetItem, TransactWriteItem,
-    Update,
+    AttributeDefinition, BillingMode, Get, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TransactGetItem, TransactWriteItem,
 };
 use errors::store_error;
-use items::{COMPLETED, IN_PROGRESS, Item, OUTBOX_INDEX, PENDING, Read, n, s};
+use items::{COMPLETED, Item, OUTBOX_INDEX, PENDING, Read, n, s};
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
     BalanceSnapshot, Commit, CommitError, CommitSlot as Slot, CreateView, EntryPage, EntryRef,
-    EntrySource, KeyGuard, ReadStamps, Received, StoreError, TransactionStore,
+    EntrySource, ReadStamps, Received, StoreError, TransactionStore,
 };
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
 use paracell_domain::{Currency, TenantId};
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// Where the store lives and how hard it tries.
@@ -241,28 +239,6 @@ fn failed<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Failed(e.to_string())
 }
 
-/// The condition that a key is still held with `token`: in progress, same token (a claim an earlier
-/// cell left behind, taken over by the commit that completes it).
-struct HeldBy(TransactionId);
-
-impl HeldBy {
-    const EXPRESSION: &'static str = "#state = :in_progress AND #token = :token";
-
-    fn names(&self) -> HashMap<String, String> {
-        HashMap::from([
-            ("#state".to_owned(), "state".to_owned()),
-            ("#token".to_owned(), "token".to_owned()),
-        ])
-    }
-
-    fn values(&self) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            (":in_progress".to_owned(), s(IN_PROGRESS)),
-            (":token".to_owned(), s(self.0.to_string())),
-        ])
-    }
-}
-
 /// The writes of one commit, each with the condition it guards.
 #[derive(Default)]
 struct Writes {
@@ -322,46 +298,19 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(build(put)?).build())
     }
 
-    /// The idempotency record, completed with the entry's response: held by this request's token
-    /// (a client's request), or not there at all (a replicated entry).
-    fn key_write(
-        &self,
-        guard: KeyGuard,
-        entry: &SealedEntry,
-    ) -> Result<TransactWriteItem, StoreError> {
+    /// The idempotency record with the entry's response: written only if the key has none yet.
+    fn key_write(&self, entry: &SealedEntry) -> Result<TransactWriteItem, StoreError> {
         let e = entry.entry();
-        let response = s(items::response_json(&e.response).map_err(failed)?);
-        let item = match guard {
-            KeyGuard::HeldBy(token) => {
-                let held = HeldBy(token);
-                let mut names = held.names();
-                names.insert("#response".into(), "response".into());
-                names.insert("#claimed_at".into(), "claimed_at".into());
-                let mut values = held.values();
-                values.insert(":completed".into(), s(COMPLETED));
-                values.insert(":response".into(), response);
-                TransactWriteItem::builder().update(build(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(items::idempotency_key(&e.tenant, &e.key)))
-                        .update_expression(
-                            "SET #state = :completed, #response = :response REMOVE #token, #claimed_at",
-                        )
-                        .condition_expression(HeldBy::EXPRESSION)
-                        .set_expression_attribute_names(Some(names))
-                        .set_expression_attribute_values(Some(values))
-                        .build(),
-                )?)
-            }
-            KeyGuard::Absent => {
-                let mut item = items::idempotency_key(&e.tenant, &e.key);
-                item.insert("fingerprint".into(), s(e.fingerprint.clone()));
-                item.insert("state".into(), s(COMPLETED));
-                item.insert("response".into(), response);
-                TransactWriteItem::builder().put(build(put_if_absent(&self.table, item))?)
-            }
-        };
-        Ok(item.build())
+        let mut item = items::idempotency_key(&e.tenant, &e.key);
+        item.insert("fingerprint".into(), s(e.fingerprint.clone()));
+        item.insert("state".into(), s(COMPLETED));
+        item.insert(
+            "response".into(),
+            s(items::response_json(&e.response).map_err(failed)?),
+        );
+        Ok(TransactWriteItem::builder()
+            .put(build(put_if_absent(&self.table, item))?)
+            .build())
     }
 }
 
@@ -418,7 +367,7 @@ impl TransactionStore for DynamoStore {
     async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
         let mut writes = Writes::default();
         writes.push(Slot::Head, self.head_write(commit.fence, &commit.head)?);
-        writes.push(Slot::Key, self.key_write(commit.key, &commit.entry)?);
+        writes.push(Slot::Key, self.key_write(&commit.entry)?);
         if commit.source == EntrySource::Committed {
             let item = items::entry_item(&commit.entry, true);
             writes.push(

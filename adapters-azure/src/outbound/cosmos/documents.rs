@@ -17,7 +17,9 @@
 //! relay marks them relayed; received entries (a standby's) never do.
 
 use paracell_domain::CellId;
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord, KeyState, StoredResponse};
+use paracell_domain::idempotency::{
+    IdempotencyKey, IdempotencyRecord, RETIRED_CLAIM, RETIRED_CLAIM_STATE, StoredResponse,
+};
 use paracell_domain::placement::{TenantHead, TenantRole};
 use paracell_domain::ports::{BalanceSnapshot, BalanceUpdate};
 use paracell_domain::replication::{Digest, Position, SealedEntry};
@@ -202,7 +204,6 @@ impl BalanceDoc {
     }
 }
 
-pub(crate) const IN_PROGRESS: &str = "in_progress";
 pub(crate) const COMPLETED: &str = "completed";
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -214,13 +215,7 @@ pub(crate) struct KeyDoc {
     pub(crate) fingerprint: String,
     pub(crate) state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) claimed_at: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) response: Option<StoredResponse>,
-    #[serde(rename = "_etag", default, skip_serializing)]
-    pub(crate) etag: Option<String>,
 }
 
 impl KeyDoc {
@@ -234,15 +229,8 @@ impl KeyDoc {
             key: e.key.as_str().into(),
             fingerprint: e.fingerprint.clone(),
             state: COMPLETED.into(),
-            token: None,
-            claimed_at: None,
             response: Some(e.response.clone()),
-            etag: None,
         }
-    }
-
-    pub(crate) fn is_held_by(&self, token: TransactionId) -> bool {
-        self.state == IN_PROGRESS && self.token.as_deref() == Some(token.to_string().as_str())
     }
 
     pub(crate) fn record(
@@ -250,26 +238,18 @@ impl KeyDoc {
         tenant: &TenantId,
         key: &IdempotencyKey,
     ) -> Result<IdempotencyRecord, String> {
-        let state = match (self.state.as_str(), &self.response) {
-            (IN_PROGRESS, _) => KeyState::InProgress {
-                claimed_at: Timestamp::from_unix_millis(
-                    self.claimed_at
-                        .ok_or("in-progress record without claimed_at")?,
-                ),
-                token: self
-                    .token
-                    .as_deref()
-                    .and_then(TransactionId::parse)
-                    .ok_or("in-progress record without a valid token")?,
-            },
-            (COMPLETED, Some(response)) => KeyState::Completed(response.clone()),
+        // "completed" is the only state this version writes; a claim an older version left behind
+        // is refused by name (docs/operations.md, upgrading).
+        let response = match (self.state.as_str(), &self.response) {
+            (COMPLETED, Some(response)) => response.clone(),
+            (RETIRED_CLAIM_STATE, _) => return Err(RETIRED_CLAIM.into()),
             (state, _) => return Err(format!("idempotency record in state {state:?}")),
         };
         Ok(IdempotencyRecord {
             tenant_id: tenant.clone(),
             key: key.clone(),
             fingerprint: self.fingerprint.clone(),
-            state,
+            response,
         })
     }
 }
@@ -287,6 +267,28 @@ mod tests {
         assert!(!id.contains(['/', '\\', '?', '#']));
         let longest = IdempotencyKey::parse(&"/".repeat(IdempotencyKey::MAX_LEN)).unwrap();
         assert!(key_id(&longest).len() <= 1023);
+    }
+
+    #[test]
+    fn a_claim_an_older_version_left_is_refused_by_name() {
+        let tenant = TenantId::parse("coop-1").unwrap();
+        let key = IdempotencyKey::parse("k").unwrap();
+        let claim: KeyDoc = serde_json::from_value(serde_json::json!({
+            "id": "key:k", "tenant": "coop-1", "kind": "key", "key": "k", "fingerprint": "fp",
+            "state": RETIRED_CLAIM_STATE, "token": "00000000-0000-0000-0000-000000000000",
+            "claimed_at": 0
+        }))
+        .unwrap();
+        assert_eq!(claim.record(&tenant, &key), Err(RETIRED_CLAIM.to_owned()));
+        let completed: KeyDoc = serde_json::from_value(serde_json::json!({
+            "id": "key:k", "tenant": "coop-1", "kind": "key", "key": "k", "fingerprint": "fp",
+            "state": COMPLETED, "response": {"status": 201, "headers": [], "body": []}
+        }))
+        .unwrap();
+        assert_eq!(
+            completed.record(&tenant, &key).map(|r| r.response.status),
+            Ok(201)
+        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
     BalanceSnapshot, Commit, CommitError, CommitSlot as Slot, CreateView, EntryPage, EntryRef,
-    EntrySource, KeyGuard, Received, StoreError, TransactionStore,
+    EntrySource, Received, StoreError, TransactionStore,
 };
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
@@ -357,7 +357,6 @@ impl TransactionStore for CosmosStore {
             } else if id == key_id {
                 let record: KeyDoc = document(doc)?;
                 view.record = Some(record.record(tenant, key).map_err(failed)?);
-                view.stamps.key = record.etag;
             } else if id == balance_id {
                 let balance: BalanceDoc = document(doc)?;
                 view.balance = Some(balance.snapshot().map_err(failed)?);
@@ -395,29 +394,10 @@ impl TransactionStore for CosmosStore {
             }
         };
         slots.push(Slot::Head);
-        let key_id = documents::key_id(&entry.entry().key);
-        batch = match commit.key {
-            KeyGuard::HeldBy(token) => {
-                let etag = match &commit.stamps.key {
-                    Some(read) => Some(Some(read.clone())),
-                    None => self
-                        .read::<KeyDoc>(tenant, &key_id)
-                        .await?
-                        .filter(|key| key.is_held_by(token))
-                        .map(|key| key.etag),
-                };
-                batch
-                    .replace_item(
-                        key_id.clone(),
-                        KeyDoc::completed_from(entry),
-                        Some(replace_if(guarded(etag)?)),
-                    )
-                    .map_err(failed)?
-            }
-            KeyGuard::Absent => batch
-                .create_item(KeyDoc::completed_from(entry))
-                .map_err(failed)?,
-        };
+        // Created, so the batch fails if the key already has a record.
+        batch = batch
+            .create_item(KeyDoc::completed_from(entry))
+            .map_err(failed)?;
         slots.push(Slot::Key);
         if commit.source == EntrySource::Committed {
             batch = batch

@@ -27,8 +27,6 @@ pub enum ProblemType {
     MethodNotAllowed,
     /// 409: a debit larger than the available balance.
     InsufficientFunds,
-    /// 409: the same key is still being processed.
-    IdempotencyKeyInUse,
     /// 408: the request's body did not arrive within the server's body deadlines.
     RequestTimeout,
     /// 413: the body is over the cell's limit.
@@ -73,7 +71,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation checks.
-    pub const ALL: [ProblemType; 30] = [
+    pub const ALL: [ProblemType; 29] = [
         Self::MalformedRequest,
         Self::MissingTenant,
         Self::InvalidTenant,
@@ -85,7 +83,6 @@ impl ProblemType {
         Self::AccountNotFound,
         Self::MethodNotAllowed,
         Self::InsufficientFunds,
-        Self::IdempotencyKeyInUse,
         Self::RequestTimeout,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
@@ -144,7 +141,6 @@ impl ProblemType {
             Self::AccountNotFound => ("account-not-found", 404, "Account not found"),
             Self::MethodNotAllowed => ("method-not-allowed", 405, "Method not allowed"),
             Self::InsufficientFunds => ("insufficient-funds", 409, "Insufficient funds"),
-            Self::IdempotencyKeyInUse => ("idempotency-key-in-use", 409, "Idempotency key in use"),
             Self::RequestTimeout => ("request-timeout", 408, "Request timeout"),
             Self::PayloadTooLarge => ("payload-too-large", 413, "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", 415, "Unsupported media type"),
@@ -197,9 +193,6 @@ impl ProblemType {
                 "The resource does not support this method; see the Allow header."
             }
             Self::InsufficientFunds => "The debit exceeds the available balance.",
-            Self::IdempotencyKeyInUse => {
-                "A request with this Idempotency-Key is still being processed; retry later."
-            }
             Self::RequestTimeout => {
                 "The request body did not arrive in time; nothing was done. Send it again."
             }
