@@ -96,6 +96,11 @@ pub(crate) struct EdgeLane {
     edge: Edge,
     upstream: Arc<EnvelopeUpstream>,
     twin: Box<Driver>,
+    /// Whether a platform fact has met one of the case's requests on this envelope. Like the
+    /// other lanes' facts, it is cumulative: a fact can change what a step wrote (on ALB, the
+    /// router reads a repeated header whole while the cell alone reads its last value), so every
+    /// later step may differ from the cell alone too, and is no longer compared with it.
+    fact_met: bool,
 }
 
 impl EdgeLane {
@@ -138,6 +143,7 @@ impl EdgeLane {
             edge,
             upstream,
             twin: Box::new(twin),
+            fact_met: false,
         })
     }
 
@@ -200,7 +206,8 @@ impl EdgeLane {
                 Ok(seen) => seen,
                 Err(e) => return Exchange::Failed(format!("through the edge router: {e}")),
             };
-            if Fact::for_request(envelope, request).is_empty()
+            self.fact_met |= !Fact::for_request(envelope, request).is_empty();
+            if !self.fact_met
                 && let Some(diff) = difference(&reference, &seen)
             {
                 return Exchange::Failed(format!(
