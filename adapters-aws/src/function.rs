@@ -45,12 +45,12 @@ pub fn handle_event(handle: &EventHandler, event: &Value) -> Result<Value, Invoc
     }
 }
 
-/// Serves `handle` from the Lambda Runtime API until the process is stopped. Checks first that it
+/// Serves `handle` from the Lambda Runtime API until the process is stopped (install a log
+/// subscriber first, e.g. [`crate::logging::subscriber`]: this library installs none). Checks first that it
 /// runs inside Lambda (or `cargo lambda watch`), which the runtime client would otherwise panic about.
 pub async fn run_events(
     handle: impl Fn(&Value) -> Result<Value, String> + Send + Sync + 'static,
 ) -> Result<(), lambda_runtime::Error> {
-    crate::logging::init();
     crate::handler::check_lambda_env()?;
     let handle: Arc<EventHandler> = Arc::new(handle);
     lambda_runtime::run(lambda_runtime::service_fn(
@@ -72,7 +72,6 @@ pub type AsyncEventHandler = dyn Fn(Value) -> std::pin::Pin<Box<dyn std::future:
 /// [`run_events`] for a handler that awaits: each invocation runs as its own task, so a panic in it
 /// is a failed invocation, not a dead runtime.
 pub async fn run_async_events(handle: Arc<AsyncEventHandler>) -> Result<(), lambda_runtime::Error> {
-    crate::logging::init();
     crate::handler::check_lambda_env()?;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: LambdaEvent<Value>| {

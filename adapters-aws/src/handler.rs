@@ -330,7 +330,6 @@ pub enum StartError {
 pub fn start(
     make_cell: impl FnOnce(paracell_domain::CellConfig) -> Cell,
 ) -> Result<LambdaCell, StartError> {
-    crate::logging::init();
     let config = paracell_domain::CellConfig::from_env()?;
     check_lambda_env()?;
     Ok(LambdaCell::new(make_cell(config)))

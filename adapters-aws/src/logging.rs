@@ -4,8 +4,14 @@
 use paracell_domain::http::ApiResponse;
 use std::time::Duration;
 
-/// Installs a JSON `tracing` subscriber (level from `RUST_LOG`, default `info`). Safe to call twice.
-pub fn init() {
+/// The JSON `tracing` subscriber this cloud's log service expects (level from `RUST_LOG`, default
+/// `info`), built but not installed: a library never installs a global subscriber, the binary does.
+///
+/// ```no_run
+/// tracing::subscriber::set_global_default(paracell_aws::logging::subscriber())
+///     .expect("no subscriber installed yet");
+/// ```
+pub fn subscriber() -> Box<dyn tracing::Subscriber + Send + Sync> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let subscriber = tracing_subscriber::fmt()
@@ -18,7 +24,7 @@ pub fn init() {
     // (`paracell_domain::observability::otlp`); the host sends it.
     #[cfg(feature = "otlp")]
     let subscriber = paracell_domain::observability::otlp::with_export_if_configured(subscriber);
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    Box::new(subscriber)
 }
 
 /// Logs one answered request.

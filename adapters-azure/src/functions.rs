@@ -124,12 +124,12 @@ fn reply(status: u16, logs: Vec<String>, return_value: Option<Value>) -> http::R
     response
 }
 
-/// Everything a trigger-function binary does: logs, bind `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT`,
+/// Everything a trigger-function binary does (install a log subscriber first, e.g.
+/// [`crate::logging::subscriber`]: this library installs none): bind `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT`,
 /// serve `handle` until SIGTERM.
 pub async fn run_triggers(
     handle: impl Fn(&TriggerInvocation) -> Result<TriggerOutcome, String> + Send + Sync + 'static,
 ) -> Result<(), crate::server::StartError> {
-    crate::logging::init();
     let port = crate::server::port_from_env().map_err(crate::server::StartError::Port)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     tracing::info!(port, "listening");

@@ -532,14 +532,14 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// Everything a custom-handler binary does: logs, configuration from the environment and
+/// Everything a custom-handler binary does (install a log subscriber first, e.g.
+/// [`crate::logging::subscriber`]: this library installs none): configuration from the environment and
 /// `host.json`, bind `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` (never `localhost`), serve until SIGTERM.
 /// `make` builds the cell from its configuration (choose the store there) and, when the cell has
 /// peers, the relay its change-feed function drives.
 pub async fn run(
     make: impl AsyncFnOnce(paracell_domain::CellConfig) -> Result<(Cell, Option<Relay>), String>,
 ) -> Result<(), StartError> {
-    crate::logging::init();
     let (cell, relay) = make(paracell_domain::CellConfig::from_env()?)
         .await
         .map_err(StartError::Setup)?;

@@ -10,13 +10,18 @@ use std::process::ExitCode;
 
 /// The JSON subscriber for Lambda (no timestamp: CloudWatch stamps every line) and the panic hook.
 pub fn init_aws() {
-    paracell_aws::logging::init();
-    log_panics();
+    install(paracell_aws::logging::subscriber());
 }
 
 /// The JSON subscriber for the custom handler and local runs, and the panic hook.
 pub fn init_azure() {
-    paracell_azure::logging::init();
+    install(paracell_azure::logging::subscriber());
+}
+
+/// Installs `subscriber` for the whole process (once: a second call keeps the first) and the panic
+/// hook.
+fn install(subscriber: Box<dyn tracing::Subscriber + Send + Sync>) {
+    let _ = tracing::subscriber::set_global_default(subscriber);
     log_panics();
 }
 

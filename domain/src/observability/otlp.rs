@@ -218,7 +218,7 @@ pub fn layer() -> OtlpLayer {
 }
 
 /// `subscriber` with [`layer`] on top when an OTLP endpoint is configured ([`OtlpExport::from_env`]),
-/// else `subscriber` alone: what each adapter installs as its global subscriber.
+/// else `subscriber` alone: what each adapter's `logging::subscriber` builds (the binary installs it).
 pub fn with_export_if_configured<S>(subscriber: S) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     S: tracing::Subscriber + Send + Sync + 'static,
