@@ -37,11 +37,15 @@
 //! # });
 //! ```
 
+mod front_door;
 pub mod function;
 pub mod handler;
 pub mod inbound;
 pub mod logging;
 pub mod outbound;
 
+pub use front_door::{run, run_workload};
 pub use handler::{LambdaCell, LambdaHttp};
 pub use inbound::http::Source;
+/// The error [`run`] ends with (the Lambda runtime's), so a `main` needs no `lambda_runtime` import.
+pub use lambda_runtime::Error as LambdaError;

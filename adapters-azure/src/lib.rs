@@ -35,6 +35,7 @@
 //! ```
 
 pub mod config;
+mod front_door;
 pub mod functions;
 pub mod host_model;
 pub mod inbound;
@@ -44,4 +45,5 @@ pub mod outbound;
 pub mod server;
 
 pub use config::{AzureConfig, Front, Mode, RoutePrefix};
+pub use front_door::{serve, serve_workload};
 pub use server::{AzureHandler, HandlerReply, HostRequest};

@@ -54,6 +54,14 @@ pub struct Suite {
 }
 
 impl Suite {
+    /// Your own cases, on every envelope.
+    pub fn new(cases: Vec<Case>) -> Self {
+        Self {
+            cases,
+            envelopes: Envelope::ALL.to_vec(),
+        }
+    }
+
     /// The corpus built into this crate (`conformance/cases/`).
     pub fn built_in() -> Result<Self, case::CaseError> {
         let cases = corpus::BUILT_IN
@@ -115,6 +123,15 @@ impl Suite {
             + 'static,
     {
         self.run(&Backend::InProcess(Arc::new(factory)))
+    }
+
+    /// Runs in process on a workload of yours ([`Backend::workload`]): `factory` builds a fresh
+    /// service for every envelope of every case.
+    pub fn run_workload<F>(&self, factory: F) -> Vec<CaseReport>
+    where
+        F: Fn() -> Arc<dyn paracell_domain::http::HttpService> + Send + Sync + 'static,
+    {
+        self.run(&Backend::workload(factory))
     }
 
     /// Runs on a backend.

@@ -18,6 +18,11 @@ use std::sync::Arc;
 /// Builds the cell an envelope runs against; return the store to have state parity checked.
 pub type CellFactory = dyn Fn(CellConfig) -> (Cell, Option<Arc<MemoryStore>>) + Send + Sync;
 
+/// Builds the workload an envelope runs against: a fresh service for every envelope of every case
+/// (cases must not see each other's state). Any `tower::Service` over `http` types becomes one with
+/// [`paracell_domain::http::Workload`].
+pub type WorkloadFactory = dyn Fn() -> Arc<dyn HttpService> + Send + Sync;
+
 /// Where the adapters run.
 pub enum Backend {
     /// In this process, through each adapter's in-process entry point.
@@ -28,6 +33,11 @@ pub enum Backend {
     /// In process, every envelope's cell behind the edge router, each answer compared byte for byte
     /// with the same envelope's twin cell reached without the router ([`crate::edge`]).
     BehindEdge(Arc<CellFactory>),
+    /// In this process, through each adapter's in-process entry point, around a workload that is
+    /// not Paracell's ledger ([`Backend::workload`]). Expectations and response parity are checked;
+    /// there is no store to compare, and a case that needs the ledger's cell (a store fault, seeded
+    /// heads, a standby) is not applicable.
+    Workload(Arc<WorkloadFactory>),
 }
 
 impl Backend {
@@ -37,6 +47,32 @@ impl Backend {
             let (cell, store) = paracell_domain::memory::deterministic(config);
             (cell, Some(store))
         }))
+    }
+
+    /// Any workload in process: `factory` builds a fresh one for every envelope of every case.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use paracell_conformance::{Backend, Suite};
+    /// use paracell_domain::http::Workload;
+    /// use std::sync::Arc;
+    ///
+    /// // Any tower::Service over http types (in practice often an axum Router).
+    /// let echo = tower::service_fn(|request: http::Request<Full<Bytes>>| async move {
+    ///     let body = serde_json::json!({"path": request.uri().path()}).to_string();
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+    /// });
+    /// let backend = Backend::workload(move || Arc::new(Workload::new("echo", echo.clone())));
+    /// let case = r#"{"id": "ECHO-1", "title": "echoes the path", "requirements": [],
+    ///   "steps": [{"request": {"method": "GET", "path": "/v1/x"},
+    ///              "expect": {"status": 200, "body": {"path": "/v1/x"}}}]}"#;
+    /// let suite = Suite::new(vec![paracell_conformance::Case::parse("ECHO-1.json", case).unwrap()]);
+    /// let reports = suite.run(&backend);
+    /// assert!(reports.iter().all(|r| r.passed()), "{:?}", reports[0].failures);
+    /// ```
+    pub fn workload(factory: impl Fn() -> Arc<dyn HttpService> + Send + Sync + 'static) -> Self {
+        Self::Workload(Arc::new(factory))
     }
 
     /// In process, behind the edge router, on deterministic in-memory cells.
@@ -83,8 +119,25 @@ impl CaseReport {
     }
 }
 
+/// What an in-process driver serves: any service, and the ledger's cell when it is one (seeding
+/// heads, the edge lane and the drills need the cell itself).
+#[derive(Clone)]
+pub(crate) struct Target {
+    pub(crate) service: Arc<dyn HttpService>,
+    pub(crate) cell: Option<Cell>,
+}
+
+impl Target {
+    pub(crate) fn cell(cell: Cell) -> Self {
+        Self {
+            service: Arc::new(cell.clone()),
+            cell: Some(cell),
+        }
+    }
+}
+
 pub(crate) enum Driver {
-    Direct(Cell),
+    Direct(Target),
     Lambda(LambdaHttp, Arc<Recorder>),
     Azure(AzureHandler, Arc<Recorder>),
     LambdaProcess(LambdaProcess),
@@ -96,8 +149,8 @@ impl Driver {
     /// The in-process cell behind this driver, if there is one.
     pub(crate) fn cell(&self) -> Option<&Cell> {
         match self {
-            Self::Direct(cell) => Some(cell),
-            Self::Lambda(_, recorder) | Self::Azure(_, recorder) => Some(&recorder.cell),
+            Self::Direct(target) => target.cell.as_ref(),
+            Self::Lambda(_, recorder) | Self::Azure(_, recorder) => recorder.target.cell.as_ref(),
             Self::LambdaProcess(_) | Self::AzureProcess(_) | Self::Edge(_) => None,
         }
     }
@@ -118,7 +171,7 @@ impl Driver {
             // client-visible comparison covers it.
             return None;
         };
-        let limit = recorder.cell.config().limits.max_body_bytes;
+        let limit = recorder.target.service.max_body_bytes();
         crate::seam::request_difference(envelope, &reference_request(request), &seen, limit)
             .map(|d| format!("the neutral request differs from the direct one: {d}"))
             .or_else(|| {
@@ -134,10 +187,12 @@ impl Driver {
         step: usize,
     ) -> Exchange {
         match self {
-            Self::Direct(cell) => {
+            Self::Direct(target) => {
                 // Every adapter wraps the domain in catch_panic at its boundary; so does the reference.
-                let r = paracell_domain::http::catch_panic(cell.handle(reference_request(request)))
-                    .await;
+                let r = paracell_domain::http::catch_panic(
+                    target.service.handle(reference_request(request)),
+                )
+                .await;
                 Exchange::Response(ClientResponse::new(r.status, r.headers, r.body))
             }
             Self::Lambda(lambda, _) => {
@@ -236,12 +291,17 @@ pub(crate) fn azure_config(forwarding: bool) -> AzureConfig {
 
 /// The in-process driver of `envelope` around `cell`.
 pub(crate) fn driver(envelope: Envelope, cell: Cell) -> Driver {
+    driver_for(envelope, Target::cell(cell))
+}
+
+/// The in-process driver of `envelope` around any service.
+pub(crate) fn driver_for(envelope: Envelope, target: Target) -> Driver {
     let azure_config = |mode| azure_config(mode == Mode::Forwarding);
     if envelope == Envelope::Direct {
-        return Driver::Direct(cell);
+        return Driver::Direct(target);
     }
     let recorder = Arc::new(Recorder {
-        cell,
+        target,
         seen: std::sync::Mutex::new(None),
     });
     let service: Arc<dyn HttpService> = recorder.clone();
@@ -274,7 +334,7 @@ pub(crate) fn reference_request(request: &ClientRequest) -> ApiRequest {
 /// The cell behind an adapter, remembering the last neutral request the adapter handed it and the
 /// neutral response it gave, for the comparison at the seam.
 pub(crate) struct Recorder {
-    pub(crate) cell: Cell,
+    pub(crate) target: Target,
     seen: std::sync::Mutex<Option<(ApiRequest, ApiResponse)>>,
 }
 
@@ -288,21 +348,21 @@ impl Recorder {
 #[async_trait::async_trait]
 impl HttpService for Recorder {
     async fn handle(&self, request: ApiRequest) -> ApiResponse {
-        let response = self.cell.handle(request.clone()).await;
+        let response = self.target.service.handle(request.clone()).await;
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((request, response.clone()));
         response
     }
 
     fn max_body_bytes(&self) -> usize {
-        self.cell.config().limits.max_body_bytes
+        self.target.service.max_body_bytes()
     }
 
     fn oversized_request(&self) -> ApiResponse {
-        self.cell.oversized_request()
+        self.target.service.oversized_request()
     }
 
     fn name(&self) -> &str {
-        self.cell.config().cell_id.as_str()
+        self.target.service.name()
     }
 }
 
@@ -344,6 +404,14 @@ pub(crate) fn start(
             )?;
             Ok((Driver::Edge(Box::new(lane)), store))
         }
+        Backend::Workload(_) if fault.is_some() || seeded => Err(NOT_INJECTABLE.into()),
+        Backend::Workload(factory) => {
+            let target = Target {
+                service: factory(),
+                cell: None,
+            };
+            Ok((driver_for(envelope, target), None))
+        }
         Backend::Binaries(_) if (fault.is_some() || seeded) && envelope != Envelope::Direct => {
             Err(NOT_INJECTABLE.into())
         }
@@ -364,6 +432,9 @@ pub(crate) fn start(
 
 const PAIR_BEHIND_EDGE: &str =
     "a two-cell replication case: deliveries go cell to cell, never through the edge router";
+
+const PAIR_NEEDS_LEDGER: &str =
+    "a two-cell replication case: it needs Paracell's ledger cells, not a workload";
 
 pub(crate) const NOT_INJECTABLE: &str =
     "store faults and seeded heads can only be injected in process";
@@ -436,6 +507,19 @@ pub(crate) async fn seed_heads(driver: &Driver, spec: &CellSpec) -> Result<(), S
 /// Runs one case on the given envelopes.
 pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) -> CaseReport {
     if case.standby.is_some() {
+        if matches!(backend, Backend::Workload(_)) {
+            return CaseReport {
+                id: case.id.clone(),
+                title: case.title.clone(),
+                requirements: case.requirements.clone(),
+                outcomes: envelopes
+                    .iter()
+                    .map(|e| (*e, Outcome::NotApplicable(PAIR_NEEDS_LEDGER)))
+                    .collect(),
+                failures: Vec::new(),
+                facts: Vec::new(),
+            };
+        }
         if matches!(backend, Backend::BehindEdge(_)) {
             // Replication goes cell to cell; the router is not on that path.
             return CaseReport {

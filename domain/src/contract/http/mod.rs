@@ -12,6 +12,7 @@ mod request;
 mod response;
 pub mod router;
 pub mod service;
+mod workload;
 
 pub use media_type::{MediaTypeError, essence, require_json, require_media_type};
 pub use panic::{CatchPanic, catch_panic};
@@ -19,6 +20,7 @@ pub use problem::{Problem, ProblemType};
 pub use request::{ApiRequest, Headers};
 pub use response::{ApiResponse, JSON, PROBLEM_JSON, Telemetry};
 pub use service::HttpService;
+pub use workload::{AuthenticatedTenant, Workload};
 
 /// The answer when a platform delivered a request its adapter cannot translate into an
 /// [`ApiRequest`] (an invalid base64 body, a malformed Functions-host envelope): `400 malformed-request`.
