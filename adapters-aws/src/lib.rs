@@ -37,6 +37,8 @@
 //! # });
 //! ```
 
+#![deny(missing_docs)]
+
 mod front_door;
 pub mod function;
 pub mod handler;

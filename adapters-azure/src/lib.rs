@@ -34,6 +34,8 @@
 //! # });
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod config;
 mod front_door;
 pub mod functions;

@@ -16,6 +16,8 @@
 //! assert!(reports.iter().all(|r| r.passed()), "{}", paracell_conformance::report::table(&reports, &Envelope::ALL));
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod binaries;
 pub mod buses;
 pub mod case;

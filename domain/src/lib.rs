@@ -35,6 +35,8 @@
 //! assert_eq!(body["amount"], "125.50");
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod cell;
 pub mod config;
 pub mod contract;

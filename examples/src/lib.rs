@@ -18,6 +18,8 @@
 //! usual settings ([`paracell_aws::outbound::dynamodb::DynamoConfig`] when built with `dynamodb`); the Cosmos DB
 //! store reads `PARACELL_COSMOS_*` (`paracell_azure::outbound::cosmos::CosmosConfig` when built with `cosmos`).
 
+#![deny(missing_docs)]
+
 pub mod consumer;
 pub mod edge;
 pub mod http_client;

@@ -31,6 +31,8 @@
 //! assert_eq!(created.header("location"), Some("/v1/requests/req-1"));
 //! ```
 
+#![deny(missing_docs)]
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
