@@ -12,7 +12,7 @@ crit = r["criterion_ns"]
 add("### In process, per request (criterion mean; floor = `serde_json::Value` parse of the same input + serialising the same response)\n")
 add("| path | create | floor | ratio | get | floor | ratio |")
 add("|---|---|---|---|---|---|---|")
-for path in ("direct", "aws-rest-v1", "aws-http-v2", "aws-alb", "azure-payload"):
+for path in ("direct", "aws-rest-v1", "aws-http-v2", "aws-http-v2-workload", "aws-alb", "azure-payload"):
     c, g = crit.get(f"create/{path}", {}), crit.get(f"get/{path}", {})
     def cell(row):
         if "path" not in row or "floor" not in row:
@@ -21,6 +21,7 @@ for path in ("direct", "aws-rest-v1", "aws-http-v2", "aws-alb", "azure-payload")
     add(f"| {path} | " + " | ".join(cell(c)) + " | " + " | ".join(cell(g)) + " |")
 add("")
 py = r["python_ns"]
+add("`aws-http-v2-workload` is the same ledger written as a team's own workload would be (a `tower::Service` over `http` types, served through `paracell_aws::run`'s door, `http::Workload`): its difference from `aws-http-v2` is what the neutral fast path buys.\n")
 add("### Against the Python baseline (Powertools + pydantic, same events, in process)\n")
 add("| request | Paracell | Python | Paracell is |")
 add("|---|---|---|---|")

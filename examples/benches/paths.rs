@@ -7,13 +7,16 @@
 
 mod support;
 
+use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use paracell_aws::LambdaCell;
+use http_body_util::{BodyExt, Full};
+use paracell_aws::{LambdaCell, LambdaHttp};
 use paracell_azure::{AzureConfig, AzureHandler, HostRequest};
 use paracell_domain::Cell;
-use paracell_domain::http::ApiRequest;
+use paracell_domain::http::{ApiRequest, Workload};
 use serde_json::Value;
 use std::cell::Cell as Counter;
+use std::sync::Arc;
 use std::time::Duration;
 use support::{cell, direct_request, event, host_request};
 
@@ -21,6 +24,7 @@ use support::{cell, direct_request, event, host_request};
 enum Path {
     Direct(Cell),
     Lambda(LambdaCell),
+    LambdaHttp(LambdaHttp),
     Azure(AzureHandler),
 }
 
@@ -35,7 +39,7 @@ impl Path {
     fn prepare(&self, text: &str) -> Input {
         match self {
             Self::Direct(_) => Input::Api(direct_request(text)),
-            Self::Lambda(_) => Input::Bytes(text.as_bytes().to_vec()),
+            Self::Lambda(_) | Self::LambdaHttp(_) => Input::Bytes(text.as_bytes().to_vec()),
             Self::Azure(_) => Input::Host(host_request(text)),
         }
     }
@@ -48,6 +52,9 @@ impl Path {
             (Self::Lambda(lambda), Input::Bytes(event)) => {
                 rt.block_on(lambda.invoke(&event)).unwrap()
             }
+            (Self::LambdaHttp(lambda), Input::Bytes(event)) => {
+                rt.block_on(lambda.invoke(&event)).unwrap()
+            }
             (Self::Azure(azure), Input::Host(request)) => rt.block_on(azure.invoke(request)).body,
             _ => unreachable!("inputs are prepared by their own path"),
         }
@@ -56,6 +63,37 @@ impl Path {
     fn run(&self, rt: &tokio::runtime::Runtime, text: &str) -> Vec<u8> {
         self.call(rt, self.prepare(text))
     }
+}
+
+/// The ledger written as a team would write a workload of its own: a `tower::Service` over `http`
+/// types (here converting to the cell's neutral request by hand), served through the workload door
+/// (`paracell_aws::run`'s path). Against `aws-http-v2` it shows what the neutral fast path buys.
+fn ledger_as_workload() -> LambdaHttp {
+    let cell = cell();
+    let service = tower::service_fn(move |request: http::Request<Full<Bytes>>| {
+        let cell = cell.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let body = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes().to_vec())
+                .unwrap_or_default();
+            let mut api = ApiRequest::new(parts.method.as_str(), parts.uri.path())
+                .with_query(parts.uri.query().unwrap_or_default())
+                .with_body(body);
+            for (name, value) in &parts.headers {
+                api = api.with_header(name.as_str(), value.to_str().unwrap_or_default());
+            }
+            let answer = cell.handle(api).await;
+            let mut response = http::Response::builder().status(answer.status);
+            for (name, value) in &answer.headers {
+                response = response.header(name.as_str(), value.as_str());
+            }
+            response.body(Full::new(Bytes::from(answer.body)))
+        }
+    });
+    LambdaHttp::new(Arc::new(Workload::new("ledger-workload", service)))
 }
 
 fn paths() -> Vec<(&'static str, &'static str, Path)> {
@@ -72,6 +110,11 @@ fn paths() -> Vec<(&'static str, &'static str, Path)> {
             Path::Lambda(LambdaCell::new(cell())),
         ),
         ("aws-alb", "aws-alb", Path::Lambda(LambdaCell::new(cell()))),
+        (
+            "aws-http-v2-workload",
+            "aws-apigw-v2",
+            Path::LambdaHttp(ledger_as_workload()),
+        ),
         (
             "azure-payload",
             "azure-payload",
