@@ -132,7 +132,7 @@ impl LambdaCell {
             let letter = message["body"]
                 .as_str()
                 .ok_or_else(|| "the message has no body".to_owned())
-                .and_then(DeadLetter::parse);
+                .and_then(|text| DeadLetter::parse(text).map_err(|e| e.to_string()));
             let ok = match letter {
                 Ok(letter) => {
                     let report = relay

@@ -42,7 +42,7 @@ impl RouteSource for CellRoutes {
         Ok(Some(Route {
             cell: self.cell.clone(),
             cloud: self.cloud,
-            url: BaseUrl::parse(CELL_URL).map_err(StoreError::Failed)?,
+            url: BaseUrl::parse(CELL_URL).map_err(|e| StoreError::Failed(e.to_string()))?,
             epoch,
         }))
     }
@@ -130,7 +130,7 @@ impl EdgeLane {
             client: Mutex::new((None, 0)),
             attempts: std::sync::atomic::AtomicUsize::new(0),
         });
-        let mut config = EdgeConfig::new(EDGE_ID)?;
+        let mut config = EdgeConfig::new(EDGE_ID).map_err(|e| format!("edge id: {e}"))?;
         // The registry is the cell's own view: ask it every time.
         config.cache.fresh_for = std::time::Duration::ZERO;
         // The fleet's body limit is the cell's.

@@ -240,9 +240,10 @@ impl Cell {
         }
         let incoming = match batch::parse(&request.body) {
             Ok(incoming) => incoming,
-            Err(detail) => {
+            Err(unreadable) => {
+                // The detail as it always read (clients and peers may log it).
                 return Problem::new(ProblemType::MalformedRequest)
-                    .detail(detail)
+                    .detail(unreadable.detail)
                     .into_response();
             }
         };

@@ -112,6 +112,16 @@ pub enum ConfigError {
     /// A required variable is unset or empty.
     #[error("{0} is not set")]
     Missing(&'static str),
+    /// A variable's value cannot be used.
+    #[error("{name} {value:?} must be {expected}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        expected: String,
+    },
     /// `PARACELL_CELL_ID` is not a valid id.
     #[error("PARACELL_CELL_ID {value:?} {reason}")]
     InvalidCellId {

@@ -40,6 +40,7 @@
 pub mod cell;
 pub mod config;
 pub mod contract;
+mod decode;
 pub mod edge;
 pub mod idempotency;
 pub mod ledger;
@@ -60,6 +61,7 @@ pub use ledger::{events, money, transaction};
 
 pub use cell::{Cell, CellPorts};
 pub use config::{CellConfig, ConfigError, Limits, PeerConfig, ReplicationConfig, TenantScope};
+pub use decode::DecodeError;
 pub use idempotency::IdempotencyKey;
 pub use money::{Amount, AmountError, Currency, CurrencyError};
 pub use tenancy::{CellId, TenantId};

@@ -50,7 +50,7 @@ impl FileRoutes {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.0 != Some(stamp) {
             let bytes = std::fs::read(&self.path).map_err(|e| unreadable(e.to_string()))?;
-            let table = RouteTable::parse(&bytes).map_err(unreadable)?;
+            let table = RouteTable::parse(&bytes).map_err(|e| unreadable(e.to_string()))?;
             *state = (Some(stamp), table);
         }
         Ok(state.1.clone())
@@ -115,7 +115,7 @@ pub async fn routes_from_lookup(
 
 /// The router the environment describes, on a pooled hyper client and the system clock.
 pub async fn edge_from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Edge, String> {
-    let config = EdgeConfig::from_lookup(&lookup)?;
+    let config = EdgeConfig::from_lookup(&lookup).map_err(|e| e.to_string())?;
     let routes = routes_from_lookup(&lookup).await?;
     Ok(Edge::new(
         config,

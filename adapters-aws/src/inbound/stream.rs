@@ -109,7 +109,10 @@ pub fn placement_records(
                 .ok_or_else(|| {
                     "a placement item without doc (is the stream's view type NEW_IMAGE?)".to_owned()
                 })
-                .and_then(paracell_domain::placement::registry::Placement::parse);
+                .and_then(|doc| {
+                    paracell_domain::placement::registry::Placement::parse(doc)
+                        .map_err(|e| e.to_string())
+                });
             (
                 stream["SequenceNumber"]
                     .as_str()

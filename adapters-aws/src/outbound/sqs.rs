@@ -156,7 +156,7 @@ impl DeadLetters for SqsDeadLetters {
                 if seen.insert(id) {
                     letters.push((
                         handle,
-                        DeadLetter::parse(&body).map_err(StoreError::Failed)?,
+                        DeadLetter::parse(&body).map_err(|e| StoreError::Failed(e.to_string()))?,
                     ));
                 }
             }

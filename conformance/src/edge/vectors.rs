@@ -180,6 +180,7 @@ fn table(entries: &BTreeMap<String, RouteSpec>) -> Result<RouteTable, String> {
     RouteTable::parse(
         &serde_json::to_vec(&serde_json::json!({ "tenants": tenants })).unwrap_or_default(),
     )
+    .map_err(|e| e.to_string())
 }
 
 /// The registry of a vector: a table, or unreachable.
@@ -414,7 +415,7 @@ async fn run_steps(
         after_first: Mutex::default(),
     });
     let edge = Edge::new(
-        EdgeConfig::new(EDGE_ID)?,
+        EdgeConfig::new(EDGE_ID).map_err(|e| format!("edge id: {e}"))?,
         EdgePorts {
             routes: registry.clone(),
             upstream: transport.clone(),

@@ -96,9 +96,9 @@ pub struct EdgeConfig {
 
 impl EdgeConfig {
     /// The defaults, with this router's name.
-    pub fn new(edge_id: &str) -> Result<Self, String> {
+    pub fn new(edge_id: &str) -> Result<Self, crate::tenancy::IdentifierError> {
         Ok(Self {
-            edge_id: CellId::parse(edge_id).map_err(|e| format!("edge id: {e}"))?,
+            edge_id: CellId::parse(edge_id)?,
             deadline: Duration::from_secs(5),
             diagnostics: true,
             max_body_bytes: crate::Limits::DEFAULT_MAX_BODY_BYTES,
@@ -124,20 +124,30 @@ impl EdgeConfig {
     /// assert_eq!(config.deadline.as_millis(), 800);
     /// assert!(EdgeConfig::from_lookup(|n| (n == "PARACELL_EDGE_DIAGNOSTICS").then(|| "maybe".into())).is_err());
     /// ```
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let mut config = Self::new(lookup("PARACELL_EDGE_ID").as_deref().unwrap_or("edge"))?;
-        let number = |name: &str, min: u64, max: u64| -> Result<Option<u64>, String> {
-            lookup(name)
-                .map(|raw| {
-                    raw.parse::<u64>()
-                        .ok()
-                        .filter(|n| (min..=max).contains(n))
-                        .ok_or_else(|| {
-                            format!("{name} {raw:?} must be an integer from {min} to {max}")
-                        })
-                })
-                .transpose()
-        };
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, crate::ConfigError> {
+        let edge_id = lookup("PARACELL_EDGE_ID").unwrap_or_else(|| "edge".into());
+        let mut config = Self::new(&edge_id).map_err(|e| crate::ConfigError::Invalid {
+            name: "PARACELL_EDGE_ID",
+            value: edge_id.clone(),
+            expected: format!("a valid id ({e})"),
+        })?;
+        let number =
+            |name: &'static str, min: u64, max: u64| -> Result<Option<u64>, crate::ConfigError> {
+                lookup(name)
+                    .map(|raw| {
+                        raw.parse::<u64>()
+                            .ok()
+                            .filter(|n| (min..=max).contains(n))
+                            .ok_or_else(|| crate::ConfigError::Invalid {
+                                name,
+                                expected: format!("an integer from {min} to {max}"),
+                                value: raw,
+                            })
+                    })
+                    .transpose()
+            };
         if let Some(ms) = number("PARACELL_EDGE_DEADLINE_MS", 1, 900_000)? {
             config.deadline = Duration::from_millis(ms);
         }
@@ -152,9 +162,11 @@ impl EdgeConfig {
             None | Some("1") => {}
             Some("0") => config.diagnostics = false,
             Some(other) => {
-                return Err(format!(
-                    "PARACELL_EDGE_DIAGNOSTICS {other:?} must be 0 or 1"
-                ));
+                return Err(crate::ConfigError::Invalid {
+                    name: "PARACELL_EDGE_DIAGNOSTICS",
+                    value: other.to_owned(),
+                    expected: "0 or 1".into(),
+                });
             }
         }
         Ok(config)

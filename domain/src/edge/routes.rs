@@ -4,6 +4,7 @@
 //! plus a [`CellDirectory`] saying where each cell listens).
 
 use crate::CellId;
+use crate::DecodeError;
 use crate::placement::registry::{Placement, PlacementRegistry, PlacementReplica};
 use crate::ports::StoreError;
 use crate::tenancy::TenantId;
@@ -30,11 +31,14 @@ impl Cloud {
     }
 
     /// Parses `aws` or `azure`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, DecodeError> {
         match raw {
             "aws" => Ok(Self::Aws),
             "azure" => Ok(Self::Azure),
-            other => Err(format!("cloud {other:?} is neither \"aws\" nor \"azure\"")),
+            other => Err(DecodeError::new(
+                "cloud",
+                format!("{other:?} is neither \"aws\" nor \"azure\""),
+            )),
         }
     }
 }
@@ -59,16 +63,24 @@ impl BaseUrl {
     /// assert!(BaseUrl::parse("ftp://x").is_err());
     /// assert!(BaseUrl::parse("http://x/?a=1").is_err());
     /// ```
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, DecodeError> {
         let rest = raw
             .strip_prefix("http://")
             .or_else(|| raw.strip_prefix("https://"))
-            .ok_or_else(|| format!("url {raw:?} does not start with http:// or https://"))?;
+            .ok_or_else(|| {
+                DecodeError::new(
+                    "url",
+                    format!("{raw:?} does not start with http:// or https://"),
+                )
+            })?;
         let host = rest.split('/').next().unwrap_or_default();
         if host.is_empty() || raw.contains(['?', '#']) || raw.bytes().any(|b| !b.is_ascii_graphic())
         {
-            return Err(format!(
-                "url {raw:?} is not a base URL (a host, an optional path, no query or fragment)"
+            return Err(DecodeError::new(
+                "url",
+                format!(
+                    "{raw:?} is not a base URL (a host, an optional path, no query or fragment)"
+                ),
             ));
         }
         Ok(Self(raw.trim_end_matches('/').to_owned()))
@@ -115,7 +127,7 @@ pub trait RouteSource: Send + Sync {
 ///     "url": "http://127.0.0.1:8081", "epoch": 1, "note": "ok"}}}"#).unwrap();
 /// assert_eq!(table.len(), 1);
 /// let err = RouteTable::parse(br#"{"tenants": {"coop-1": {"cell": "cell-a", "cloud": "gcp", "url": "http://x", "epoch": 1}}}"#).unwrap_err();
-/// assert!(err.contains("coop-1") && err.contains("gcp"), "{err}");
+/// assert!(err.detail.contains("coop-1") && err.detail.contains("gcp"), "{err}");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteTable {
@@ -124,13 +136,14 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Parses a registry file; every problem names the tenant and the member.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let invalid = |detail: String| DecodeError::new("route table", detail);
         let document: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|e| invalid(format!("not JSON: {e}")))?;
         let tenants = document
             .get("tenants")
             .and_then(serde_json::Value::as_object)
-            .ok_or("no \"tenants\" object")?;
+            .ok_or_else(|| invalid("no \"tenants\" object".into()))?;
         let mut routes = BTreeMap::new();
         for (name, entry) in tenants {
             let route = (|| {
@@ -142,8 +155,8 @@ impl RouteTable {
                         .ok_or_else(|| format!("\"{member}\" is missing or not a string"))
                 };
                 let cell = CellId::parse(text("cell")?).map_err(|e| format!("cell: {e}"))?;
-                let cloud = Cloud::parse(text("cloud")?)?;
-                let url = BaseUrl::parse(text("url")?)?;
+                let cloud = Cloud::parse(text("cloud")?).map_err(|e| e.to_string())?;
+                let url = BaseUrl::parse(text("url")?).map_err(|e| e.to_string())?;
                 let epoch = entry
                     .get("epoch")
                     .and_then(serde_json::Value::as_u64)
@@ -159,7 +172,7 @@ impl RouteTable {
                     },
                 ))
             })()
-            .map_err(|e| format!("tenant {name:?}: {e}"))?;
+            .map_err(|e| invalid(format!("tenant {name:?}: {e}")))?;
             routes.insert(route.0, route.1);
         }
         Ok(Self { routes })
@@ -209,21 +222,22 @@ pub struct CellDirectory {
 
 impl CellDirectory {
     /// Parses `cell=cloud=url,…`.
-    pub fn parse(list: &str) -> Result<Self, String> {
+    pub fn parse(list: &str) -> Result<Self, DecodeError> {
+        let invalid = |detail: String| DecodeError::new("cells", detail);
         let mut cells = BTreeMap::new();
         for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let mut parts = item.splitn(3, '=');
             let (Some(cell), Some(cloud), Some(url)) = (parts.next(), parts.next(), parts.next())
             else {
-                return Err(format!("{item:?} is not cell=cloud=url"));
+                return Err(invalid(format!("{item:?} is not cell=cloud=url")));
             };
-            let cell = CellId::parse(cell).map_err(|e| format!("{item:?}: {e}"))?;
-            let cloud = Cloud::parse(cloud).map_err(|e| format!("{item:?}: {e}"))?;
-            let url = BaseUrl::parse(url).map_err(|e| format!("{item:?}: {e}"))?;
+            let cell = CellId::parse(cell).map_err(|e| invalid(format!("{item:?}: {e}")))?;
+            let cloud = Cloud::parse(cloud).map_err(|e| invalid(format!("{item:?}: {e}")))?;
+            let url = BaseUrl::parse(url).map_err(|e| invalid(format!("{item:?}: {e}")))?;
             cells.insert(cell, (cloud, url));
         }
         if cells.is_empty() {
-            return Err("names no cell".into());
+            return Err(invalid("names no cell".into()));
         }
         Ok(Self { cells })
     }

@@ -201,7 +201,8 @@ impl TransactionAccepted {
             .strip_prefix("/cells/")
             .and_then(|c| CellId::parse(c).ok())
             .ok_or_else(|| bad("source"))?;
-        let transaction = Transaction::from_json(d.data.get().as_bytes()).map_err(EventError)?;
+        let transaction = Transaction::from_json(d.data.get().as_bytes())
+            .map_err(|e| EventError(e.to_string()))?;
         let subject = format!(
             "tenants/{}/accounts/{}",
             transaction.tenant_id, transaction.account_id

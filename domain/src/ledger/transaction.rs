@@ -406,7 +406,7 @@ impl Transaction {
     /// assert_eq!(Transaction::from_json(tx.to_json().as_bytes()), Ok(tx));
     /// assert!(Transaction::from_json(br#"{"transaction_id":"x"}"#).is_err());
     /// ```
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, crate::DecodeError> {
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Stored {
@@ -424,11 +424,11 @@ impl Transaction {
             created_at: String,
             cell_id: String,
         }
-        fn invalid(field: &str, e: impl fmt::Display) -> String {
-            format!("stored transaction: invalid {field}: {e}")
+        fn invalid(field: &str, e: impl fmt::Display) -> crate::DecodeError {
+            crate::DecodeError::new("transaction", format!("invalid {field}: {e}"))
         }
         let s: Stored =
-            serde_json::from_slice(bytes).map_err(|e| format!("stored transaction: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|e| crate::DecodeError::new("transaction", e))?;
         let currency = Currency::parse(&s.currency).map_err(|e| invalid("currency", e))?;
         let metadata = match s.metadata {
             None => None,
@@ -501,6 +501,7 @@ mod tests {
         assert!(
             Transaction::from_json(tampered.as_bytes())
                 .unwrap_err()
+                .detail
                 .contains("currency")
         );
         let extra = tx.to_json().replacen('{', r#"{"x":1,"#, 1);

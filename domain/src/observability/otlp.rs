@@ -56,6 +56,27 @@ pub struct LogRecord {
     pub trace_id: Option<[u8; 16]>,
 }
 
+/// Why an export lost records (they are not retried: logs stay on the platform's own path).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExportError {
+    /// The receiver answered, but not with success.
+    #[error("OTLP receiver answered {status} ({lost} records lost)")]
+    Refused {
+        /// Its status.
+        status: u16,
+        /// Records lost.
+        lost: usize,
+    },
+    /// The receiver could not be reached.
+    #[error("OTLP receiver: {reason} ({lost} records lost)")]
+    Unreachable {
+        /// The transport's error.
+        reason: String,
+        /// Records lost.
+        lost: usize,
+    },
+}
+
 /// An attribute's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeValue {
@@ -371,7 +392,7 @@ impl OtlpExport {
     /// Sends what [`buffer`] holds, in requests of at most [`MAX_BATCH`] records; the number sent.
     /// A refused or failed request loses its records (they are not retried: logs stay on the
     /// platform's own path) and says why.
-    pub async fn export(&self, client: &dyn HttpClient) -> Result<usize, String> {
+    pub async fn export(&self, client: &dyn HttpClient) -> Result<usize, ExportError> {
         let mut sent = 0;
         loop {
             let records = buffer().take(MAX_BATCH);
@@ -388,17 +409,16 @@ impl OtlpExport {
             match client.send(request).await {
                 Ok(answer) if (200..300).contains(&answer.status) => sent += records.len(),
                 Ok(answer) => {
-                    return Err(format!(
-                        "OTLP receiver answered {} ({} records lost)",
-                        answer.status,
-                        records.len()
-                    ));
+                    return Err(ExportError::Refused {
+                        status: answer.status,
+                        lost: records.len(),
+                    });
                 }
                 Err(e) => {
-                    return Err(format!(
-                        "OTLP receiver: {e} ({} records lost)",
-                        records.len()
-                    ));
+                    return Err(ExportError::Unreachable {
+                        reason: e.to_string(),
+                        lost: records.len(),
+                    });
                 }
             }
         }

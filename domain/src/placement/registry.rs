@@ -98,13 +98,14 @@ impl Placement {
     }
 
     /// Reads [`Placement::render`]'s document back, every field through its own parser.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, crate::DecodeError> {
+        let invalid = |detail: String| crate::DecodeError::new("placement", detail);
         let doc: PlacementDoc<'_> =
-            serde_json::from_str(text).map_err(|e| format!("placement: {e}"))?;
-        let cell = |c: &str| CellId::parse(c).map_err(|e| format!("placement: cell {c:?}: {e}"));
+            serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let cell = |c: &str| CellId::parse(c).map_err(|e| invalid(format!("cell {c:?}: {e}")));
         let state_cell = || {
             doc.state_cell
-                .ok_or_else(|| format!("placement: state {} needs state_cell", doc.state))
+                .ok_or_else(|| invalid(format!("state {} needs state_cell", doc.state)))
                 .and_then(cell)
         };
         let state = match doc.state {
@@ -113,10 +114,10 @@ impl Placement {
             "failed-over" => PlacementState::FailedOver {
                 from: state_cell()?,
             },
-            other => return Err(format!("placement: state {other:?}")),
+            other => return Err(invalid(format!("state {other:?}"))),
         };
         Ok(Self {
-            tenant: TenantId::parse(doc.tenant).map_err(|e| format!("placement: tenant: {e}"))?,
+            tenant: TenantId::parse(doc.tenant).map_err(|e| invalid(format!("tenant: {e}")))?,
             primary: cell(doc.primary)?,
             epoch: doc.epoch,
             standbys: doc

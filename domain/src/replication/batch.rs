@@ -72,9 +72,13 @@ pub struct Unreadable {
 
 /// Reads a delivery. `Err` when the body is not a JSON array at all (the whole delivery is
 /// malformed); otherwise one [`Incoming`] per event.
-pub fn parse(body: &[u8]) -> Result<Vec<Incoming>, String> {
-    let events: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
-        .map_err(|e| format!("a delivery is a JSON array of CloudEvents: {e}"))?;
+pub fn parse(body: &[u8]) -> Result<Vec<Incoming>, crate::DecodeError> {
+    let events: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).map_err(|e| {
+        crate::DecodeError::new(
+            "delivery",
+            format!("a delivery is a JSON array of CloudEvents: {e}"),
+        )
+    })?;
     Ok(events
         .into_iter()
         .map(|raw| read_event(raw.get()))
@@ -223,7 +227,7 @@ pub fn render_results(results: &[EntryResult]) -> String {
 }
 
 /// Reads an answer body.
-pub fn parse_results(body: &[u8]) -> Result<Vec<EntryResult>, String> {
+pub fn parse_results(body: &[u8]) -> Result<Vec<EntryResult>, crate::DecodeError> {
     #[derive(serde::Deserialize)]
     struct Body {
         results: Vec<Row>,
@@ -237,15 +241,16 @@ pub fn parse_results(body: &[u8]) -> Result<Vec<EntryResult>, String> {
         detail: Option<String>,
     }
     let body: Body =
-        serde_json::from_slice(body).map_err(|e| format!("unreadable results: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| crate::DecodeError::new("results", e))?;
     body.results
         .into_iter()
         .map(|row| {
             Ok(EntryResult {
                 tenant: row.tenant.as_deref().and_then(|t| TenantId::parse(t).ok()),
                 seq: row.seq,
-                outcome: Outcome::parse(&row.outcome)
-                    .ok_or_else(|| format!("unknown outcome {:?}", row.outcome))?,
+                outcome: Outcome::parse(&row.outcome).ok_or_else(|| {
+                    crate::DecodeError::new("results", format!("unknown outcome {:?}", row.outcome))
+                })?,
                 detail: row.detail,
                 id: row.id,
             })

@@ -248,7 +248,7 @@ impl Entry {
             Effect::Refused => Ok(None),
             Effect::Accepted { .. } => Transaction::from_json(&self.response.body)
                 .map(Some)
-                .map_err(EntryError),
+                .map_err(|e| EntryError(e.to_string())),
         }
     }
 }

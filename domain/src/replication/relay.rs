@@ -105,7 +105,8 @@ impl DeadLetter {
     }
 
     /// Reads [`DeadLetter::render`]'s document back (the entry is re-digested and checked).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, crate::DecodeError> {
+        let invalid = |detail: String| crate::DecodeError::new("dead letter", detail);
         #[derive(serde::Deserialize)]
         struct Doc<'a> {
             destination: String,
@@ -116,16 +117,16 @@ impl DeadLetter {
             #[serde(borrow)]
             entry: &'a serde_json::value::RawValue,
         }
-        let d: Doc<'_> = serde_json::from_str(text).map_err(|e| format!("dead letter: {e}"))?;
-        let entry = SealedEntry::open(d.entry.get()).map_err(|e| e.to_string())?;
+        let d: Doc<'_> = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let entry = SealedEntry::open(d.entry.get()).map_err(|e| invalid(e.to_string()))?;
         if Digest::parse(&d.digest) != Some(entry.digest()) {
-            return Err("dead letter: the entry does not match its digest".into());
+            return Err(invalid("the entry does not match its digest".into()));
         }
         Ok(Self {
             destination: d.destination,
             reason: d.reason,
             attempts: d.attempts,
-            time: Timestamp::parse_rfc3339(&d.time).ok_or("dead letter: time")?,
+            time: Timestamp::parse_rfc3339(&d.time).ok_or_else(|| invalid("time".into()))?,
             entry,
         })
     }

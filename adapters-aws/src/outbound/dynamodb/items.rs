@@ -195,7 +195,7 @@ impl Read<'_> {
     }
 
     pub(crate) fn transaction(&self) -> Result<Transaction, String> {
-        Transaction::from_json(self.text("doc")?.as_bytes())
+        Transaction::from_json(self.text("doc")?.as_bytes()).map_err(|e| e.to_string())
     }
 
     pub(crate) fn balance(&self) -> Result<BalanceSnapshot, String> {

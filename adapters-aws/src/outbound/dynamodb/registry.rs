@@ -30,7 +30,7 @@ fn key(tenant: &TenantId) -> Item {
 /// A placement item as a stream record's `NEW_IMAGE` carries it: the document it holds.
 pub fn placement_of(image: &Item) -> Result<Placement, String> {
     match image.get("doc") {
-        Some(AttributeValue::S(doc)) => Placement::parse(doc),
+        Some(AttributeValue::S(doc)) => Placement::parse(doc).map_err(|e| e.to_string()),
         other => Err(format!("placement item: doc is {other:?}")),
     }
 }

@@ -56,7 +56,8 @@ impl DeadLetters for CosmosDeadLetters {
         docs.truncate(limit);
         docs.into_iter()
             .map(|d| {
-                let letter = DeadLetter::parse(&d.letter).map_err(StoreError::Failed)?;
+                let letter =
+                    DeadLetter::parse(&d.letter).map_err(|e| StoreError::Failed(e.to_string()))?;
                 Ok((format!("{}/{}", d.tenant, d.id), letter))
             })
             .collect()

@@ -161,7 +161,7 @@ impl TransactionDoc {
 
     pub(crate) fn transaction(&self) -> Result<Transaction, String> {
         let bytes = serde_json::to_vec(&self.resource).map_err(|e| e.to_string())?;
-        Transaction::from_json(&bytes)
+        Transaction::from_json(&bytes).map_err(|e| e.to_string())
     }
 }
 

@@ -50,7 +50,7 @@ impl PlacementReplica for CosmosPlacementReplica {
     async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
         self.read(tenant)
             .await?
-            .map(|d| Placement::parse(&d.doc).map_err(StoreError::Failed))
+            .map(|d| Placement::parse(&d.doc).map_err(|e| StoreError::Failed(e.to_string())))
             .transpose()
     }
 
@@ -69,7 +69,7 @@ impl PlacementReplica for CosmosPlacementReplica {
             let held = self.read(&placement.tenant).await?;
             let held_placement = held
                 .as_ref()
-                .map(|d| Placement::parse(&d.doc).map_err(StoreError::Failed))
+                .map(|d| Placement::parse(&d.doc).map_err(|e| StoreError::Failed(e.to_string())))
                 .transpose()?;
             if !replica_accepts(held_placement.as_ref(), placement) {
                 return Ok(false);
