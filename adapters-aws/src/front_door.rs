@@ -2,10 +2,7 @@
 //! as this Lambda function, behind every HTTP source at once.
 
 use crate::LambdaHttp;
-use bytes::Bytes;
-use http_body_util::Full;
-use paracell_domain::http::Workload;
-use std::fmt::Display;
+use paracell_domain::http::{HttpService, Workload};
 use std::sync::Arc;
 
 /// Serves `service` — an axum `Router`, a `tower` stack, any `tower::Service` over
@@ -33,34 +30,18 @@ use std::sync::Arc;
 ///     paracell_aws::run(hello).await
 /// }
 /// ```
-pub async fn run<S, B>(service: S) -> Result<(), lambda_runtime::Error>
+pub async fn run<S>(service: S) -> Result<(), lambda_runtime::Error>
 where
-    S: tower_service::Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    S::Error: Display,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Display,
+    Workload<S>: HttpService + 'static,
 {
     let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "workload".into());
     run_workload(Workload::new(name, service)).await
 }
 
 /// [`run`] for a [`Workload`] configured beyond the defaults (its name, its body limit).
-pub async fn run_workload<S, B>(workload: Workload<S>) -> Result<(), lambda_runtime::Error>
+pub async fn run_workload<S>(workload: Workload<S>) -> Result<(), lambda_runtime::Error>
 where
-    S: tower_service::Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    S::Error: Display,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Display,
+    Workload<S>: HttpService + 'static,
 {
     crate::handler::check_lambda_env()?;
     LambdaHttp::new(Arc::new(workload)).run().await

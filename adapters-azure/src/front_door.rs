@@ -3,10 +3,7 @@
 
 use crate::server::{AzureHandler, StartError, port_from_env, shutdown_signal};
 use crate::{AzureConfig, listener::ServerLimits};
-use bytes::Bytes;
-use http_body_util::Full;
-use paracell_domain::http::Workload;
-use std::fmt::Display;
+use paracell_domain::http::{HttpService, Workload};
 use std::sync::Arc;
 
 /// Serves `service` — an axum `Router`, a `tower` stack, any `tower::Service` over
@@ -37,34 +34,18 @@ use std::sync::Arc;
 ///     Ok(())
 /// }
 /// ```
-pub async fn serve<S, B>(service: S) -> Result<(), StartError>
+pub async fn serve<S>(service: S) -> Result<(), StartError>
 where
-    S: tower_service::Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    S::Error: Display,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Display,
+    Workload<S>: HttpService + 'static,
 {
     let name = std::env::var("WEBSITE_SITE_NAME").unwrap_or_else(|_| "workload".into());
     serve_workload(Workload::new(name, service)).await
 }
 
 /// [`serve`] for a [`Workload`] configured beyond the defaults (its name, its body limit).
-pub async fn serve_workload<S, B>(workload: Workload<S>) -> Result<(), StartError>
+pub async fn serve_workload<S>(workload: Workload<S>) -> Result<(), StartError>
 where
-    S: tower_service::Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    S::Error: Display,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Display,
+    Workload<S>: HttpService + 'static,
 {
     let config = AzureConfig::from_env()?;
     let limits = ServerLimits::from_lookup(ServerLimits::behind_functions_host(), |k| {

@@ -507,32 +507,22 @@ pub(crate) async fn seed_heads(driver: &Driver, spec: &CellSpec) -> Result<(), S
 /// Runs one case on the given envelopes.
 pub async fn run_case(case: &Case, envelopes: &[Envelope], backend: &Backend) -> CaseReport {
     if case.standby.is_some() {
-        if matches!(backend, Backend::Workload(_)) {
-            return CaseReport {
-                id: case.id.clone(),
-                title: case.title.clone(),
-                requirements: case.requirements.clone(),
-                outcomes: envelopes
-                    .iter()
-                    .map(|e| (*e, Outcome::NotApplicable(PAIR_NEEDS_LEDGER)))
-                    .collect(),
-                failures: Vec::new(),
-                facts: Vec::new(),
-            };
-        }
-        if matches!(backend, Backend::BehindEdge(_)) {
+        let not_applicable = |reason| CaseReport {
+            id: case.id.clone(),
+            title: case.title.clone(),
+            requirements: case.requirements.clone(),
+            outcomes: envelopes
+                .iter()
+                .map(|e| (*e, Outcome::NotApplicable(reason)))
+                .collect(),
+            failures: Vec::new(),
+            facts: Vec::new(),
+        };
+        match backend {
+            Backend::Workload(_) => return not_applicable(PAIR_NEEDS_LEDGER),
             // Replication goes cell to cell; the router is not on that path.
-            return CaseReport {
-                id: case.id.clone(),
-                title: case.title.clone(),
-                requirements: case.requirements.clone(),
-                outcomes: envelopes
-                    .iter()
-                    .map(|e| (*e, Outcome::NotApplicable(PAIR_BEHIND_EDGE)))
-                    .collect(),
-                failures: Vec::new(),
-                facts: Vec::new(),
-            };
+            Backend::BehindEdge(_) => return not_applicable(PAIR_BEHIND_EDGE),
+            _ => {}
         }
         return crate::pairs::run_pair_case(case, envelopes, backend).await;
     }

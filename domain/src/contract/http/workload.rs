@@ -38,7 +38,11 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedTenant(pub String);
 
-/// A `tower::Service` served as an [`HttpService`].
+/// A `tower::Service` served as an [`HttpService`]: any `S: tower::Service<http::Request<Full<Bytes>>,
+/// Response = http::Response<B>> + Clone + Send + 'static` whose future is `Send` and whose error
+/// displays, with a response body `B: http_body::Body + Send` (its data `Send`, its error displays).
+/// An axum `Router` is one. The front doors (`paracell_aws::run`, `paracell_azure::serve`) accept
+/// exactly the services for which `Workload<S>` is an `HttpService`.
 ///
 /// ```
 /// use bytes::Bytes;
