@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds every release binary with one of exactly two feature sets, always with the same cargo
+# Builds the release binaries with one of exactly two feature sets, always with the same cargo
 # invocation, so CI, the benchmarks and Schemathesis build each set once and then find it fresh
 # (a different package selection or feature list would rebuild every Paracell crate):
 #   scripts/build-release.sh            # the binaries as shipped, memory store only (target/release)
@@ -11,10 +11,17 @@
 # adds test-support modules, and leaving it out would give the shipped binaries a set of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-features=()
+# Only the binaries something runs from target/release (each one links the SDKs with LTO in the store
+# set: minutes apiece). Which binaries are picked does not change how features resolve.
 case "${1:-}" in
-  "") ;;
-  --stores) features=(--features paracell-examples/dynamodb,paracell-examples/cosmos,paracell-conformance/drill-binaries) ;;
+  "")
+    # Schemathesis and the benchmarks (local-cell, azure-cell, edge-router), the corpus and drills.
+    flags=(--bin local-cell --bin azure-cell --bin edge-router --bin paracell-conformance) ;;
+  --stores)
+    # The benchmarks' store requests (local-cell), the corpus and drills through the binaries.
+    flags=(--features paracell-examples/dynamodb,paracell-examples/cosmos,paracell-conformance/drill-binaries
+      --bin local-cell --bin lambda-cell --bin azure-cell --bin lambda-consumer --bin azure-consumer
+      --bin paracell-conformance) ;;
   *) echo "usage: scripts/build-release.sh [--stores]" >&2; exit 2 ;;
 esac
-cargo build --release -p paracell-examples -p paracell-conformance "${features[@]}" --bins
+cargo build --release -p paracell-examples -p paracell-conformance "${flags[@]}"
