@@ -85,6 +85,28 @@ pub struct StoredResponse {
 /// with [`RETIRED_CLAIM`] instead of guessing what it meant (`docs/operations.md`, "Upgrading").
 pub const RETIRED_CLAIM_STATE: &str = "in_progress";
 
+/// The `state` every store writes on an idempotency record: the record is complete the moment it
+/// exists (it is written with its outcome).
+pub const RECORD_STATE: &str = "completed";
+
+/// Whether a stored record's `state` is one this version reads: [`RECORD_STATE`]; a retired claim
+/// is refused with [`RETIRED_CLAIM`], anything else by name. Every store checks through this, so
+/// the stores cannot come to disagree about which records they read.
+///
+/// ```
+/// use paracell_domain::idempotency::{check_record_state, RETIRED_CLAIM, RETIRED_CLAIM_STATE};
+/// assert_eq!(check_record_state("completed"), Ok(()));
+/// assert_eq!(check_record_state(RETIRED_CLAIM_STATE), Err(RETIRED_CLAIM.to_owned()));
+/// assert!(check_record_state("pending").is_err());
+/// ```
+pub fn check_record_state(state: &str) -> Result<(), String> {
+    match state {
+        RECORD_STATE => Ok(()),
+        RETIRED_CLAIM_STATE => Err(RETIRED_CLAIM.to_owned()),
+        other => Err(format!("idempotency record in unknown state {other:?}")),
+    }
+}
+
 /// Why a store refuses a record in [`RETIRED_CLAIM_STATE`].
 pub const RETIRED_CLAIM: &str = "an idempotency record in the retired \"in_progress\" state (a claim an older version left behind): complete or delete it before upgrading, see docs/operations.md";
 

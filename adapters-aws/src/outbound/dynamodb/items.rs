@@ -30,7 +30,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use paracell_domain::CellId;
 use paracell_domain::idempotency::{
-    IdempotencyKey, IdempotencyRecord, RETIRED_CLAIM, RETIRED_CLAIM_STATE, StoredResponse,
+    IdempotencyKey, IdempotencyRecord, StoredResponse, check_record_state,
 };
 use paracell_domain::placement::{TenantHead, TenantRole};
 use paracell_domain::ports::BalanceSnapshot;
@@ -46,7 +46,6 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub const OUTBOX_INDEX: &str = "outbox";
 /// The value of `outbox` while an event is pending.
 pub(crate) const PENDING: &str = "pending";
-pub(crate) const COMPLETED: &str = "completed";
 
 pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
@@ -215,14 +214,7 @@ impl Read<'_> {
         tenant: &TenantId,
         key: &IdempotencyKey,
     ) -> Result<IdempotencyRecord, String> {
-        // Every record this version writes is complete ("completed", the only state since the
-        // claim flow was retired); an "in_progress" claim an older version left behind is refused
-        // by name (docs/operations.md, upgrading).
-        match self.text("state")? {
-            COMPLETED => {}
-            RETIRED_CLAIM_STATE => return Err(RETIRED_CLAIM.into()),
-            other => return Err(format!("attribute state: unknown {other:?}")),
-        }
+        check_record_state(self.text("state")?)?;
         Ok(IdempotencyRecord {
             tenant_id: tenant.clone(),
             key: key.clone(),
@@ -236,6 +228,7 @@ impl Read<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use paracell_domain::idempotency::{RECORD_STATE, RETIRED_CLAIM, RETIRED_CLAIM_STATE};
     use paracell_domain::testing::sample_transaction;
 
     #[test]
@@ -260,7 +253,7 @@ mod tests {
             Read(&item).idempotency_record(&tenant, &key),
             Err(RETIRED_CLAIM.to_owned())
         );
-        item.insert("state".into(), s(COMPLETED));
+        item.insert("state".into(), s(RECORD_STATE));
         item.insert(
             "response".into(),
             s(r#"{"status":201,"headers":[],"body":[]}"#),

@@ -41,7 +41,7 @@ use aws_sdk_dynamodb::types::{
     StreamSpecification, StreamViewType, TransactGetItem, TransactWriteItem,
 };
 use errors::store_error;
-use items::{COMPLETED, Item, OUTBOX_INDEX, PENDING, Read, n, s};
+use items::{Item, OUTBOX_INDEX, PENDING, Read, n, s};
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::placement::{Fence, TenantHead};
 use paracell_domain::ports::{
@@ -303,7 +303,10 @@ impl DynamoStore {
         let e = entry.entry();
         let mut item = items::idempotency_key(&e.tenant, &e.key);
         item.insert("fingerprint".into(), s(e.fingerprint.clone()));
-        item.insert("state".into(), s(COMPLETED));
+        item.insert(
+            "state".into(),
+            s(paracell_domain::idempotency::RECORD_STATE),
+        );
         item.insert(
             "response".into(),
             s(items::response_json(&e.response).map_err(failed)?),

@@ -18,7 +18,7 @@
 
 use paracell_domain::CellId;
 use paracell_domain::idempotency::{
-    IdempotencyKey, IdempotencyRecord, RETIRED_CLAIM, RETIRED_CLAIM_STATE, StoredResponse,
+    IdempotencyKey, IdempotencyRecord, RECORD_STATE, StoredResponse, check_record_state,
 };
 use paracell_domain::placement::{TenantHead, TenantRole};
 use paracell_domain::ports::{BalanceSnapshot, BalanceUpdate};
@@ -204,8 +204,6 @@ impl BalanceDoc {
     }
 }
 
-pub(crate) const COMPLETED: &str = "completed";
-
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct KeyDoc {
     pub(crate) id: String,
@@ -228,7 +226,7 @@ impl KeyDoc {
             kind: "key".into(),
             key: e.key.as_str().into(),
             fingerprint: e.fingerprint.clone(),
-            state: COMPLETED.into(),
+            state: RECORD_STATE.into(),
             response: Some(e.response.clone()),
         }
     }
@@ -238,13 +236,11 @@ impl KeyDoc {
         tenant: &TenantId,
         key: &IdempotencyKey,
     ) -> Result<IdempotencyRecord, String> {
-        // "completed" is the only state this version writes; a claim an older version left behind
-        // is refused by name (docs/operations.md, upgrading).
-        let response = match (self.state.as_str(), &self.response) {
-            (COMPLETED, Some(response)) => response.clone(),
-            (RETIRED_CLAIM_STATE, _) => return Err(RETIRED_CLAIM.into()),
-            (state, _) => return Err(format!("idempotency record in state {state:?}")),
-        };
+        check_record_state(&self.state)?;
+        let response = self
+            .response
+            .clone()
+            .ok_or("idempotency record without a response")?;
         Ok(IdempotencyRecord {
             tenant_id: tenant.clone(),
             key: key.clone(),
@@ -271,6 +267,7 @@ mod tests {
 
     #[test]
     fn a_claim_an_older_version_left_is_refused_by_name() {
+        use paracell_domain::idempotency::{RETIRED_CLAIM, RETIRED_CLAIM_STATE};
         let tenant = TenantId::parse("coop-1").unwrap();
         let key = IdempotencyKey::parse("k").unwrap();
         let claim: KeyDoc = serde_json::from_value(serde_json::json!({
@@ -282,7 +279,7 @@ mod tests {
         assert_eq!(claim.record(&tenant, &key), Err(RETIRED_CLAIM.to_owned()));
         let completed: KeyDoc = serde_json::from_value(serde_json::json!({
             "id": "key:k", "tenant": "coop-1", "kind": "key", "key": "k", "fingerprint": "fp",
-            "state": COMPLETED, "response": {"status": 201, "headers": [], "body": []}
+            "state": RECORD_STATE, "response": {"status": 201, "headers": [], "body": []}
         }))
         .unwrap();
         assert_eq!(
