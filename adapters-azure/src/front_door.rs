@@ -1,8 +1,8 @@
 //! The front door for a team's own workload: [`serve`] serves any `tower::Service` over `http`
 //! types as an Azure Functions custom handler, in whichever mode `host.json` chose.
 
-use crate::server::{AzureHandler, StartError, port_from_env, shutdown_signal};
-use crate::{AzureConfig, listener::ServerLimits};
+use crate::AzureConfig;
+use crate::server::{AzureHandler, StartError};
 use paracell_domain::http::{HttpService, Workload};
 use std::sync::Arc;
 
@@ -14,8 +14,8 @@ use std::sync::Arc;
 /// ledger. Request bodies up to
 /// [`Limits::DEFAULT_MAX_BODY_BYTES`](paracell_domain::Limits::DEFAULT_MAX_BODY_BYTES); for another
 /// limit, [`serve_workload`]. Server timeouts and the connection cap follow
-/// [`ServerLimits::behind_functions_host`], overridable with `PARACELL_*` variables
-/// ([`ServerLimits::from_lookup`]).
+/// [`ServerLimits::behind_functions_host`](crate::listener::ServerLimits::behind_functions_host), overridable with `PARACELL_*` variables
+/// ([`ServerLimits::from_lookup`](crate::listener::ServerLimits::from_lookup)).
 ///
 /// Install a log subscriber first (this library installs none), e.g.
 /// [`crate::logging::subscriber`].
@@ -48,13 +48,6 @@ where
     Workload<S>: HttpService + 'static,
 {
     let config = AzureConfig::from_env()?;
-    let limits = ServerLimits::from_lookup(ServerLimits::behind_functions_host(), |k| {
-        std::env::var(k).ok()
-    })?;
-    let port = port_from_env().map_err(StartError::Port)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!(port, mode = ?config.mode, "listening");
-    let handler = AzureHandler::for_service(Arc::new(workload), config).with_limits(limits);
-    crate::server::serve(listener, handler, shutdown_signal()).await?;
-    Ok(())
+    tracing::info!(mode = ?config.mode, "starting");
+    crate::server::serve_behind_host(AzureHandler::for_service(Arc::new(workload), config)).await
 }

@@ -547,18 +547,25 @@ pub async fn run(
     if relay.is_some() {
         config.check_trigger_route()?;
     }
+    tracing::info!(mode = ?config.mode, cell = cell.config().cell_id.as_str(), relay = relay.is_some(), "starting");
+    let handler = match relay {
+        Some(relay) => AzureHandler::with_relay(cell, config, relay),
+        None => AzureHandler::new(cell, config),
+    };
+    serve_behind_host(handler).await
+}
+
+/// What every custom-handler binary does once its handler is built: the server limits from the
+/// environment ([`ServerLimits::behind_functions_host`] by default), bind
+/// `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` (never `localhost`), serve until SIGTERM.
+pub(crate) async fn serve_behind_host(handler: AzureHandler) -> Result<(), StartError> {
     let limits = ServerLimits::from_lookup(ServerLimits::behind_functions_host(), |k| {
         std::env::var(k).ok()
     })?;
     let port = port_from_env().map_err(StartError::Port)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    tracing::info!(port, mode = ?config.mode, cell = cell.config().cell_id.as_str(), relay = relay.is_some(), "listening");
-    let handler = match relay {
-        Some(relay) => AzureHandler::with_relay(cell, config, relay),
-        None => AzureHandler::new(cell, config),
-    }
-    .with_limits(limits);
-    serve(listener, handler, shutdown_signal()).await?;
+    tracing::info!(port, "listening");
+    serve(listener, handler.with_limits(limits), shutdown_signal()).await?;
     Ok(())
 }
 
