@@ -3,7 +3,7 @@
 //!
 //! | source | path | query | headers | authorizer `tenant_id` |
 //! |---|---|---|---|---|
-//! | REST (v1) | `path` (never has the stage) | `multiValueQueryStringParameters`, else `queryStringParameters` (decoded: re-encoded here) | `multiValueHeaders` (all values), else `headers` | `requestContext.authorizer.tenant_id` (Lambda authorizer) or `.claims.tenant_id` (Cognito) |
+//! | REST (v1) | `path` (never has the stage; decoded: re-encoded here) | `multiValueQueryStringParameters`, else `queryStringParameters` (decoded: re-encoded here) | `multiValueHeaders` (all values), else `headers` | `requestContext.authorizer.tenant_id` (Lambda authorizer) or `.claims.tenant_id` (Cognito) |
 //! | HTTP API (v2), Function URL | `rawPath`, minus `/{stage}` unless the stage is `$default` | `rawQueryString` as received | `headers` (repeated lines already comma-joined) plus `cookies[]` as one `cookie` header | `requestContext.authorizer.jwt.claims.tenant_id` or `.lambda.tenant_id` |
 //! | ALB | `path` | multi-value map, else single map (values arrive *undecoded*: kept as they are) | `multiValueHeaders` in multi-value mode, else `headers` | none |
 
@@ -170,7 +170,8 @@ pub fn translate(source: Source, event: HttpEvent<'_>) -> Result<ApiRequest, Tra
     let (method, path, query, headers, authenticated_tenant) = match source {
         Source::RestV1 => (
             event.http_method.into_text(),
-            event.path.into_text(),
+            // REST hands over the path decoded: re-encoded, or a literal `%` would be decoded twice.
+            percent::encode_path(event.path.text()),
             encode_query(
                 &event.multi_value_query_string_parameters,
                 &event.query_string_parameters,
@@ -398,5 +399,16 @@ mod tests {
             tr(Source::Alb, none.clone()).unwrap().authenticated_tenant,
             None
         );
+    }
+
+    #[test]
+    fn a_rest_path_is_re_encoded_so_a_literal_percent_is_not_decoded_twice() {
+        // The client sent `/v1/transactions/%2541%20x`; REST hands the function `.../%41 x`.
+        let event = json!({"httpMethod": "GET", "path": "/v1/transactions/%41 x"});
+        let req = tr(Source::RestV1, event).unwrap();
+        assert_eq!(req.path, "/v1/transactions/%2541%20x");
+        // ALB and HTTP API paths arrive as sent and are kept.
+        let alb = json!({"httpMethod": "GET", "path": "/v1/transactions/%41"});
+        assert_eq!(tr(Source::Alb, alb).unwrap().path, "/v1/transactions/%41");
     }
 }

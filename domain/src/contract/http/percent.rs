@@ -69,4 +69,27 @@ pub fn encode_component(text: &str) -> String {
     out
 }
 
+/// Encodes a decoded path back into a valid one: keeps what RFC 3986 allows in a path unescaped
+/// (unreserved, sub-delims, `:`, `@`, `/`) and escapes everything else — `%` first of all, so a
+/// literal `%41` in a decoded path stays three characters instead of becoming `A` when decoded again.
+///
+/// ```
+/// use paracell_domain::http::percent;
+/// assert_eq!(percent::encode_path("/v1/a b/%00/é:@!"), "/v1/a%20b/%2500/%C3%A9:@!");
+/// assert_eq!(percent::decode_lossy(&percent::encode_path("/%41?#")), "/%41?#");
+/// ```
+pub fn encode_path(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    out
+}
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
