@@ -321,7 +321,7 @@ def criterion():
     base = os.path.join(ROOT, "target", "criterion")
     results = {}
     for group in ("create", "get"):
-        for path in ("direct", "aws-rest-v1", "aws-http-v2", "aws-alb", "azure-payload"):
+        for path in ("direct", "aws-rest-v1", "aws-http-v2", "aws-http-v2-workload", "aws-alb", "azure-payload"):
             row = {}
             for kind, name in (("path", path), ("floor", f"{path}-floor")):
                 file = os.path.join(base, group, name, "new", "estimates.json")

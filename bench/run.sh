@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
 # Reproduces every number in BENCHMARKS.md: bench/run.sh (about 10 minutes on 2 cores)
 # Smoke check for CI (builds and runs everything once, briefly): bench/run.sh --quick
+# The smoke check measures nothing, so it builds nothing of its own: the benches compile in the test
+# profile with the test step's selection (`cargo test --workspace --all-features`, whose crates CI has
+# already built: a `cargo bench` would rebuild every Paracell crate in the bench profile, ~7 minutes)
+# and the store requests run against the test step's `target/debug/local-cell` (every feature on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=""
 [ "${1:-}" = "--quick" ] && QUICK="--quick"
+# A bench target, run: `bench NAME -- ARGS…`. Quick: built as a test (criterion then runs each
+# benchmark once, unmeasured); full: the bench profile.
+bench() {
+  local name=$1; shift
+  if [ -n "$QUICK" ]; then
+    cargo test -q --workspace --all-features --bench "$name" "$@"
+  else
+    cargo bench -p paracell-examples --bench "$name" "$@"
+  fi
+}
 
 # Which step is running, and how long the remaining steps took last time on this machine (kept in
 # bench/out/step-seconds$QUICK.txt; the first run has nothing to compare with).
@@ -47,32 +61,36 @@ scripts/build-release.sh
 
 step "in-process cost per path (criterion)"
 # In-process cost per request of every path and its serde_json floor (criterion).
-if [ -n "$QUICK" ]; then
-  cargo bench -p paracell-examples --bench paths -- --test
-else
-  cargo bench -p paracell-examples --bench paths
-fi
+bench paths
 
 step "a tenant's write ceiling (memory, DynamoDB and Cosmos DB stand-ins)"
 # A tenant's write ceiling (the replication sequence serialises one tenant's writes): memory in the
 # smoke check, memory and both database stand-ins in the full run.
 if [ -n "$QUICK" ]; then
-  cargo bench -p paracell-examples --bench write_ceiling -- --seconds 1
+  bench write_ceiling -- --seconds 1
 else
   scripts/dev-services.sh cargo bench -p paracell-examples --features dynamodb,cosmos --bench write_ceiling -- --seconds 10
 fi
 
 step "database requests per answer and create latency through local-cell (DynamoDB and Cosmos DB stand-ins)"
-# local-cell with both database stores (the same command as CI's last phase, so CI builds that set once).
-scripts/build-release.sh --stores
-cp target/release/local-cell bench/out/local-cell-stores
+# Full run: the release build with both stores (scripts/build-release.sh --stores). Quick: the test
+# step's debug build, every feature on (the counts are what is checked; its latencies mean nothing).
+if [ -n "$QUICK" ]; then
+  # Builds (or, after CI's test step, finds fresh) every test target and bin; `cargo build` would
+  # resolve features without the dev-dependencies and rebuild.
+  cargo test -q --workspace --all-features --no-run
+  cp target/debug/local-cell bench/out/local-cell-stores
+else
+  scripts/build-release.sh --stores
+  cp target/release/local-cell bench/out/local-cell-stores
+fi
 scripts/dev-services.sh python3 bench/store_requests.py $QUICK --binary bench/out/local-cell-stores
 
 step "the in-memory store's create cost as it grows; instructions per create (callgrind, when valgrind is there)"
 if [ -n "$QUICK" ]; then
-  cargo bench -p paracell-examples --bench create_cost -- --growth 10000
+  bench create_cost -- --growth 10000
 else
-  cargo bench -p paracell-examples --bench create_cost -- --growth 1000000 | tee bench/out/growth.md
+  bench create_cost -- --growth 1000000 | tee bench/out/growth.md
   if command -v valgrind >/dev/null; then bash bench/instructions.sh | tee bench/out/instructions.md; fi
 fi
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the release binaries with one of exactly two feature sets, always with the same cargo
 # invocation, so CI, the benchmarks and Schemathesis build each set once and then find it fresh
-# (a different package selection or feature list would rebuild every Paracell crate):
+# (a different package selection or feature list would rebuild every Paracell crate). CI builds only
+# the first; its phases on the database stand-ins use the test step's debug build (see .ci/run):
 #   scripts/build-release.sh            # the binaries as shipped, memory store only (target/release)
 #   scripts/build-release.sh --stores   # the same binaries with DynamoDB and Cosmos DB compiled in,
 #                                       # and the conformance drills that drive them through the stand-ins

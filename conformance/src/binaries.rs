@@ -224,9 +224,19 @@ pub fn start_function(
     })
 }
 
+/// Where the drills find the binaries they start: `$PARACELL_BIN_DIR`, else the workspace's
+/// `target/release`. CI points it at `target/debug` for the phases on the database stand-ins: its
+/// test step has already built every binary there with every feature, and a release build of the
+/// store-enabled set (both SDKs, LTO) would cost a quarter of an hour for runs the stand-ins dominate.
+pub fn bin_dir(workspace: &std::path::Path) -> PathBuf {
+    std::env::var_os("PARACELL_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target/release"))
+}
+
 impl Binaries {
     /// Starts the emulator. `bootstrap` defaults to `target/lambda/lambda-cell/bootstrap`,
-    /// `azure_cell` to `target/release/azure-cell` (override with `PARACELL_LAMBDA_BOOTSTRAP`,
+    /// `azure_cell` to `azure-cell` in [`bin_dir`] (override with `PARACELL_LAMBDA_BOOTSTRAP`,
     /// `PARACELL_AZURE_CELL`). cargo-lambda must be on `PATH`.
     pub fn start(workspace: PathBuf) -> Result<Self, String> {
         let pick = |var: &str, default: &str| {
@@ -238,7 +248,9 @@ impl Binaries {
             "PARACELL_LAMBDA_BOOTSTRAP",
             "target/lambda/lambda-cell/bootstrap",
         );
-        let azure_cell = pick("PARACELL_AZURE_CELL", "target/release/azure-cell");
+        let azure_cell = std::env::var_os("PARACELL_AZURE_CELL")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| bin_dir(&workspace).join("azure-cell"));
         for (path, how) in [
             (&bootstrap, "cargo lambda build --release --bin lambda-cell"),
             (

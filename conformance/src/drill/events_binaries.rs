@@ -46,11 +46,11 @@ fn loopback_port(url: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("{url} is not a loopback URL with a port"))
 }
 
-/// A binary's path: `$var`, else `target/release/<name>`.
+/// A binary's path: `$var`, else `<name>` in [`crate::binaries::bin_dir`].
 fn binary(workspace: &Path, var: &str, name: &str) -> PathBuf {
     std::env::var_os(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target/release").join(name))
+        .unwrap_or_else(|| crate::binaries::bin_dir(workspace).join(name))
 }
 
 /// What one bus delivered to its subscriber: each delivery (duplicates kept) and when it was read.
