@@ -15,7 +15,7 @@ use crate::transaction::{AccountId, Transaction, TransactionId};
 use rust_decimal::Decimal;
 
 /// Why the store could not answer. Adapters map their SDK errors to this at the seam.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum StoreError {
     /// Throttled or temporarily unreachable after the store's own bounded retries: the 503
     /// `store-unavailable` problem with `Retry-After`. Nothing was written.

@@ -7,6 +7,7 @@ pub mod failover;
 mod head;
 pub mod lease;
 pub mod migrate;
+pub mod quorum;
 pub mod reconcile;
 pub mod registry;
 pub mod status;

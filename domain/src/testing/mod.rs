@@ -91,6 +91,7 @@ pub fn sample_entry() -> crate::replication::SealedEntry {
     })
 }
 
+pub mod acceptor_contract;
 pub mod faults;
 pub mod registry_contract;
 pub mod round_trips;
