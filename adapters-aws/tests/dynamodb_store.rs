@@ -178,3 +178,32 @@ fn the_dynamodb_registry_meets_the_registry_contract() {
     let rt = runtime();
     paracell_domain::testing::registry_contract::run_all(&rt, &|| fresh_registry(&rt));
 }
+
+/// The AWS member of the placement quorum on the same stand-in: the acceptor contract every
+/// acceptor meets (memory, Cosmos DB and the witness run the same checks).
+#[test]
+fn dynamodb_meets_the_acceptor_contract() {
+    use paracell_aws::outbound::dynamodb::acceptor::DynamoSlots;
+    use paracell_aws::outbound::dynamodb::registry::DynamoRegistry;
+    use paracell_domain::placement::quorum::CasAcceptor;
+    use paracell_domain::testing::acceptor_contract;
+    let rt = runtime();
+    acceptor_contract::run_all(&rt, &|| {
+        static TABLES: AtomicUsize = AtomicUsize::new(0);
+        let table = format!(
+            "acceptor-{}-{}",
+            std::process::id(),
+            TABLES.fetch_add(1, Ordering::Relaxed)
+        );
+        let config = DynamoConfig::new(table.clone()).with_endpoint(endpoint());
+        let registry = rt.block_on(DynamoRegistry::connect(&config));
+        rt.block_on(registry.create_table())
+            .expect("the acceptor table is created");
+        let store = rt.block_on(DynamoStore::connect(&config));
+        Arc::new(CasAcceptor::new(DynamoSlots::new(
+            store.client().clone(),
+            table,
+            "aws",
+        )))
+    });
+}

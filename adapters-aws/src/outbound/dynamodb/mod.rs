@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acceptor;
 mod errors;
 pub mod items;
 pub mod registry;

@@ -16,7 +16,8 @@
 //! |---|---|---|
 //! | [`Slot`]: the rule an acceptor applies (prepare/accept, refuse lower ballots) | pure | each store evaluates it inside its conditional write; the model checker runs this very code |
 //! | [`Round`]: one proposal, fed replies one at a time | pure, no I/O | the async registry and the model checker drive the same state machine |
-//! | [`Acceptor`]: the port each store implements | trait | DynamoDB, Cosmos DB, the witness, memory |
+//! | [`Acceptor`]: the port a quorum member implements | trait | memory; [`CasAcceptor`] for stores |
+//! | [`CasAcceptor`] over a [`SlotStore`]: the rule applied by read → decide → compare-and-swap | pure rule, store port | DynamoDB, Cosmos DB, the witness implement only the one-item compare-and-swap |
 //! | [`QuorumRegistry`]: a [`PlacementRegistry`](super::registry::PlacementRegistry) over acceptors | async, runtime-free | migrate, failover and the routers use it unchanged |
 //!
 //! **Reads are changes too.** A read is the identity change `x → x`, a full round that writes the
@@ -30,9 +31,11 @@
 //! current — its function decides again, so a compare-and-set that no longer holds is refused,
 //! never applied twice.
 
+mod cas;
 mod memory;
 mod registry;
 
+pub use cas::{CasAcceptor, SlotStore, SlotWrite};
 pub use memory::MemoryAcceptor;
 pub use registry::{QuorumError, QuorumRegistry};
 
@@ -43,7 +46,10 @@ use std::fmt;
 /// proposers never share one as long as their ids differ. A proposer must never reuse a pair — not
 /// even after a restart (late replies to its old round would count for the new one): serverless
 /// proposers take a fresh random 64-bit id per execution environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
 pub struct Ballot {
     /// Raised by each proposal, and past any higher ballot seen.
     pub counter: u64,
@@ -58,7 +64,10 @@ impl fmt::Display for Ballot {
 }
 
 /// A value an acceptor has accepted, with the ballot it was accepted under.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
 pub struct Accepted {
     /// The ballot of the proposal that wrote it.
     pub ballot: Ballot,
@@ -68,7 +77,8 @@ pub struct Accepted {
 
 /// What one acceptor holds for one register. Every store keeps exactly these fields per register
 /// and changes them only as [`Slot::prepare`] and [`Slot::accept`] say, inside one conditional write.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Slot {
     /// The highest ballot promised.
     pub promise: Option<Ballot>,
@@ -84,6 +94,45 @@ pub struct Refused {
 }
 
 impl Slot {
+    /// The slot as the document a store keeps:
+    /// `{"promise":{"counter","proposer"}|null,"accepted":{"ballot","value"}|null}`.
+    ///
+    /// ```
+    /// use paracell_domain::placement::quorum::{Ballot, Slot};
+    /// let slot = Slot::default().accept(Ballot { counter: 2, proposer: 7 }, "v".into()).unwrap();
+    /// assert_eq!(slot.render(), r#"{"promise":{"counter":2,"proposer":7},"accepted":{"ballot":{"counter":2,"proposer":7},"value":"v"}}"#);
+    /// assert_eq!(Slot::parse(&slot.render()), Ok(slot));
+    /// assert!(Slot::parse(r#"{"promise":null}"#).is_err(), "every field is required");
+    /// ```
+    pub fn render(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| unreachable!("a slot always serialises"))
+    }
+
+    /// Reads a stored slot; anything else is an error naming what is wrong (a foreign or corrupted
+    /// item is never taken for an empty slot).
+    pub fn parse(document: &str) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            promise: Option<Ballot>,
+            accepted: Option<Accepted>,
+        }
+        // `Option` fields would default to `None` when missing: require both keys explicitly.
+        let value: serde_json::Value =
+            serde_json::from_str(document).map_err(|e| format!("acceptor slot: {e}"))?;
+        for field in ["promise", "accepted"] {
+            if value.get(field).is_none() {
+                return Err(format!("acceptor slot: missing field `{field}`"));
+            }
+        }
+        let strict: Strict =
+            serde_json::from_value(value).map_err(|e| format!("acceptor slot: {e}"))?;
+        Ok(Slot {
+            promise: strict.promise,
+            accepted: strict.accepted,
+        })
+    }
+
     /// The highest ballot this slot has seen, promised or accepted.
     pub fn highest(&self) -> Option<Ballot> {
         self.promise.max(self.accepted.as_ref().map(|a| a.ballot))
