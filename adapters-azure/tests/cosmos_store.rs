@@ -163,3 +163,16 @@ fn the_cosmos_placement_replica_keeps_the_newest_record() {
         &CosmosPlacementReplica::new(store),
     );
 }
+
+/// The Azure member of the placement quorum on the same stand-in: the acceptor contract every
+/// acceptor meets (memory, DynamoDB and the witness run the same checks).
+#[test]
+fn cosmos_meets_the_acceptor_contract() {
+    use paracell_azure::outbound::cosmos::acceptor::CosmosSlots;
+    use paracell_domain::placement::quorum::CasAcceptor;
+    let rt = runtime();
+    paracell_domain::testing::acceptor_contract::run_all(&rt, &|| {
+        let (_, store) = fresh(&rt, "acceptor");
+        Arc::new(CasAcceptor::new(CosmosSlots::new(store, "azure")))
+    });
+}

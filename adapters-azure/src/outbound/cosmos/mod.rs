@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod acceptor;
 mod dead_letters;
 mod documents;
 mod errors;
