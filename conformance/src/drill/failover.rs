@@ -8,6 +8,10 @@
 //! the primary is partitioned (from the operator, the relay and the registry, not from a stale
 //! client), the standby is promoted after the lease wait, the old primary returns and is reconciled.
 //!
+//! The registry is the quorum register (`placement::quorum::QuorumRegistry`) over three acceptors —
+//! one per cloud and a witness — and the partition takes the primary's cloud's acceptor with it: every
+//! failover is decided by the two acceptors left, and every move reads and writes through rounds.
+//!
 //! After each schedule: money is conserved (the balances on the current primary are the acknowledged
 //! credits minus the acknowledged debits), no balance is negative, every acknowledged write is on the
 //! current primary, a retry of any acknowledged key replays the original answer there, at most one
@@ -34,10 +38,9 @@ use paracell_domain::placement::lease::{Ownership, PlacementSource};
 use paracell_domain::placement::migrate::{
     CellHandle, MigrationError, MigrationPolicy, MovePorts, migrate,
 };
+use paracell_domain::placement::quorum::{Acceptor, MemoryAcceptor, QuorumRegistry};
 use paracell_domain::placement::reconcile::reconcile;
-use paracell_domain::placement::registry::{
-    MemoryRegistry, Placement, PlacementRegistry, RegistryError,
-};
+use paracell_domain::placement::registry::{Placement, PlacementRegistry, RegistryError};
 use paracell_domain::ports::{Clock, Sleep, StoreError, TransactionStore};
 use paracell_domain::transaction::AccountId;
 use paracell_domain::{TenantId, Timestamp};
@@ -61,7 +64,7 @@ const TENANT: &str = "coop-1";
 const ACCOUNTS: [&str; 3] = ["ACC-1", "ACC-2", "ACC-3"];
 
 /// The invariants, in report order.
-const CHECKS: [&str; 10] = [
+const CHECKS: [&str; 11] = [
     "money is conserved on the current primary (acknowledged credits minus debits, minus what reconciliation lists as lost)",
     "no balance is negative",
     "every acknowledged write is on the current primary, byte for byte, or in the reconciliation report",
@@ -72,6 +75,7 @@ const CHECKS: [&str; 10] = [
     "every migration and failover completed or rolled back cleanly",
     "the loss reconciliation classified is exactly what the old primary kept beyond the promotion",
     "never two primaries: the standby was promoted after the old primary's lease lapsed, and the old one booked nothing after",
+    "the failover was decided by the two acceptors left (the cut cloud's quorum acceptor took no part)",
 ];
 
 /// The cells' lease, on the schedule's virtual clock.
@@ -94,7 +98,7 @@ struct Outcome {
 
 /// A cell's view of the registry, which a partition cuts off.
 struct View {
-    registry: Arc<MemoryRegistry>,
+    registry: Arc<QuorumRegistry>,
     cut: Arc<AtomicBool>,
 }
 
@@ -148,6 +152,8 @@ struct World {
     clock: Arc<ManualClock>,
     /// Per cell (AWS, Azure): cut off from the operator, the relay and the registry.
     cut: [Arc<AtomicBool>; 2],
+    /// The quorum's acceptors: AWS, Azure, the witness. A cut cloud loses its acceptor too.
+    acceptors: [Arc<MemoryAcceptor>; 3],
 }
 
 impl World {
@@ -256,7 +262,7 @@ struct Client {
 }
 
 /// The cell the client believes is primary: the registry's, else where the tenant started.
-async fn primary(registry: &MemoryRegistry, tenant: &TenantId) -> &'static str {
+async fn primary(registry: &QuorumRegistry, tenant: &TenantId) -> &'static str {
     match registry.get(tenant).await {
         Ok(Some(p)) if p.primary.as_str() == "cell-azure" => "cell-azure",
         _ => "cell-aws",
@@ -266,7 +272,7 @@ async fn primary(registry: &MemoryRegistry, tenant: &TenantId) -> &'static str {
 /// Sends a write to the primary, following one `421 tenant-moved` to the cell it names.
 async fn write(
     world: &World,
-    registry: &MemoryRegistry,
+    registry: &QuorumRegistry,
     tenant: &TenantId,
     (key, request): (&str, &ClientRequest),
     client: &mut Client,
@@ -317,7 +323,17 @@ async fn write(
 async fn schedule(seed: u64, writes: usize) -> Result<Outcome, String> {
     let mut outcome = Outcome::default();
     let clock = Arc::new(ManualClock::default());
-    let registry = Arc::new(MemoryRegistry::new());
+    let acceptors = ["aws", "azure", "witness"].map(|d| Arc::new(MemoryAcceptor::new(d)));
+    let registry = Arc::new(
+        QuorumRegistry::new(
+            acceptors
+                .iter()
+                .map(|a| Arc::clone(a) as Arc<dyn Acceptor>)
+                .collect(),
+            seed,
+        )
+        .map_err(|e| e.to_string())?,
+    );
     let cut = [
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
@@ -360,6 +376,7 @@ async fn schedule(seed: u64, writes: usize) -> Result<Outcome, String> {
         handler,
         clock,
         cut,
+        acceptors,
     });
     let tenant = TenantId::parse(TENANT).map_err(|e| e.to_string())?;
     let mut rng = Rng::new(seed);
@@ -552,7 +569,7 @@ impl Sleep for StaleClient {
 
 async fn unplanned(
     world: &Arc<World>,
-    registry: &Arc<MemoryRegistry>,
+    registry: &Arc<QuorumRegistry>,
     tenant: &TenantId,
     client: &mut Client,
     rng: &mut Rng,
@@ -578,6 +595,7 @@ async fn unplanned(
         .trace
         .push(format!("failover {from} → {to}, {from} partitioned"));
     world.cut[index(from)].store(true, Ordering::Relaxed);
+    world.acceptors[index(from)].set_reachable(false);
     let started = world.clock.now();
     let stale = Arc::new(StaleClient {
         world: world.clone(),
@@ -603,8 +621,24 @@ async fn unplanned(
         store: world.side(to).store.clone(),
     };
     let result = failover(tenant, &from_id, None, &target, &ports, None, policy).await;
+    // Decided without the cut cloud: its acceptor still holds a placement naming the old primary.
+    let cut_holds = world.acceptors[index(from)]
+        .slot(&format!("placement/{tenant}"))
+        .and_then(|slot| slot.accepted)
+        .and_then(|accepted| Placement::parse(&accepted.value).ok());
+    if result.is_ok()
+        && cut_holds
+            .as_ref()
+            .is_some_and(|p| p.primary.as_str() != from)
+    {
+        outcome.violate(
+            10,
+            format!("{from}'s acceptor took part in the failover while cut off"),
+        );
+    }
     // The partition heals; the old primary learns of the promotion on its next write.
     world.cut[index(from)].store(false, Ordering::Relaxed);
+    world.acceptors[index(from)].set_reachable(true);
     for (key, request, response) in stale
         .booked
         .lock()
@@ -657,7 +691,7 @@ async fn unplanned(
 /// Reconciles the returning primary; checks that what it classified is exactly what it kept.
 async fn reconciled(
     world: &World,
-    registry: &Arc<MemoryRegistry>,
+    registry: &Arc<QuorumRegistry>,
     tenant: &TenantId,
     failed_over: &Unplanned,
     outcome: &mut Outcome,
@@ -700,7 +734,7 @@ async fn reconciled(
 
 async fn migration(
     world: &Arc<World>,
-    registry: &Arc<MemoryRegistry>,
+    registry: &Arc<QuorumRegistry>,
     tenant: &TenantId,
     client: &mut Client,
     rng: &mut Rng,
@@ -786,7 +820,7 @@ async fn migration(
 
 async fn verify(
     world: &World,
-    registry: &MemoryRegistry,
+    registry: &QuorumRegistry,
     tenant: &TenantId,
     client: &Client,
     tail: Option<&Tail>,
