@@ -51,5 +51,5 @@ fn the_failover_harness_holds_and_moves_the_tenant() {
         seed: 11,
     });
     assert!(report.passed(), "{}", report.render("failover harness"));
-    assert_eq!(report.checks.len(), 11);
+    assert_eq!(report.checks.len(), 12);
 }
