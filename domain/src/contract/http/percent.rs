@@ -56,17 +56,7 @@ fn decode(text: &str, strict: bool) -> Option<Vec<u8>> {
 /// assert_eq!(paracell_domain::http::percent::encode_component("a b,c/é"), "a%20b%2Cc%2F%C3%A9");
 /// ```
 pub fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-    }
-    out
+    encode_except(text, b"-._~")
 }
 
 /// Encodes a decoded path back into a valid one: keeps what RFC 3986 allows in a path unescaped
@@ -79,9 +69,14 @@ pub fn encode_component(text: &str) -> String {
 /// assert_eq!(percent::decode_lossy(&percent::encode_path("/%41?#")), "/%41?#");
 /// ```
 pub fn encode_path(text: &str) -> String {
+    encode_except(text, b"-._~!$&'()*+,;=:@/")
+}
+
+/// Escapes every byte but ASCII letters, digits and `keep`.
+fn encode_except(text: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(char::from(b));
         } else {
             out.push('%');

@@ -1,7 +1,7 @@
 //! An acceptor in memory: tests, local runs and the drills, with a switch that makes it unreachable
 //! (a failure domain cut off).
 
-use super::{Accepted, Acceptor, AcceptorError, Ballot, Slot};
+use super::{Accepted, Acceptor, AcceptorError, Ballot, Refused, Slot};
 use crate::ports::StoreError;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -41,6 +41,20 @@ impl MemoryAcceptor {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Applies `rule` to `key`'s slot under the lock; returns the slot as it was.
+    fn update(
+        &self,
+        key: &str,
+        rule: impl FnOnce(&Slot) -> Result<Slot, Refused>,
+    ) -> Result<Slot, AcceptorError> {
+        self.check_reachable()?;
+        let mut slots = self.lock();
+        let before = slots.get(key).cloned().unwrap_or_default();
+        let next = rule(&before).map_err(AcceptorError::Refused)?;
+        slots.insert(key.to_owned(), next);
+        Ok(before)
+    }
+
     fn check_reachable(&self) -> Result<(), AcceptorError> {
         if self.reachable.load(Ordering::SeqCst) {
             Ok(())
@@ -60,29 +74,12 @@ impl Acceptor for MemoryAcceptor {
     }
 
     async fn prepare(&self, key: &str, ballot: Ballot) -> Result<Option<Accepted>, AcceptorError> {
-        self.check_reachable()?;
-        let mut slots = self.lock();
-        let next = slots
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
-            .prepare(ballot)
-            .map_err(AcceptorError::Refused)?;
-        let accepted = next.accepted.clone();
-        slots.insert(key.to_owned(), next);
-        Ok(accepted)
+        self.update(key, |slot| slot.prepare(ballot))
+            .map(|before| before.accepted)
     }
 
     async fn accept(&self, key: &str, ballot: Ballot, value: &str) -> Result<(), AcceptorError> {
-        self.check_reachable()?;
-        let mut slots = self.lock();
-        let next = slots
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
-            .accept(ballot, value.to_owned())
-            .map_err(AcceptorError::Refused)?;
-        slots.insert(key.to_owned(), next);
-        Ok(())
+        self.update(key, |slot| slot.accept(ballot, value.to_owned()))
+            .map(|_| ())
     }
 }

@@ -189,11 +189,7 @@ impl QuorumRegistry {
         let calls = self
             .acceptors
             .iter()
-            .map(|a| {
-                let a = Arc::clone(a);
-                let key = key.to_owned();
-                Box::pin(async move { a.prepare(&key, ballot).await }) as Pending<'_, _>
-            })
+            .map(|a| Box::pin(a.prepare(key, ballot)) as Pending<'_, _>)
             .collect();
         first_decision(calls, |from, reply| round.on_promise(from, reply)).await
     }
@@ -203,11 +199,7 @@ impl QuorumRegistry {
         let calls = self
             .acceptors
             .iter()
-            .map(|a| {
-                let a = Arc::clone(a);
-                let (key, value) = (key.to_owned(), value.to_owned());
-                Box::pin(async move { a.accept(&key, ballot, &value).await }) as Pending<'_, _>
-            })
+            .map(|a| Box::pin(a.accept(key, ballot, value)) as Pending<'_, _>)
             .collect();
         first_decision(calls, |from, reply| round.on_accepted(from, reply)).await
     }
