@@ -258,26 +258,6 @@ fn member<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
-/// ASP.NET Core's `MediaType.ReplaceEncoding(value, UTF8)`: the charset parameter is set to utf-8,
-/// replacing any other value, or appended.
-pub fn replace_encoding(content_type: &str) -> String {
-    let mut parts: Vec<String> = content_type.split(';').map(str::to_owned).collect();
-    let mut found = false;
-    for part in parts.iter_mut().skip(1) {
-        if let Some((name, _)) = part.split_once('=')
-            && name.trim().eq_ignore_ascii_case("charset")
-        {
-            *part = format!("{name}=utf-8");
-            found = true;
-        }
-    }
-    if found {
-        parts.join(";")
-    } else {
-        format!("{content_type}; charset=utf-8")
-    }
-}
-
 /// `int.TryParse` on a status: an integer (or integer string) in range, else 200.
 fn status_code(value: Option<&Value>) -> u16 {
     let parsed = match value {
@@ -382,7 +362,8 @@ pub fn payload_reply_to_client(
         .iter_mut()
         .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
     {
-        Some((_, ct)) if is_string => *ct = replace_encoding(ct),
+        // ASP.NET Core's `MediaType.ReplaceEncoding(value, UTF8)`, which the core implements once.
+        Some((_, ct)) if is_string => *ct = paracell_domain::http::with_utf8_charset(ct),
         Some(_) => {}
         None if is_string => {
             headers.push(("Content-Type".into(), "text/plain; charset=utf-8".into()))
@@ -448,22 +429,6 @@ fn host_sends_base64(content_type: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn charset_is_replaced_or_appended() {
-        assert_eq!(
-            replace_encoding("application/json"),
-            "application/json; charset=utf-8"
-        );
-        assert_eq!(
-            replace_encoding("application/json; charset=utf-8"),
-            "application/json; charset=utf-8"
-        );
-        assert_eq!(
-            replace_encoding("text/plain; charset=latin1; x=y"),
-            "text/plain; charset=utf-8; x=y"
-        );
-    }
 
     #[test]
     fn status_parsing_falls_back_to_200() {

@@ -26,6 +26,35 @@ pub fn essence(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// `content_type` stating `charset=utf-8`: another charset's value replaced, else the parameter
+/// appended — what ASP.NET Core's `MediaType.ReplaceEncoding(value, UTF8)` does to a string body's
+/// `Content-Type` in the Functions host, and what the workload door applies so every platform sends
+/// the same header.
+///
+/// ```
+/// use paracell_domain::http::with_utf8_charset;
+/// assert_eq!(with_utf8_charset("application/json"), "application/json; charset=utf-8");
+/// assert_eq!(with_utf8_charset("application/json; charset=utf-8"), "application/json; charset=utf-8");
+/// assert_eq!(with_utf8_charset("text/plain; charset=latin1; x=y"), "text/plain; charset=utf-8; x=y");
+/// ```
+pub fn with_utf8_charset(content_type: &str) -> String {
+    let mut parts: Vec<String> = content_type.split(';').map(str::to_owned).collect();
+    let mut found = false;
+    for part in parts.iter_mut().skip(1) {
+        if let Some((name, _)) = part.split_once('=')
+            && name.trim().eq_ignore_ascii_case("charset")
+        {
+            *part = format!("{name}=utf-8");
+            found = true;
+        }
+    }
+    if found {
+        parts.join(";")
+    } else {
+        format!("{content_type}; charset=utf-8")
+    }
+}
+
 /// Accepts `application/json` (any case, optional parameters), with no charset or charset utf-8
 /// (any case, optionally quoted). Everything else is 415.
 ///

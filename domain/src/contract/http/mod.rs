@@ -14,7 +14,9 @@ pub mod router;
 pub mod service;
 mod workload;
 
-pub use media_type::{MediaTypeError, essence, require_json, require_media_type};
+pub use media_type::{
+    MediaTypeError, essence, require_json, require_media_type, with_utf8_charset,
+};
 pub use panic::{CatchPanic, catch_panic};
 pub use problem::{Problem, ProblemType};
 pub use request::{ApiRequest, Headers};

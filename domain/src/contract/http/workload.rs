@@ -176,7 +176,7 @@ fn portable(
         }
         let mut value = values.join(", ");
         if name == http::header::CONTENT_TYPE {
-            value = utf8_charset(&value);
+            value = super::with_utf8_charset(&value);
         }
         lines.push((name.as_str().to_owned(), value));
     }
@@ -189,26 +189,6 @@ fn portable(
         body,
         telemetry: Default::default(),
     })
-}
-
-/// `content_type` stating `charset=utf-8`: another charset's value replaced, else the parameter
-/// appended.
-fn utf8_charset(content_type: &str) -> String {
-    let mut parts: Vec<String> = content_type.split(';').map(str::to_owned).collect();
-    let mut found = false;
-    for part in parts.iter_mut().skip(1) {
-        if let Some((name, _)) = part.split_once('=')
-            && name.trim().eq_ignore_ascii_case("charset")
-        {
-            *part = format!("{name}=utf-8");
-            found = true;
-        }
-    }
-    if found {
-        parts.join(";")
-    } else {
-        format!("{content_type}; charset=utf-8")
-    }
 }
 
 #[async_trait::async_trait]
