@@ -10,7 +10,7 @@ use super::errors::store_error;
 use super::items::{Item, n, s};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use paracell_domain::placement::quorum::{SlotStore, SlotWrite};
+use paracell_domain::placement::quorum::{AcceptorError, SlotStore, SlotWrite};
 use paracell_domain::ports::StoreError;
 
 /// Acceptor slots in a DynamoDB table with the registry's key schema (`pk`, `sk` strings).
@@ -45,7 +45,7 @@ impl SlotStore for DynamoSlots {
         &self.domain
     }
 
-    async fn read(&self, register: &str) -> Result<Option<(String, String)>, StoreError> {
+    async fn read(&self, register: &str) -> Result<Option<(String, String)>, AcceptorError> {
         let out = self
             .client
             .get_item()
@@ -62,8 +62,10 @@ impl SlotStore for DynamoSlots {
             (Some(AttributeValue::S(doc)), Some(AttributeValue::N(ver))) => {
                 Ok(Some((doc.clone(), ver.clone())))
             }
-            // Reported by the acceptor as malformed, never taken for an empty slot.
-            _ => Ok(Some((String::new(), String::new()))),
+            // Never taken for an empty slot.
+            (doc, ver) => Err(AcceptorError::Malformed(format!(
+                "acceptor slot {register}: doc {doc:?}, ver {ver:?}"
+            ))),
         }
     }
 

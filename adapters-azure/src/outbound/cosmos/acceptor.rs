@@ -9,7 +9,7 @@
 
 use super::CosmosStore;
 use super::errors::{is_status, store_error};
-use paracell_domain::placement::quorum::{SlotStore, SlotWrite};
+use paracell_domain::placement::quorum::{AcceptorError, SlotStore, SlotWrite};
 use paracell_domain::ports::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -48,22 +48,21 @@ impl SlotStore for CosmosSlots {
         &self.domain
     }
 
-    async fn read(&self, register: &str) -> Result<Option<(String, String)>, StoreError> {
+    async fn read(&self, register: &str) -> Result<Option<(String, String)>, AcceptorError> {
         let container = &self.store.container;
         match container.read_item(register.to_owned(), ID, None).await {
             Ok(response) => {
-                // A document of another shape is reported by the acceptor as malformed.
-                let doc: SlotDoc = match response.into_model() {
-                    Ok(doc) => doc,
-                    Err(_) => return Ok(Some((String::new(), String::new()))),
-                };
+                // Never taken for an empty slot.
+                let doc: SlotDoc = response.into_model().map_err(|e| {
+                    AcceptorError::Malformed(format!("acceptor slot {register}: {e}"))
+                })?;
                 let etag = doc.etag.ok_or_else(|| {
                     StoreError::Failed(format!("acceptor slot {register}: no _etag"))
                 })?;
                 Ok(Some((doc.doc, etag)))
             }
             Err(e) if is_status(&e, 404) => Ok(None),
-            Err(e) => Err(store_error("read acceptor slot", &e)),
+            Err(e) => Err(store_error("read acceptor slot", &e).into()),
         }
     }
 

@@ -30,8 +30,10 @@ pub trait SlotStore: Send + Sync {
     /// The failure domain the store lives in.
     fn domain(&self) -> &str;
 
-    /// The document under `key` and its version, strongly consistent.
-    async fn read(&self, key: &str) -> Result<Option<(String, String)>, StoreError>;
+    /// The document under `key` and its version, strongly consistent. An item that is not a slot
+    /// item (missing fields, another shape) is [`AcceptorError::Malformed`], naming what is wrong;
+    /// store failures are [`AcceptorError::Store`].
+    async fn read(&self, key: &str) -> Result<Option<(String, String)>, AcceptorError>;
 
     /// Writes `document` under `key` only if the item is still at `expected` (`None`: only if it
     /// does not exist).
@@ -141,7 +143,7 @@ mod tests {
         fn domain(&self) -> &str {
             "memory"
         }
-        async fn read(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
+        async fn read(&self, key: &str) -> Result<Option<(String, String)>, AcceptorError> {
             let items = self.items.lock().unwrap();
             Ok(items.get(key).map(|(d, v)| (d.clone(), v.to_string())))
         }

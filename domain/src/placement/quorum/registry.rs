@@ -189,7 +189,7 @@ impl QuorumRegistry {
         let calls = self
             .acceptors
             .iter()
-            .map(|a| Box::pin(a.prepare(key, ballot)) as Pending<'_, _>)
+            .map(|a| a.prepare(key, ballot))
             .collect();
         first_decision(calls, |from, reply| round.on_promise(from, reply)).await
     }
@@ -199,7 +199,7 @@ impl QuorumRegistry {
         let calls = self
             .acceptors
             .iter()
-            .map(|a| Box::pin(a.accept(key, ballot, value)) as Pending<'_, _>)
+            .map(|a| a.accept(key, ballot, value))
             .collect();
         first_decision(calls, |from, reply| round.on_accepted(from, reply)).await
     }
