@@ -113,16 +113,13 @@ impl Actor for Node {
 
 impl Node {
     fn step(&self, id: Id, state: &mut State, src: Id, msg: Msg, o: &mut Out<Self>) {
-        match (state.clone(), msg) {
+        match (state, msg) {
             (State::Acceptor { slot, went_down }, Msg::Prepare(ballot)) => {
                 match slot.prepare(ballot) {
                     Ok(next) => {
                         o.send(src, Msg::Promise(Ok(next.accepted.clone())));
-                        let went_down = went_down || lowered(&slot, &next);
-                        *state = State::Acceptor {
-                            slot: next,
-                            went_down,
-                        };
+                        *went_down |= lowered(slot, &next);
+                        *slot = next;
                     }
                     Err(refused) => o.send(src, Msg::Promise(Err(refused))),
                 }
@@ -131,60 +128,39 @@ impl Node {
                 match slot.accept(ballot, value) {
                     Ok(next) => {
                         o.send(src, Msg::Accepted(Ok(())));
-                        let went_down = went_down || lowered(&slot, &next);
-                        *state = State::Acceptor {
-                            slot: next,
-                            went_down,
-                        };
+                        *went_down |= lowered(slot, &next);
+                        *slot = next;
                     }
                     Err(refused) => o.send(src, Msg::Accepted(Err(refused))),
                 }
             }
             (
                 State::Proposer {
-                    mut round,
-                    proposed,
-                    acknowledged,
+                    round, proposed, ..
                 },
                 Msg::Promise(reply),
             ) => {
-                let proposed = match round
-                    .on_promise(usize::from(src), reply.map_err(AcceptorError::Refused))
-                {
-                    Progress::Promised(current) => {
-                        let next = current.as_deref().map_or(0, epoch) + 1;
-                        let value = format!("p{}:{next}", usize::from(id));
-                        round.propose();
-                        o.broadcast(&acceptors(), &Msg::Accept(round.ballot(), value.clone()));
-                        Some(value)
-                    }
-                    _ => proposed,
-                };
-                *state = State::Proposer {
-                    round,
-                    proposed,
-                    acknowledged,
-                };
+                let reply = reply.map_err(AcceptorError::Refused);
+                if let Progress::Promised(current) = round.on_promise(usize::from(src), reply) {
+                    let next = current.as_deref().map_or(0, epoch) + 1;
+                    let value = format!("p{}:{next}", usize::from(id));
+                    round.propose();
+                    o.broadcast(&acceptors(), &Msg::Accept(round.ballot(), value.clone()));
+                    *proposed = Some(value);
+                }
             }
             (
                 State::Proposer {
-                    mut round,
+                    round,
                     proposed,
                     acknowledged,
                 },
                 Msg::Accepted(reply),
             ) => {
-                let acknowledged = match round
-                    .on_accepted(usize::from(src), reply.map_err(AcceptorError::Refused))
-                {
-                    Progress::Chosen => proposed.clone(),
-                    _ => acknowledged,
-                };
-                *state = State::Proposer {
-                    round,
-                    proposed,
-                    acknowledged,
-                };
+                let reply = reply.map_err(AcceptorError::Refused);
+                if round.on_accepted(usize::from(src), reply) == Progress::Chosen {
+                    *acknowledged = proposed.clone();
+                }
             }
             _ => {}
         }
