@@ -125,54 +125,15 @@ impl<S: SlotStore> Acceptor for CasAcceptor<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::placement::quorum::MemorySlots;
     use crate::testing::block_on;
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    /// Versioned items in memory; `interfere` makes the next writes lose as if another proposer
-    /// had written first.
-    #[derive(Default)]
-    struct Items {
-        items: Mutex<BTreeMap<String, (String, u64)>>,
-        interfere: AtomicU32,
-    }
-
-    #[async_trait::async_trait]
-    impl SlotStore for Items {
-        fn domain(&self) -> &str {
-            "memory"
-        }
-        async fn read(&self, key: &str) -> Result<Option<(String, String)>, AcceptorError> {
-            let items = self.items.lock().unwrap();
-            Ok(items.get(key).map(|(d, v)| (d.clone(), v.to_string())))
-        }
-        async fn write(
-            &self,
-            key: &str,
-            document: &str,
-            expected: Option<&str>,
-        ) -> Result<SlotWrite, StoreError> {
-            let mut items = self.items.lock().unwrap();
-            let held = items.get(key).map(|(_, v)| v.to_string());
-            if self.interfere.load(Ordering::SeqCst) > 0 {
-                self.interfere.fetch_sub(1, Ordering::SeqCst);
-                return Ok(SlotWrite::Conflict);
-            }
-            if held.as_deref() != expected {
-                return Ok(SlotWrite::Conflict);
-            }
-            let version = expected.map_or(1, |v| v.parse::<u64>().unwrap() + 1);
-            items.insert(key.to_owned(), (document.to_owned(), version));
-            Ok(SlotWrite::Written)
-        }
-    }
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn meets_the_acceptor_contract() {
         crate::testing::acceptor_contract::run_all(
             &crate::testing::store_contract::ThreadExecutor,
-            &|| std::sync::Arc::new(CasAcceptor::new(Items::default())),
+            &|| std::sync::Arc::new(CasAcceptor::new(MemorySlots::new("memory"))),
         );
     }
 
@@ -182,7 +143,7 @@ mod tests {
             counter,
             proposer: 1,
         };
-        let acceptor = CasAcceptor::new(Items::default());
+        let acceptor = CasAcceptor::new(MemorySlots::new("memory"));
         acceptor.store().interfere.store(2, Ordering::SeqCst);
         assert_eq!(block_on(acceptor.prepare("r", b(1))), Ok(None));
         acceptor
@@ -198,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_foreign_document_is_malformed_and_left_alone() {
-        let acceptor = CasAcceptor::new(Items::default());
+        let acceptor = CasAcceptor::new(MemorySlots::new("memory"));
         block_on(
             acceptor
                 .store()

@@ -16,7 +16,7 @@
 //! |---|---|---|
 //! | [`Slot`]: the rule an acceptor applies (prepare/accept, refuse lower ballots) | pure | each store evaluates it inside its conditional write; the model checker runs this very code |
 //! | [`Round`]: one proposal, fed replies one at a time | pure, no I/O | the async registry and the model checker drive the same state machine |
-//! | [`Acceptor`]: the port a quorum member implements | trait | memory; [`CasAcceptor`] for stores |
+//! | [`Acceptor`]: the port a quorum member implements | trait | [`CasAcceptor`] (every store, memory included: [`MemoryAcceptor`]) |
 //! | [`CasAcceptor`] over a [`SlotStore`]: the rule applied by read → decide → compare-and-swap | pure rule, store port | DynamoDB, Cosmos DB, the witness implement only the one-item compare-and-swap |
 //! | [`QuorumRegistry`]: a [`PlacementRegistry`](super::registry::PlacementRegistry) over acceptors | async, runtime-free | migrate, failover and the routers use it unchanged |
 //!
@@ -36,7 +36,7 @@ mod memory;
 mod registry;
 
 pub use cas::{CasAcceptor, SlotStore, SlotWrite};
-pub use memory::MemoryAcceptor;
+pub use memory::{MemoryAcceptor, MemorySlots};
 pub use registry::{QuorumError, QuorumRegistry};
 
 use crate::ports::StoreError;
