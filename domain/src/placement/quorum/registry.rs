@@ -118,14 +118,16 @@ impl QuorumRegistry {
     /// A ballot above every one this proposer has used or seen.
     fn next_ballot(&self, past: Option<Ballot>) -> Ballot {
         let floor = past.map_or(0, |b| b.counter);
-        let previous = self
+        let mut counter = 0;
+        // Never fails: the closure always returns `Some`.
+        let _ = self
             .counter
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
-                Some(c.max(floor).saturating_add(1))
-            })
-            .unwrap_or_else(|c| c);
+                counter = c.max(floor).saturating_add(1);
+                Some(counter)
+            });
         Ballot {
-            counter: previous.max(floor).saturating_add(1),
+            counter,
             proposer: self.proposer,
         }
     }
