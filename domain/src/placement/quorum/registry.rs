@@ -144,6 +144,11 @@ impl QuorumRegistry {
         change: impl Fn(Option<&str>) -> Result<Option<String>, E>,
     ) -> Result<Result<Option<String>, E>, QuorumError> {
         let mut seen = None;
+        // The value this change proposed in a round that did not reach a quorum, and what `change`
+        // decided then. Some acceptors may have accepted it: a later round that finds it current
+        // completes it (CASPaxos carries the highest accepted value forward) and reports the
+        // caller's own decision — not a conflict with itself.
+        let mut ours: Option<(String, Result<Option<String>, E>)> = None;
         for _ in 0..MAX_ROUNDS {
             let ballot = self.next_ballot(seen);
             let mut round = Round::new(ballot, self.quorum);
@@ -158,7 +163,10 @@ impl QuorumRegistry {
                 }
                 Progress::Pending | Progress::Chosen => unreachable_progress(),
             };
-            let decided = change(current.as_deref());
+            let decided = match ours.take() {
+                Some((value, decided)) if current.as_deref() == Some(value.as_str()) => decided,
+                _ => change(current.as_deref()),
+            };
             let value = match &decided {
                 Ok(Some(new)) => new.clone(),
                 // A read or a refusal of a register nothing was ever chosen for: nothing to write.
@@ -170,7 +178,10 @@ impl QuorumRegistry {
             round.propose();
             match self.accept(key, &mut round, &value).await {
                 Progress::Chosen => return Ok(decided.map(|_| Some(value))),
-                Progress::Failed(RoundFailure::Outbid { seen: s }) => seen = Some(s),
+                Progress::Failed(RoundFailure::Outbid { seen: s }) => {
+                    seen = Some(s);
+                    ours = Some((value, decided));
+                }
                 Progress::Failed(RoundFailure::NoQuorum { errors }) => {
                     return Err(self.unavailable(errors));
                 }
@@ -414,6 +425,43 @@ mod tests {
             block_on(b.get(&moved.tenant)).unwrap().map(|p| p.primary),
             Some(CellId::parse("azure-1").unwrap())
         );
+    }
+
+    /// A round whose accept reached only some acceptors before it was outbid leaves its value
+    /// behind; the next round finds it current and must complete it as the caller's own write, not
+    /// refuse the caller with a conflict against itself (found on the stand-ins: two racing writers
+    /// with the witness down both reported a conflict while one of their values was chosen).
+    #[test]
+    fn a_change_whose_value_survived_a_lost_round_completes_as_its_own() {
+        let (acceptors, ports) = three();
+        let registry = QuorumRegistry::new(ports, 1).unwrap();
+        let first = placement("aws-1", 1);
+        block_on(registry.put(None, &first)).unwrap();
+        let moved = first.next(|p| p.epoch = 2);
+        let proposals = std::sync::atomic::AtomicUsize::new(0);
+        let decided = block_on(registry.change("placement/coop-1", |current| {
+            if proposals.fetch_add(1, Ordering::SeqCst) > 0 {
+                // What `put` would answer if it decided again: a conflict with its own value.
+                return Err(format!("decided again against {current:?}"));
+            }
+            // Between this round's two phases Azure promises a higher ballot and the witness goes
+            // down: the accept lands at AWS only, and the round is outbid.
+            let higher = Ballot {
+                counter: 1_000,
+                proposer: 2,
+            };
+            block_on(acceptors[1].prepare("placement/coop-1", higher)).unwrap();
+            acceptors[2].set_reachable(false);
+            Ok(Some(moved.render()))
+        }));
+        assert_eq!(
+            proposals.load(Ordering::SeqCst),
+            1,
+            "the surviving value is completed, not decided again"
+        );
+        assert_eq!(decided, Ok(Ok(Some(moved.render()))));
+        acceptors[2].set_reachable(true);
+        assert_eq!(block_on(registry.get(&first.tenant)).unwrap(), Some(moved));
     }
 
     #[test]
