@@ -193,7 +193,7 @@ struct Tokens {
 
 #[async_trait::async_trait]
 impl paracell_azure::outbound::eventgrid::AccessTokens for Tokens {
-    async fn token(&self) -> Result<String, String> {
+    async fn token(&self) -> Result<String, paracell_domain::ports::TokenError> {
         let mut current = self.current.lock().unwrap();
         if current.is_none() {
             let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;

@@ -421,6 +421,23 @@ pub enum TransportError {
     Timeout,
 }
 
+/// Why no access token could be had (the identity endpoint refused or could not be reached). For
+/// logs; it never carries a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no access token: {0}")]
+pub struct TokenError(pub String);
+
+/// Where bearer tokens for a service come from: fresh ones on demand (Entra ID through
+/// `azure_identity` for Event Grid and Cosmos DB, a federated identity for the witness's object
+/// store). Never a fixed token, which would expire.
+#[async_trait::async_trait]
+pub trait AccessTokens: Send + Sync {
+    /// A token valid now.
+    async fn token(&self) -> Result<String, TokenError>;
+    /// The service refused the last token: forget it, so the next call gets a fresh one.
+    fn invalidate(&self);
+}
+
 /// Sends HTTP requests. Hosts implement it (hyper on a runtime, `fetch` at an edge).
 #[async_trait::async_trait]
 pub trait HttpClient: Send + Sync {

@@ -9,9 +9,9 @@
 //! [`EntraTokens`] caches a token until five minutes before it expires and drops it when a service
 //! refuses it, so the next call asks for a fresh one.
 
-use crate::outbound::eventgrid::AccessTokens;
 use azure_core::credentials::TokenCredential;
 use azure_core::time::OffsetDateTime;
+use paracell_domain::ports::{AccessTokens, TokenError};
 use std::sync::{Arc, Mutex};
 
 /// Event Grid's scope (role "EventGrid Data Sender" on the topic).
@@ -66,7 +66,7 @@ impl EntraTokens {
 
 #[async_trait::async_trait]
 impl AccessTokens for EntraTokens {
-    async fn token(&self) -> Result<String, String> {
+    async fn token(&self) -> Result<String, TokenError> {
         let now = OffsetDateTime::now_utc();
         if let Some((token, expires)) = self.lock().as_ref()
             && *expires - now > azure_core::time::Duration::minutes(5)
@@ -77,7 +77,7 @@ impl AccessTokens for EntraTokens {
             .credential
             .get_token(&[self.scope.as_str()], None)
             .await
-            .map_err(|e| format!("Entra ID token for {}: {e}", self.scope))?;
+            .map_err(|e| TokenError(format!("Entra ID token for {}: {e}", self.scope)))?;
         let secret = token.token.secret().to_owned();
         *self.lock() = Some((secret.clone(), token.expires_on));
         Ok(secret)

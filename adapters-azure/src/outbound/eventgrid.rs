@@ -30,15 +30,9 @@ pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json; charse
 /// The publish API version.
 pub const API_VERSION: &str = "2018-01-01";
 
-/// Where bearer tokens come from: fresh ones on demand (Entra ID through `azure_identity`, feature
-/// `entra`: [`crate::outbound::entra::EntraTokens`]). Never a fixed token, which would expire.
-#[async_trait::async_trait]
-pub trait AccessTokens: Send + Sync {
-    /// A token valid now.
-    async fn token(&self) -> Result<String, String>;
-    /// The service refused the last token: forget it, so the next call gets a fresh one.
-    fn invalidate(&self);
-}
+/// Where bearer tokens come from (the port is the domain's); Entra ID through `azure_identity`,
+/// feature `entra`: [`crate::outbound::entra::EntraTokens`].
+pub use paracell_domain::ports::AccessTokens;
 
 /// How the relay proves it may publish to the topic.
 #[derive(Clone)]
@@ -138,7 +132,10 @@ impl EventGridTopic {
             TopicAuth::SasKey(key) => ("aeg-sas-key".to_owned(), key.clone()),
             TopicAuth::Entra(tokens) => (
                 "authorization".to_owned(),
-                format!("Bearer {}", tokens.token().await?),
+                format!(
+                    "Bearer {}",
+                    tokens.token().await.map_err(|e| e.to_string())?
+                ),
             ),
         });
         Ok(OutboundRequest {
