@@ -32,10 +32,12 @@
 //! never applied twice.
 
 mod cas;
+pub mod lease;
 mod memory;
 mod registry;
 
 pub use cas::{CasAcceptor, SlotStore, SlotWrite};
+pub use lease::{CellLease, LeaseHolder, LeaseTiming, LeaseWatch};
 pub use memory::{MemoryAcceptor, MemorySlots};
 pub use registry::{QuorumError, QuorumRegistry};
 
