@@ -45,7 +45,7 @@ fn scale(d: Duration, ppm: u32, up: bool) -> Duration {
 pub struct LeaseTimingError(String);
 
 /// The lease's durations. Valid by construction ([`LeaseTiming::new`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LeaseTiming {
     lease: Duration,
     renew_every: Duration,
@@ -153,7 +153,7 @@ impl LeaseTiming {
 }
 
 /// The lease record a cell's register holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CellLease {
     /// The cell it belongs to.
     pub cell: CellId,
@@ -216,7 +216,7 @@ pub fn lease_key(cell: &CellId) -> String {
 }
 
 /// What a lease change did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LeaseChange {
     /// Applied; the record as chosen.
     Applied(CellLease),
@@ -230,7 +230,7 @@ pub enum LeaseChange {
 }
 
 /// Why a lease change was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LeaseRefusal {
     /// The lease is revoked: the cell must not book until a new tenure is granted.
     Revoked,
@@ -303,62 +303,83 @@ async fn lease_change(
     }
 }
 
-/// A cell's renewal: raises `seq` on a lease that is not revoked (a cell that never had one starts
-/// tenure 1). The caller sends it through a [`LeaseHolder`], which measures the deadline.
-pub async fn renew(quorum: &QuorumRegistry, cell: &CellId) -> Result<LeaseChange, LeaseError> {
-    lease_change(quorum, cell, |current| match current {
-        None => Ok(CellLease {
-            cell: cell.clone(),
-            tenure: 1,
-            seq: 1,
-            revoked: false,
-        }),
-        Some(l) if l.revoked => Err(LeaseRefusal::Revoked),
-        Some(l) => Ok(CellLease {
-            seq: l.seq + 1,
-            ..l.clone()
-        }),
-    })
-    .await
+/// The lease changes as pure decisions on the register's current record (`None`: never granted):
+/// the async calls below run them inside a quorum change, and the lease model check runs them as
+/// they are.
+pub mod decide {
+    use super::{CellLease, LeaseRefusal};
+    use crate::tenancy::CellId;
+
+    /// A renewal raises `seq` on a lease that is not revoked; a cell that never had one starts
+    /// tenure 1.
+    pub fn renew(current: Option<&CellLease>, cell: &CellId) -> Result<CellLease, LeaseRefusal> {
+        match current {
+            None => Ok(CellLease {
+                cell: cell.clone(),
+                tenure: 1,
+                seq: 1,
+                revoked: false,
+            }),
+            Some(l) if l.revoked => Err(LeaseRefusal::Revoked),
+            Some(l) => Ok(CellLease {
+                seq: l.seq + 1,
+                ..l.clone()
+            }),
+        }
+    }
+
+    /// A revocation applies only to a lease still at `seen_seq`.
+    pub fn revoke(current: Option<&CellLease>, seen_seq: u64) -> Result<CellLease, LeaseRefusal> {
+        match current {
+            Some(l) if !l.revoked && l.seq == seen_seq => Ok(CellLease {
+                seq: l.seq + 1,
+                revoked: true,
+                ..l.clone()
+            }),
+            Some(l) if !l.revoked => Err(LeaseRefusal::Renewed),
+            _ => Err(LeaseRefusal::NotApplicable),
+        }
+    }
+
+    /// A new tenure only for a lease revoked at `tenure`.
+    pub fn reinstate(current: Option<&CellLease>, tenure: u64) -> Result<CellLease, LeaseRefusal> {
+        match current {
+            Some(l) if l.revoked && l.tenure == tenure => Ok(CellLease {
+                tenure: l.tenure + 1,
+                seq: l.seq + 1,
+                revoked: false,
+                ..l.clone()
+            }),
+            _ => Err(LeaseRefusal::NotApplicable),
+        }
+    }
 }
 
-/// A promoter's revocation, only if the lease is still at `seen_seq` (the counter it watched
-/// unchanged for [`LeaseTiming::promoter_wait`]). Applied: every holder's deadline has passed and
-/// none can renew; the cell's tenants may be promoted elsewhere.
+/// A cell's renewal ([`decide::renew`]). The caller sends it through a [`LeaseHolder`], which
+/// measures the deadline.
+pub async fn renew(quorum: &QuorumRegistry, cell: &CellId) -> Result<LeaseChange, LeaseError> {
+    lease_change(quorum, cell, |current| decide::renew(current, cell)).await
+}
+
+/// A promoter's revocation ([`decide::revoke`]), only if the lease is still at `seen_seq` (the
+/// counter it watched unchanged for [`LeaseTiming::promoter_wait`]). Applied: every holder's
+/// deadline has passed and none can renew; the cell's tenants may be promoted elsewhere.
 pub async fn revoke(
     quorum: &QuorumRegistry,
     cell: &CellId,
     seen_seq: u64,
 ) -> Result<LeaseChange, LeaseError> {
-    lease_change(quorum, cell, |current| match current {
-        Some(l) if !l.revoked && l.seq == seen_seq => Ok(CellLease {
-            seq: l.seq + 1,
-            revoked: true,
-            ..l.clone()
-        }),
-        Some(l) if !l.revoked => Err(LeaseRefusal::Renewed),
-        _ => Err(LeaseRefusal::NotApplicable),
-    })
-    .await
+    lease_change(quorum, cell, |current| decide::revoke(current, seen_seq)).await
 }
 
 /// The control plane's grant of a new tenure to a revoked cell (after its tenants were moved, or an
-/// operator decided): only if the lease is revoked at `tenure`.
+/// operator decided; [`decide::reinstate`]): only if the lease is revoked at `tenure`.
 pub async fn reinstate(
     quorum: &QuorumRegistry,
     cell: &CellId,
     tenure: u64,
 ) -> Result<LeaseChange, LeaseError> {
-    lease_change(quorum, cell, |current| match current {
-        Some(l) if l.revoked && l.tenure == tenure => Ok(CellLease {
-            tenure: l.tenure + 1,
-            seq: l.seq + 1,
-            revoked: false,
-            ..l.clone()
-        }),
-        _ => Err(LeaseRefusal::NotApplicable),
-    })
-    .await
+    lease_change(quorum, cell, |current| decide::reinstate(current, tenure)).await
 }
 
 /// An instant on a process's monotonic clock: time since an arbitrary origin fixed at start-up
@@ -367,7 +388,7 @@ pub async fn reinstate(
 pub type Monotonic = Duration;
 
 /// What one process of a cell knows of its lease.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LeaseHolder {
     timing: LeaseTiming,
     /// The send time of the last renewal known to be chosen, and the tenure it was in.
@@ -377,7 +398,7 @@ pub struct LeaseHolder {
 }
 
 /// What a renewal's outcome means for the process.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Renewed {
     /// Renewed in the tenure it already knew.
     Extended,
@@ -391,7 +412,7 @@ pub enum Renewed {
 }
 
 /// Whether a commit may start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MayCommit {
     /// Yes, under this tenure.
     Yes(u64),
@@ -475,7 +496,7 @@ impl LeaseHolder {
 }
 
 /// A promoter's view of one cell's lease: when it first saw the current renewal counter.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LeaseWatch {
     timing: LeaseTiming,
     seen: Option<(u64, Monotonic)>,
