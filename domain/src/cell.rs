@@ -44,6 +44,7 @@ pub struct Cell {
     ports: CellPorts,
     replays: Arc<ReplayGuard>,
     ownership: Option<Arc<crate::placement::lease::Ownership>>,
+    lease_gate: Option<Arc<crate::placement::quorum::LeaseGate>>,
     retry_pause: Option<Arc<dyn crate::ports::Sleep>>,
 }
 
@@ -55,6 +56,7 @@ impl Cell {
             ports,
             replays: Arc::new(ReplayGuard::default()),
             ownership: None,
+            lease_gate: None,
             retry_pause: None,
         }
     }
@@ -64,6 +66,15 @@ impl Cell {
     #[must_use]
     pub fn with_ownership(mut self, ownership: crate::placement::lease::Ownership) -> Self {
         self.ownership = Some(Arc::new(ownership));
+        self
+    }
+
+    /// Puts the cell under its cell lease from the placement quorum: it books only while the lease
+    /// holds and the tenant's placement is confirmed in the lease's tenure, and acknowledges only
+    /// commits that returned before the lease's deadline ([`crate::placement::quorum::LeaseGate`]).
+    #[must_use]
+    pub fn with_lease_gate(mut self, gate: Arc<crate::placement::quorum::LeaseGate>) -> Self {
+        self.lease_gate = Some(gate);
         self
     }
 
@@ -189,6 +200,7 @@ impl Cell {
                             &self.config,
                             ports,
                             self.ownership.as_deref(),
+                            self.lease_gate.as_deref(),
                             self.retry_pause.as_deref(),
                             command,
                         )

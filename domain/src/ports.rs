@@ -347,6 +347,54 @@ impl Clock for SystemClock {
     }
 }
 
+/// Elapsed time on the process's own clock, for leases: never compared with another machine's,
+/// never stepped back by NTP. Instants are durations since an origin fixed when the clock was made.
+pub trait MonotonicClock: Send + Sync {
+    /// Time since the origin.
+    fn now(&self) -> std::time::Duration;
+}
+
+/// The process's monotonic clock, taking the larger of elapsed monotonic and elapsed wall time:
+/// `CLOCK_MONOTONIC` stops while a machine is suspended (rust-lang/rust#87906), and a lease must
+/// not look younger than it is after a pause.
+///
+/// ```
+/// use paracell_domain::ports::{MonotonicClock, ProcessClock};
+/// let clock = ProcessClock::new();
+/// let (a, b) = (clock.now(), clock.now());
+/// assert!(b >= a);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessClock {
+    monotonic: std::time::Instant,
+    wall: std::time::SystemTime,
+}
+
+impl ProcessClock {
+    /// A clock whose origin is now.
+    pub fn new() -> Self {
+        Self {
+            monotonic: std::time::Instant::now(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+}
+
+impl Default for ProcessClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MonotonicClock for ProcessClock {
+    fn now(&self) -> std::time::Duration {
+        let monotonic = self.monotonic.elapsed();
+        // A wall clock stepped back reads as zero elapsed: the monotonic one then decides.
+        let wall = self.wall.elapsed().unwrap_or_default();
+        monotonic.max(wall)
+    }
+}
+
 /// The source of transaction and event ids.
 pub trait IdGenerator: Send + Sync {
     /// A fresh, unique id.

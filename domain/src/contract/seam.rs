@@ -130,6 +130,16 @@ pub fn created(cell: &CellId, result: Result<Created, CreateError>) -> ApiRespon
                     head.epoch
                 ))
         }
+        Err(CreateError::CommitPastLease { epoch, seq }) => {
+            Problem::new(ProblemType::TenantOwnershipUnconfirmed)
+                .cell(cell.as_str())
+                .number("epoch", epoch)
+                .into_response()
+                .with_header("retry-after", "1")
+                .with_cause(format!(
+                    "commit-past-lease: entry {seq} (epoch {epoch}) returned after the cell lease's deadline; committed here, not acknowledged; a retry under the same key replays it here, or reconciliation reports it if the tenant moved"
+                ))
+        }
         Err(CreateError::StaleEpoch { expected, head }) => stale_epoch(cell, expected, &head),
         Err(CreateError::Store(e)) => store_failure(&e),
     }

@@ -8,6 +8,7 @@ use crate::idempotency::{IdempotencyKey, IdempotencyRecord, StoredResponse};
 use crate::ledger::{self, LedgerError};
 use crate::observability::trace::TraceContext;
 use crate::placement::lease::{self, Confirmed, Ownership};
+use crate::placement::quorum::{Admission, LeaseGate, fenced_head};
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
     BalanceUpdate, Commit, CommitError, EntrySource, LedgerWrite, Sleep, StoreError,
@@ -98,6 +99,17 @@ pub enum CreateError {
     /// primary, so it books nothing until it knows.
     #[error("the lease on the tenant lapsed and could not be renewed")]
     OwnershipUnconfirmed(Box<TenantHead>),
+    /// The commit returned at or after the cell lease's deadline, so it is not acknowledged (the ack
+    /// rule, [`crate::placement::quorum::lease`]): the entry at `seq` is committed here; a retry under
+    /// the same key replays it while this cell stays the primary, and reconciliation reports it in
+    /// the divergent tail if the tenant moved.
+    #[error("the commit of entry {seq} returned after the cell lease's deadline")]
+    CommitPastLease {
+        /// The tenant's epoch here.
+        epoch: u64,
+        /// The committed entry's sequence number.
+        seq: u64,
+    },
     /// The request was routed by another epoch than this cell's placement of the tenant.
     #[error("routed by epoch {expected}, the tenant's placement here is at epoch {}", head.epoch)]
     StaleEpoch {
@@ -120,16 +132,22 @@ pub enum CreateError {
 /// reads again and decides again: a concurrent duplicate then finds the winner's record and
 /// replays it. With `pause`, a lost race is followed by a random wait of up to 1 ms × 2^attempt (at
 /// most [`MAX_RETRY_PAUSE_MICROS`]) before reading again ("full jitter").
+///
+/// Under a cell lease (`gate`), the cell books only while its lease holds and the tenant's placement
+/// is confirmed in the lease's tenure, and acknowledges only a commit that returned before the
+/// lease's deadline ([`LeaseGate`]).
 pub async fn create(
     config: &CellConfig,
     ports: &CellPorts,
     ownership: Option<&Ownership>,
+    gate: Option<&LeaseGate>,
     pause: Option<&dyn Sleep>,
     request: CreateCommand,
 ) -> Result<Created, CreateError> {
     let fingerprint = request.command.fingerprint();
     let booking = Booking {
         ownership,
+        gate,
         pause,
         config,
         ports,
@@ -162,6 +180,7 @@ async fn admitted_head(
     config: &CellConfig,
     ports: &CellPorts,
     ownership: Option<&Ownership>,
+    gate: Option<&LeaseGate>,
     tenant: &TenantId,
     stored: Option<TenantHead>,
     expected_epoch: Option<u64>,
@@ -188,6 +207,26 @@ async fn admitted_head(
             Confirmed::Moved(moved) => return Err(CreateError::NotPrimary(Box::new(moved))),
             Confirmed::Unconfirmed(stale) => {
                 return Err(CreateError::OwnershipUnconfirmed(Box::new(stale)));
+            }
+        }
+    }
+    if let Some(gate) = gate {
+        match gate.admit(&head).await {
+            Admission::Admitted => {}
+            Admission::Moved(placement) => {
+                let fenced = fenced_head(&head, &placement);
+                if fence != Fence::Absent {
+                    match ports.store.put_head(fence, fenced.clone()).await {
+                        // Moved meanwhile: the next request decides on what is stored then.
+                        Ok(()) | Err(CommitError::HeadMoved) => {}
+                        Err(CommitError::Store(e)) => return Err(e.into()),
+                        Err(other) => return Err(StoreError::Failed(other.to_string()).into()),
+                    }
+                }
+                return Err(CreateError::NotPrimary(Box::new(fenced)));
+            }
+            Admission::Unconfirmed(_) => {
+                return Err(CreateError::OwnershipUnconfirmed(Box::new(head)));
             }
         }
     }
@@ -232,6 +271,7 @@ enum Made {
 
 struct Booking<'a> {
     ownership: Option<&'a Ownership>,
+    gate: Option<&'a LeaseGate>,
     pause: Option<&'a dyn Sleep>,
     config: &'a CellConfig,
     ports: &'a CellPorts,
@@ -269,6 +309,7 @@ impl Booking<'_> {
                 self.config,
                 self.ports,
                 self.ownership,
+                self.gate,
                 &request.tenant,
                 view.head,
                 request.expected_epoch,
@@ -364,8 +405,18 @@ impl Booking<'_> {
                 ledger,
                 stamps: view.stamps,
             };
+            let committed = (head.epoch, head.position.seq + 1);
             match store.commit(commit).await {
-                Ok(()) => return Ok(outcome),
+                Ok(()) => {
+                    // The ack rule: only a commit back before the lease's deadline is acknowledged.
+                    if let Some(gate) = self.gate
+                        && !gate.acknowledge()
+                    {
+                        let (epoch, seq) = committed;
+                        return Err(CreateError::CommitPastLease { epoch, seq });
+                    }
+                    return Ok(outcome);
+                }
                 // Someone else wrote first: read again and decide again (a duplicate request's
                 // winner is then replayed).
                 Err(

@@ -395,6 +395,8 @@ pub struct LeaseHolder {
     held: Option<(Monotonic, u64)>,
     /// The send time of the last renewal sent (chosen or not).
     last_sent: Option<Monotonic>,
+    /// The last renewal did not succeed (failed or revoked): retry sooner than a renewal is due.
+    failing: bool,
 }
 
 /// What a renewal's outcome means for the process.
@@ -427,13 +429,21 @@ impl LeaseHolder {
             timing,
             held: None,
             last_sent: None,
+            failing: false,
         }
     }
 
-    /// Whether a renewal is due at `now` (none sent yet, or `renew_every` since the last one).
+    /// Whether a renewal is due at `now`: none sent yet, `renew_every` since the last one, or — when
+    /// the last one did not succeed — a quarter of that (client-go's retry period is a fifth of its
+    /// lease; a cell cut off retries a few times per lease, not on every request).
     pub fn renewal_due(&self, now: Monotonic) -> bool {
+        let every = if self.failing {
+            self.timing.renew_every / 4
+        } else {
+            self.timing.renew_every
+        };
         self.last_sent
-            .is_none_or(|sent| now.saturating_sub(sent) >= self.timing.renew_every)
+            .is_none_or(|sent| now.saturating_sub(sent) >= every)
     }
 
     /// Notes that a renewal is being sent at `sent`; pass the same instant to [`Self::on_renewal`].
@@ -449,6 +459,7 @@ impl LeaseHolder {
     ) -> Renewed {
         match outcome {
             Ok(LeaseChange::Applied(lease)) => {
+                self.failing = false;
                 let known = self.held.map(|(_, tenure)| tenure);
                 // A late answer to an older renewal never moves the deadline back.
                 let newer = self.held.is_none_or(|(at, _)| sent >= at);
@@ -466,9 +477,13 @@ impl LeaseHolder {
                 ..
             }) => {
                 self.held = None;
+                self.failing = true;
                 Renewed::Revoked
             }
-            Ok(LeaseChange::Refused { .. }) | Err(_) => Renewed::Failed,
+            Ok(LeaseChange::Refused { .. }) | Err(_) => {
+                self.failing = true;
+                Renewed::Failed
+            }
         }
     }
 

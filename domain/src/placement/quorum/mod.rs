@@ -32,11 +32,14 @@
 //! never applied twice.
 
 mod cas;
+mod gate;
 pub mod lease;
 mod memory;
 mod registry;
 
 pub use cas::{CasAcceptor, SlotStore, SlotWrite};
+pub(crate) use gate::fenced_head;
+pub use gate::{Admission, LeaseGate};
 pub use lease::{CellLease, LeaseHolder, LeaseTiming, LeaseWatch};
 pub use memory::{MemoryAcceptor, MemorySlots};
 pub use registry::{QuorumError, QuorumRegistry};
