@@ -536,6 +536,15 @@ impl Clock for ManualClock {
     }
 }
 
+/// The same clock as a monotonic one (its milliseconds as a duration), so one manual clock drives
+/// leases and timestamps alike.
+impl crate::ports::MonotonicClock for ManualClock {
+    fn now(&self) -> std::time::Duration {
+        let millis = u64::try_from(self.0.load(Ordering::Relaxed)).unwrap_or(0);
+        std::time::Duration::from_millis(millis)
+    }
+}
+
 /// Deterministic UUIDv7-shaped ids: a fixed millisecond prefix and a counter.
 ///
 /// ```

@@ -47,6 +47,18 @@ impl Default for FailoverPolicy {
 }
 
 impl FailoverPolicy {
+    /// No wait: for a failover after the old primary's cell lease was revoked in the placement
+    /// quorum, whose promoter already waited longer than the lease plus its margins
+    /// ([`crate::placement::quorum::LeaseTiming::promoter_wait`]) and which no renewal can undo.
+    pub fn after_revocation() -> Self {
+        Self {
+            lease_ttl: Duration::ZERO,
+            clock_skew: Duration::ZERO,
+            invocation_timeout: Duration::ZERO,
+            poll: Duration::ZERO,
+        }
+    }
+
     /// The whole wait: lease + skew + invocation.
     pub fn wait(&self) -> Duration {
         self.lease_ttl + self.clock_skew + self.invocation_timeout

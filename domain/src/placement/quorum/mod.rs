@@ -32,6 +32,7 @@
 //! never applied twice.
 
 mod cas;
+pub mod controller;
 mod gate;
 pub mod lease;
 mod memory;
