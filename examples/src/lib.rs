@@ -25,6 +25,8 @@ pub mod edge;
 pub mod http_client;
 pub mod logs;
 pub mod operator;
+pub mod quorum;
+pub mod quorum_admin;
 pub mod telemetry;
 
 use paracell_domain::memory::{MemoryDeadLetters, MemoryStore, SequentialIds, SteppingClock};
@@ -133,11 +135,22 @@ pub fn cell_on(ports: CellPorts) -> impl FnOnce(CellConfig) -> Cell {
     cell_with(ports, None)
 }
 
-/// [`cell_on`], under primary leases when `ownership` is given ([`ownership_from_lookup`]).
-pub fn cell_with(
-    ports: CellPorts,
-    ownership: Option<paracell_domain::placement::lease::Ownership>,
-) -> impl FnOnce(CellConfig) -> Cell {
+/// How a cell proves it may still book for its tenants.
+#[derive(Clone)]
+pub enum Tenure {
+    /// Per-tenant leases confirmed from the one-table registry or its replica.
+    TenantLeases(paracell_domain::placement::lease::Ownership),
+    /// One cell lease from the placement quorum ([`paracell_domain::placement::quorum::LeaseGate`]).
+    CellLease {
+        /// The quorum.
+        quorum: Arc<paracell_domain::placement::quorum::QuorumRegistry>,
+        /// The lease's timings.
+        timing: paracell_domain::placement::quorum::LeaseTiming,
+    },
+}
+
+/// [`cell_on`], under leases when `tenure` is given ([`ownership_from_lookup`]).
+pub fn cell_with(ports: CellPorts, tenure: Option<Tenure>) -> impl FnOnce(CellConfig) -> Cell {
     move |config| {
         let mut cell = Cell::new(config, ports);
         // On a database a create that lost a race waits a random moment before reading again, so
@@ -150,17 +163,29 @@ pub fn cell_with(
         ) {
             cell = cell.with_retry_pause(Arc::new(http_client::TokioSleep));
         }
-        match ownership {
-            Some(ownership) => cell.with_ownership(ownership),
+        match tenure {
+            Some(Tenure::TenantLeases(ownership)) => cell.with_ownership(ownership),
+            Some(Tenure::CellLease { quorum, timing }) => {
+                use paracell_domain::placement::quorum::{LeaseGate, LeaseHolder};
+                let gate = LeaseGate::new(
+                    cell.config().cell_id.clone(),
+                    quorum,
+                    Arc::new(paracell_domain::ports::ProcessClock::new()),
+                    LeaseHolder::new(timing),
+                );
+                cell.with_lease_gate(Arc::new(gate))
+            }
             None => cell,
         }
     }
 }
 
-/// Primary leases, when `PARACELL_PLACEMENT_SOURCE` names where ownership is confirmed:
-/// `dynamodb:<registry table>` (the authority; feature `dynamodb`) or `cosmos:<replica container>`
-/// (its Cosmos DB replica; feature `cosmos`); `PARACELL_LEASE_SECS` sets the lease (default 30, and
-/// `paracell-admin failover` must be given the same). Unset: no leases.
+/// Leases, when `PARACELL_PLACEMENT_SOURCE` names where ownership is confirmed: `quorum` (one cell
+/// lease from the placement quorum `PARACELL_QUORUM` names, [`quorum`]; `PARACELL_LEASE_SECS`
+/// default 12), or per-tenant leases from `dynamodb:<registry table>` (the one-table authority;
+/// feature `dynamodb`) or `cosmos:<replica container>` (its Cosmos DB replica; feature `cosmos`),
+/// where `PARACELL_LEASE_SECS` sets the lease (default 30, and `paracell-admin failover` must be
+/// given the same). Unset: no leases.
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -173,12 +198,19 @@ pub fn cell_with(
 /// ```
 pub async fn ownership_from_lookup(
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Option<paracell_domain::placement::lease::Ownership>, String> {
+) -> Result<Option<Tenure>, String> {
     use paracell_domain::placement::lease::{Ownership, PlacementSource};
     // Unset or empty (a template's default): no leases.
     let Some(spec) = lookup("PARACELL_PLACEMENT_SOURCE").filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
+    if spec == "quorum" {
+        let quorum = quorum::quorum_from_lookup(&lookup)
+            .await?
+            .ok_or("PARACELL_PLACEMENT_SOURCE=quorum needs PARACELL_QUORUM")?;
+        let timing = quorum::lease_timing_from_lookup(&lookup)?;
+        return Ok(Some(Tenure::CellLease { quorum, timing }));
+    }
     let ttl = match lookup("PARACELL_LEASE_SECS") {
         None => 30,
         Some(v) => v
@@ -207,15 +239,15 @@ pub async fn ownership_from_lookup(
         }
         other => {
             return Err(format!(
-                "PARACELL_PLACEMENT_SOURCE={other:?}{}: use dynamodb:<registry table> or cosmos:<replica container>",
+                "PARACELL_PLACEMENT_SOURCE={other:?}{}: use quorum, dynamodb:<registry table> or cosmos:<replica container>",
                 if name.is_empty() { "" } else { ":…" }
             ));
         }
     };
-    Ok(Some(Ownership {
+    Ok(Some(Tenure::TenantLeases(Ownership {
         source,
         ttl: Duration::from_secs(ttl),
-    }))
+    })))
 }
 
 /// The dead-letter place `PARACELL_DEAD_LETTERS` names.

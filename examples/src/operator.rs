@@ -6,7 +6,7 @@
 //! | variable | meaning |
 //! |---|---|
 //! | `PARACELL_ADMIN_CELLS` | the cells, `cell=store:name` comma-separated: `cell-aws=dynamodb:paracell-cell-aws,cell-azure=cosmos:cell-azure` (`memory` for tests). DynamoDB and Cosmos DB endpoints and credentials come from the usual variables (`PARACELL_DYNAMODB_ENDPOINT`, `PARACELL_COSMOS_*`). |
-//! | `PARACELL_REGISTRY` | the placement authority: `dynamodb:<table>` (feature `dynamodb`) or `memory` (tests) |
+//! | `PARACELL_REGISTRY` | the placement authority: `quorum` (the quorum `PARACELL_QUORUM` names, [`crate::quorum`]), `dynamodb:<table>` (the one-table authority; feature `dynamodb`) or `memory` (tests) |
 //! | `PARACELL_REGISTRY_REPLICA` | its Cosmos DB read replica, `cosmos:<container>` (feature `cosmos`): `failover` writes it too before it waits, for cells that renew their lease from it |
 
 use paracell_domain::CellId;
@@ -68,6 +68,9 @@ pub async fn registry_from_lookup(
     let _ = name; // used by the database registries only
     match kind {
         "memory" => Ok(Arc::new(MemoryRegistry::new())),
+        "quorum" => Ok(crate::quorum::quorum_from_lookup(&lookup)
+            .await?
+            .ok_or("PARACELL_REGISTRY=quorum needs PARACELL_QUORUM")?),
         #[cfg(feature = "dynamodb")]
         "dynamodb" => {
             use paracell_aws::outbound::dynamodb::DynamoConfig;
@@ -86,7 +89,7 @@ pub async fn registry_from_lookup(
             Ok(Arc::new(registry))
         }
         other => Err(format!(
-            "PARACELL_REGISTRY={other:?}: use dynamodb:<table> (built with the dynamodb feature) or memory"
+            "PARACELL_REGISTRY={other:?}: use quorum, dynamodb:<table> (built with the dynamodb feature) or memory"
         )),
     }
 }

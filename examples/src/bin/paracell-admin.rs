@@ -12,6 +12,8 @@
 //!                                                    # unplanned: wait out the old primary's lease, promote
 //! paracell-admin reconcile TENANT [--json] [--report FILE]
 //!                                                    # fence a returning primary, classify what it kept
+//! paracell-admin quorum import|lease|reinstate …     # the placement quorum (paracell_examples::quorum_admin)
+//! paracell-admin watch CELL …                        # the failover controller's loop
 //! ```
 //! The placement commands reach the cells' stores and the registry named by `PARACELL_ADMIN_CELLS` and
 //! `PARACELL_REGISTRY` ([`paracell_examples::operator`]).
@@ -19,7 +21,7 @@
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]\n       paracell-admin status TENANT [--json]\n       paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]\n       paracell-admin failover TENANT --to CELL --allow-data-loss [--json] [--lease-secs N] [--skew-secs N] [--invocation-secs N]\n       paracell-admin reconcile TENANT [--json] [--report FILE]";
+const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]\n       paracell-admin status TENANT [--json]\n       paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]\n       paracell-admin failover TENANT --to CELL --allow-data-loss [--json] [--lease-secs N] [--skew-secs N] [--invocation-secs N]\n       paracell-admin reconcile TENANT [--json] [--report FILE]\n";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -106,6 +108,8 @@ async fn main() -> ExitCode {
                 None => usage(),
             }
         }
+        ["quorum", rest @ ..] => paracell_examples::quorum_admin::quorum_command(rest).await,
+        ["watch", rest @ ..] => paracell_examples::quorum_admin::watch_command(rest).await,
         ["reconcile", tenant, rest @ ..] => {
             let mut json = false;
             let mut report = None;
@@ -481,7 +485,7 @@ async fn migrate(tenant: &str, to: &str, json: bool, timeout_secs: u64) -> ExitC
 }
 
 fn usage() -> ExitCode {
-    eprintln!("{USAGE}");
+    eprintln!("{USAGE}{}", paracell_examples::quorum_admin::USAGE);
     ExitCode::from(2)
 }
 

@@ -34,6 +34,7 @@
 mod cas;
 pub mod controller;
 mod gate;
+pub mod import;
 pub mod lease;
 mod memory;
 mod registry;
