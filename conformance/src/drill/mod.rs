@@ -5,6 +5,7 @@
 //! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
+//! paracell-conformance drill outage [--seed S] [--json]
 //! ```
 
 pub mod events;
@@ -13,6 +14,7 @@ pub mod events_binaries;
 pub mod failover;
 #[cfg(feature = "drill-binaries")]
 pub mod failover_binaries;
+pub mod outage;
 pub mod replication;
 #[cfg(feature = "drill-binaries")]
 pub mod replication_binaries;
