@@ -6,24 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use paracell_domain::http::{ApiRequest, ApiResponse};
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::memory::MemoryStore;
+use paracell_domain::placement::TenantRole;
 use paracell_domain::placement::quorum::lease::{self, LeaseChange};
 use paracell_domain::placement::quorum::{
     Acceptor, LeaseGate, LeaseHolder, LeaseTiming, MemoryAcceptor, QuorumRegistry,
 };
 use paracell_domain::placement::registry::{Placement, PlacementRegistry};
-use paracell_domain::placement::{Fence, TenantHead, TenantRole};
-use paracell_domain::ports::{
-    BalanceSnapshot, Commit, CommitError, CreateView, EntryPage, EntryRef, MonotonicClock,
-    Received, StoreError, SystemClock, TransactionStore, UuidV7,
-};
-use paracell_domain::replication::SealedEntry;
+use paracell_domain::ports::{MonotonicClock, StoreError, SystemClock, TransactionStore, UuidV7};
 use paracell_domain::testing::block_on;
-use paracell_domain::transaction::{Transaction, TransactionId};
-use paracell_domain::{
-    AccountId, Cell, CellConfig, CellId, CellPorts, Currency, TenantId, TenantScope,
-};
+use paracell_domain::testing::faults::{Faults, FaultyStore, Operation};
+use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,97 +37,29 @@ impl MonotonicClock for Manual {
     }
 }
 
-/// The memory store, with commits that take `commit_takes` on the cell's monotonic clock (a store
-/// link delayed, not cut).
+/// Commits that take `commit_takes_ms` on the cell's monotonic clock to answer (a store link
+/// delayed, not cut).
 struct SlowCommits {
-    inner: MemoryStore,
     clock: Arc<Manual>,
     commit_takes_ms: AtomicU64,
 }
 
-#[async_trait::async_trait]
-impl TransactionStore for SlowCommits {
-    async fn head(&self, t: &TenantId) -> Result<Option<TenantHead>, StoreError> {
-        self.inner.head(t).await
+impl Faults for SlowCommits {
+    fn before(&self, _: Operation) -> Result<(), StoreError> {
+        Ok(())
     }
-    async fn create_view(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-        a: &AccountId,
-        c: Currency,
-    ) -> Result<CreateView, StoreError> {
-        self.inner.create_view(t, k, a, c).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        let result = self.inner.commit(commit).await;
+
+    fn after_commit(&self) {
         self.clock.advance(Duration::from_millis(
             self.commit_takes_ms.load(Ordering::SeqCst),
         ));
-        result
-    }
-    async fn put_head(&self, fence: Fence, head: TenantHead) -> Result<(), CommitError> {
-        self.inner.put_head(fence, head).await
-    }
-    async fn receive(&self, e: &SealedEntry) -> Result<Received, StoreError> {
-        self.inner.receive(e).await
-    }
-    async fn entry(&self, t: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
-        self.inner.entry(t, seq).await
-    }
-    async fn entries_after(
-        &self,
-        t: &TenantId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<SealedEntry>, StoreError> {
-        self.inner.entries_after(t, after, limit).await
-    }
-    async fn transaction(
-        &self,
-        t: &TenantId,
-        id: TransactionId,
-    ) -> Result<Option<Transaction>, StoreError> {
-        self.inner.transaction(t, id).await
-    }
-    async fn balance(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-        c: Currency,
-    ) -> Result<Option<BalanceSnapshot>, StoreError> {
-        self.inner.balance(t, a, c).await
-    }
-    async fn balances(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-    ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-        self.inner.balances(t, a).await
-    }
-    async fn idempotency_record(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.inner.idempotency_record(t, k).await
-    }
-    async fn pending_entries(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<EntryPage, StoreError> {
-        self.inner.pending_entries(after, limit).await
-    }
-    async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
-        self.inner.mark_relayed(entries).await
     }
 }
 
 struct World {
     cell: Cell,
     clock: Arc<Manual>,
-    store: Arc<SlowCommits>,
+    store: Arc<FaultyStore<SlowCommits>>,
     acceptors: Vec<Arc<MemoryAcceptor>>,
     quorum: Arc<QuorumRegistry>,
 }
@@ -160,11 +85,13 @@ fn setup() -> World {
         clock.clone(),
         LeaseHolder::new(LeaseTiming::default()),
     );
-    let store = Arc::new(SlowCommits {
-        inner: MemoryStore::new(),
-        clock: clock.clone(),
-        commit_takes_ms: AtomicU64::new(0),
-    });
+    let store = Arc::new(FaultyStore::new(
+        Arc::new(MemoryStore::new()),
+        SlowCommits {
+            clock: clock.clone(),
+            commit_takes_ms: AtomicU64::new(0),
+        },
+    ));
     let cell = Cell::new(
         CellConfig::new("cell-a", TenantScope::All).unwrap(),
         CellPorts {
@@ -259,7 +186,10 @@ fn a_commit_back_after_the_deadline_is_not_acknowledged_and_replays_once_renewed
     w.acceptors[0].set_reachable(false);
     w.acceptors[1].set_reachable(false);
     w.clock.advance(Duration::from_millis(9_900));
-    w.store.commit_takes_ms.store(3_000, Ordering::SeqCst);
+    w.store
+        .faults()
+        .commit_takes_ms
+        .store(3_000, Ordering::SeqCst);
     let late = create(&w.cell, "coop-1", "late");
     assert_eq!(late.status, 503, "{}", String::from_utf8_lossy(&late.body));
     assert!(problem_type(&late).ends_with("tenant-ownership-unconfirmed"));
@@ -276,7 +206,7 @@ fn a_commit_back_after_the_deadline_is_not_acknowledged_and_replays_once_renewed
     assert!(block_on(w.store.entry(&tenant, 2)).unwrap().is_some());
     // Quorum back, store fast again: a retry under the same key replays the booked outcome.
     w.acceptors[0].set_reachable(true);
-    w.store.commit_takes_ms.store(0, Ordering::SeqCst);
+    w.store.faults().commit_takes_ms.store(0, Ordering::SeqCst);
     let retry = create(&w.cell, "coop-1", "late");
     assert_eq!(retry.status, 201);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));

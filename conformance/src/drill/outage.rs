@@ -35,8 +35,8 @@
 
 use super::{Check, DrillReport, Rng, cents};
 use paracell_domain::http::ApiRequest;
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::memory::{ManualClock, MemoryStore, SequentialIds};
+use paracell_domain::placement::TenantRole;
 use paracell_domain::placement::migrate::{CellHandle, MovePorts};
 use paracell_domain::placement::quorum::controller::{
     Controller, ControllerPolicy, Decision, Protected, Watched,
@@ -48,15 +48,14 @@ use paracell_domain::placement::quorum::{
 };
 use paracell_domain::placement::reconcile::{TailClass, reconcile};
 use paracell_domain::placement::registry::{Placement, PlacementRegistry};
-use paracell_domain::placement::{Fence, TenantHead, TenantRole};
 use paracell_domain::ports::{
-    BalanceSnapshot, Commit, CommitError, CreateView, EntryPage, EntryRef, HttpClient,
-    OutboundRequest, OutboundResponse, Received, Sleep, StoreError, TransactionStore,
+    HttpClient, OutboundRequest, OutboundResponse, Sleep, StoreError, TransactionStore,
     TransportError,
 };
 use paracell_domain::replication::SealedEntry;
-use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
-use paracell_domain::{Cell, CellConfig, CellId, CellPorts, Currency, TenantId, TenantScope};
+use paracell_domain::testing::faults::{Faults, FaultyStore, Operation};
+use paracell_domain::transaction::AccountId;
+use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -237,115 +236,29 @@ impl Acceptor for Linked {
     }
 }
 
-/// A cell's store as one actor reaches it; commits can be delayed (the link slowed, not cut).
-struct LinkedStore {
+/// A cell's store as one actor reaches it: every operation fails while the link is cut, and a
+/// commit's answer can come back late (the link slowed, not cut) — the world's clock moves on
+/// meanwhile.
+struct StoreLink {
     actor: String,
     target: String,
-    inner: Arc<MemoryStore>,
     net: Arc<Net>,
     clock: Arc<ManualClock>,
     delay_next_commit_ms: Arc<AtomicU64>,
 }
 
-impl LinkedStore {
-    fn check(&self) -> Result<(), StoreError> {
+impl Faults for StoreLink {
+    fn before(&self, _: Operation) -> Result<(), StoreError> {
         if self.net.open(&self.actor, &self.target) {
             Ok(())
         } else {
             Err(unreachable(&self.target))
         }
     }
-}
 
-#[async_trait::async_trait]
-impl TransactionStore for LinkedStore {
-    async fn head(&self, t: &TenantId) -> Result<Option<TenantHead>, StoreError> {
-        self.check()?;
-        self.inner.head(t).await
-    }
-    async fn create_view(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-        a: &AccountId,
-        c: Currency,
-    ) -> Result<CreateView, StoreError> {
-        self.check()?;
-        self.inner.create_view(t, k, a, c).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<(), CommitError> {
-        self.check()?;
-        let result = self.inner.commit(commit).await;
-        // The answer comes back late: the world's clock moves on meanwhile.
+    fn after_commit(&self) {
         let delay = self.delay_next_commit_ms.swap(0, Ordering::SeqCst);
         self.clock.advance(Duration::from_millis(delay));
-        result
-    }
-    async fn put_head(&self, fence: Fence, head: TenantHead) -> Result<(), CommitError> {
-        self.check()?;
-        self.inner.put_head(fence, head).await
-    }
-    async fn receive(&self, e: &SealedEntry) -> Result<Received, StoreError> {
-        self.check()?;
-        self.inner.receive(e).await
-    }
-    async fn entry(&self, t: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
-        self.check()?;
-        self.inner.entry(t, seq).await
-    }
-    async fn entries_after(
-        &self,
-        t: &TenantId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<SealedEntry>, StoreError> {
-        self.check()?;
-        self.inner.entries_after(t, after, limit).await
-    }
-    async fn transaction(
-        &self,
-        t: &TenantId,
-        id: TransactionId,
-    ) -> Result<Option<Transaction>, StoreError> {
-        self.check()?;
-        self.inner.transaction(t, id).await
-    }
-    async fn balance(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-        c: Currency,
-    ) -> Result<Option<BalanceSnapshot>, StoreError> {
-        self.check()?;
-        self.inner.balance(t, a, c).await
-    }
-    async fn balances(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-    ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-        self.check()?;
-        self.inner.balances(t, a).await
-    }
-    async fn idempotency_record(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.check()?;
-        self.inner.idempotency_record(t, k).await
-    }
-    async fn pending_entries(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<EntryPage, StoreError> {
-        self.check()?;
-        self.inner.pending_entries(after, limit).await
-    }
-    async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
-        self.check()?;
-        self.inner.mark_relayed(entries).await
     }
 }
 
@@ -518,15 +431,18 @@ impl World {
         )
     }
 
-    fn store_view(&self, actor: &str, cloud: Cloud) -> Arc<LinkedStore> {
-        Arc::new(LinkedStore {
-            actor: actor.to_owned(),
-            target: cloud.store(),
-            inner: Arc::clone(&self.stores[cloud.name()]),
-            net: Arc::clone(&self.net),
-            clock: Arc::clone(&self.clock),
-            delay_next_commit_ms: Arc::clone(&self.delays[cloud.name()]),
-        })
+    fn store_view(&self, actor: &str, cloud: Cloud) -> Arc<FaultyStore<StoreLink>> {
+        let inner: Arc<dyn TransactionStore> = self.stores[cloud.name()].clone();
+        Arc::new(FaultyStore::new(
+            inner,
+            StoreLink {
+                actor: actor.to_owned(),
+                target: cloud.store(),
+                net: Arc::clone(&self.net),
+                clock: Arc::clone(&self.clock),
+                delay_next_commit_ms: Arc::clone(&self.delays[cloud.name()]),
+            },
+        ))
     }
 
     fn handle(&self, actor: &str, cloud: Cloud) -> CellHandle {
@@ -600,22 +516,7 @@ impl World {
             return None;
         }
         let response = self.cells[target.name()]
-            .handle(
-                ApiRequest::new("POST", "/v1/transactions")
-                    .with_header("content-type", "application/json")
-                    .with_header("x-tenant-id", TENANT)
-                    .with_header("idempotency-key", &op.key)
-                    .with_body(
-                        format!(
-                            r#"{{"account_id":"{}","type":"{}","amount":"{}.{:02}","currency":"EUR"}}"#,
-                            op.account,
-                            if op.debit { "debit" } else { "credit" },
-                            op.cents / 100,
-                            op.cents % 100
-                        )
-                        .into_bytes(),
-                    ),
-            )
+            .handle(create(&op.key, op.account, op.debit, op.cents))
             .await;
         if !matches!(response.status, 201 | 409) {
             return Some(false);
@@ -825,6 +726,23 @@ async fn crash_watch(w: &World, home: Cloud, watch: &mut LeaseWatch) -> bool {
         ),
         None => false,
     }
+}
+
+/// A client's create on the tenant.
+fn create(key: &str, account: &str, debit: bool, cents: u64) -> ApiRequest {
+    ApiRequest::new("POST", "/v1/transactions")
+        .with_header("content-type", "application/json")
+        .with_header("x-tenant-id", TENANT)
+        .with_header("idempotency-key", key)
+        .with_body(
+            format!(
+                r#"{{"account_id":"{account}","type":"{}","amount":"{}.{:02}","currency":"EUR"}}"#,
+                if debit { "debit" } else { "credit" },
+                cents / 100,
+                cents % 100
+            )
+            .into_bytes(),
+        )
 }
 
 fn unreachable_id() -> ! {
@@ -1146,16 +1064,7 @@ async fn failover_scenario(home: Cloud, seed: u64, fault: Fault) -> Vec<Row> {
     w.net.heal();
     w.delays[home.name()].store(0, Ordering::SeqCst);
     let stale = w.cells[home.name()]
-        .handle(
-            ApiRequest::new("POST", "/v1/transactions")
-                .with_header("content-type", "application/json")
-                .with_header("x-tenant-id", TENANT)
-                .with_header("idempotency-key", "stale-router")
-                .with_body(
-                    br#"{"account_id":"ACC-1","type":"credit","amount":"1.00","currency":"EUR"}"#
-                        .to_vec(),
-                ),
-        )
+        .handle(create("stale-router", "ACC-1", false, 100))
         .await;
     check(
         &mut healed,
@@ -1223,16 +1132,7 @@ async fn failover_scenario(home: Cloud, seed: u64, fault: Fault) -> Vec<Row> {
     let _ = lease::reinstate(&w.operator, &cell, tenure).await;
     w.clock.advance(Duration::from_secs(5));
     let after = w.cells[home.name()]
-        .handle(
-            ApiRequest::new("POST", "/v1/transactions")
-                .with_header("content-type", "application/json")
-                .with_header("x-tenant-id", TENANT)
-                .with_header("idempotency-key", "after-reinstate")
-                .with_body(
-                    br#"{"account_id":"ACC-1","type":"credit","amount":"1.00","currency":"EUR"}"#
-                        .to_vec(),
-                ),
-        )
+        .handle(create("after-reinstate", "ACC-1", false, 100))
         .await;
     check(
         &mut healed,

@@ -1,5 +1,6 @@
 //! A store wrapper that fails on purpose: every operation asks a [`Faults`] first, then delegates.
-//! The contract tests and the conformance suite inject outages, throttling and panics with it.
+//! The contract tests and the conformance suite inject outages, throttling and panics with it, the
+//! outage drill its network partitions and slow links.
 
 use crate::idempotency::{IdempotencyKey, IdempotencyRecord};
 use crate::money::Currency;
@@ -42,6 +43,10 @@ pub trait Faults: Send + Sync {
         let _ = (tenant, key);
         view
     }
+
+    /// Called once a commit has been applied, before its answer goes back (by default, nothing): a
+    /// slow link makes the answer late here, so the writer sees the time move past it.
+    fn after_commit(&self) {}
 }
 
 impl<F: Fn(Operation) -> Result<(), StoreError> + Send + Sync> Faults for F {
@@ -97,7 +102,9 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
     }
     async fn commit(&self, c: Commit) -> Result<(), CommitError> {
         self.faults.before(Operation::Commit)?;
-        self.inner.commit(c).await
+        let committed = self.inner.commit(c).await;
+        self.faults.after_commit();
+        committed
     }
     async fn put_head(
         &self,
