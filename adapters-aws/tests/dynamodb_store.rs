@@ -7,25 +7,12 @@ use paracell_aws::outbound::dynamodb::{DynamoConfig, DynamoStore};
 use paracell_domain::ports::{StoreError, TransactionStore};
 use paracell_domain::testing::round_trips::{self, counts};
 use paracell_domain::testing::store_contract::{self, Executor};
+use paracell_testkit::runtime::OnTokio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct OnTokio(tokio::runtime::Runtime);
-
-impl Executor for OnTokio {
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-}
-
 fn runtime() -> OnTokio {
-    OnTokio(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime"),
-    )
+    OnTokio::multi_thread(2)
 }
 
 fn endpoint() -> String {

@@ -8,25 +8,12 @@ use paracell_domain::ports::{StoreError, TransactionStore};
 use paracell_domain::testing::round_trips::{self, counts};
 use paracell_domain::testing::store_contract::{self, Executor};
 use paracell_domain::{AccountId, Currency, TenantId};
+use paracell_testkit::runtime::OnTokio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct OnTokio(tokio::runtime::Runtime);
-
-impl Executor for OnTokio {
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-}
-
 fn runtime() -> OnTokio {
-    OnTokio(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime"),
-    )
+    OnTokio::multi_thread(2)
 }
 
 const LOCAL_KEY: &str = "bG9jYWwtdGVzdC1rZXktbm90LWEtc2VjcmV0LWxvY2FsLXRlc3Qta2V5LW5vdC1h";

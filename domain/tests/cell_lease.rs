@@ -10,7 +10,7 @@ use paracell_domain::memory::MemoryStore;
 use paracell_domain::placement::TenantRole;
 use paracell_domain::placement::quorum::lease::{self, LeaseChange};
 use paracell_domain::placement::quorum::{
-    Acceptor, LeaseGate, LeaseHolder, LeaseTiming, MemoryAcceptor, QuorumRegistry,
+    LeaseGate, LeaseHolder, LeaseTiming, MemoryAcceptor, QuorumRegistry, memory_quorum,
 };
 use paracell_domain::placement::registry::{Placement, PlacementRegistry};
 use paracell_domain::ports::{MonotonicClock, StoreError, SystemClock, TransactionStore, UuidV7};
@@ -70,15 +70,8 @@ fn cell_a() -> CellId {
 
 fn setup() -> World {
     let clock = Arc::new(Manual::default());
-    let acceptors: Vec<Arc<MemoryAcceptor>> = ["aws", "azure", "gcp"]
-        .iter()
-        .map(|d| Arc::new(MemoryAcceptor::new(d)))
-        .collect();
-    let ports: Vec<Arc<dyn Acceptor>> = acceptors
-        .iter()
-        .map(|a| Arc::clone(a) as Arc<dyn Acceptor>)
-        .collect();
-    let quorum = Arc::new(QuorumRegistry::new(ports, 1).unwrap());
+    let (acceptors, quorum) = memory_quorum(1);
+    let quorum = Arc::new(quorum);
     let gate = LeaseGate::new(
         cell_a(),
         Arc::clone(&quorum),

@@ -10,9 +10,7 @@ use paracell_domain::placement::migrate::{CellHandle, MovePorts};
 use paracell_domain::placement::quorum::controller::{
     Controller, ControllerPolicy, Decision, Hold, Protected, TickReport, Watched,
 };
-use paracell_domain::placement::quorum::{
-    Acceptor, LeaseTiming, MemoryAcceptor, QuorumRegistry, lease,
-};
+use paracell_domain::placement::quorum::{LeaseTiming, QuorumRegistry, lease, memory_quorum};
 use paracell_domain::placement::registry::{Placement, PlacementRegistry, PlacementState};
 use paracell_domain::placement::{Fence, TenantHead, TenantRole};
 use paracell_domain::ports::{
@@ -81,11 +79,7 @@ fn cell(id: &str) -> CellId {
 
 fn setup() -> World {
     let clock = Arc::new(ManualClock::default());
-    let acceptors: Vec<Arc<dyn Acceptor>> = ["aws", "azure", "gcp"]
-        .iter()
-        .map(|d| Arc::new(MemoryAcceptor::new(d)) as Arc<dyn Acceptor>)
-        .collect();
-    let quorum = Arc::new(QuorumRegistry::new(acceptors, 1).unwrap());
+    let quorum = Arc::new(memory_quorum(1).1);
     let a = CellHandle {
         id: cell("cell-a"),
         store: Arc::new(MemoryStore::new()),

@@ -20,25 +20,12 @@ use paracell_domain::testing::store_contract::Executor;
 use paracell_domain::testing::{acceptor_contract, registry_contract};
 use paracell_examples::http_client::HyperClient;
 use paracell_gcp::gcs::{GcsAuth, GcsConfig, GcsSlots};
+use paracell_testkit::runtime::OnTokio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct OnTokio(tokio::runtime::Runtime);
-
-impl Executor for OnTokio {
-    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
-    }
-}
-
 fn runtime() -> OnTokio {
-    OnTokio(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a tokio runtime"),
-    )
+    OnTokio::multi_thread(2)
 }
 
 fn env(name: &str) -> String {

@@ -5,7 +5,10 @@
 //!   (close, refuse), **black-hole** (accept and never answer), **delay** and **heal** its link,
 //!   each direction on its own. Stopping a process is not a partition: a partition leaves both
 //!   sides running, and a black hole makes every timeout matter.
+//! - [`runtime::OnTokio`]: the domain's contract suites on a tokio runtime (stores on real
+//!   services need one).
 
 #![deny(missing_docs)]
 
 pub mod proxy;
+pub mod runtime;

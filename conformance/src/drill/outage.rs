@@ -686,8 +686,8 @@ impl World {
     }
 }
 
-/// The home cell's lease counter, as a majority reads it (0: none).
-async fn lease_seq(w: &World, home: Cloud) -> u64 {
+/// The home cell's lease, as a majority reads it.
+async fn read_lease(w: &World, home: Cloud) -> Option<lease::CellLease> {
     let cell = CellId::parse(&home.cell()).unwrap_or_else(|_| unreachable_id());
     w.operator
         .change(&lease::lease_key(&cell), |_| {
@@ -698,23 +698,18 @@ async fn lease_seq(w: &World, home: Cloud) -> u64 {
         .and_then(Result::ok)
         .flatten()
         .and_then(|t| lease::CellLease::parse(&t).ok())
-        .map_or(0, |l| l.seq)
+}
+
+/// The home cell's lease counter (0: none).
+async fn lease_seq(w: &World, home: Cloud) -> u64 {
+    read_lease(w, home).await.map_or(0, |l| l.seq)
 }
 
 /// The controller that dies: watches the home cell's lease and, the moment it may, revokes it —
 /// then does nothing more. Whether it revoked.
 async fn crash_watch(w: &World, home: Cloud, watch: &mut LeaseWatch) -> bool {
     let cell = CellId::parse(&home.cell()).unwrap_or_else(|_| unreachable_id());
-    let read = w
-        .operator
-        .change(&lease::lease_key(&cell), |_| {
-            Ok::<_, std::convert::Infallible>(None)
-        })
-        .await;
-    let Ok(Ok(Some(text))) = read else {
-        return false;
-    };
-    let Ok(l) = lease::CellLease::parse(&text) else {
+    let Some(l) = read_lease(w, home).await else {
         return false;
     };
     let now = Duration::from_millis(u64::try_from(w.now_ms()).unwrap_or(0));
@@ -1177,21 +1172,6 @@ async fn steady_scenario(home: Cloud, seed: u64, witness_cut: bool) -> Row {
         w.step(step, &controllers).await;
     }
     let cell = CellId::parse(&home.cell()).unwrap_or_else(|_| unreachable_id());
-    let seq = |w: &World| {
-        let w = w.operator.clone();
-        let cell = cell.clone();
-        async move {
-            w.change(&lease::lease_key(&cell), |_| {
-                Ok::<_, std::convert::Infallible>(None)
-            })
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .and_then(|t| lease::CellLease::parse(&t).ok())
-            .map_or(0, |l| l.seq)
-        }
-    };
     if witness_cut {
         w.net.set_down(&acceptor_name("gcp"), true);
     } else {
@@ -1202,14 +1182,14 @@ async fn steady_scenario(home: Cloud, seed: u64, witness_cut: bool) -> Row {
         );
     }
     // The operator's own reads go through the witness: heal nothing, read via a cell's view.
-    let before = seq(&w).await;
+    let before = lease_seq(&w, home).await;
     let acks_before = w.acks.len();
     let mut decisions = Vec::new();
     for _ in 0..240 {
         step += 1;
         decisions.extend(w.step(step, &controllers).await);
     }
-    let after = seq(&w).await;
+    let after = lease_seq(&w, home).await;
     let placement = w.operator.get(&World::tenant()).await;
     check(
         &mut row,

@@ -68,19 +68,14 @@ pub async fn import(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Acceptor, MemoryAcceptor, QuorumRegistry};
+    use super::super::QuorumRegistry;
     use super::*;
     use crate::placement::registry::MemoryRegistry;
     use crate::tenancy::CellId;
     use crate::testing::block_on;
-    use std::sync::Arc;
 
     fn quorum() -> QuorumRegistry {
-        let acceptors = ["aws", "azure", "gcp"]
-            .iter()
-            .map(|d| Arc::new(MemoryAcceptor::new(d)) as Arc<dyn Acceptor>)
-            .collect();
-        QuorumRegistry::new(acceptors, 1).unwrap()
+        super::super::memory_quorum(1).1
     }
 
     #[test]

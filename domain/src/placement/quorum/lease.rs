@@ -638,15 +638,7 @@ mod tests {
     }
 
     fn quorum() -> (Vec<Arc<MemoryAcceptor>>, QuorumRegistry) {
-        let acceptors: Vec<Arc<MemoryAcceptor>> = ["aws", "azure", "gcp"]
-            .iter()
-            .map(|d| Arc::new(MemoryAcceptor::new(d)))
-            .collect();
-        let ports = acceptors
-            .iter()
-            .map(|a| Arc::clone(a) as Arc<dyn Acceptor>)
-            .collect();
-        (acceptors, QuorumRegistry::new(ports, 1).unwrap())
+        super::super::memory_quorum(1)
     }
 
     #[test]

@@ -128,3 +128,32 @@ impl Acceptor for MemoryAcceptor {
         self.inner.accept(key, ballot, value).await
     }
 }
+
+/// Three memory acceptors, one per failure domain (`aws`, `azure`, `gcp`), and a
+/// [`QuorumRegistry`](super::QuorumRegistry) over them proposing as `proposer`: where quorum tests and
+/// in-process drills start (the acceptors are returned to cut them off or inspect their slots).
+///
+/// ```
+/// use paracell_domain::placement::quorum::memory_quorum;
+/// use paracell_domain::placement::registry::PlacementRegistry;
+/// let (acceptors, quorum) = memory_quorum(1);
+/// acceptors[0].set_reachable(false); // AWS's acceptor cut off: the other two still answer
+/// let tenant = paracell_domain::TenantId::parse("coop-1").unwrap();
+/// assert_eq!(paracell_domain::testing::block_on(quorum.get(&tenant)).unwrap(), None);
+/// ```
+pub fn memory_quorum(
+    proposer: u64,
+) -> (Vec<std::sync::Arc<MemoryAcceptor>>, super::QuorumRegistry) {
+    let acceptors: Vec<std::sync::Arc<MemoryAcceptor>> = ["aws", "azure", "gcp"]
+        .iter()
+        .map(|d| std::sync::Arc::new(MemoryAcceptor::new(d)))
+        .collect();
+    let ports = acceptors
+        .iter()
+        .map(|a| std::sync::Arc::clone(a) as std::sync::Arc<dyn Acceptor>)
+        .collect();
+    match super::QuorumRegistry::new(ports, proposer) {
+        Ok(quorum) => (acceptors, quorum),
+        Err(_) => unreachable!("three acceptors in three failure domains"),
+    }
+}

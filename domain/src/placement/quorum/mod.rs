@@ -43,7 +43,7 @@ pub use cas::{CasAcceptor, SlotStore, SlotWrite};
 pub(crate) use gate::fenced_head;
 pub use gate::{Admission, LeaseGate};
 pub use lease::{CellLease, LeaseHolder, LeaseTiming, LeaseWatch};
-pub use memory::{MemoryAcceptor, MemorySlots};
+pub use memory::{MemoryAcceptor, MemorySlots, memory_quorum};
 pub use registry::{QuorumError, QuorumRegistry};
 
 use crate::ports::StoreError;
