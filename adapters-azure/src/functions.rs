@@ -53,48 +53,105 @@ pub fn trigger_router(
     })
 }
 
-async fn answer(handle: &Handle, request: http::Request<Body>) -> http::Response<Body> {
+/// The invocation a request carries, or the answer to a request that is not one.
+async fn invocation(
+    request: http::Request<Body>,
+) -> Result<TriggerInvocation, http::Response<Body>> {
     let path = request.uri().path().to_owned();
     if request.method() == http::Method::GET && path == "/" {
-        return http::Response::new(Body::empty());
+        return Err(http::Response::new(Body::empty()));
     }
     let function = path.trim_start_matches('/').to_owned();
     if request.method() != http::Method::POST || function.is_empty() || function.contains('/') {
-        return reply(404, vec![format!("no function at {path}")], None);
+        return Err(reply(404, vec![format!("no function at {path}")], None));
     }
     let body = match axum::body::to_bytes(request.into_body(), usize::MAX).await {
         Ok(body) => body,
-        Err(e) => return reply(400, vec![format!("unreadable invocation: {e}")], None),
+        Err(e) => {
+            return Err(reply(
+                400,
+                vec![format!("unreadable invocation: {e}")],
+                None,
+            ));
+        }
     };
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(envelope @ Value::Object(_)) => envelope,
         Ok(_) => {
-            return reply(
+            return Err(reply(
                 400,
                 vec!["the invocation is not a JSON object".into()],
                 None,
-            );
+            ));
         }
-        Err(e) => return reply(400, vec![format!("the invocation is not JSON: {e}")], None),
+        Err(e) => {
+            return Err(reply(
+                400,
+                vec![format!("the invocation is not JSON: {e}")],
+                None,
+            ));
+        }
     };
-    let invocation = TriggerInvocation {
+    Ok(TriggerInvocation {
         function,
         data: envelope.get("Data").cloned().unwrap_or(Value::Null),
         metadata: envelope.get("Metadata").cloned().unwrap_or(Value::Null),
-    };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&invocation)));
+    })
+}
+
+/// The answer to a handled (or failed, or panicked) invocation.
+fn outcome_reply(
+    function: &str,
+    outcome: Result<Result<TriggerOutcome, String>, String>,
+) -> http::Response<Body> {
     match outcome {
         Ok(Ok(outcome)) => reply(200, outcome.logs, outcome.return_value),
         Ok(Err(reason)) => {
-            tracing::error!(function = %invocation.function, %reason, "invocation failed");
+            tracing::error!(%function, %reason, "invocation failed");
             reply(500, vec![reason], None)
         }
-        Err(panic) => {
-            let reason = panic_message(panic.as_ref());
-            tracing::error!(function = %invocation.function, %reason, "invocation panicked");
+        Err(reason) => {
+            tracing::error!(%function, %reason, "invocation panicked");
             reply(500, vec![format!("panicked: {reason}")], None)
         }
     }
+}
+
+async fn answer(handle: &Handle, request: http::Request<Body>) -> http::Response<Body> {
+    let invocation = match invocation(request).await {
+        Ok(invocation) => invocation,
+        Err(response) => return response,
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&invocation)))
+        .map_err(|panic| panic_message(panic.as_ref()));
+    outcome_reply(&invocation.function, outcome)
+}
+
+/// An asynchronous trigger handler (one that reaches a store or the placement quorum).
+pub type AsyncTriggerHandler = dyn Fn(
+        TriggerInvocation,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<TriggerOutcome, String>> + Send>,
+    > + Send
+    + Sync;
+
+/// [`trigger_router`] for a handler that awaits: each invocation runs as its own task, so a panic in
+/// it answers 500 like any failure.
+pub fn async_trigger_router(handle: Arc<AsyncTriggerHandler>) -> axum::Router {
+    axum::Router::new().fallback(move |request: http::Request<Body>| {
+        let handle = handle.clone();
+        async move {
+            let invocation = match invocation(request).await {
+                Ok(invocation) => invocation,
+                Err(response) => return response,
+            };
+            let function = invocation.function.clone();
+            let outcome = tokio::spawn(handle(invocation))
+                .await
+                .map_err(|joined| joined.to_string());
+            outcome_reply(&function, outcome)
+        }
+    })
 }
 
 /// A panic's message, when it has one (`panic!("…")` payloads are `&str` or `String`).
@@ -122,6 +179,19 @@ fn reply(status: u16, logs: Vec<String>, return_value: Option<Value>) -> http::R
         http::HeaderValue::from_static("application/json"),
     );
     response
+}
+
+/// [`run_triggers`] for an asynchronous handler ([`async_trigger_router`]).
+pub async fn run_async_triggers(
+    handle: Arc<AsyncTriggerHandler>,
+) -> Result<(), crate::server::StartError> {
+    let port = crate::server::port_from_env().map_err(crate::server::StartError::Port)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tracing::info!(port, "listening");
+    axum::serve(listener, async_trigger_router(handle))
+        .with_graceful_shutdown(crate::server::shutdown_signal())
+        .await?;
+    Ok(())
 }
 
 /// Everything a trigger-function binary does (install a log subscriber first, e.g.
@@ -203,6 +273,42 @@ mod tests {
                 call(router(), "POST", "/", r#"{"Data":{"n":1}}"#).await.0,
                 404
             );
+        });
+    }
+
+    /// The same handler, awaiting: the same envelopes, and a panic inside its task is a 500.
+    #[test]
+    fn an_async_handler_answers_the_same_envelopes() {
+        let handler: Arc<AsyncTriggerHandler> = Arc::new(|invocation: TriggerInvocation| {
+            Box::pin(async move {
+                match invocation.data["n"].as_i64() {
+                    Some(0) => panic!("zero"),
+                    Some(n) if n < 0 => Err(format!("{n} is negative")),
+                    Some(n) => Ok(TriggerOutcome {
+                        logs: vec![format!("{} got {n}", invocation.function)],
+                        return_value: Some(Value::from(n * 2)),
+                    }),
+                    None => Err("no n".into()),
+                }
+            })
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let router = || async_trigger_router(handler.clone());
+            let (status, body) = call(router(), "POST", "/Double", r#"{"Data":{"n":21}}"#).await;
+            assert_eq!((status, body["ReturnValue"].as_i64()), (200, Some(42)));
+            let (status, body) = call(router(), "POST", "/Double", r#"{"Data":{"n":-1}}"#).await;
+            assert_eq!(
+                (status, body["Logs"][0].as_str()),
+                (500, Some("-1 is negative"))
+            );
+            let (status, body) = call(router(), "POST", "/Double", r#"{"Data":{"n":0}}"#).await;
+            assert_eq!(status, 500);
+            assert!(body["Logs"][0].as_str().unwrap().starts_with("panicked"));
+            assert_eq!(call(router(), "POST", "/Double", "{").await.0, 400);
+            assert_eq!(call(router(), "GET", "/", "").await.0, 200);
         });
     }
 }

@@ -183,57 +183,178 @@ async fn reinstate(cell: &str, tenure: u64) -> ExitCode {
     }
 }
 
-/// What `watch` needs from its arguments.
-struct WatchArgs<'a> {
-    cell: &'a str,
-    observer: &'a str,
-    cell_domain: &'a str,
-    health: &'a str,
-    standby: &'a str,
-    tenants: &'a str,
-    every: Duration,
-    ticks: Option<u64>,
+/// What a failover controller watches and how often: from `paracell-admin watch`'s arguments, or
+/// from the environment of the scheduled controllers (`lambda-controller`, `azure-controller`).
+///
+/// | variable | argument | meaning |
+/// |---|---|---|
+/// | `PARACELL_WATCH_CELL` | `CELL` | the primary cell watched |
+/// | `PARACELL_WATCH_OBSERVER` | `--observer` | this observer's failure domain (`aws`, `azure`, `gcp`) |
+/// | `PARACELL_WATCH_CELL_DOMAIN` | `--cell-domain` | the watched cell's domain (its own votes do not count) |
+/// | `PARACELL_WATCH_HEALTH` | `--health` | the cell's health URL |
+/// | `PARACELL_WATCH_STANDBY` | `--standby` | the cell its tenants fail over to (in `PARACELL_ADMIN_CELLS`) |
+/// | `PARACELL_WATCH_TENANTS` | `--tenants` | the tenants, comma-separated |
+/// | `PARACELL_WATCH_EVERY_MS` | `--every-ms` | between two ticks (default 2000) |
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// The primary cell watched.
+    pub cell: String,
+    /// This observer's failure domain.
+    pub observer: String,
+    /// The watched cell's domain.
+    pub cell_domain: String,
+    /// The cell's health URL.
+    pub health: String,
+    /// The cell its tenants fail over to.
+    pub standby: String,
+    /// The tenants, comma-separated.
+    pub tenants: String,
+    /// Between two ticks.
+    pub every: Duration,
 }
 
-fn watch_args<'a>(words: &[&'a str]) -> Option<WatchArgs<'a>> {
-    let (cell, rest) = words.split_first()?;
-    let mut args = WatchArgs {
-        cell,
-        observer: "",
-        cell_domain: "",
-        health: "",
-        standby: "",
-        tenants: "",
-        every: ControllerPolicy::default().probe_every,
-        ticks: None,
-    };
-    let mut rest = rest.iter();
-    while let Some(flag) = rest.next() {
-        let value = rest.next()?;
-        match *flag {
-            "--observer" => args.observer = value,
-            "--cell-domain" => args.cell_domain = value,
-            "--health" => args.health = value,
-            "--standby" => args.standby = value,
-            "--tenants" => args.tenants = value,
-            "--every-ms" => args.every = Duration::from_millis(value.parse().ok()?),
-            "--ticks" => args.ticks = Some(value.parse().ok()?),
-            _ => return None,
-        }
+impl WatchConfig {
+    /// From `PARACELL_WATCH_*`, read through `lookup`.
+    ///
+    /// ```
+    /// use paracell_examples::quorum_admin::WatchConfig;
+    /// let env = |n: &str| match n {
+    ///     "PARACELL_WATCH_EVERY_MS" => Some("500".to_owned()),
+    ///     other => other.strip_prefix("PARACELL_WATCH_").map(|v| v.to_lowercase()),
+    /// };
+    /// let config = WatchConfig::from_lookup(env).unwrap();
+    /// assert_eq!((config.observer.as_str(), config.every.as_millis()), ("observer", 500));
+    /// assert!(WatchConfig::from_lookup(|_| None).unwrap_err().contains("PARACELL_WATCH_CELL"));
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let required = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("{name} is not set"))
+        };
+        let every = match lookup("PARACELL_WATCH_EVERY_MS") {
+            None => ControllerPolicy::default().probe_every,
+            Some(v) => {
+                Duration::from_millis(v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                    format!("PARACELL_WATCH_EVERY_MS={v:?} is not a positive number")
+                })?)
+            }
+        };
+        Ok(Self {
+            cell: required("PARACELL_WATCH_CELL")?,
+            observer: required("PARACELL_WATCH_OBSERVER")?,
+            cell_domain: required("PARACELL_WATCH_CELL_DOMAIN")?,
+            health: required("PARACELL_WATCH_HEALTH")?,
+            standby: required("PARACELL_WATCH_STANDBY")?,
+            tenants: required("PARACELL_WATCH_TENANTS")?,
+            every,
+        })
     }
-    [
-        args.observer,
-        args.cell_domain,
-        args.health,
-        args.standby,
-        args.tenants,
-    ]
-    .iter()
-    .all(|v| !v.is_empty())
-    .then_some(args)
+
+    /// From `paracell-admin watch`'s words (after `watch`), and the number of ticks to run.
+    fn from_words(words: &[&str]) -> Option<(Self, Option<u64>)> {
+        let (cell, rest) = words.split_first()?;
+        let mut values = std::collections::BTreeMap::new();
+        values.insert("PARACELL_WATCH_CELL", (*cell).to_owned());
+        let mut ticks = None;
+        let mut rest = rest.iter();
+        while let Some(flag) = rest.next() {
+            let value = (*rest.next()?).to_owned();
+            let name = match *flag {
+                "--observer" => "PARACELL_WATCH_OBSERVER",
+                "--cell-domain" => "PARACELL_WATCH_CELL_DOMAIN",
+                "--health" => "PARACELL_WATCH_HEALTH",
+                "--standby" => "PARACELL_WATCH_STANDBY",
+                "--tenants" => "PARACELL_WATCH_TENANTS",
+                "--every-ms" => "PARACELL_WATCH_EVERY_MS",
+                "--ticks" => {
+                    ticks = Some(value.parse().ok()?);
+                    continue;
+                }
+                _ => return None,
+            };
+            values.insert(name, value);
+        }
+        let config = Self::from_lookup(|n| values.get(n).cloned()).ok()?;
+        Some((config, ticks))
+    }
 }
 
-fn report_json(r: &TickReport) -> Value {
+/// The failover controller `config` describes, on the quorum `PARACELL_QUORUM` names and the cells
+/// `PARACELL_ADMIN_CELLS` names (the standby's store, and the watched cell's when reachable).
+pub async fn controller_from(
+    config: &WatchConfig,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(Controller, ControllerPolicy), String> {
+    let quorum = quorum_from_lookup(&lookup)
+        .await?
+        .ok_or("PARACELL_QUORUM is not set")?;
+    let timing = lease_timing_from_lookup(&lookup)?;
+    let cells = crate::operator::cells_from_lookup(&lookup).await?;
+    let find = |id: &str| cells.iter().find(|c| c.id.as_str() == id).cloned();
+    let standby = find(&config.standby)
+        .ok_or_else(|| format!("{} is not in PARACELL_ADMIN_CELLS", config.standby))?;
+    let cell = CellId::parse(&config.cell).map_err(|e| format!("{:?}: {e}", config.cell))?;
+    let mut tenants = Vec::new();
+    for t in config.tenants.split(',').filter(|t| !t.is_empty()) {
+        tenants.push(Protected {
+            tenant: TenantId::parse(t).map_err(|e| format!("{t:?}: {e}"))?,
+            standby: standby.clone(),
+        });
+    }
+    let policy = ControllerPolicy {
+        probe_every: config.every,
+        ..ControllerPolicy::default()
+    };
+    let controller = Controller::new(
+        Watched {
+            observer: config.observer.clone(),
+            cell,
+            cell_domain: config.cell_domain.clone(),
+            health_url: config.health.clone(),
+            tenants,
+            old: find(&config.cell),
+        },
+        Arc::new(crate::http_client::HyperClient::new()),
+        Arc::clone(&quorum),
+        paracell_domain::placement::migrate::MovePorts {
+            registry: quorum,
+            clock: Arc::new(paracell_domain::ports::SystemClock),
+            sleep: Arc::new(crate::http_client::TokioSleep),
+        },
+        Arc::new(paracell_domain::ports::ProcessClock::new()),
+        policy,
+        timing,
+    );
+    Ok((controller, policy))
+}
+
+/// Runs `controller` for `ticks` ticks (`None`: until `until` has passed), one tick every
+/// `policy.probe_every`, printing each tick's evidence as one JSON line on stdout; returns the
+/// reports' JSON.
+pub async fn run_ticks(
+    controller: &Controller,
+    policy: &ControllerPolicy,
+    ticks: Option<u64>,
+    until: Option<std::time::Instant>,
+) -> Vec<Value> {
+    let mut reports = Vec::new();
+    loop {
+        let report = report_json(&controller.tick().await);
+        // One JSON line per tick: the evidence of every decision, for the logs.
+        println!("{report}");
+        reports.push(report);
+        let done = ticks.is_some_and(|n| reports.len() as u64 >= n)
+            || until.is_some_and(|t| std::time::Instant::now() + policy.probe_every >= t);
+        if done {
+            return reports;
+        }
+        tokio::time::sleep(policy.probe_every).await;
+    }
+}
+
+/// A tick's evidence as JSON (`event: failover-controller-tick`).
+pub fn report_json(r: &TickReport) -> Value {
     json!({
         "event": "failover-controller-tick",
         "observer": r.observer,
@@ -258,74 +379,13 @@ fn report_json(r: &TickReport) -> Value {
 
 /// `paracell-admin watch …` (the words after `watch`): the failover controller's loop.
 pub async fn watch_command(words: &[&str]) -> ExitCode {
-    let Some(args) = watch_args(words) else {
+    let Some((config, ticks)) = WatchConfig::from_words(words) else {
         return usage();
     };
-    let quorum = match quorum().await {
-        Ok(q) => q,
-        Err(code) => return code,
-    };
-    let timing = match lease_timing_from_lookup(env) {
-        Ok(t) => t,
-        Err(e) => return fail("configuration", e),
-    };
-    let cells = match crate::operator::cells_from_lookup(env).await {
+    let (controller, policy) = match controller_from(&config, env).await {
         Ok(c) => c,
-        Err(e) => return fail("configuration", e),
+        Err(e) => return fail("watch", e),
     };
-    let find = |id: &str| cells.iter().find(|c| c.id.as_str() == id).cloned();
-    let Some(standby) = find(args.standby) else {
-        return fail(
-            "watch",
-            format!("{} is not in PARACELL_ADMIN_CELLS", args.standby),
-        );
-    };
-    let Ok(cell) = CellId::parse(args.cell) else {
-        return fail("watch", format!("{:?} is not a cell id", args.cell));
-    };
-    let mut tenants = Vec::new();
-    for t in args.tenants.split(',').filter(|t| !t.is_empty()) {
-        let Ok(tenant) = TenantId::parse(t) else {
-            return fail("watch", format!("{t:?} is not a tenant id"));
-        };
-        tenants.push(Protected {
-            tenant,
-            standby: standby.clone(),
-        });
-    }
-    let policy = ControllerPolicy {
-        probe_every: args.every,
-        ..ControllerPolicy::default()
-    };
-    let controller = Controller::new(
-        Watched {
-            observer: args.observer.to_owned(),
-            cell,
-            cell_domain: args.cell_domain.to_owned(),
-            health_url: args.health.to_owned(),
-            tenants,
-            old: find(args.cell),
-        },
-        Arc::new(crate::http_client::HyperClient::new()),
-        Arc::clone(&quorum),
-        paracell_domain::placement::migrate::MovePorts {
-            registry: quorum,
-            clock: Arc::new(paracell_domain::ports::SystemClock),
-            sleep: Arc::new(crate::http_client::TokioSleep),
-        },
-        Arc::new(paracell_domain::ports::ProcessClock::new()),
-        policy,
-        timing,
-    );
-    let mut done = 0;
-    loop {
-        let report = controller.tick().await;
-        // One JSON line per tick on stdout: the evidence of every decision.
-        println!("{}", report_json(&report));
-        done += 1;
-        if args.ticks.is_some_and(|n| done >= n) {
-            return ExitCode::SUCCESS;
-        }
-        tokio::time::sleep(policy.probe_every).await;
-    }
+    run_ticks(&controller, &policy, ticks, None).await;
+    ExitCode::SUCCESS
 }

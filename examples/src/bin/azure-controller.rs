@@ -1,0 +1,66 @@
+//! The failover controller on Azure: a custom handler whose `FailoverController` function has a
+//! timer trigger (every minute, `examples/azure/controller-app/`). Each invocation ticks for
+//! `PARACELL_CONTROLLER_RUN_SECS` (default 50, under the app's 60 s `functionTimeout`) — a probe, a
+//! vote, a decision every `PARACELL_WATCH_EVERY_MS` — and returns the ticks' evidence as
+//! `ReturnValue` and one log line per tick. The controller and its watch of the lease live as long
+//! as the handler process: a restart only delays a decision, never hastens one.
+//!
+//! Configuration: [`paracell_examples::quorum_admin::WatchConfig`] (`PARACELL_WATCH_*`), the quorum
+//! (`PARACELL_QUORUM`, [`paracell_examples::quorum`]) and the cells' stores
+//! (`PARACELL_ADMIN_CELLS`).
+
+use paracell_azure::functions::{AsyncTriggerHandler, TriggerOutcome, run_async_triggers};
+use paracell_examples::quorum_admin::{WatchConfig, controller_from, run_ticks};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The function's folder name under the app.
+const FUNCTION: &str = "FailoverController";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    paracell_examples::logs::init_azure();
+    let env = |n: &str| std::env::var(n).ok();
+    let config = match WatchConfig::from_lookup(env) {
+        Ok(c) => c,
+        Err(e) => return paracell_examples::logs::exit("azure-controller", e, 2),
+    };
+    let run_for = match env("PARACELL_CONTROLLER_RUN_SECS").map(|v| v.parse::<u64>()) {
+        None => Duration::from_secs(50),
+        Some(Ok(secs)) if secs > 0 => Duration::from_secs(secs),
+        Some(_) => {
+            return paracell_examples::logs::exit(
+                "azure-controller",
+                "PARACELL_CONTROLLER_RUN_SECS must be a positive number of seconds",
+                2,
+            );
+        }
+    };
+    let (controller, policy) = match controller_from(&config, env).await {
+        Ok(c) => c,
+        Err(e) => return paracell_examples::logs::exit("azure-controller", e, 2),
+    };
+    let controller = Arc::new(controller);
+    let handler: Arc<AsyncTriggerHandler> = Arc::new(move |invocation| {
+        let controller = Arc::clone(&controller);
+        Box::pin(async move {
+            if invocation.function != FUNCTION {
+                return Err(format!(
+                    "this handler serves {FUNCTION}, not {}",
+                    invocation.function
+                ));
+            }
+            let reports =
+                run_ticks(&controller, &policy, None, Some(Instant::now() + run_for)).await;
+            Ok(TriggerOutcome {
+                logs: reports.iter().map(ToString::to_string).collect(),
+                return_value: Some(serde_json::json!({ "ticks": reports })),
+            })
+        })
+    });
+    match run_async_triggers(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => paracell_examples::logs::exit("azure-controller", e, 2),
+    }
+}

@@ -1,0 +1,54 @@
+//! The failover controller on AWS: a Lambda function on an EventBridge schedule (`rate(1 minute)`,
+//! see `examples/aws/template.yaml`, `ControllerFunction`). Each invocation ticks for
+//! `PARACELL_CONTROLLER_RUN_SECS` (default 50, under the function's 60 s timeout) — a probe, a
+//! vote, a decision every `PARACELL_WATCH_EVERY_MS` — and returns the ticks' evidence. The
+//! controller, and its watch of the lease, live as long as the execution environment: a cold start
+//! only delays a decision (the wait starts again), never hastens one.
+//!
+//! Configuration: [`paracell_examples::quorum_admin::WatchConfig`] (`PARACELL_WATCH_*`), the quorum
+//! (`PARACELL_QUORUM`, [`paracell_examples::quorum`]) and the cells' stores
+//! (`PARACELL_ADMIN_CELLS`). Build: `cargo lambda build --release --bin lambda-controller`.
+
+use paracell_aws::function::{AsyncEventHandler, run_async_events};
+use paracell_examples::quorum_admin::{WatchConfig, controller_from, run_ticks};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    paracell_examples::logs::init_aws();
+    let env = |n: &str| std::env::var(n).ok();
+    let config = match WatchConfig::from_lookup(env) {
+        Ok(c) => c,
+        Err(e) => return paracell_examples::logs::exit("lambda-controller", e, 2),
+    };
+    let run_for = match env("PARACELL_CONTROLLER_RUN_SECS").map(|v| v.parse::<u64>()) {
+        None => Duration::from_secs(50),
+        Some(Ok(secs)) if secs > 0 => Duration::from_secs(secs),
+        Some(_) => {
+            return paracell_examples::logs::exit(
+                "lambda-controller",
+                "PARACELL_CONTROLLER_RUN_SECS must be a positive number of seconds",
+                2,
+            );
+        }
+    };
+    let (controller, policy) = match controller_from(&config, env).await {
+        Ok(c) => c,
+        Err(e) => return paracell_examples::logs::exit("lambda-controller", e, 2),
+    };
+    let controller = Arc::new(controller);
+    let handler: Arc<AsyncEventHandler> = Arc::new(move |_scheduled| {
+        let controller = Arc::clone(&controller);
+        Box::pin(async move {
+            let reports =
+                run_ticks(&controller, &policy, None, Some(Instant::now() + run_for)).await;
+            Ok(serde_json::json!({ "ticks": reports }))
+        })
+    });
+    match run_async_events(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => paracell_examples::logs::exit("lambda-controller", e, 2),
+    }
+}
