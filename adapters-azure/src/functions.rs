@@ -231,8 +231,9 @@ mod tests {
         )
     }
 
-    fn router() -> axum::Router {
-        trigger_router(|invocation| match invocation.data["n"].as_i64() {
+    /// Doubles `n`; refuses a negative one; panics on zero.
+    fn double(invocation: &TriggerInvocation) -> Result<TriggerOutcome, String> {
+        match invocation.data["n"].as_i64() {
             Some(0) => panic!("zero"),
             Some(n) if n < 0 => Err(format!("{n} is negative")),
             Some(n) => Ok(TriggerOutcome {
@@ -240,7 +241,11 @@ mod tests {
                 return_value: Some(Value::from(n * 2)),
             }),
             None => Err("no n".into()),
-        })
+        }
+    }
+
+    fn router() -> axum::Router {
+        trigger_router(double)
     }
 
     #[test]
@@ -279,19 +284,8 @@ mod tests {
     /// The same handler, awaiting: the same envelopes, and a panic inside its task is a 500.
     #[test]
     fn an_async_handler_answers_the_same_envelopes() {
-        let handler: Arc<AsyncTriggerHandler> = Arc::new(|invocation: TriggerInvocation| {
-            Box::pin(async move {
-                match invocation.data["n"].as_i64() {
-                    Some(0) => panic!("zero"),
-                    Some(n) if n < 0 => Err(format!("{n} is negative")),
-                    Some(n) => Ok(TriggerOutcome {
-                        logs: vec![format!("{} got {n}", invocation.function)],
-                        return_value: Some(Value::from(n * 2)),
-                    }),
-                    None => Err("no n".into()),
-                }
-            })
-        });
+        let handler: Arc<AsyncTriggerHandler> =
+            Arc::new(|invocation: TriggerInvocation| Box::pin(async move { double(&invocation) }));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -329,6 +329,22 @@ pub async fn controller_from(
     Ok((controller, policy))
 }
 
+/// A scheduled controller's set-up from the environment (`lambda-controller`, `azure-controller`):
+/// [`WatchConfig`], the controller, and how long each invocation ticks
+/// (`PARACELL_CONTROLLER_RUN_SECS`, default 50: under both platforms' 60 s timeouts).
+pub async fn scheduled_from_env() -> Result<(Arc<Controller>, ControllerPolicy, Duration), String> {
+    let config = WatchConfig::from_lookup(env)?;
+    let run_for = match env("PARACELL_CONTROLLER_RUN_SECS").map(|v| v.parse::<u64>()) {
+        None => Duration::from_secs(50),
+        Some(Ok(secs)) if secs > 0 => Duration::from_secs(secs),
+        Some(_) => {
+            return Err("PARACELL_CONTROLLER_RUN_SECS must be a positive number of seconds".into());
+        }
+    };
+    let (controller, policy) = controller_from(&config, env).await?;
+    Ok((Arc::new(controller), policy, run_for))
+}
+
 /// Runs `controller` for `ticks` ticks (`None`: until `until` has passed), one tick every
 /// `policy.probe_every`, printing each tick's evidence as one JSON line on stdout; returns the
 /// reports' JSON.

@@ -10,10 +10,10 @@
 //! (`PARACELL_ADMIN_CELLS`).
 
 use paracell_azure::functions::{AsyncTriggerHandler, TriggerOutcome, run_async_triggers};
-use paracell_examples::quorum_admin::{WatchConfig, controller_from, run_ticks};
+use paracell_examples::quorum_admin::run_ticks;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The function's folder name under the app.
 const FUNCTION: &str = "FailoverController";
@@ -21,27 +21,11 @@ const FUNCTION: &str = "FailoverController";
 #[tokio::main]
 async fn main() -> ExitCode {
     paracell_examples::logs::init_azure();
-    let env = |n: &str| std::env::var(n).ok();
-    let config = match WatchConfig::from_lookup(env) {
-        Ok(c) => c,
-        Err(e) => return paracell_examples::logs::exit("azure-controller", e, 2),
-    };
-    let run_for = match env("PARACELL_CONTROLLER_RUN_SECS").map(|v| v.parse::<u64>()) {
-        None => Duration::from_secs(50),
-        Some(Ok(secs)) if secs > 0 => Duration::from_secs(secs),
-        Some(_) => {
-            return paracell_examples::logs::exit(
-                "azure-controller",
-                "PARACELL_CONTROLLER_RUN_SECS must be a positive number of seconds",
-                2,
-            );
-        }
-    };
-    let (controller, policy) = match controller_from(&config, env).await {
-        Ok(c) => c,
-        Err(e) => return paracell_examples::logs::exit("azure-controller", e, 2),
-    };
-    let controller = Arc::new(controller);
+    let (controller, policy, run_for) =
+        match paracell_examples::quorum_admin::scheduled_from_env().await {
+            Ok(c) => c,
+            Err(e) => return paracell_examples::logs::exit("azure-controller", e, 2),
+        };
     let handler: Arc<AsyncTriggerHandler> = Arc::new(move |invocation| {
         let controller = Arc::clone(&controller);
         Box::pin(async move {
