@@ -3,7 +3,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `PARACELL_REGISTRY` | `file:<path>` (a registry file, re-read when it changes), `dynamodb:<table>` (the placement authority; feature `dynamodb`) or `cosmos:<container>` (its replica on Azure; feature `cosmos`) | required |
+//! | `PARACELL_REGISTRY` | `file:<path>` (a registry file, re-read when it changes), `quorum` (the placement quorum's acceptors `PARACELL_QUORUM` names, read without a quorum, the host's own cloud first: `AcceptorReads`), `dynamodb:<table>` (the one-table authority; feature `dynamodb`) or `cosmos:<container>` (its replica on Azure; feature `cosmos`) | required |
 //! | `PARACELL_EDGE_CELLS` | with `dynamodb`/`cosmos`: where each cell listens, `cell=cloud=url,…` | required with those |
 //! | `PARACELL_EDGE_ID`, `PARACELL_EDGE_DEADLINE_MS`, `PARACELL_EDGE_DIAGNOSTICS`, `PARACELL_EDGE_FRESH_SECS` | [`EdgeConfig::from_lookup`] | |
 //! | `PARACELL_EDGE_PROBE_SECS` | active `/health` probes of the known cells every N seconds (`0`: off) | 10 |
@@ -72,6 +72,18 @@ impl RouteSource for FileRoutes {
 /// assert!(err.contains("PARACELL_REGISTRY"));
 /// let err = paracell_examples::edge::routes_from_lookup(|n| (n == "PARACELL_REGISTRY").then(|| "file:/nonexistent.json".into())).await.err().unwrap();
 /// assert!(err.contains("/nonexistent.json"), "{err}");
+/// let quorum = |n: &str| match n {
+///     "PARACELL_REGISTRY" => Some("quorum".to_owned()),
+///     "PARACELL_EDGE_CELLS" => Some("cell-aws=aws=http://127.0.0.1:1".to_owned()),
+///     "PARACELL_QUORUM" => Some("memory:aws,memory:azure,memory:gcp".to_owned()),
+///     _ => None,
+/// };
+/// let routes = paracell_examples::edge::routes_from_lookup(quorum).await.unwrap();
+/// let tenant = paracell_domain::TenantId::parse("coop-1").unwrap();
+/// assert!(routes.route(&tenant).await.unwrap().is_none(), "no acceptor holds coop-1");
+/// let none = |n: &str| (n != "PARACELL_QUORUM").then(|| quorum(n)).flatten();
+/// let err = paracell_examples::edge::routes_from_lookup(none).await.err().unwrap();
+/// assert!(err.contains("PARACELL_QUORUM"), "{err}");
 /// # });
 /// ```
 pub async fn routes_from_lookup(
@@ -94,6 +106,20 @@ pub async fn routes_from_lookup(
             let registry = crate::operator::registry_from_lookup(&lookup).await?;
             Ok(Arc::new(PlacementRoutes::from_registry(registry, cells)))
         }
+        "quorum" => {
+            // The acceptors without a quorum, the host's own cloud first (PARACELL_QUORUM's order).
+            let cells = cells()?;
+            let acceptors = crate::quorum::acceptors_from_lookup(&lookup).await?;
+            if acceptors.is_empty() {
+                return Err("PARACELL_REGISTRY=quorum needs PARACELL_QUORUM".into());
+            }
+            Ok(Arc::new(PlacementRoutes::from_acceptors(
+                Arc::new(paracell_domain::placement::quorum::AcceptorReads::new(
+                    acceptors,
+                )),
+                cells,
+            )))
+        }
         "cosmos" => {
             let cells = cells()?;
             let replica = crate::operator::replica_from_lookup(|n| {
@@ -108,7 +134,7 @@ pub async fn routes_from_lookup(
             Ok(Arc::new(PlacementRoutes::from_replica(replica, cells)))
         }
         other => Err(format!(
-            "PARACELL_REGISTRY={other:?}: use file:<path>, dynamodb:<table> or cosmos:<container>"
+            "PARACELL_REGISTRY={other:?}: use file:<path>, quorum, dynamodb:<table> or cosmos:<container>"
         )),
     }
 }

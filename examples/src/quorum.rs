@@ -3,7 +3,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `PARACELL_QUORUM` | the acceptors, comma-separated: `dynamodb:<table>` (AWS, feature `dynamodb`), `cosmos:<container>` (Azure, feature `cosmos`), `gcs:<bucket>` (the witness on Google Cloud Storage), `memory:<domain>` (in-process tests only). Three, in three failure domains. |
+//! | `PARACELL_QUORUM` | the acceptors, comma-separated, the host's own cloud first (the edge router reads them in this order): `dynamodb:<table>` (AWS, feature `dynamodb`), `cosmos:<container>` (Azure, feature `cosmos`), `gcs:<bucket>` (the witness on Google Cloud Storage), `memory:<domain>` (in-process tests only). Three, in three failure domains. |
 //! | `PARACELL_PROPOSER_ID` | this process's ballot id (a positive integer, never shared); unset: a random 62-bit one per process — what serverless hosts should do |
 //! | `PARACELL_GCS_ENDPOINT`, `PARACELL_GCS_PREFIX` | the witness's endpoint (default the public one) and object prefix (default `paracell/`) |
 //! | `PARACELL_GCS_AUTH` | `none` for the local stand-in; no token source for the real service is built yet (workload identity federation), so anything else is refused |
@@ -35,13 +35,10 @@ use std::time::Duration;
 pub async fn quorum_from_lookup(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Arc<QuorumRegistry>>, String> {
-    let Some(spec) = lookup("PARACELL_QUORUM").filter(|s| !s.is_empty()) else {
+    if lookup("PARACELL_QUORUM").is_none_or(|s| s.is_empty()) {
         return Ok(None);
-    };
-    let mut acceptors = Vec::new();
-    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        acceptors.push(acceptor(item, &lookup).await?);
     }
+    let acceptors = acceptors_from_lookup(&lookup).await?;
     let proposer = match lookup("PARACELL_PROPOSER_ID") {
         Some(v) => v
             .parse::<u64>()
@@ -54,6 +51,18 @@ pub async fn quorum_from_lookup(
     QuorumRegistry::new(acceptors, proposer)
         .map(|q| Some(Arc::new(q)))
         .map_err(|e| format!("PARACELL_QUORUM: {e}"))
+}
+
+/// The acceptors `PARACELL_QUORUM` names, in its order (empty when unset).
+pub async fn acceptors_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Arc<dyn Acceptor>>, String> {
+    let spec = lookup("PARACELL_QUORUM").unwrap_or_default();
+    let mut acceptors = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        acceptors.push(acceptor(item, &lookup).await?);
+    }
+    Ok(acceptors)
 }
 
 /// The cell lease's timings: `PARACELL_LEASE_SECS` (default 12).

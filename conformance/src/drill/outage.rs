@@ -234,6 +234,13 @@ impl Acceptor for Linked {
         }
         self.inner.accept(key, ballot, value).await
     }
+
+    async fn peek(&self, key: &str) -> Result<Option<Accepted>, AcceptorError> {
+        if !self.net.open(&self.actor, &self.target) {
+            return Err(unreachable(&self.target).into());
+        }
+        self.inner.peek(key).await
+    }
 }
 
 /// A cell's store as one actor reaches it: every operation fails while the link is cut, and a

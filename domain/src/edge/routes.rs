@@ -272,6 +272,7 @@ impl CellDirectory {
 enum Placements {
     Authority(Arc<dyn PlacementRegistry>),
     Replica(Arc<dyn PlacementReplica>),
+    Acceptors(Arc<crate::placement::quorum::AcceptorReads>),
 }
 
 /// Routes from the placement registry (the authority, or its read replica on the other cloud): a
@@ -291,6 +292,18 @@ impl PlacementRoutes {
         }
     }
 
+    /// Routes from the placement quorum's acceptors, without a quorum (the newest any answers, the
+    /// host's own cloud's first: [`crate::placement::quorum::AcceptorReads`]).
+    pub fn from_acceptors(
+        reads: Arc<crate::placement::quorum::AcceptorReads>,
+        cells: CellDirectory,
+    ) -> Self {
+        Self {
+            placements: Placements::Acceptors(reads),
+            cells,
+        }
+    }
+
     /// Routes from the placement registry's replica.
     pub fn from_replica(replica: Arc<dyn PlacementReplica>, cells: CellDirectory) -> Self {
         Self {
@@ -306,6 +319,7 @@ impl RouteSource for PlacementRoutes {
         let placement = match &self.placements {
             Placements::Authority(registry) => registry.get(tenant).await?,
             Placements::Replica(replica) => replica.get(tenant).await?,
+            Placements::Acceptors(reads) => reads.get(tenant).await?,
         };
         placement.map(|p| self.cells.route(&p)).transpose()
     }

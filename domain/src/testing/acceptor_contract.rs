@@ -28,6 +28,29 @@ pub fn run_all(rt: &impl Executor, make: AcceptorFactory<'_>) {
     accept_keeps_the_value_and_refuses_below_the_promise(rt, make);
     registers_are_independent(rt, make);
     racing_prepares_leave_the_highest_promise(rt, make);
+    peek_reads_without_writing(rt, make);
+}
+
+/// `peek` returns what the acceptor accepted (nothing on an empty register) and writes nothing: a
+/// ballot it has not promised is still promised afterwards.
+pub fn peek_reads_without_writing(rt: &impl Executor, make: AcceptorFactory<'_>) {
+    let acceptor = make();
+    assert_eq!(rt.block_on(acceptor.peek("r")), Ok(None));
+    rt.block_on(acceptor.accept("r", b(3, 1), "three"))
+        .unwrap_or_else(|e| panic!("accept on an empty register: {e}"));
+    let seen = rt.block_on(acceptor.peek("r"));
+    assert_eq!(
+        seen,
+        Ok(Some(Accepted {
+            ballot: b(3, 1),
+            value: "three".into()
+        }))
+    );
+    assert_eq!(rt.block_on(acceptor.peek("other")), Ok(None));
+    assert!(
+        rt.block_on(acceptor.prepare("r", b(4, 1))).is_ok(),
+        "peeking promised nothing"
+    );
 }
 
 /// A prepare on an empty register promises and returns nothing; the same or a lower ballot is

@@ -120,6 +120,15 @@ impl<S: SlotStore> Acceptor for CasAcceptor<S> {
         .await
         .map(|_| ())
     }
+
+    async fn peek(&self, key: &str) -> Result<Option<Accepted>, AcceptorError> {
+        match self.store.read(key).await? {
+            Some((document, _)) => Ok(Slot::parse(&document)
+                .map_err(AcceptorError::Malformed)?
+                .accepted),
+            None => Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -127,6 +127,10 @@ impl Acceptor for MemoryAcceptor {
     async fn accept(&self, key: &str, ballot: Ballot, value: &str) -> Result<(), AcceptorError> {
         self.inner.accept(key, ballot, value).await
     }
+
+    async fn peek(&self, key: &str) -> Result<Option<Accepted>, AcceptorError> {
+        self.inner.peek(key).await
+    }
 }
 
 /// Three memory acceptors, one per failure domain (`aws`, `azure`, `gcp`), and a

@@ -37,6 +37,7 @@ mod gate;
 pub mod import;
 pub mod lease;
 mod memory;
+mod reads;
 mod registry;
 
 pub use cas::{CasAcceptor, SlotStore, SlotWrite};
@@ -44,6 +45,7 @@ pub(crate) use gate::fenced_head;
 pub use gate::{Admission, LeaseGate};
 pub use lease::{CellLease, LeaseHolder, LeaseTiming, LeaseWatch};
 pub use memory::{MemoryAcceptor, MemorySlots, memory_quorum};
+pub use reads::AcceptorReads;
 pub use registry::{QuorumError, QuorumRegistry};
 
 use crate::ports::StoreError;
@@ -226,6 +228,12 @@ pub trait Acceptor: Send + Sync {
 
     /// Phase 2 on `key` ([`Slot::accept`]).
     async fn accept(&self, key: &str, ballot: Ballot, value: &str) -> Result<(), AcceptorError>;
+
+    /// What this acceptor alone has accepted for `key`, writing nothing: no quorum, so possibly
+    /// stale, or even a value no majority chose. Only for readers whose every use is fenced further
+    /// on — the edge router: a cell refuses a write routed by an epoch it does not hold (`421`), and
+    /// the router refreshes ([`AcceptorReads`]).
+    async fn peek(&self, key: &str) -> Result<Option<Accepted>, AcceptorError>;
 }
 
 /// How many acceptors must answer for a phase to succeed.
