@@ -1,6 +1,5 @@
-//! The domain's contract suites are runtime-free (they take an
-//! [`Executor`](paracell_domain::testing::store_contract::Executor)); stores on real services need
-//! tokio. [`OnTokio`] is that executor, shared by every store test instead of one copy per crate.
+//! The domain's contract suites are runtime-free (they take an [`Executor`]); stores on real services
+//! need tokio. [`OnTokio`] is that executor, shared by every store test instead of one copy per crate.
 //!
 //! ```
 //! use paracell_domain::testing::store_contract::Executor;
