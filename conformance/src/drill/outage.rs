@@ -891,6 +891,283 @@ enum Fault {
 }
 
 /// Scenarios 1 (+2), 6 and 7: a failover, then the old primary healed and reconciled.
+fn row(scenario: &str, home: Cloud) -> Row {
+    Row {
+        scenario: scenario.to_owned(),
+        home: home.name(),
+        checks: Vec::new(),
+        rto_ms: None,
+        rpo_entries: None,
+        acknowledged: 0,
+        lost: 0,
+    }
+}
+
+/// One failover scenario's world, its observers and how far it has run.
+struct FailoverRun {
+    w: World,
+    controllers: Vec<Controller>,
+    home: Cloud,
+    fault: Fault,
+    step: u64,
+    /// The drill's own watch, for the controller that dies after revoking: it watches from the
+    /// start, every step, so it is the first to see the lease expire.
+    watch: LeaseWatch,
+    crashed: bool,
+}
+
+/// What happened between the fault and the first write on the new primary.
+struct Failover {
+    fault_at: i64,
+    promoted_at_ms: Option<i64>,
+    rpo: Option<u64>,
+    /// Scenario 7: the key of the write whose commit came back late.
+    delayed_key: Option<String>,
+}
+
+impl FailoverRun {
+    async fn tick(&mut self) {
+        self.step += 1;
+        if self.fault == Fault::ControllerCrash && !self.crashed {
+            self.crashed = crash_watch(&self.w, self.home, &mut self.watch).await;
+        }
+        self.w.step(self.step, &self.controllers).await;
+    }
+
+    /// Normal operation, then up to the worst moment for a fault: right after the home cell renewed
+    /// its lease, so its deadline is as far away as it gets (and the RTO measured the longest). The
+    /// relay lags for those last seconds: what the standby has not applied then is the RPO, and
+    /// reconciliation must report exactly those writes.
+    async fn warm_up(&mut self) {
+        for _ in 0..40 {
+            self.tick().await;
+        }
+        self.w.relay_paused = true;
+        let before = lease_seq(&self.w, self.home).await;
+        for _ in 0..32 {
+            if lease_seq(&self.w, self.home).await != before {
+                break;
+            }
+            self.tick().await;
+        }
+        self.w.relay_paused = false;
+    }
+
+    fn inject(&mut self) {
+        let home = self.home;
+        match self.fault {
+            Fault::CloudCut | Fault::ControllerCrash => {
+                self.w.net.set_down(&home.cell(), true);
+                self.w.net.set_down(&home.store(), true);
+                self.w.net.set_down(&acceptor_name(home.name()), true);
+                self.w.net.set_down(&observer_name(home.name()), true);
+            }
+            Fault::Isolated | Fault::DelayedWrite => {
+                // The home cell still runs and reaches its own store and acceptor, but nothing in
+                // the other cloud or the witness; the clients still reach it.
+                let components = self.w.components.clone();
+                for other in [home.other().name(), "gcp"] {
+                    self.w.net.cut_domains(home.name(), other, &components);
+                }
+                if self.fault == Fault::DelayedWrite {
+                    // Its next commit returns 13 s later: past the deadline of its last renewal.
+                    self.w.delays[home.name()].store(13_000, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Injects the fault and runs until the standby is promoted and has taken a write (or 60 s).
+    async fn until_failover(&mut self) -> Failover {
+        let standby = self.home.other();
+        self.inject();
+        let mut run = Failover {
+            fault_at: self.w.now_ms(),
+            promoted_at_ms: None,
+            rpo: None,
+            delayed_key: None,
+        };
+        let tenant = World::tenant();
+        for _ in 0..240 {
+            let standby_before = self.w.stores[standby.name()]
+                .head(&tenant)
+                .await
+                .ok()
+                .flatten();
+            self.tick().await;
+            // The first attempt after the fault is the delayed one; answered 503, it stays pending.
+            if self.fault == Fault::DelayedWrite && run.delayed_key.is_none() {
+                run.delayed_key = self.w.pending.as_ref().map(|op| op.key.clone());
+            }
+            if run.promoted_at_ms.is_none()
+                && let Ok(Some(p)) = self.w.operator.get(&tenant).await
+                && p.primary.as_str() == standby.cell()
+            {
+                run.promoted_at_ms = Some(self.w.now_ms());
+                let kept = self.w.stores[self.home.name()]
+                    .head(&tenant)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or(0, |h| h.position.seq);
+                let promoted_from = standby_before.map_or(0, |h| h.position.seq);
+                run.rpo = Some(kept.saturating_sub(promoted_from));
+            }
+            if run.promoted_at_ms.is_some() && self.w.acks.iter().any(|a| a.cell == standby) {
+                break;
+            }
+        }
+        run
+    }
+
+    /// The failover's own checks and figures.
+    fn failover_checks(&self, row: &mut Row, run: &Failover) {
+        let w = &self.w;
+        let first_refused = w.refused_at.iter().copied().find(|t| *t >= run.fault_at);
+        let first_new = w
+            .acks
+            .iter()
+            .filter(|a| a.cell == self.home.other())
+            .map(|a| a.at_ms)
+            .min();
+        let rto = first_refused.zip(first_new).map(|(r, n)| n - r);
+        row.rto_ms = rto;
+        row.rpo_entries = run.rpo;
+        check(
+            row,
+            "failed over automatically (the quorum names the standby, at epoch 2)",
+            run.promoted_at_ms.is_some(),
+            format!(
+                "promoted {:?} ms after the fault",
+                run.promoted_at_ms.map(|t| t - run.fault_at)
+            ),
+        );
+        check(
+            row,
+            "RTO within lease + 10 s (first refused write to first write on the new primary)",
+            rto.is_some_and(|r| r <= RTO_TARGET_MS),
+            format!("{rto:?} ms"),
+        );
+        if self.fault == Fault::ControllerCrash {
+            check(
+                row,
+                "the lease was revoked by a controller that then died",
+                self.crashed,
+                "",
+            );
+        }
+        if self.fault == Fault::Isolated {
+            let last_old = w
+                .acks
+                .iter()
+                .filter(|a| a.cell == self.home)
+                .map(|a| a.at_ms)
+                .max()
+                .unwrap_or(0);
+            check(
+                row,
+                "the isolated primary acknowledged nothing later than one lease after it was cut off",
+                last_old - run.fault_at <= 12_000,
+                format!(
+                    "last acknowledgement {} ms after the cut",
+                    last_old - run.fault_at
+                ),
+            );
+        }
+    }
+
+    /// Scenario 2: the home cloud back — a stale route refused, reconciliation's report against the
+    /// measured loss, and the old primary still fenced in a new tenure. Returns the keys the
+    /// report lists.
+    async fn heal(&mut self, row: &mut Row, healed: &mut Row, run: &Failover) -> BTreeSet<String> {
+        let (home, standby) = (self.home, self.home.other());
+        let w = &mut self.w;
+        w.net.heal();
+        w.delays[home.name()].store(0, Ordering::SeqCst);
+        let stale = w.cells[home.name()]
+            .handle(create("stale-router", "ACC-1", false, 100))
+            .await;
+        check(
+            healed,
+            "a stale route to the old primary is refused (its lease is revoked)",
+            stale.status != 201,
+            format!("{}", stale.status),
+        );
+        let (old, new) = (
+            w.handle("operator-edge", home),
+            w.handle("operator-edge", standby),
+        );
+        let mut lost_keys = BTreeSet::new();
+        match reconcile(&World::tenant(), &old, &new, w.operator.as_ref()).await {
+            Ok(report) => {
+                // Measured: what the client was told was booked on the old primary and the new
+                // one does not have.
+                let on_new: BTreeSet<String> = w
+                    .entries(standby)
+                    .await
+                    .iter()
+                    .map(|e| e.entry().key.as_str().to_owned())
+                    .collect();
+                let measured: BTreeSet<String> = w
+                    .acks
+                    .iter()
+                    .filter(|a| a.cell == home && !on_new.contains(&a.key))
+                    .map(|a| a.key.clone())
+                    .collect();
+                let reported: BTreeSet<String> = report
+                    .entries
+                    .iter()
+                    .filter(|e| matches!(e.class, TailClass::Lost | TailClass::LostRefusal))
+                    .map(|e| e.key.clone())
+                    .collect();
+                healed.lost = reported.len();
+                row.lost = reported.len();
+                check(
+                    healed,
+                    "reported loss = measured loss",
+                    reported == measured,
+                    format!("reported {reported:?}, measured {measured:?}"),
+                );
+                if let Some(key) = &run.delayed_key {
+                    let in_tail = report.entries.iter().any(|e| &e.key == key);
+                    let acked_on_old = w.acks.iter().any(|a| &a.key == key && a.cell == home);
+                    check(
+                        row,
+                        "the delayed write was not acknowledged by the old primary and is in the reconciled tail",
+                        in_tail && !acked_on_old,
+                        format!(
+                            "key {key}: in the tail {in_tail}, acknowledged by the old primary {acked_on_old}"
+                        ),
+                    );
+                }
+                lost_keys = report.entries.iter().map(|e| e.key.clone()).collect();
+            }
+            Err(e) => check(healed, "reconciliation ran", false, e),
+        }
+        // Stays fenced, even once its lease is granted a new tenure.
+        let cell = CellId::parse(&home.cell()).unwrap_or_else(|_| unreachable_id());
+        let tenure = match lease::renew(&w.operator, &cell).await {
+            Ok(LeaseChange::Refused {
+                current: Some(l), ..
+            }) => l.tenure,
+            _ => 0,
+        };
+        let _ = lease::reinstate(&w.operator, &cell, tenure).await;
+        w.clock.advance(Duration::from_secs(5));
+        let after = w.cells[home.name()]
+            .handle(create("after-reinstate", "ACC-1", false, 100))
+            .await;
+        check(
+            healed,
+            "the old primary stays fenced after a new tenure (421 naming the new primary)",
+            after.status == 421,
+            format!("{} {}", after.status, String::from_utf8_lossy(&after.body)),
+        );
+        lost_keys
+    }
+}
+
+/// Scenarios 1 (+2), 4b, 6 and 7: a failover, then the old primary healed and reconciled.
 async fn failover_scenario(home: Cloud, seed: u64, fault: Fault) -> Vec<Row> {
     let name = match fault {
         Fault::CloudCut => "1 home cloud cut: automatic failover",
@@ -900,273 +1177,54 @@ async fn failover_scenario(home: Cloud, seed: u64, fault: Fault) -> Vec<Row> {
         }
         Fault::DelayedWrite => "7 a write delayed past the lease: not acknowledged, reported",
     };
-    let mut row = Row {
-        scenario: name.to_owned(),
-        home: home.name(),
-        checks: Vec::new(),
-        rto_ms: None,
-        rpo_entries: None,
-        acknowledged: 0,
-        lost: 0,
-    };
-    let mut healed = Row {
-        scenario: "2 home cloud healed: old primary fenced, reconciled, stays fenced".to_owned(),
-        ..row.clone()
-    };
+    let mut main = row(name, home);
+    let mut healed = row(
+        "2 home cloud healed: old primary fenced, reconciled, stays fenced",
+        home,
+    );
     let mut w = World::new(home, seed);
     if let Err(e) = w.start().await {
-        check(&mut row, "the world started", false, e);
-        return vec![row];
+        check(&mut main, "the world started", false, e);
+        return vec![main];
     }
     let controllers = w.controllers();
-    // The drill's own watch, for the controller that dies after revoking: it watches from the
-    // start, every step, so it is the first to see the lease expire.
-    let mut watch = LeaseWatch::new(LeaseTiming::default());
-    let mut crashed = false;
-    let mut step = 0;
-    for _ in 0..40 {
-        step += 1;
-        if fault == Fault::ControllerCrash {
-            crashed |= crash_watch(&w, home, &mut watch).await;
-        }
-        w.step(step, &controllers).await;
-    }
-    // The worst moment for a fault: right after the home cell renewed its lease, so its deadline
-    // is as far away as it gets (and the RTO measured is the longest).
-    // The relay lags for the last seconds before the fault: what the standby has not applied
-    // then is the RPO, and the reconciliation must report exactly those writes.
-    w.relay_paused = true;
-    let before = lease_seq(&w, home).await;
-    for _ in 0..32 {
-        if lease_seq(&w, home).await != before {
-            break;
-        }
-        step += 1;
-        if fault == Fault::ControllerCrash {
-            crashed |= crash_watch(&w, home, &mut watch).await;
-        }
-        w.step(step, &controllers).await;
-    }
-    let standby = home.other();
-    w.relay_paused = false;
-    let fault_at = w.now_ms();
-    let mut delayed_key = None;
-    match fault {
-        Fault::CloudCut | Fault::ControllerCrash => {
-            w.net.set_down(&home.cell(), true);
-            w.net.set_down(&home.store(), true);
-            w.net.set_down(&acceptor_name(home.name()), true);
-            w.net.set_down(&observer_name(home.name()), true);
-        }
-        Fault::Isolated | Fault::DelayedWrite => {
-            // The home cell still runs and reaches its own store and acceptor, but nothing in the
-            // other cloud or the witness; the clients still reach it.
-            for other in [standby.name(), "gcp"] {
-                w.net.cut_domains(home.name(), other, &w.components.clone());
-            }
-            if fault == Fault::DelayedWrite {
-                // Its next commit returns 13 s later: past the deadline of its last renewal.
-                w.delays[home.name()].store(13_000, Ordering::SeqCst);
-            }
-        }
-    }
-    let mut promoted_at_ms = None;
-    let mut rpo = None;
-    for _ in 0..240 {
-        step += 1;
-        if fault == Fault::ControllerCrash && !crashed {
-            crashed = crash_watch(&w, home, &mut watch).await;
-        }
-        let standby_head_before = w.stores[standby.name()]
-            .head(&World::tenant())
-            .await
-            .ok()
-            .flatten();
-        w.step(step, &controllers).await;
-        // The first attempt after the fault is the delayed one; answered 503, it stays pending.
-        if fault == Fault::DelayedWrite && delayed_key.is_none() {
-            delayed_key = w.pending.as_ref().map(|op| op.key.clone());
-        }
-        if promoted_at_ms.is_none()
-            && let Ok(Some(p)) = w.operator.get(&World::tenant()).await
-            && p.primary.as_str() == standby.cell()
-        {
-            promoted_at_ms = Some(w.now_ms());
-            let kept = w.stores[home.name()]
-                .head(&World::tenant())
-                .await
-                .ok()
-                .flatten()
-                .map_or(0, |h| h.position.seq);
-            let promoted_from = standby_head_before.map_or(0, |h| h.position.seq);
-            rpo = Some(kept.saturating_sub(promoted_from));
-        }
-        if promoted_at_ms.is_some() && w.acks.iter().any(|a| a.cell == standby) {
-            break;
-        }
-    }
-    let first_refused = w.refused_at.iter().copied().find(|t| *t >= fault_at);
-    let first_new = w
-        .acks
-        .iter()
-        .filter(|a| a.cell == standby)
-        .map(|a| a.at_ms)
-        .min();
-    row.rto_ms = first_refused.zip(first_new).map(|(r, n)| n - r);
-    row.rpo_entries = rpo;
-    check(
-        &mut row,
-        "failed over automatically (the quorum names the standby, at epoch 2)",
-        promoted_at_ms.is_some(),
-        format!(
-            "promoted {:?} ms after the fault",
-            promoted_at_ms.map(|t| t - fault_at)
-        ),
-    );
-    let rto = row.rto_ms;
-    check(
-        &mut row,
-        "RTO within lease + 10 s (first refused write to first write on the new primary)",
-        rto.is_some_and(|r| r <= RTO_TARGET_MS),
-        format!("{rto:?} ms"),
-    );
-    if fault == Fault::ControllerCrash {
-        check(
-            &mut row,
-            "the lease was revoked by a controller that then died",
-            crashed,
-            "",
-        );
-    }
-    if fault == Fault::Isolated {
-        let last_old = w
-            .acks
-            .iter()
-            .filter(|a| a.cell == home)
-            .map(|a| a.at_ms)
-            .max()
-            .unwrap_or(0);
-        check(
-            &mut row,
-            "the isolated primary acknowledged nothing later than one lease after it was cut off",
-            last_old - fault_at <= 12_000,
-            format!(
-                "last acknowledgement {} ms after the cut",
-                last_old - fault_at
-            ),
-        );
-    }
+    let mut run = FailoverRun {
+        w,
+        controllers,
+        home,
+        fault,
+        step: 0,
+        watch: LeaseWatch::new(LeaseTiming::default()),
+        crashed: false,
+    };
+    run.warm_up().await;
+    let failover = run.until_failover().await;
+    run.failover_checks(&mut main, &failover);
     // The client writes on for a while on the new primary.
     for _ in 0..40 {
-        step += 1;
-        w.step(step, &controllers).await;
+        run.tick().await;
     }
-
-    // 2: the home cloud comes back.
-    w.net.heal();
-    w.delays[home.name()].store(0, Ordering::SeqCst);
-    let stale = w.cells[home.name()]
-        .handle(create("stale-router", "ACC-1", false, 100))
-        .await;
-    check(
-        &mut healed,
-        "a stale route to the old primary is refused (its lease is revoked)",
-        stale.status != 201,
-        format!("{}", stale.status),
-    );
-    let old = w.handle("operator-edge", home);
-    let new = w.handle("operator-edge", standby);
-    let mut lost_keys = BTreeSet::new();
-    match reconcile(&World::tenant(), &old, &new, w.operator.as_ref()).await {
-        Ok(report) => {
-            // Measured: what the client was told was booked on the old primary and the new one
-            // does not have.
-            let on_new: BTreeSet<String> = w
-                .entries(standby)
-                .await
-                .iter()
-                .map(|e| e.entry().key.as_str().to_owned())
-                .collect();
-            let measured: BTreeSet<String> = w
-                .acks
-                .iter()
-                .filter(|a| a.cell == home && !on_new.contains(&a.key))
-                .map(|a| a.key.clone())
-                .collect();
-            let reported: BTreeSet<String> = report
-                .entries
-                .iter()
-                .filter(|e| matches!(e.class, TailClass::Lost | TailClass::LostRefusal))
-                .map(|e| e.key.clone())
-                .collect();
-            healed.lost = reported.len();
-            row.lost = reported.len();
-            check(
-                &mut healed,
-                "reported loss = measured loss",
-                reported == measured,
-                format!("reported {reported:?}, measured {measured:?}"),
-            );
-            if let Some(key) = &delayed_key {
-                let in_tail = report.entries.iter().any(|e| &e.key == key);
-                let acked_on_old = w.acks.iter().any(|a| &a.key == key && a.cell == home);
-                check(
-                    &mut row,
-                    "the delayed write was not acknowledged by the old primary and is in the reconciled tail",
-                    in_tail && !acked_on_old,
-                    format!(
-                        "key {key}: in the tail {in_tail}, acknowledged by the old primary {acked_on_old}"
-                    ),
-                );
-            }
-            lost_keys = report.entries.iter().map(|e| e.key.clone()).collect();
-        }
-        Err(e) => check(&mut healed, "reconciliation ran", false, e),
-    }
-    // Stays fenced, even once its lease is granted a new tenure.
-    let cell = CellId::parse(&home.cell()).unwrap_or_else(|_| unreachable_id());
-    let tenure = match lease::renew(&w.operator, &cell).await {
-        Ok(LeaseChange::Refused {
-            current: Some(l), ..
-        }) => l.tenure,
-        _ => 0,
-    };
-    let _ = lease::reinstate(&w.operator, &cell, tenure).await;
-    w.clock.advance(Duration::from_secs(5));
-    let after = w.cells[home.name()]
-        .handle(create("after-reinstate", "ACC-1", false, 100))
-        .await;
-    check(
-        &mut healed,
-        "the old primary stays fenced after a new tenure (421 naming the new primary)",
-        after.status == 421,
-        format!("{} {}", after.status, String::from_utf8_lossy(&after.body)),
-    );
-    common_checks(&w, &mut row, &lost_keys).await;
-    common_checks(&w, &mut healed, &lost_keys).await;
+    let lost_keys = run.heal(&mut main, &mut healed, &failover).await;
+    common_checks(&run.w, &mut main, &lost_keys).await;
+    common_checks(&run.w, &mut healed, &lost_keys).await;
     if fault == Fault::CloudCut {
-        vec![row, healed]
+        vec![main, healed]
     } else {
-        row.checks.extend(healed.checks);
-        vec![row]
+        main.checks.extend(healed.checks);
+        vec![main]
     }
 }
 
 /// Scenarios 3 and 4: a fault that must not move the tenant.
 async fn steady_scenario(home: Cloud, seed: u64, witness_cut: bool) -> Row {
-    let mut row = Row {
-        scenario: if witness_cut {
-            "3 witness cut: leases renew, no failover".to_owned()
+    let mut row = row(
+        if witness_cut {
+            "3 witness cut: leases renew, no failover"
         } else {
-            "4 clouds cut from each other, both see the witness: one primary".to_owned()
+            "4 clouds cut from each other, both see the witness: one primary"
         },
-        home: home.name(),
-        checks: Vec::new(),
-        rto_ms: None,
-        rpo_entries: None,
-        acknowledged: 0,
-        lost: 0,
-    };
+        home,
+    );
     let mut w = World::new(home, seed);
     if let Err(e) = w.start().await {
         check(&mut row, "the world started", false, e);
