@@ -119,12 +119,8 @@ fn create(cell: &Cell, tenant: &str, key: &str) -> ApiResponse {
 }
 
 fn lease_seq(quorum: &QuorumRegistry) -> u64 {
-    let read = block_on(quorum.change(&lease::lease_key(&cell_a()), |_| {
-        Ok::<_, std::convert::Infallible>(None)
-    }))
-    .unwrap()
-    .unwrap();
-    paracell_domain::placement::quorum::CellLease::parse(&read.unwrap())
+    block_on(lease::read(quorum, &cell_a()))
+        .unwrap()
         .unwrap()
         .seq
 }

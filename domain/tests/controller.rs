@@ -5,7 +5,7 @@
 //! move holds both cells down, so a flapping pair never ping-pongs.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use paracell_domain::memory::{ManualClock, MemoryStore};
+use paracell_domain::memory::{ManualClock, MemoryStore, NoSleep};
 use paracell_domain::placement::migrate::{CellHandle, MovePorts};
 use paracell_domain::placement::quorum::controller::{
     Controller, ControllerPolicy, Decision, Hold, Protected, TickReport, Watched,
@@ -13,9 +13,7 @@ use paracell_domain::placement::quorum::controller::{
 use paracell_domain::placement::quorum::{LeaseTiming, QuorumRegistry, lease, memory_quorum};
 use paracell_domain::placement::registry::{Placement, PlacementRegistry, PlacementState};
 use paracell_domain::placement::{Fence, TenantHead, TenantRole};
-use paracell_domain::ports::{
-    HttpClient, OutboundRequest, OutboundResponse, Sleep, TransportError,
-};
+use paracell_domain::ports::{HttpClient, OutboundRequest, OutboundResponse, TransportError};
 use paracell_domain::testing::block_on;
 use paracell_domain::{CellId, TenantId};
 use std::collections::HashSet;
@@ -49,13 +47,6 @@ impl HttpClient for Health {
             body: Vec::new(),
         })
     }
-}
-
-struct NoSleep;
-
-#[async_trait::async_trait]
-impl Sleep for NoSleep {
-    async fn sleep(&self, _: Duration) {}
 }
 
 struct World {

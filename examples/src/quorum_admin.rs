@@ -134,17 +134,7 @@ async fn show_lease(cell: &str, json: bool) -> ExitCode {
         Ok(q) => q,
         Err(code) => return code,
     };
-    let read = quorum
-        .change(&lease::lease_key(&cell), |_| {
-            Ok::<_, std::convert::Infallible>(None)
-        })
-        .await;
-    let text = match read {
-        Ok(Ok(text)) => text,
-        Ok(Err(never)) => match never {},
-        Err(e) => return fail("quorum lease", e),
-    };
-    let value = match text.as_deref().map(lease::CellLease::parse).transpose() {
+    let value = match lease::read(&quorum, &cell).await {
         Ok(Some(l)) => {
             json!({ "cell": l.cell.as_str(), "tenure": l.tenure, "seq": l.seq, "revoked": l.revoked })
         }

@@ -35,7 +35,7 @@
 
 use super::{Check, DrillReport, Rng, cents};
 use paracell_domain::http::ApiRequest;
-use paracell_domain::memory::{ManualClock, MemoryStore, SequentialIds};
+use paracell_domain::memory::{ManualClock, MemoryStore, NoSleep, SequentialIds};
 use paracell_domain::placement::TenantRole;
 use paracell_domain::placement::migrate::{CellHandle, MovePorts};
 use paracell_domain::placement::quorum::controller::{
@@ -49,8 +49,7 @@ use paracell_domain::placement::quorum::{
 use paracell_domain::placement::reconcile::{TailClass, reconcile};
 use paracell_domain::placement::registry::{Placement, PlacementRegistry};
 use paracell_domain::ports::{
-    HttpClient, OutboundRequest, OutboundResponse, Sleep, StoreError, TransactionStore,
-    TransportError,
+    HttpClient, OutboundRequest, OutboundResponse, StoreError, TransactionStore, TransportError,
 };
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::testing::faults::{Faults, FaultyStore, Operation};
@@ -294,13 +293,6 @@ impl HttpClient for Probe {
             body: Vec::new(),
         })
     }
-}
-
-struct NoSleep;
-
-#[async_trait::async_trait]
-impl Sleep for NoSleep {
-    async fn sleep(&self, _: Duration) {}
 }
 
 /// One acknowledged operation.
@@ -696,15 +688,7 @@ impl World {
 /// The home cell's lease, as a majority reads it.
 async fn read_lease(w: &World, home: Cloud) -> Option<lease::CellLease> {
     let cell = CellId::parse(&home.cell()).unwrap_or_else(|_| unreachable_id());
-    w.operator
-        .change(&lease::lease_key(&cell), |_| {
-            Ok::<_, std::convert::Infallible>(None)
-        })
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .flatten()
-        .and_then(|t| lease::CellLease::parse(&t).ok())
+    lease::read(&w.operator, &cell).await.ok().flatten()
 }
 
 /// The home cell's lease counter (0: none).

@@ -406,16 +406,9 @@ impl Controller {
     }
 
     async fn read_lease(&self) -> Result<Option<CellLease>, String> {
-        let text = self
-            .quorum
-            .change(&lease::lease_key(&self.cell), |_| {
-                Ok::<_, std::convert::Infallible>(None)
-            })
+        lease::read(&self.quorum, &self.cell)
             .await
-            .map_err(|e| format!("lease: {e}"))?
-            .unwrap_or_else(|never| match never {});
-        text.map(|t| CellLease::parse(&t).map_err(|e| format!("lease: {e}")))
-            .transpose()
+            .map_err(|e| format!("lease: {e}"))
     }
 
     async fn update_verdicts(

@@ -355,6 +355,30 @@ pub mod decide {
     }
 }
 
+/// The cell's lease as a majority holds it (a full round that writes back what it read:
+/// linearisable); `None` before its first renewal. A record that is not this cell's lease is
+/// [`LeaseError::Malformed`].
+pub async fn read(quorum: &QuorumRegistry, cell: &CellId) -> Result<Option<CellLease>, LeaseError> {
+    let text = quorum
+        .change(&lease_key(cell), |_| {
+            Ok::<_, std::convert::Infallible>(None)
+        })
+        .await?
+        .unwrap_or_else(|never| match never {});
+    let malformed = |detail: String| LeaseError::Malformed {
+        cell: cell.clone(),
+        detail,
+    };
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let lease = CellLease::parse(&text).map_err(|e| malformed(e.to_string()))?;
+    if &lease.cell != cell {
+        return Err(malformed(format!("it names cell {}", lease.cell)));
+    }
+    Ok(Some(lease))
+}
+
 /// A cell's renewal ([`decide::renew`]). The caller sends it through a [`LeaseHolder`], which
 /// measures the deadline.
 pub async fn renew(quorum: &QuorumRegistry, cell: &CellId) -> Result<LeaseChange, LeaseError> {
