@@ -8,7 +8,7 @@ use crate::idempotency::{IdempotencyKey, IdempotencyRecord, StoredResponse};
 use crate::ledger::{self, LedgerError};
 use crate::observability::trace::TraceContext;
 use crate::placement::lease::{self, Confirmed, Ownership};
-use crate::placement::quorum::{Admission, LeaseGate, fenced_head};
+use crate::placement::quorum::{Admission, LeaseGate};
 use crate::placement::{Fence, TenantHead, TenantRole};
 use crate::ports::{
     BalanceUpdate, Commit, CommitError, EntrySource, LedgerWrite, Sleep, StoreError,
@@ -214,7 +214,7 @@ async fn admitted_head(
         match gate.admit(&head).await {
             Admission::Admitted => {}
             Admission::Moved(placement) => {
-                let fenced = fenced_head(&head, &placement);
+                let fenced = head.fenced_for(&placement.primary, placement.epoch);
                 if fence != Fence::Absent {
                     match ports.store.put_head(fence, fenced.clone()).await {
                         // Moved meanwhile: the next request decides on what is stored then.

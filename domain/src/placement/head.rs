@@ -106,6 +106,18 @@ impl TenantHead {
         self.role == TenantRole::Frozen && self.lease_until.is_some_and(|until| now >= until)
     }
 
+    /// This head once the cell learns another cell, `primary`, holds the tenant at `epoch`: fenced,
+    /// naming it (writes answer `421`), its position kept, no lease.
+    pub(crate) fn fenced_for(&self, primary: &CellId, epoch: u64) -> TenantHead {
+        TenantHead {
+            role: TenantRole::Fenced,
+            epoch,
+            primary: primary.clone(),
+            lease_until: None,
+            ..self.clone()
+        }
+    }
+
     /// The guard a write must pass for this head to still be current.
     pub fn fence(&self) -> Fence {
         Fence::Head {

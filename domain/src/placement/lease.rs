@@ -121,23 +121,11 @@ pub async fn confirm(
         }
         // Never held here and registered elsewhere: not this cell's to create.
         Some(p) if !stored && p.primary != head.primary => {
-            let elsewhere = TenantHead {
-                role: TenantRole::Fenced,
-                epoch: p.epoch,
-                primary: p.primary.clone(),
-                ..head
-            };
-            Ok(Confirmed::Moved(elsewhere))
+            Ok(Confirmed::Moved(head.fenced_for(&p.primary, p.epoch)))
         }
         Some(p) if p.epoch > head.epoch && p.primary != head.primary => {
             // Promoted elsewhere: fence this cell, so it answers 421 naming the new primary.
-            let fenced = TenantHead {
-                role: TenantRole::Fenced,
-                epoch: p.epoch,
-                primary: p.primary.clone(),
-                lease_until: None,
-                ..head.clone()
-            };
+            let fenced = head.fenced_for(&p.primary, p.epoch);
             match store.put_head(head.fence(), fenced.clone()).await {
                 Ok(()) => Ok(Confirmed::Moved(fenced)),
                 Err(CommitError::HeadMoved) => match store.head(&head.tenant).await? {

@@ -18,8 +18,8 @@
 
 use super::QuorumRegistry;
 use super::lease::{self, LeaseHolder, MayCommit, Renewed};
+use crate::placement::TenantHead;
 use crate::placement::registry::{Placement, PlacementRegistry};
-use crate::placement::{TenantHead, TenantRole};
 use crate::ports::MonotonicClock;
 use crate::tenancy::{CellId, TenantId};
 use std::collections::HashMap;
@@ -141,16 +141,5 @@ impl LeaseGate {
     /// The ack rule, for a commit that has just returned.
     pub fn acknowledge(&self) -> bool {
         self.holder().acknowledge(self.clock.now())
-    }
-}
-
-/// The head a cell keeps once it learns the tenant moved to `placement`'s primary.
-pub(crate) fn fenced_head(head: &TenantHead, placement: &Placement) -> TenantHead {
-    TenantHead {
-        role: TenantRole::Fenced,
-        epoch: placement.epoch,
-        primary: placement.primary.clone(),
-        lease_until: None,
-        ..head.clone()
     }
 }

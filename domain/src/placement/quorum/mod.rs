@@ -41,7 +41,6 @@ mod reads;
 mod registry;
 
 pub use cas::{CasAcceptor, SlotStore, SlotWrite};
-pub(crate) use gate::fenced_head;
 pub use gate::{Admission, LeaseGate};
 pub use lease::{CellLease, LeaseHolder, LeaseTiming, LeaseWatch};
 pub use memory::{MemoryAcceptor, MemorySlots, memory_quorum};
