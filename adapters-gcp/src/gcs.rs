@@ -238,6 +238,11 @@ fn multipart(name: &str, document: &str) -> (String, String) {
     (format!("multipart/related; boundary={boundary}"), body)
 }
 
+/// An object generation as Cloud Storage writes it: a decimal number.
+fn is_generation(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A status the operation does not expect: throttled or failing (retry later) or refused.
 fn refusal(what: &str, response: &OutboundResponse) -> StoreError {
     let detail = format!(
@@ -288,7 +293,7 @@ impl SlotStore for GcsSlots {
             200 => {
                 let generation = response
                     .header("x-goog-generation")
-                    .filter(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()))
+                    .filter(|g| is_generation(g))
                     .ok_or_else(|| {
                         AcceptorError::Malformed(format!(
                             "acceptor slot {register}: no object generation in the answer"
@@ -313,7 +318,7 @@ impl SlotStore for GcsSlots {
     ) -> Result<SlotWrite, StoreError> {
         let generation = match expected {
             None => "0",
-            Some(g) if !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()) => g,
+            Some(g) if is_generation(g) => g,
             Some(g) => {
                 return Err(StoreError::Failed(format!(
                     "acceptor slot {register}: {g:?} is not an object generation"
