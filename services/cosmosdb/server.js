@@ -39,14 +39,21 @@ pkRanges.default = async (...args) => {
 };
 
 // Bridge 2: served over plain HTTP, the account document must advertise http:// locations, or the
-// SDK switches to TLS for every data request.
+// SDK switches to TLS for every data request. And it names the address the request came in on (its
+// Host), as the service names the endpoints a client can reach: the SDK sends every data request to
+// the advertised location, so a client that reaches the server through a proxy (the outage drill's
+// fault proxies) stays behind it instead of going round it to the server's own port.
 const meta = lib("handler/read-meta");
 const readMeta = meta.default;
-meta.default = (...args) => {
-  const account = readMeta(...args);
+meta.default = (account, req, ...rest) => {
+  const document = readMeta(account, req, ...rest);
+  const host = req && req.headers && req.headers.host;
   const plain = (locations) =>
-    (locations || []).map((l) => ({ ...l, databaseAccountEndpoint: l.databaseAccountEndpoint.replace(/^https:/, "http:") }));
-  return { ...account, writableLocations: plain(account.writableLocations), readableLocations: plain(account.readableLocations) };
+    (locations || []).map((l) => ({
+      ...l,
+      databaseAccountEndpoint: host ? `http://${host}/` : l.databaseAccountEndpoint.replace(/^https:/, "http:"),
+    }));
+  return { ...document, writableLocations: plain(document.writableLocations), readableLocations: plain(document.readableLocations) };
 };
 
 // Bridge 3: reading a missing document in a partitioned container is 404 on the service; the
