@@ -290,6 +290,26 @@ impl TransactionStore for MemoryStore {
             .map(|(e, _)| e.clone()))
     }
 
+    async fn discard_received(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        digest: &crate::replication::Digest,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(t) = state.tenants.get_mut(tenant) else {
+            return Ok(false);
+        };
+        if t.entries
+            .get(&seq)
+            .is_some_and(|(e, _)| e.digest() == *digest)
+        {
+            t.entries.remove(&seq);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     async fn entries_after(
         &self,
         tenant: &TenantId,

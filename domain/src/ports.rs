@@ -267,6 +267,18 @@ pub trait TransactionStore: Send + Sync {
     /// A tenant's entry at `seq`, committed, applied or waiting.
     async fn entry(&self, tenant: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError>;
 
+    /// Deletes the tenant's entry at `seq` if it still has `digest`; `Ok(false)` when there is none
+    /// or it has another digest. Only for an entry this cell *received* and never applied — one
+    /// beyond its head, left over from the epoch before it was promoted
+    /// ([`crate::replication::leftovers`]): committed and applied entries are never beyond the head,
+    /// and nothing else may be deleted.
+    async fn discard_received(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        digest: &crate::replication::Digest,
+    ) -> Result<bool, StoreError>;
+
     /// A tenant's entries after `after`, in sequence order, at most `limit`.
     async fn entries_after(
         &self,

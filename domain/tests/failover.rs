@@ -220,3 +220,84 @@ fn the_old_primary_books_nothing_once_its_lease_is_out_even_before_the_promotion
     assert!(booked_after <= 30, "{booked_after}");
     assert_eq!(create(&a, "k-last", "credit", "1.00").0, 421);
 }
+
+/// A standby promoted while it held entries of the old primary it had not applied (a gap held them
+/// back) books at once: the promotion clears them (they are the old primary's tail, which
+/// reconciliation reports from there), and an entry that lands after the promotion anyway is
+/// cleared by the commit that meets it. Without that, every write of the new primary met the held
+/// entry at its position and was answered `503` — found by the outage drill through the binaries.
+#[test]
+fn a_standby_promoted_with_entries_it_never_applied_books_at_once() {
+    let clock = Arc::new(ManualClock::default());
+    let registry = Arc::new(MemoryRegistry::new());
+    let (a, b) = (
+        cell("cell-a", &clock, &registry),
+        cell("cell-b", &clock, &registry),
+    );
+    let (id_a, id_b) = (
+        CellId::parse("cell-a").unwrap(),
+        CellId::parse("cell-b").unwrap(),
+    );
+    block_on(registry.put(
+        None,
+        &Placement::new(tenant(), id_a.clone(), 1, vec![id_b.clone()]),
+    ))
+    .unwrap();
+    for k in ["k-1", "k-2"] {
+        assert_eq!(create(&a, k, "credit", "100.00").0, 201);
+    }
+    block_on(replicate(&a, &b)).unwrap();
+    for k in ["k-3", "k-4", "k-5"] {
+        assert_eq!(create(&a, k, "credit", "10.00").0, 201);
+    }
+    // Entry 4 reaches b, entry 3 never does: b holds 4 behind a gap.
+    let old = a.ports().store.clone();
+    let entry = |seq| block_on(old.entry(&tenant(), seq)).unwrap().unwrap();
+    let b_store = b.ports().store.clone();
+    block_on(b_store.receive(&entry(4))).unwrap();
+    let ports = MovePorts {
+        registry: registry.clone(),
+        clock: clock.clone(),
+        sleep: Arc::new(Advance(clock.clone())),
+    };
+    let policy = FailoverPolicy {
+        poll: Duration::from_secs(1),
+        ..FailoverPolicy::default()
+    };
+    let report = block_on(failover(
+        &tenant(),
+        &id_a,
+        None,
+        &handle(&b),
+        &ports,
+        None,
+        policy,
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.promoted_at.seq, 2);
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| s.contains("discarded 1 entries")),
+        "the promotion reports what it cleared: {:?}",
+        report.steps
+    );
+    assert!(block_on(b_store.entry(&tenant(), 4)).unwrap().is_none());
+    // Entry 5 arrives after the promotion all the same (stored behind the cell's back).
+    block_on(b_store.receive(&entry(5))).unwrap();
+    for k in ["n-1", "n-2", "n-3"] {
+        assert_eq!(create(&b, k, "credit", "1.00").0, 201, "{k}");
+    }
+    let head = block_on(b_store.head(&tenant())).unwrap().unwrap();
+    assert_eq!(
+        (head.role, head.epoch, head.position.seq),
+        (TenantRole::Primary, 2, 5)
+    );
+    let own = block_on(b_store.entry(&tenant(), 5)).unwrap().unwrap();
+    assert_eq!(
+        own.entry().epoch,
+        2,
+        "position 5 holds the new primary's own entry"
+    );
+}

@@ -419,11 +419,25 @@ impl Booking<'_> {
                 }
                 // Someone else wrote first: read again and decide again (a duplicate request's
                 // winner is then replayed).
-                Err(
-                    CommitError::BalanceConflict
-                    | CommitError::HeadMoved
-                    | CommitError::KeyConflict,
-                ) => {}
+                Err(CommitError::BalanceConflict | CommitError::KeyConflict) => {}
+                // Or the position is taken by an entry this cell received from the previous
+                // primary and never applied: cleared, then decided again.
+                Err(CommitError::HeadMoved) => {
+                    let (epoch, seq) = committed;
+                    let leftover = store
+                        .entry(&request.tenant, seq)
+                        .await?
+                        .is_some_and(|e| e.entry().epoch < epoch);
+                    if leftover {
+                        crate::replication::leftovers::discard_beyond(
+                            store.as_ref(),
+                            &request.tenant,
+                            epoch,
+                            seq - 1,
+                        )
+                        .await?;
+                    }
+                }
                 Err(CommitError::DuplicateTransaction) => {
                     return Err(StoreError::Failed(format!(
                         "transaction id {} already exists",

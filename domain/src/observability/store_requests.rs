@@ -87,6 +87,15 @@ impl TransactionStore for CountedStore {
         self.count().entry(tenant, seq).await
     }
 
+    async fn discard_received(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        digest: &crate::replication::Digest,
+    ) -> Result<bool, StoreError> {
+        self.count().discard_received(tenant, seq, digest).await
+    }
+
     async fn entries_after(
         &self,
         tenant: &TenantId,

@@ -261,7 +261,7 @@ pub async fn failover(
         lease_until: None,
         ..head.clone()
     };
-    match to.store.put_head(head.fence(), promoted).await {
+    match to.store.put_head(head.fence(), promoted.clone()).await {
         Ok(()) => {}
         Err(CommitError::HeadMoved) => return Err(FailoverError::Concurrent(to.id.clone())),
         Err(CommitError::Store(e)) => return Err(store_error(&to.id)(e)),
@@ -271,6 +271,19 @@ pub async fn failover(
         "promoted {} at epoch {} from {}",
         to.id, placement.epoch, head.position
     ));
+    // Entries it received beyond that position and never applied would take the positions of its
+    // own first commits (`replication::leftovers`). A failure here is reported, not fatal: the
+    // promotion stands, and the cell's next commit clears them itself.
+    match crate::replication::leftovers::discard(to.store.as_ref(), &promoted).await {
+        Ok(0) => {}
+        Ok(n) => steps.push(format!(
+            "discarded {n} entries {} received from {from} and never applied (reconciliation reports them from {from})",
+            to.id
+        )),
+        Err(e) => steps.push(format!(
+            "entries received beyond the promotion could not be listed or discarded yet: {e}"
+        )),
+    }
 
     // What the old primary committed beyond that position, when it can be read.
     let old_position = match old {

@@ -20,6 +20,7 @@ pub mod apply;
 pub mod batch;
 pub mod bus;
 mod entry;
+pub mod leftovers;
 mod position;
 pub mod relay;
 pub mod signature;

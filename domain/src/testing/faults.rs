@@ -24,6 +24,7 @@ pub enum Operation {
     Commit,
     Receive,
     Entry,
+    DiscardReceived,
     EntriesAfter,
     Transaction,
     Balance,
@@ -121,6 +122,15 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
     async fn entry(&self, t: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
         self.faults.before(Operation::Entry)?;
         self.inner.entry(t, seq).await
+    }
+    async fn discard_received(
+        &self,
+        t: &TenantId,
+        seq: u64,
+        digest: &crate::replication::Digest,
+    ) -> Result<bool, StoreError> {
+        self.faults.before(Operation::DiscardReceived)?;
+        self.inner.discard_received(t, seq, digest).await
     }
     async fn entries_after(
         &self,

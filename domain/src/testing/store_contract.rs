@@ -216,6 +216,7 @@ pub fn run_all(rt: &impl Executor, factory: Factory<'_>) {
     tenant_isolation(rt, factory);
     outbox_pages(rt, factory);
     received_entries_wait_and_apply(rt, factory);
+    unapplied_entries_can_be_discarded(rt, factory);
     heads_change_only_by_compare_and_set(rt, factory);
     stale_reads_are_refused(rt, factory);
     concurrent_duplicates_book_once(rt, factory);
@@ -594,6 +595,60 @@ pub fn outbox_pages(rt: &impl Executor, factory: Factory<'_>) {
             .flatten()
             .is_some(),
         "a relayed entry is still readable"
+    );
+}
+
+/// An entry received and never applied can be discarded — only that very entry, by digest — and its
+/// position is then free for the cell's own commit (a promoted standby's leftovers:
+/// [`crate::replication::leftovers`]).
+pub fn unapplied_entries_can_be_discarded(rt: &impl Executor, factory: Factory<'_>) {
+    let primary = factory();
+    book(rt, &*primary, "coop-1", "k1", 1, 100);
+    book(rt, &*primary, "coop-1", "k2", 2, 300);
+    let entries = rt
+        .block_on(primary.entries_after(&tenant("coop-1"), 0, 10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (first, second) = (&entries[0], &entries[1]);
+    let other = factory();
+    rt.block_on(other.receive(second))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let discard = |digest: crate::replication::Digest| {
+        rt.block_on(other.discard_received(&tenant("coop-1"), 2, &digest))
+            .unwrap_or_else(|e| panic!("discard: {e}"))
+    };
+    assert!(
+        !discard(first.digest()),
+        "another digest: nothing is discarded"
+    );
+    assert!(
+        rt.block_on(other.entry(&tenant("coop-1"), 2))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_some(),
+        "the entry is still there"
+    );
+    assert!(discard(second.digest()), "that very entry is discarded");
+    assert!(
+        rt.block_on(other.entry(&tenant("coop-1"), 2))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none(),
+        "and gone"
+    );
+    assert!(
+        !discard(second.digest()),
+        "discarding it again finds nothing"
+    );
+    assert!(
+        !rt.block_on(other.discard_received(&tenant("coop-1"), 9, &second.digest()))
+            .unwrap_or_else(|e| panic!("{e}")),
+        "nothing at that position: nothing discarded"
+    );
+    // Position 2 is free again: the cell's own commits take positions 1 and 2.
+    book(rt, &*other, "coop-1", "k3", 3, 50);
+    book(rt, &*other, "coop-1", "k4", 4, 70);
+    assert_eq!(
+        head_of(rt, &*other, "coop-1").map(|h| h.position.seq),
+        Some(2),
+        "the cell committed its own entry at the freed position"
     );
 }
 

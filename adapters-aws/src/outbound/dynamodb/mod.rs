@@ -34,6 +34,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -455,6 +456,36 @@ impl TransactionStore for DynamoStore {
             .await?
             .map(|item| Read(&item).entry().map_err(corrupt))
             .transpose()
+    }
+
+    async fn discard_received(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        digest: &paracell_domain::replication::Digest,
+    ) -> Result<bool, StoreError> {
+        // Conditioned on the digest: only that very entry goes, never one committed in its place.
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(items::entry_key(tenant, seq)))
+            .condition_expression("digest = :d")
+            .expression_attribute_values(":d", s(digest.to_string()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(store_error("DeleteItem", e)),
+        }
     }
 
     async fn entries_after(

@@ -516,6 +516,35 @@ impl TransactionStore for CosmosStore {
             .transpose()
     }
 
+    async fn discard_received(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        digest: &paracell_domain::replication::Digest,
+    ) -> Result<bool, StoreError> {
+        let id = documents::entry_id(seq);
+        let Some(doc) = self.read::<EntryDoc>(tenant, &id).await? else {
+            return Ok(false);
+        };
+        if doc.digest != digest.to_string() {
+            return Ok(false);
+        }
+        // If-Match the document read: only that very entry goes, never one committed in its place.
+        match self
+            .container
+            .delete_item(
+                tenant.to_string(),
+                &id,
+                Some(Self::if_match(doc.etag.as_deref())?),
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 404) || is_status(&e, 412) => Ok(false),
+            Err(e) => Err(store_error("discard entry", &e)),
+        }
+    }
+
     async fn entries_after(
         &self,
         tenant: &TenantId,
