@@ -1,20 +1,27 @@
-//! The edge router's placement reads: from the acceptors one by one, **without a quorum** and
-//! writing nothing — the newest value any of them answers. A stale answer is safe: a cell refuses a
+//! The edge router's placement reads: from every acceptor at once, **without a round** and writing
+//! nothing — the newest value among the first majority to answer (or, when fewer can answer, among
+//! those that do). A stale answer is safe: a cell refuses a
 //! write routed by an epoch it does not hold (`421`) or that its lease no longer covers (`503`), and
 //! the router refreshes; a linearisable read (a full round that writes back) is the operator's, not
 //! the hot path's.
 //!
 //! **Which acceptor first:** the caller's order. Each host lists its own cloud's acceptor first
 //! (`PARACELL_QUORUM` on AWS starts with `dynamodb:…`, on Azure with `cosmos:…`), so the common case
-//! is one request inside the router's cloud; the others are read too, and the highest ballot wins,
-//! so a local acceptor that missed a failover while it was cut off does not pin the tenant to the
-//! old primary. An acceptor that fails or times out is skipped; when none answers, the read fails.
+//! is one request inside the router's cloud; the others are read at the same moment, and the
+//! highest ballot wins, so a local acceptor that missed a failover while it was cut off does not pin
+//! the tenant to the old primary. The read returns once a majority has answered: any placement a
+//! quorum chose is then among the answers (two majorities share an acceptor), and an acceptor whose
+//! link is black-holed — accepted, never answered — delays nothing. An acceptor that fails is
+//! skipped; when none answers, the read fails.
 
-use super::{Acceptor, AcceptorError};
+use super::{Accepted, Acceptor, AcceptorError};
 use crate::placement::registry::Placement;
 use crate::ports::StoreError;
 use crate::tenancy::TenantId;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 /// Placement reads from any acceptor that answers (see the module).
 pub struct AcceptorReads {
@@ -65,11 +72,19 @@ impl AcceptorReads {
     /// ```
     pub async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
         let key = format!("placement/{tenant}");
+        let replies = majority_of_replies(
+            self.acceptors
+                .iter()
+                .map(|a| -> Peek<'_> { Box::pin(a.peek(&key)) })
+                .collect(),
+        )
+        .await;
         let mut newest = None;
         let mut answered = false;
         let mut problems = Vec::new();
-        for acceptor in &self.acceptors {
-            match acceptor.peek(&key).await {
+        for (i, reply) in replies {
+            let domain = self.acceptors.get(i).map_or("?", |a| a.domain());
+            match reply {
                 Ok(accepted) => {
                     answered = true;
                     if let Some(a) = accepted
@@ -79,7 +94,7 @@ impl AcceptorReads {
                     }
                 }
                 Err(e @ (AcceptorError::Malformed(_) | AcceptorError::Store(_))) => {
-                    problems.push(format!("{}: {e}", acceptor.domain()));
+                    problems.push(format!("{domain}: {e}"));
                 }
                 Err(AcceptorError::Refused(_)) => {}
             }
@@ -98,6 +113,37 @@ impl AcceptorReads {
             })
             .transpose()
     }
+}
+
+type Peek<'a> = Pin<Box<dyn Future<Output = Result<Option<Accepted>, AcceptorError>> + Send + 'a>>;
+
+/// Polls every peek at once and returns the replies in arrival order, as soon as a majority of the
+/// acceptors have answered (an answer: a value or none) or every call has finished. An acceptor that
+/// never answers — a black-holed link — is dropped then: it costs nothing while a majority answers,
+/// and only its own timeout when fewer can. No runtime: a hand-rolled join, so the domain stays free
+/// of one.
+async fn majority_of_replies(
+    calls: Vec<Peek<'_>>,
+) -> Vec<(usize, Result<Option<Accepted>, AcceptorError>)> {
+    let majority = calls.len() / 2 + 1;
+    let mut calls: Vec<Option<Peek<'_>>> = calls.into_iter().map(Some).collect();
+    let mut replies = Vec::new();
+    std::future::poll_fn(move |cx| {
+        for (i, slot) in calls.iter_mut().enumerate() {
+            if let Some(call) = slot
+                && let Poll::Ready(reply) = call.as_mut().poll(cx)
+            {
+                *slot = None;
+                replies.push((i, reply));
+            }
+        }
+        let answers = replies.iter().filter(|(_, r)| r.is_ok()).count();
+        if answers >= majority || calls.iter().all(Option::is_none) {
+            return Poll::Ready(std::mem::take(&mut replies));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -135,5 +181,53 @@ mod tests {
             block_on(reads.get(&tenant)),
             Err(StoreError::Unavailable { .. })
         ));
+    }
+
+    /// An acceptor whose link is black-holed: every call accepted, never answered.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl Acceptor for Silent {
+        fn domain(&self) -> &str {
+            "aws"
+        }
+        async fn prepare(
+            &self,
+            _: &str,
+            _: super::super::Ballot,
+        ) -> Result<Option<Accepted>, AcceptorError> {
+            std::future::pending().await
+        }
+        async fn accept(
+            &self,
+            _: &str,
+            _: super::super::Ballot,
+            _: &str,
+        ) -> Result<(), AcceptorError> {
+            std::future::pending().await
+        }
+        async fn peek(&self, _: &str) -> Result<Option<Accepted>, AcceptorError> {
+            std::future::pending().await
+        }
+    }
+
+    #[test]
+    fn a_black_holed_acceptor_first_in_line_delays_nothing() {
+        let (acceptors, quorum) = memory_quorum(1);
+        let tenant = TenantId::parse("coop-1").unwrap();
+        let placed = Placement::new(
+            tenant.clone(),
+            CellId::parse("cell-azure").unwrap(),
+            2,
+            vec![],
+        );
+        block_on(quorum.put(None, &placed)).unwrap();
+        // The host's own acceptor first, black-holed: the other two answer, and that is a majority.
+        let reads = AcceptorReads::new(vec![
+            Arc::new(Silent),
+            Arc::clone(&acceptors[1]) as Arc<dyn Acceptor>,
+            Arc::clone(&acceptors[2]) as Arc<dyn Acceptor>,
+        ]);
+        assert_eq!(block_on(reads.get(&tenant)), Ok(Some(placed)));
     }
 }
