@@ -326,6 +326,19 @@ impl Edge {
         loop {
             let now = self.ports.clock.now();
             if let Err(wait) = self.health.admits(route.cell.as_str(), now) {
+                // Taken out of rotation: the registry may name a successor by now (asked once).
+                if !refreshed {
+                    refreshed = true;
+                    if let Lookup::Route { route: newer, .. } = self
+                        .cache
+                        .refresh(self.ports.routes.as_ref(), tenant, now)
+                        .await
+                        && (newer.cell != route.cell || newer.epoch > route.epoch)
+                    {
+                        route = newer;
+                        continue;
+                    }
+                }
                 return self
                     .failure(
                         ProblemType::CellUnavailable,
@@ -410,6 +423,31 @@ impl Edge {
                     Failure::Timeout
                 }
             };
+            // The cell is out of reach: after a failover the registry names its successor, which no
+            // 421 will ever announce. Asked once per request, like after a 421; nothing new → the
+            // failure stands.
+            if matches!(failure, Failure::Unreachable(_)) && !refreshed {
+                refreshed = true;
+                let now = self.ports.clock.now();
+                if let Lookup::Route { route: newer, .. } = self
+                    .cache
+                    .refresh(self.ports.routes.as_ref(), tenant, now)
+                    .await
+                    && (newer.cell != route.cell || newer.epoch > route.epoch)
+                {
+                    route = newer;
+                    retried = false;
+                    continue;
+                }
+            }
+            if matches!(failure, Failure::Timeout) && !refreshed {
+                // No time is left to try a successor, but the next request will: a cell that
+                // swallows requests (a black-holed link) never answers 421 either.
+                let now = self.ports.clock.now();
+                self.cache
+                    .refresh(self.ports.routes.as_ref(), tenant, now)
+                    .await;
+            }
             return match failure {
                 Failure::Unreachable(cause) => {
                     let mut response =
