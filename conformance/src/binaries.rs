@@ -95,6 +95,7 @@ impl Store {
 
 /// The binaries and the runtime emulator.
 pub struct Binaries {
+    workspace: PathBuf,
     bootstrap: PathBuf,
     azure_cell: PathBuf,
     emulator_port: u16,
@@ -118,7 +119,7 @@ fn wait_for(port: u16, timeout: Duration) -> Result<(), String> {
 
 /// Where a child's stderr goes: a file per cell under `$PARACELL_BINARIES_LOGS` when that is set
 /// (to see why a process misbehaved), nowhere otherwise.
-fn log_file(name: &str) -> Stdio {
+pub(crate) fn log_file(name: &str) -> Stdio {
     static N: AtomicUsize = AtomicUsize::new(0);
     let Some(dir) = std::env::var_os("PARACELL_BINARIES_LOGS") else {
         return Stdio::null();
@@ -267,6 +268,7 @@ impl Binaries {
         }
         let (emulator, emulator_port) = start_emulator(&workspace)?;
         Ok(Self {
+            workspace,
             bootstrap,
             azure_cell,
             emulator_port,
@@ -313,6 +315,37 @@ impl Binaries {
             _process: Running(child),
             port: self.emulator_port,
             _emulator: None,
+        })
+    }
+
+    /// A fresh `lambda-cell` under an emulator of its own (dropped with it), so a process that
+    /// outlives its run cannot take the next run's invocations; `extra` as in
+    /// [`Self::start_lambda_with`].
+    pub fn start_lambda_alone(
+        &self,
+        config: &CellConfig,
+        extra: &[(String, String)],
+    ) -> Result<LambdaProcess, String> {
+        let (emulator, port) = start_emulator(&self.workspace)?;
+        let mut command = Command::new(&self.bootstrap);
+        cell_env(&mut command, config);
+        command
+            .envs(self.lambda_store.env())
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .envs(extra.iter().cloned());
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.bootstrap.display()))?;
+        Ok(LambdaProcess {
+            _process: Running(child),
+            port,
+            _emulator: Some(emulator),
         })
     }
 

@@ -10,7 +10,7 @@
 //! paracell-conformance drill replication [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
-//! paracell-conformance drill outage [--seed S] [--json]   # a cloud, link or store fails under load: automatic failover
+//! paracell-conformance drill outage [--binaries [--scenarios 1,4,5]] [--seed S] [--json]   # a cloud, link or store fails under load: automatic failover
 //! paracell-conformance drill trace [--seed S]     # one trace id from an AWS create to its Azure replica
 //! ```
 //! Exit status 0 only when every case passes; 2 on usage or set-up errors.
@@ -290,36 +290,56 @@ fn drill(args: &[String]) -> ExitCode {
 
 /// `drill outage [--seed S] [--json]`.
 fn outage_drill(args: &[String]) -> ExitCode {
-    let usage = "usage: paracell-conformance drill outage [--seed S] [--json]";
-    let mut options = paracell_conformance::drill::outage::OutageOptions { seed: 1 };
+    let usage = "usage: paracell-conformance drill outage [--seed S] [--json]\n       paracell-conformance drill outage --binaries [--scenarios 1,4,5] [--seed S] [--json]";
+    let mut seed = 1;
     let mut json = false;
+    let mut binaries = false;
+    let mut scenarios: Option<String> = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
+            "--binaries" => binaries = true,
+            "--scenarios" => match args.next() {
+                Some(list) => scenarios = Some(list.clone()),
+                None => {
+                    eprintln!("--scenarios needs a list (1,4,5)\n{usage}");
+                    return ExitCode::from(2);
+                }
+            },
             "--seed" => match args.next().and_then(|v| v.parse::<u64>().ok()) {
-                Some(seed) => options.seed = seed,
+                Some(s) => seed = s,
                 None => {
                     eprintln!("--seed needs a number\n{usage}");
                     return ExitCode::from(2);
                 }
             },
-            "--binaries" => {
-                eprintln!(
-                    "drill outage --binaries (the binaries behind fault proxies on the stand-ins) is not built yet; the in-process drill is"
-                );
-                return ExitCode::from(2);
-            }
             other => {
                 eprintln!("unknown option {other:?}\n{usage}");
                 return ExitCode::from(2);
             }
         }
     }
-    let (report, rows) = paracell_conformance::drill::outage::run(options);
-    let text = report.render(
-        "outage drill, in process: a tenant's home cloud, the witness or the link between the clouds fails under a client that never stops; cells under cell leases from the quorum, controllers in three domains",
-    );
+    if scenarios.is_some() && !binaries {
+        eprintln!("--scenarios picks among the binaries' scenarios: add --binaries\n{usage}");
+        return ExitCode::from(2);
+    }
+    let (report, rows, title) = if binaries {
+        match outage_binaries(seed, scenarios.as_deref(), usage) {
+            Ok(done) => done,
+            Err(code) => return code,
+        }
+    } else {
+        let (report, rows) = paracell_conformance::drill::outage::run(
+            paracell_conformance::drill::outage::OutageOptions { seed },
+        );
+        (
+            report,
+            rows,
+            "outage drill, in process: a tenant's home cloud, the witness or the link between the clouds fails under a client that never stops; cells under cell leases from the quorum, controllers in three domains",
+        )
+    };
+    let text = report.render(title);
     if json {
         // One JSON document, then the closing count line.
         let rows: Vec<_> = rows.iter().map(|r| r.to_json()).collect();
@@ -332,6 +352,51 @@ fn outage_drill(args: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+type OutageRun = (
+    paracell_conformance::drill::DrillReport,
+    Vec<paracell_conformance::drill::outage::Row>,
+    &'static str,
+);
+
+/// `drill outage --binaries [--scenarios 1,4,5]`.
+fn outage_binaries(seed: u64, scenarios: Option<&str>, usage: &str) -> Result<OutageRun, ExitCode> {
+    #[cfg(feature = "drill-binaries")]
+    {
+        use paracell_conformance::drill::outage_binaries::{BinariesOptions, Scenario, run};
+        let mut picked = Vec::new();
+        for number in scenarios.unwrap_or("1,4,5").split(',') {
+            match Scenario::parse(number.trim()) {
+                Some(s) => picked.push(s),
+                None => {
+                    eprintln!(
+                        "--scenarios: {number:?} is not one the binaries' drill runs (1, 4 or 5; the others run in process)\n{usage}"
+                    );
+                    return Err(ExitCode::from(2));
+                }
+            }
+        }
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let options = BinariesOptions {
+            seed,
+            scenarios: picked,
+        };
+        let (report, rows) = run(&options, &workspace);
+        Ok((
+            report,
+            rows,
+            "outage drill through the binaries: lambda-cell and azure-cell under cell leases from the quorum on DynamoDB, Cosmos DB and the GCS witness, three paracell-admin watch controllers and the edge router, every link a fault proxy",
+        ))
+    }
+    #[cfg(not(feature = "drill-binaries"))]
+    {
+        let _ = (seed, scenarios, usage);
+        eprintln!(
+            "drill outage --binaries needs the drill-binaries feature: cargo run -p paracell-conformance --features drill-binaries -- drill outage --binaries (under scripts/dev-services.sh)"
+        );
+        Err(ExitCode::from(2))
     }
 }
 

@@ -6,6 +6,7 @@
 //! paracell-conformance drill events [--writes N] [--seed S] [--binaries]
 //! paracell-conformance drill failover [--schedules N] [--writes W] [--seed S]
 //! paracell-conformance drill outage [--seed S] [--json]
+//! paracell-conformance drill outage --binaries [--scenarios 1,4,5] [--seed S] [--json]
 //! ```
 
 pub mod events;
@@ -15,6 +16,8 @@ pub mod failover;
 #[cfg(feature = "drill-binaries")]
 pub mod failover_binaries;
 pub mod outage;
+#[cfg(feature = "drill-binaries")]
+pub mod outage_binaries;
 pub mod replication;
 #[cfg(feature = "drill-binaries")]
 pub mod replication_binaries;
