@@ -290,16 +290,24 @@ fn drill(args: &[String]) -> ExitCode {
 
 /// `drill outage [--seed S] [--json]`.
 fn outage_drill(args: &[String]) -> ExitCode {
-    let usage = "usage: paracell-conformance drill outage [--seed S] [--json]\n       paracell-conformance drill outage --binaries [--scenarios 1,4,5] [--seed S] [--json]";
+    let usage = "usage: paracell-conformance drill outage [--seed S] [--json]\n       paracell-conformance drill outage --binaries [--scenarios 1,4,5] [--lease-secs L] [--seed S] [--json]";
     let mut seed = 1;
     let mut json = false;
     let mut binaries = false;
     let mut scenarios: Option<String> = None;
+    let mut lease_secs: Option<u64> = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => json = true,
             "--binaries" => binaries = true,
+            "--lease-secs" => match args.next().and_then(|v| v.parse::<u64>().ok()) {
+                Some(l) if l >= 6 => lease_secs = Some(l),
+                _ => {
+                    eprintln!("--lease-secs needs a number of seconds, at least 6\n{usage}");
+                    return ExitCode::from(2);
+                }
+            },
             "--scenarios" => match args.next() {
                 Some(list) => scenarios = Some(list.clone()),
                 None => {
@@ -320,12 +328,14 @@ fn outage_drill(args: &[String]) -> ExitCode {
             }
         }
     }
-    if scenarios.is_some() && !binaries {
-        eprintln!("--scenarios picks among the binaries' scenarios: add --binaries\n{usage}");
+    if (scenarios.is_some() || lease_secs.is_some()) && !binaries {
+        eprintln!(
+            "--scenarios and --lease-secs are the binaries' drill's: add --binaries\n{usage}"
+        );
         return ExitCode::from(2);
     }
     let (report, rows, title) = if binaries {
-        match outage_binaries(seed, scenarios.as_deref(), usage) {
+        match outage_binaries(seed, scenarios.as_deref(), lease_secs, usage) {
             Ok(done) => done,
             Err(code) => return code,
         }
@@ -362,10 +372,17 @@ type OutageRun = (
 );
 
 /// `drill outage --binaries [--scenarios 1,4,5]`.
-fn outage_binaries(seed: u64, scenarios: Option<&str>, usage: &str) -> Result<OutageRun, ExitCode> {
+fn outage_binaries(
+    seed: u64,
+    scenarios: Option<&str>,
+    lease_secs: Option<u64>,
+    usage: &str,
+) -> Result<OutageRun, ExitCode> {
     #[cfg(feature = "drill-binaries")]
     {
-        use paracell_conformance::drill::outage_binaries::{BinariesOptions, Scenario, run};
+        use paracell_conformance::drill::outage_binaries::{
+            BinariesOptions, LEASE_SECS, Scenario, run,
+        };
         let mut picked = Vec::new();
         for number in scenarios.unwrap_or("1,4,5").split(',') {
             match Scenario::parse(number.trim()) {
@@ -382,6 +399,7 @@ fn outage_binaries(seed: u64, scenarios: Option<&str>, usage: &str) -> Result<Ou
         let options = BinariesOptions {
             seed,
             scenarios: picked,
+            lease_secs: lease_secs.unwrap_or(LEASE_SECS),
         };
         let (report, rows) = run(&options, &workspace);
         Ok((
@@ -392,7 +410,7 @@ fn outage_binaries(seed: u64, scenarios: Option<&str>, usage: &str) -> Result<Ou
     }
     #[cfg(not(feature = "drill-binaries"))]
     {
-        let _ = (seed, scenarios, usage);
+        let _ = (seed, scenarios, lease_secs, usage);
         eprintln!(
             "drill outage --binaries needs the drill-binaries feature: cargo run -p paracell-conformance --features drill-binaries -- drill outage --binaries (under scripts/dev-services.sh)"
         );
