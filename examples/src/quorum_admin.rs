@@ -4,6 +4,7 @@
 //! ```text
 //! paracell-admin quorum import TENANT... [--json]   # copy PARACELL_REGISTRY's records into PARACELL_QUORUM
 //! paracell-admin quorum lease CELL [--json]         # the cell lease, as a majority reads it
+//! paracell-admin quorum revoke CELL [--json]        # wait out the cell lease, revoke it if it did not renew
 //! paracell-admin quorum reinstate CELL --tenure N   # a new tenure for a revoked cell
 //! paracell-admin watch CELL --observer DOMAIN --cell-domain DOMAIN --health URL
 //!                 --standby CELL --tenants T1,T2 [--every-ms N] [--ticks N]
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The usage lines of these commands.
-pub const USAGE: &str = "       paracell-admin quorum import TENANT... [--json]\n       paracell-admin quorum lease CELL [--json]\n       paracell-admin quorum reinstate CELL --tenure N\n       paracell-admin watch CELL --observer DOMAIN --cell-domain DOMAIN --health URL --standby CELL --tenants T1,T2 [--every-ms N] [--ticks N]";
+pub const USAGE: &str = "       paracell-admin quorum import TENANT... [--json]\n       paracell-admin quorum lease CELL [--json]\n       paracell-admin quorum revoke CELL [--json]\n       paracell-admin quorum reinstate CELL --tenure N\n       paracell-admin watch CELL --observer DOMAIN --cell-domain DOMAIN --health URL --standby CELL --tenants T1,T2 [--every-ms N] [--ticks N]";
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -66,6 +67,7 @@ pub async fn quorum_command(words: &[&str]) -> ExitCode {
     match words.as_slice() {
         ["import", tenants @ ..] if !tenants.is_empty() => import_tenants(tenants, json).await,
         ["lease", cell] => show_lease(cell, json).await,
+        ["revoke", cell] => revoke(cell, json).await,
         ["reinstate", cell, "--tenure", n] => match n.parse() {
             Ok(n) => reinstate(cell, n).await,
             Err(_) => usage(),
@@ -147,6 +149,89 @@ async fn show_lease(cell: &str, json: bool) -> ExitCode {
         println!("{value:#}");
     }
     ExitCode::SUCCESS
+}
+
+/// `quorum revoke CELL`: a person's promoter. Watches the cell lease's counter for the promoter's
+/// wait (`LeaseTiming::promoter_wait`) and revokes it only if it stood still — the same rule the
+/// controllers apply. A cell that renewed meanwhile is alive at a majority: refused (move its tenants
+/// with `migrate`). After a revocation, `failover` may promote its tenants elsewhere.
+async fn revoke(cell: &str, json: bool) -> ExitCode {
+    use paracell_domain::placement::quorum::LeaseWatch;
+    use paracell_domain::ports::MonotonicClock;
+    let Ok(cell) = CellId::parse(cell) else {
+        return fail("quorum revoke", format!("{cell:?} is not a cell id"));
+    };
+    let quorum = match quorum().await {
+        Ok(q) => q,
+        Err(code) => return code,
+    };
+    let timing = match lease_timing_from_lookup(env) {
+        Ok(t) => t,
+        Err(e) => return fail("configuration", e),
+    };
+    let clock = paracell_domain::ports::ProcessClock::new();
+    let mut watch = LeaseWatch::new(timing);
+    if !json {
+        eprintln!(
+            "watching the lease of {cell} for {:.1} s: revoked only if it does not renew meanwhile",
+            timing.promoter_wait().as_secs_f64()
+        );
+    }
+    let seq = loop {
+        match lease::read(&quorum, &cell).await {
+            Ok(Some(l)) if l.revoked => {
+                return fail(
+                    "quorum revoke",
+                    format!("{cell}'s lease is already revoked: {l:?}"),
+                );
+            }
+            Ok(Some(l)) => watch.observe(&l, clock.now()),
+            Ok(None) => return fail("quorum revoke", format!("{cell} has no cell lease")),
+            Err(e) => return fail("quorum revoke", e),
+        }
+        if let Some(seq) = watch.expired(clock.now()) {
+            break seq;
+        }
+        tokio::time::sleep(timing.renew_every() / 2).await;
+    };
+    match lease::revoke(&quorum, &cell, seq).await {
+        Ok(LeaseChange::Applied(l)) => {
+            println!(
+                "{}",
+                json!({ "cell": l.cell.as_str(), "tenure": l.tenure, "seq": l.seq, "revoked": true })
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(LeaseChange::Refused { current, reason }) => fail(
+            "quorum revoke",
+            format!(
+                "refused ({reason:?}): the cell renewed at a majority, it is alive — move its tenants with migrate; the lease is {current:?}"
+            ),
+        ),
+        Err(e) => fail("quorum revoke", e),
+    }
+}
+
+/// Whether `failover` may promote away from `cell` on the quorum: only once its cell lease is
+/// revoked (or it never had one: a cell on per-tenant leases), since a cell that still renews keeps
+/// booking for every tenant it confirmed in its tenure.
+pub async fn failover_allowed(cell: &CellId) -> Result<(), String> {
+    if env("PARACELL_REGISTRY").as_deref() != Some("quorum") {
+        return Ok(());
+    }
+    let quorum = quorum_from_lookup(env)
+        .await?
+        .ok_or("PARACELL_QUORUM is not set")?;
+    match lease::read(&quorum, cell)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(l) if !l.revoked => Err(format!(
+            "{cell} holds a cell lease (tenure {}, seq {}) that is not revoked: while it renews it keeps booking, so a failover now would make two primaries. Run `paracell-admin quorum revoke {cell}` first (it refuses if the cell is alive: then use migrate)",
+            l.tenure, l.seq
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn reinstate(cell: &str, tenure: u64) -> ExitCode {

@@ -38,11 +38,17 @@ fn quorum_env(command: &mut Command, run: &str) {
 }
 
 fn admin(args: &[&str], run: &str) -> (bool, Vec<Value>) {
+    admin_with(args, run, &[])
+}
+
+/// `admin` with `extra` variables set last.
+fn admin_with(args: &[&str], run: &str, extra: &[(&str, &str)]) -> (bool, Vec<Value>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_paracell-admin"));
     command
         .args(args)
         .env("PARACELL_ADMIN_CELLS", "cell-aws=memory,cell-azure=memory");
     quorum_env(&mut command, run);
+    command.envs(extra.iter().copied());
     let out = command.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let lines = text
@@ -96,7 +102,8 @@ fn a_tenant_moves_to_the_quorum_and_a_cell_books_under_its_cell_lease() {
     let mut cell = Command::new(env!("CARGO_BIN_EXE_local-cell"));
     cell.env("PORT", port.to_string())
         .env("PARACELL_CELL_ID", "cell-aws")
-        .env("PARACELL_PLACEMENT_SOURCE", "quorum");
+        .env("PARACELL_PLACEMENT_SOURCE", "quorum")
+        .env("PARACELL_LEASE_SECS", "6");
     quorum_env(&mut cell, &run);
     let _cell = support::start_and_wait_ready(cell, port);
     let reply = support::send(
@@ -158,4 +165,64 @@ fn a_tenant_moves_to_the_quorum_and_a_cell_books_under_its_cell_lease() {
         );
         assert!(tick["failovers"].as_array().unwrap().is_empty());
     }
+
+    // On the quorum, a failover away from a cell whose lease is not revoked is refused: the cell
+    // keeps booking while it renews, so it would make two primaries.
+    let on_quorum = [
+        ("PARACELL_REGISTRY", "quorum"),
+        ("PARACELL_LEASE_SECS", "6"),
+    ];
+    let failover = [
+        "failover",
+        "coop-1",
+        "--to",
+        "cell-azure",
+        "--allow-data-loss",
+        "--json",
+    ];
+    let mut command = Command::new(env!("CARGO_BIN_EXE_paracell-admin"));
+    command
+        .args(failover)
+        .env("PARACELL_ADMIN_CELLS", "cell-aws=memory,cell-azure=memory");
+    quorum_env(&mut command, &run);
+    let out = command.envs(on_quorum).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("paracell-admin quorum revoke cell-aws"),
+        "the refusal says what to do: {stderr}"
+    );
+    // A person's promoter: the idle cell does not renew, so after the promoter's wait its lease is
+    // revoked, and the cell books nothing any more.
+    let (ok, lines) = admin_with(
+        &["quorum", "revoke", "cell-aws", "--json"],
+        &run,
+        &on_quorum,
+    );
+    assert!(ok, "{lines:?}");
+    assert_eq!(lines[0]["revoked"], true, "{lines:?}");
+    let refused = support::send(
+        port,
+        "POST",
+        "/v1/transactions",
+        &[
+            ("content-type", "application/json"),
+            ("x-tenant-id", "coop-1"),
+            ("idempotency-key", "k-2"),
+        ],
+        br#"{"account_id":"ACC-1","type":"credit","amount":"10.00","currency":"EUR"}"#,
+        false,
+    );
+    assert_eq!(
+        refused.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let (ok, _) = admin_with(
+        &["quorum", "revoke", "cell-aws", "--json"],
+        &run,
+        &on_quorum,
+    );
+    assert!(!ok, "revoking twice is refused");
 }

@@ -163,6 +163,9 @@ async fn failover(
             }
         },
     };
+    if let Err(e) = paracell_examples::quorum_admin::failover_allowed(&from).await {
+        return fail("failover", e);
+    }
     let old = cells.iter().find(|c| c.id == from).cloned();
     let ports = MovePorts {
         registry,
