@@ -281,3 +281,111 @@ fn after_a_move_both_cells_are_held_down() {
         Some(Decision::Hold(Hold::HoldDown { .. }))
     ));
 }
+
+/// An acceptor that counts the writes it is asked for (a round's prepare and accept each write).
+struct Counted {
+    inner: paracell_domain::placement::quorum::MemoryAcceptor,
+    writes: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl paracell_domain::placement::quorum::Acceptor for Counted {
+    fn domain(&self) -> &str {
+        self.inner.domain()
+    }
+    async fn prepare(
+        &self,
+        key: &str,
+        ballot: paracell_domain::placement::quorum::Ballot,
+    ) -> Result<
+        Option<paracell_domain::placement::quorum::Accepted>,
+        paracell_domain::placement::quorum::AcceptorError,
+    > {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.prepare(key, ballot).await
+    }
+    async fn accept(
+        &self,
+        key: &str,
+        ballot: paracell_domain::placement::quorum::Ballot,
+        value: &str,
+    ) -> Result<(), paracell_domain::placement::quorum::AcceptorError> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.accept(key, ballot, value).await
+    }
+    async fn peek(
+        &self,
+        key: &str,
+    ) -> Result<
+        Option<paracell_domain::placement::quorum::Accepted>,
+        paracell_domain::placement::quorum::AcceptorError,
+    > {
+        self.inner.peek(key).await
+    }
+}
+
+/// The witness on Cloud Storage takes about one write per second per object: observers of a healthy
+/// cell watch its lease and the votes by reading without a round, and write a vote only when it
+/// changes — so after their first votes they write nothing, however often they tick and the cell
+/// renews. Once the cell is down they write again (non-vacuous), and the failover still happens.
+#[test]
+fn observers_of_a_healthy_cell_write_nothing_after_their_first_vote() {
+    use paracell_domain::placement::quorum::{Acceptor, MemoryAcceptor};
+    use std::sync::atomic::Ordering;
+    let mut w = setup();
+    let acceptors: Vec<Arc<Counted>> = ["aws", "azure", "gcp"]
+        .into_iter()
+        .map(|d| {
+            Arc::new(Counted {
+                inner: MemoryAcceptor::new(d),
+                writes: Default::default(),
+            })
+        })
+        .collect();
+    let quorum = Arc::new(
+        QuorumRegistry::new(
+            acceptors
+                .iter()
+                .map(|a| Arc::clone(a) as Arc<dyn Acceptor>)
+                .collect(),
+            7,
+        )
+        .unwrap(),
+    );
+    let placed = Placement::new(tenant(), w.a.id.clone(), 1, vec![w.b.id.clone()]);
+    block_on(quorum.put(None, &placed)).unwrap();
+    block_on(lease::renew(&quorum, &w.a.id)).unwrap();
+    w.quorum = quorum;
+    let writes = || {
+        acceptors
+            .iter()
+            .map(|a| a.writes.load(Ordering::SeqCst))
+            .sum::<usize>()
+    };
+    let azure = observer(&w, "azure", &w.a, &w.b, A_HEALTH);
+    let gcp = observer(&w, "gcp", &w.a, &w.b, A_HEALTH);
+    block_on(azure.tick());
+    block_on(gcp.tick());
+    let mut by_ticks = 0;
+    for _ in 0..20 {
+        block_on(lease::renew(&w.quorum, &w.a.id)).unwrap();
+        w.clock.advance(Duration::from_secs(2));
+        let before = writes();
+        for o in [&azure, &gcp] {
+            let report = block_on(o.tick());
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+            assert!(matches!(report.decision, Some(Decision::Hold(_))));
+        }
+        by_ticks += writes() - before;
+    }
+    assert_eq!(by_ticks, 0, "healthy ticks wrote {by_ticks} times");
+    // The cell goes down and stops renewing: the observers vote, wait, revoke and fail over.
+    w.health.set_down(A_HEALTH, true);
+    let before = writes();
+    run(&w, &[&azure, &gcp], 40, false);
+    assert!(writes() > before, "down votes are written");
+    let moved = block_on(w.quorum.get(&tenant())).unwrap().unwrap();
+    assert_eq!((moved.primary.as_str(), moved.epoch), ("cell-b", 2));
+}

@@ -367,12 +367,7 @@ impl Controller {
             down: suspects,
             lease_seq: lease.seq,
         };
-        let verdicts = match self
-            .update_verdicts(&self.cell, |v| {
-                v.votes.insert(self.observer.clone(), vote);
-            })
-            .await
-        {
+        let verdicts = match self.vote(vote).await {
             Ok(v) => v,
             Err(problem) => {
                 report.problems.push(problem);
@@ -399,16 +394,55 @@ impl Controller {
                     .push(format!("revocation refused ({reason:?}): the cell renewed")),
                 Err(e) => report.problems.push(format!("revocation: {e}")),
             },
-            Decision::Finish => self.fail_over(&mut report).await,
+            // The revocation was seen by a read that writes nothing: it may still be in flight, and
+            // a renewal may yet win. Acted on only once a round reads it chosen.
+            Decision::Finish => match lease::read(&self.quorum, &self.cell).await {
+                Ok(Some(chosen)) if chosen.revoked => self.fail_over(&mut report).await,
+                Ok(chosen) => report.problems.push(format!(
+                    "the revocation seen is not chosen (the lease is {chosen:?}): nothing done"
+                )),
+                Err(e) => report.problems.push(format!("lease: {e}")),
+            },
             Decision::Hold(_) | Decision::Page(_) => {}
         }
         report
     }
 
+    /// The lease as a majority holds it, **writing nothing** ([`lease::peek`]): every observer reads
+    /// it every tick, and on an object store with a per-object write limit (the witness on Cloud
+    /// Storage) a round per read would not fit. Watching is all it is used for: the revocation
+    /// checks the counter inside its own round, and a revocation seen is confirmed by a round before
+    /// anything moves.
     async fn read_lease(&self) -> Result<Option<CellLease>, String> {
-        lease::read(&self.quorum, &self.cell)
+        lease::peek(&self.quorum, &self.cell)
             .await
             .map_err(|e| format!("lease: {e}"))
+    }
+
+    /// Records this observer's vote — only when it changed (down ↔ up, or a down vote for a new
+    /// counter: votes count only for the counter now current, and an up vote for none), so a
+    /// healthy cell's observers write nothing — and returns every vote as a majority holds them.
+    async fn vote(&self, vote: Vote) -> Result<Verdicts, String> {
+        let seen = self
+            .quorum
+            .peek(&verdict_key(&self.cell))
+            .await
+            .map_err(|e| format!("verdicts of {}: {e}", self.cell))?;
+        let verdicts = seen
+            .as_deref()
+            .map(Verdicts::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let unchanged = verdicts.votes.get(&self.observer).is_some_and(|mine| {
+            mine.down == vote.down && (!vote.down || mine.lease_seq == vote.lease_seq)
+        });
+        if unchanged {
+            return Ok(verdicts);
+        }
+        self.update_verdicts(&self.cell, |v| {
+            v.votes.insert(self.observer.clone(), vote);
+        })
+        .await
     }
 
     async fn update_verdicts(

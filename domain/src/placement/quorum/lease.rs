@@ -379,6 +379,32 @@ pub async fn read(quorum: &QuorumRegistry, cell: &CellId) -> Result<Option<CellL
     Ok(Some(lease))
 }
 
+/// The cell's lease as the first majority of acceptors to answer holds it, writing nothing
+/// ([`QuorumRegistry::peek`]): the lease last chosen or a newer one still being proposed. Enough to
+/// **watch** the counter — a promoter that first sees a counter this way sees it no earlier than
+/// the holder sent that renewal, and its revocation checks the counter inside its own round — but
+/// never to act on: a `revoked` seen here may not be chosen yet (read it with [`read`] first).
+pub async fn peek(quorum: &QuorumRegistry, cell: &CellId) -> Result<Option<CellLease>, LeaseError> {
+    let text = quorum.peek(&lease_key(cell)).await.map_err(|e| {
+        LeaseError::Quorum(QuorumError::Unavailable(vec![(
+            "peek".into(),
+            e.to_string(),
+        )]))
+    })?;
+    let malformed = |detail: String| LeaseError::Malformed {
+        cell: cell.clone(),
+        detail,
+    };
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let lease = CellLease::parse(&text).map_err(|e| malformed(e.to_string()))?;
+    if &lease.cell != cell {
+        return Err(malformed(format!("it names cell {}", lease.cell)));
+    }
+    Ok(Some(lease))
+}
+
 /// A cell's renewal ([`decide::renew`]). The caller sends it through a [`LeaseHolder`], which
 /// measures the deadline.
 pub async fn renew(quorum: &QuorumRegistry, cell: &CellId) -> Result<LeaseChange, LeaseError> {

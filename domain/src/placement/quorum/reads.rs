@@ -71,48 +71,59 @@ impl AcceptorReads {
     /// assert_eq!(block_on(reads.get(&tenant)).unwrap().unwrap().epoch, 2);
     /// ```
     pub async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
-        let key = format!("placement/{tenant}");
-        let replies = majority_of_replies(
-            self.acceptors
-                .iter()
-                .map(|a| -> Peek<'_> { Box::pin(a.peek(&key)) })
-                .collect(),
-        )
-        .await;
-        let mut newest = None;
-        let mut answered = false;
-        let mut problems = Vec::new();
-        for (i, reply) in replies {
-            let domain = self.acceptors.get(i).map_or("?", |a| a.domain());
-            match reply {
-                Ok(accepted) => {
-                    answered = true;
-                    if let Some(a) = accepted
-                        && newest.as_ref().is_none_or(|(b, _)| a.ballot > *b)
-                    {
-                        newest = Some((a.ballot, a.value));
-                    }
-                }
-                Err(e @ (AcceptorError::Malformed(_) | AcceptorError::Store(_))) => {
-                    problems.push(format!("{domain}: {e}"));
-                }
-                Err(AcceptorError::Refused(_)) => {}
-            }
-        }
-        if !answered {
-            return Err(StoreError::Unavailable {
-                retry_after_secs: 1,
-                detail: format!("no acceptor answered: {}", problems.join("; ")),
-            });
-        }
-        newest
-            .map(|(_, text)| {
+        peek_newest(&self.acceptors, &format!("placement/{tenant}"))
+            .await?
+            .map(|text| {
                 Placement::parse(&text).map_err(|e| {
                     StoreError::Failed(format!("an acceptor holds a malformed placement: {e}"))
                 })
             })
             .transpose()
     }
+}
+
+/// The newest value of register `key` among the first majority of `acceptors` to answer (or among
+/// those that can, when fewer answer), writing nothing. Since any two majorities share an acceptor,
+/// it is the value a quorum last chose **or a newer one still being proposed** — never an older one.
+/// Whoever acts on it must decide again inside a round. `Unavailable` when no acceptor answers.
+pub(crate) async fn peek_newest(
+    acceptors: &[Arc<dyn Acceptor>],
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    let replies = majority_of_replies(
+        acceptors
+            .iter()
+            .map(|a| -> Peek<'_> { Box::pin(a.peek(key)) })
+            .collect(),
+    )
+    .await;
+    let mut newest = None;
+    let mut answered = false;
+    let mut problems = Vec::new();
+    for (i, reply) in replies {
+        let domain = acceptors.get(i).map_or("?", |a| a.domain());
+        match reply {
+            Ok(accepted) => {
+                answered = true;
+                if let Some(a) = accepted
+                    && newest.as_ref().is_none_or(|(b, _)| a.ballot > *b)
+                {
+                    newest = Some((a.ballot, a.value));
+                }
+            }
+            Err(e @ (AcceptorError::Malformed(_) | AcceptorError::Store(_))) => {
+                problems.push(format!("{domain}: {e}"));
+            }
+            Err(AcceptorError::Refused(_)) => {}
+        }
+    }
+    if !answered {
+        return Err(StoreError::Unavailable {
+            retry_after_secs: 1,
+            detail: format!("no acceptor answered: {}", problems.join("; ")),
+        });
+    }
+    Ok(newest.map(|(_, text)| text))
 }
 
 type Peek<'a> = Pin<Box<dyn Future<Output = Result<Option<Accepted>, AcceptorError>> + Send + 'a>>;

@@ -217,6 +217,15 @@ impl QuorumRegistry {
         first_decision(calls, |from, reply| round.on_accepted(from, reply)).await
     }
 
+    /// Register `key` as the first majority of acceptors to answer holds it, **writing nothing**:
+    /// the value last chosen or a newer one still being proposed, never an older one
+    /// (`reads::peek_newest`). For watchers that act only through a round of their own (a
+    /// controller's lease watch: a revocation checks the counter inside its round). Costs reads
+    /// only, where [`Self::change`] costs two writes per acceptor.
+    pub async fn peek(&self, key: &str) -> Result<Option<String>, StoreError> {
+        super::reads::peek_newest(&self.acceptors, key).await
+    }
+
     fn unavailable(&self, errors: Vec<(usize, AcceptorError)>) -> QuorumError {
         QuorumError::Unavailable(
             errors
