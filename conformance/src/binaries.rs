@@ -296,37 +296,20 @@ impl Binaries {
         config: &CellConfig,
         extra: &[(String, String)],
     ) -> Result<LambdaProcess, String> {
-        let mut command = Command::new(&self.bootstrap);
-        cell_env(&mut command, config);
-        command
-            .envs(self.lambda_store.env())
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
-            .env(
-                "AWS_LAMBDA_RUNTIME_API",
-                format!("http://127.0.0.1:{}/.rt", self.emulator_port),
-            )
-            .envs(extra.iter().cloned());
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.bootstrap.display()))?;
         Ok(LambdaProcess {
-            _process: Running(child),
+            _process: self.spawn_lambda(config, extra, self.emulator_port)?,
             port: self.emulator_port,
             _emulator: None,
         })
     }
 
-    /// A fresh `lambda-cell` under an emulator of its own (dropped with it), so a process that
-    /// outlives its run cannot take the next run's invocations; `extra` as in
-    /// [`Self::start_lambda_with`].
-    pub fn start_lambda_alone(
+    /// `lambda-cell` attached to the emulator on `port`, with `extra` variables set last.
+    fn spawn_lambda(
         &self,
         config: &CellConfig,
         extra: &[(String, String)],
-    ) -> Result<LambdaProcess, String> {
-        let (emulator, port) = start_emulator(&self.workspace)?;
+        port: u16,
+    ) -> Result<Running, String> {
         let mut command = Command::new(&self.bootstrap);
         cell_env(&mut command, config);
         command
@@ -339,11 +322,23 @@ impl Binaries {
                 format!("http://127.0.0.1:{port}/.rt"),
             )
             .envs(extra.iter().cloned());
-        let child = command
+        command
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.bootstrap.display()))?;
+            .map(Running)
+            .map_err(|e| format!("cannot start {}: {e}", self.bootstrap.display()))
+    }
+
+    /// A fresh `lambda-cell` under an emulator of its own (dropped with it), so a process that
+    /// outlives its run cannot take the next run's invocations; `extra` as in
+    /// [`Self::start_lambda_with`].
+    pub fn start_lambda_alone(
+        &self,
+        config: &CellConfig,
+        extra: &[(String, String)],
+    ) -> Result<LambdaProcess, String> {
+        let (emulator, port) = start_emulator(&self.workspace)?;
         Ok(LambdaProcess {
-            _process: Running(child),
+            _process: self.spawn_lambda(config, extra, port)?,
             port,
             _emulator: Some(emulator),
         })

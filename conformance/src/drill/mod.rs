@@ -342,6 +342,21 @@ pub fn cents(text: &str) -> i128 {
     units.parse::<i128>().unwrap_or(0) * 100 + fraction[..2].parse::<i128>().unwrap_or(0)
 }
 
+/// The signed cents a booking's answer carries (a credit positive, a debit negative; anything but
+/// a `201` books nothing).
+pub fn booked_cents(status: u16, body: &str) -> i128 {
+    if status != 201 {
+        return 0;
+    }
+    let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let amount = cents(body["amount"].as_str().unwrap_or("0"));
+    if body["type"] == "debit" {
+        -amount
+    } else {
+        amount
+    }
+}
+
 /// What a reconciliation report says about money: the keys the old primary kept aside, how many of
 /// them are lost bookings, and the signed cents the client was told were booked that the new primary
 /// does not hold (lost bookings, and retries the new primary answered differently).
@@ -349,19 +364,7 @@ pub fn reconciled_money(
     report: &paracell_domain::placement::reconcile::ReconcileReport,
 ) -> (std::collections::BTreeSet<String>, usize, i128) {
     use paracell_domain::placement::reconcile::TailClass;
-    // The signed amount a booking's response carries.
-    let moved = |status: u16, body: &str| -> i128 {
-        if status != 201 {
-            return 0;
-        }
-        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-        let amount = cents(body["amount"].as_str().unwrap_or("0"));
-        if body["type"] == "debit" {
-            -amount
-        } else {
-            amount
-        }
-    };
+    let moved = booked_cents;
     let mut keys = std::collections::BTreeSet::new();
     let (mut lost, mut missing) = (0, 0);
     for entry in &report.entries {

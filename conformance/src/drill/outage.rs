@@ -1285,28 +1285,33 @@ pub fn run(options: OutageOptions) -> (DrillReport, Vec<Row>) {
             rows.extend(failover_scenario(home, seed, Fault::ControllerCrash).await);
             rows.extend(failover_scenario(home, seed, Fault::DelayedWrite).await);
         }
-        for row in &rows {
-            if let Some(rto) = row.rto_ms {
-                report.figure(
-                    &format!("RTO, {} at home on {}", row.scenario, row.home),
-                    format!("{rto} ms"),
-                );
-            }
-            if let Some(rpo) = row.rpo_entries {
-                report.figure(
-                    &format!("RPO, {} at home on {}", row.scenario, row.home),
-                    format!("{rpo} entries"),
-                );
-            }
-            for c in &row.checks {
-                report.check(
-                    &format!("[{} | {}] {}", row.home, row.scenario, c.name),
-                    c.passed,
-                    &c.detail,
-                );
-            }
-        }
+        report_rows(report, &rows);
         Ok(())
     });
     (report, rows)
+}
+
+/// Each row's RTO and RPO as figures and its checks, named by scenario and home.
+pub(crate) fn report_rows(report: &mut DrillReport, rows: &[Row]) {
+    for row in rows {
+        if let Some(rto) = row.rto_ms {
+            report.figure(
+                &format!("RTO, {} at home on {}", row.scenario, row.home),
+                format!("{rto} ms"),
+            );
+        }
+        if let Some(rpo) = row.rpo_entries {
+            report.figure(
+                &format!("RPO, {} at home on {}", row.scenario, row.home),
+                format!("{rpo} entries"),
+            );
+        }
+        for c in &row.checks {
+            report.check(
+                &format!("[{} | {}] {}", row.home, row.scenario, c.name),
+                c.passed,
+                &c.detail,
+            );
+        }
+    }
 }

@@ -615,27 +615,7 @@ pub fn run(options: &BinariesOptions, workspace: &Path) -> (DrillReport, Vec<Row
                 rows.push(row);
             }
         }
-        for row in &rows {
-            if let Some(rto) = row.rto_ms {
-                report.figure(
-                    &format!("RTO, {} at home on {}", row.scenario, row.home),
-                    format!("{rto} ms"),
-                );
-            }
-            if let Some(rpo) = row.rpo_entries {
-                report.figure(
-                    &format!("RPO, {} at home on {}", row.scenario, row.home),
-                    format!("{rpo} entries"),
-                );
-            }
-            for c in &row.checks {
-                report.check(
-                    &format!("[{} | {}] {}", row.home, row.scenario, c.name),
-                    c.passed,
-                    &c.detail,
-                );
-            }
-        }
+        super::outage::report_rows(report, &rows);
         Ok(())
     });
     (report, rows)
@@ -1400,18 +1380,7 @@ fn partition_checks(row: &mut Row, home: Cloud, seen: &Seen, trial: &Trial, plac
 /// lost in a black hole) is not counted: the client was told what the new primary holds.
 fn told_but_not_held(report: &ReconcileReport, seen: &Seen) -> (BTreeSet<String>, usize, i128) {
     use paracell_domain::placement::reconcile::TailClass;
-    let moved = |status: u16, body: &str| -> i128 {
-        if status != 201 {
-            return 0;
-        }
-        let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-        let amount = cents(body["amount"].as_str().unwrap_or("0"));
-        if body["type"] == "debit" {
-            -amount
-        } else {
-            amount
-        }
-    };
+    let moved = super::booked_cents;
     let mut keys = BTreeSet::new();
     let (mut lost, mut missing) = (0, 0);
     for entry in &report.entries {

@@ -329,12 +329,7 @@ impl Edge {
                 // Taken out of rotation: the registry may name a successor by now (asked once).
                 if !refreshed {
                     refreshed = true;
-                    if let Lookup::Route { route: newer, .. } = self
-                        .cache
-                        .refresh(self.ports.routes.as_ref(), tenant, now)
-                        .await
-                        && (newer.cell != route.cell || newer.epoch > route.epoch)
-                    {
+                    if let Some(newer) = self.successor(tenant, &route).await {
                         route = newer;
                         continue;
                     }
@@ -381,13 +376,7 @@ impl Edge {
                     self.health.success(route.cell.as_str());
                     if answer.status == 421 && !refreshed {
                         refreshed = true;
-                        let now = self.ports.clock.now();
-                        if let Lookup::Route { route: newer, .. } = self
-                            .cache
-                            .refresh(self.ports.routes.as_ref(), tenant, now)
-                            .await
-                            && (newer.cell != route.cell || newer.epoch > route.epoch)
-                        {
+                        if let Some(newer) = self.successor(tenant, &route).await {
                             route = newer;
                             continue;
                         }
@@ -426,27 +415,16 @@ impl Edge {
             // The cell is out of reach: after a failover the registry names its successor, which no
             // 421 will ever announce. Asked once per request, like after a 421; nothing new → the
             // failure stands.
-            if matches!(failure, Failure::Unreachable(_)) && !refreshed {
+            if !refreshed {
                 refreshed = true;
-                let now = self.ports.clock.now();
-                if let Lookup::Route { route: newer, .. } = self
-                    .cache
-                    .refresh(self.ports.routes.as_ref(), tenant, now)
-                    .await
-                    && (newer.cell != route.cell || newer.epoch > route.epoch)
-                {
+                // On a timeout no time is left to try the successor, but the next request will: a
+                // cell that swallows requests (a black-holed link) never answers 421 either.
+                let newer = self.successor(tenant, &route).await;
+                if let (Some(newer), Failure::Unreachable(_)) = (newer, &failure) {
                     route = newer;
                     retried = false;
                     continue;
                 }
-            }
-            if matches!(failure, Failure::Timeout) && !refreshed {
-                // No time is left to try a successor, but the next request will: a cell that
-                // swallows requests (a black-holed link) never answers 421 either.
-                let now = self.ports.clock.now();
-                self.cache
-                    .refresh(self.ports.routes.as_ref(), tenant, now)
-                    .await;
             }
             return match failure {
                 Failure::Unreachable(cause) => {
@@ -457,6 +435,24 @@ impl Edge {
                 }
                 Failure::Timeout => self.timeout(&route),
             };
+        }
+    }
+
+    /// Asks the registry for the tenant's route again (the cache keeps the answer): the route, if
+    /// it names another cell or a newer epoch than `route`.
+    async fn successor(&self, tenant: &TenantId, route: &Route) -> Option<Route> {
+        let now = self.ports.clock.now();
+        match self
+            .cache
+            .refresh(self.ports.routes.as_ref(), tenant, now)
+            .await
+        {
+            Lookup::Route { route: newer, .. }
+                if newer.cell != route.cell || newer.epoch > route.epoch =>
+            {
+                Some(newer)
+            }
+            _ => None,
         }
     }
 

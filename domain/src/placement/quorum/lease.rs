@@ -365,6 +365,12 @@ pub async fn read(quorum: &QuorumRegistry, cell: &CellId) -> Result<Option<CellL
         })
         .await?
         .unwrap_or_else(|never| match never {});
+    lease_of(cell, text)
+}
+
+/// The register's text as `cell`'s lease; a record that is not this cell's lease is
+/// [`LeaseError::Malformed`].
+fn lease_of(cell: &CellId, text: Option<String>) -> Result<Option<CellLease>, LeaseError> {
     let malformed = |detail: String| LeaseError::Malformed {
         cell: cell.clone(),
         detail,
@@ -391,18 +397,7 @@ pub async fn peek(quorum: &QuorumRegistry, cell: &CellId) -> Result<Option<CellL
             e.to_string(),
         )]))
     })?;
-    let malformed = |detail: String| LeaseError::Malformed {
-        cell: cell.clone(),
-        detail,
-    };
-    let Some(text) = text else {
-        return Ok(None);
-    };
-    let lease = CellLease::parse(&text).map_err(|e| malformed(e.to_string()))?;
-    if &lease.cell != cell {
-        return Err(malformed(format!("it names cell {}", lease.cell)));
-    }
-    Ok(Some(lease))
+    lease_of(cell, text)
 }
 
 /// A cell's renewal ([`decide::renew`]). The caller sends it through a [`LeaseHolder`], which
