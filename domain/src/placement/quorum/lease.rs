@@ -391,12 +391,7 @@ fn lease_of(cell: &CellId, text: Option<String>) -> Result<Option<CellLease>, Le
 /// the holder sent that renewal, and its revocation checks the counter inside its own round — but
 /// never to act on: a `revoked` seen here may not be chosen yet (read it with [`read`] first).
 pub async fn peek(quorum: &QuorumRegistry, cell: &CellId) -> Result<Option<CellLease>, LeaseError> {
-    let text = quorum.peek(&lease_key(cell)).await.map_err(|e| {
-        LeaseError::Quorum(QuorumError::Unavailable(vec![(
-            "peek".into(),
-            e.to_string(),
-        )]))
-    })?;
+    let text = quorum.peek(&lease_key(cell)).await?;
     lease_of(cell, text)
 }
 

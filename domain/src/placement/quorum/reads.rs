@@ -14,14 +14,12 @@
 //! link is black-holed — accepted, never answered — delays nothing. An acceptor that fails is
 //! skipped; when none answers, the read fails.
 
+use super::registry::{Pending, poll_until};
 use super::{Accepted, Acceptor, AcceptorError};
 use crate::placement::registry::Placement;
 use crate::ports::StoreError;
 use crate::tenancy::TenantId;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 
 /// Placement reads from any acceptor that answers (see the module).
 pub struct AcceptorReads {
@@ -72,7 +70,18 @@ impl AcceptorReads {
     /// ```
     pub async fn get(&self, tenant: &TenantId) -> Result<Option<Placement>, StoreError> {
         peek_newest(&self.acceptors, &format!("placement/{tenant}"))
-            .await?
+            .await
+            .map_err(|problems| StoreError::Unavailable {
+                retry_after_secs: 1,
+                detail: format!(
+                    "no acceptor answered: {}",
+                    problems
+                        .iter()
+                        .map(|(domain, e)| format!("{domain}: {e}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            })?
             .map(|text| {
                 Placement::parse(&text).map_err(|e| {
                     StoreError::Failed(format!("an acceptor holds a malformed placement: {e}"))
@@ -85,15 +94,16 @@ impl AcceptorReads {
 /// The newest value of register `key` among the first majority of `acceptors` to answer (or among
 /// those that can, when fewer answer), writing nothing. Since any two majorities share an acceptor,
 /// it is the value a quorum last chose **or a newer one still being proposed** — never an older one.
-/// Whoever acts on it must decide again inside a round. `Unavailable` when no acceptor answers.
+/// Whoever acts on it must decide again inside a round. When no acceptor answers: each one's
+/// problem, by failure domain.
 pub(crate) async fn peek_newest(
     acceptors: &[Arc<dyn Acceptor>],
     key: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<String>, Vec<(String, String)>> {
     let replies = majority_of_replies(
         acceptors
             .iter()
-            .map(|a| -> Peek<'_> { Box::pin(a.peek(key)) })
+            .map(|a| -> Pending<'_, _> { Box::pin(a.peek(key)) })
             .collect(),
     )
     .await;
@@ -112,49 +122,35 @@ pub(crate) async fn peek_newest(
                 }
             }
             Err(e @ (AcceptorError::Malformed(_) | AcceptorError::Store(_))) => {
-                problems.push(format!("{domain}: {e}"));
+                problems.push((domain.to_owned(), e.to_string()));
             }
             Err(AcceptorError::Refused(_)) => {}
         }
     }
     if !answered {
-        return Err(StoreError::Unavailable {
-            retry_after_secs: 1,
-            detail: format!("no acceptor answered: {}", problems.join("; ")),
-        });
+        return Err(problems);
     }
     Ok(newest.map(|(_, text)| text))
 }
 
-type Peek<'a> = Pin<Box<dyn Future<Output = Result<Option<Accepted>, AcceptorError>> + Send + 'a>>;
-
-/// Polls every peek at once and returns the replies in arrival order, as soon as a majority of the
-/// acceptors have answered (an answer: a value or none) or every call has finished. An acceptor that
-/// never answers — a black-holed link — is dropped then: it costs nothing while a majority answers,
-/// and only its own timeout when fewer can. No runtime: a hand-rolled join, so the domain stays free
-/// of one.
+/// Every acceptor's reply in arrival order, once a majority of them have answered (a value or
+/// none) or every call has finished ([`poll_until`]).
 async fn majority_of_replies(
-    calls: Vec<Peek<'_>>,
+    calls: Vec<Pending<'_, Result<Option<Accepted>, AcceptorError>>>,
 ) -> Vec<(usize, Result<Option<Accepted>, AcceptorError>)> {
     let majority = calls.len() / 2 + 1;
-    let mut calls: Vec<Option<Peek<'_>>> = calls.into_iter().map(Some).collect();
     let mut replies = Vec::new();
-    std::future::poll_fn(move |cx| {
-        for (i, slot) in calls.iter_mut().enumerate() {
-            if let Some(call) = slot
-                && let Poll::Ready(reply) = call.as_mut().poll(cx)
-            {
-                *slot = None;
-                replies.push((i, reply));
-            }
-        }
-        let answers = replies.iter().filter(|(_, r)| r.is_ok()).count();
-        if answers >= majority || calls.iter().all(Option::is_none) {
-            return Poll::Ready(std::mem::take(&mut replies));
-        }
-        Poll::Pending
-    })
-    .await
+    let mut answers = 0;
+    poll_until(
+        calls,
+        |i, reply: Result<Option<Accepted>, AcceptorError>| {
+            answers += usize::from(reply.is_ok());
+            replies.push((i, reply));
+            (answers >= majority).then_some(())
+        },
+    )
+    .await;
+    replies
 }
 
 #[cfg(test)]

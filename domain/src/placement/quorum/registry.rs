@@ -222,8 +222,10 @@ impl QuorumRegistry {
     /// (`reads::peek_newest`). For watchers that act only through a round of their own (a
     /// controller's lease watch: a revocation checks the counter inside its round). Costs reads
     /// only, where [`Self::change`] costs two writes per acceptor.
-    pub async fn peek(&self, key: &str) -> Result<Option<String>, StoreError> {
-        super::reads::peek_newest(&self.acceptors, key).await
+    pub async fn peek(&self, key: &str) -> Result<Option<String>, QuorumError> {
+        super::reads::peek_newest(&self.acceptors, key)
+            .await
+            .map_err(QuorumError::Unavailable)
     }
 
     fn unavailable(&self, errors: Vec<(usize, AcceptorError)>) -> QuorumError {
@@ -245,16 +247,18 @@ fn unreachable_progress() -> ! {
     unreachable!("a round's phase answered out of turn")
 }
 
-type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// One acceptor call in flight.
+pub(super) type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Polls every call at once and feeds each reply to `on_reply` as it arrives; returns the first
-/// decision (a quorum reached or out of reach). Calls still in flight are dropped — their outcome
-/// is unknown, which the protocol tolerates. No runtime: a hand-rolled join, so the domain stays
-/// free of one.
-async fn first_decision<T>(
+/// Polls every call at once and feeds each reply to `on_reply` as it arrives, until it returns a
+/// decision; `None` when every call finished without one. Calls still in flight are dropped — their
+/// outcome is unknown, which the protocol tolerates (and a black-holed acceptor costs nothing). No
+/// runtime: a hand-rolled join, so the domain stays free of one. Rounds and the round-free reads
+/// (`reads::peek_newest`) both wait through it.
+pub(super) async fn poll_until<T, D>(
     calls: Vec<Pending<'_, T>>,
-    mut on_reply: impl FnMut(usize, T) -> Progress,
-) -> Progress {
+    mut on_reply: impl FnMut(usize, T) -> Option<D>,
+) -> Option<D> {
     let mut calls: Vec<Option<Pending<'_, T>>> = calls.into_iter().map(Some).collect();
     std::future::poll_fn(move |cx| {
         for (i, slot) in calls.iter_mut().enumerate() {
@@ -262,20 +266,31 @@ async fn first_decision<T>(
                 && let Poll::Ready(reply) = call.as_mut().poll(cx)
             {
                 *slot = None;
-                let progress = on_reply(i, reply);
-                if progress != Progress::Pending {
-                    return Poll::Ready(progress);
+                if let Some(decided) = on_reply(i, reply) {
+                    return Poll::Ready(Some(decided));
                 }
             }
         }
         if calls.iter().all(Option::is_none) {
-            // Every acceptor answered and none decided: cannot happen with a consistent quorum,
-            // reported as unavailable rather than waiting forever.
-            return Poll::Ready(Progress::Failed(RoundFailure::NoQuorum { errors: vec![] }));
+            return Poll::Ready(None);
         }
         Poll::Pending
     })
     .await
+}
+
+/// A round's phase: the first decision (a quorum reached or out of reach).
+async fn first_decision<T>(
+    calls: Vec<Pending<'_, T>>,
+    mut on_reply: impl FnMut(usize, T) -> Progress,
+) -> Progress {
+    poll_until(calls, |i, reply| {
+        Some(on_reply(i, reply)).filter(|p| *p != Progress::Pending)
+    })
+    .await
+    // Every acceptor answered and none decided: cannot happen with a consistent quorum, reported
+    // as unavailable rather than waiting forever.
+    .unwrap_or(Progress::Failed(RoundFailure::NoQuorum { errors: vec![] }))
 }
 
 fn key(tenant: &TenantId) -> String {
