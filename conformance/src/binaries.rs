@@ -219,7 +219,7 @@ pub fn start_function(
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", bootstrap.display()))?;
     Ok(LambdaProcess {
-        _process: Running(child),
+        _processes: vec![Running(child)],
         port,
         _emulator: Some(emulator),
     })
@@ -297,7 +297,7 @@ impl Binaries {
         extra: &[(String, String)],
     ) -> Result<LambdaProcess, String> {
         Ok(LambdaProcess {
-            _process: self.spawn_lambda(config, extra, self.emulator_port)?,
+            _processes: vec![self.spawn_lambda(config, extra, self.emulator_port)?],
             port: self.emulator_port,
             _emulator: None,
         })
@@ -330,15 +330,22 @@ impl Binaries {
 
     /// A fresh `lambda-cell` under an emulator of its own (dropped with it), so a process that
     /// outlives its run cannot take the next run's invocations; `extra` as in
-    /// [`Self::start_lambda_with`].
+    /// [`Self::start_lambda_with`]. `sandboxes` processes poll that emulator, each taking one
+    /// invocation at a time: Lambda's concurrent execution environments of one function, so a stream
+    /// batch that waits on a cut peer does not hold up the HTTP invocations (as on Lambda, and unlike
+    /// one sandbox, where they queue behind it).
     pub fn start_lambda_alone(
         &self,
         config: &CellConfig,
         extra: &[(String, String)],
+        sandboxes: usize,
     ) -> Result<LambdaProcess, String> {
         let (emulator, port) = start_emulator(&self.workspace)?;
+        let processes = (0..sandboxes.max(1))
+            .map(|_| self.spawn_lambda(config, extra, port))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(LambdaProcess {
-            _process: self.spawn_lambda(config, extra, port)?,
+            _processes: processes,
             port,
             _emulator: Some(emulator),
         })
@@ -383,7 +390,8 @@ impl Binaries {
 
 /// One `lambda-cell` process.
 pub struct LambdaProcess {
-    _process: Running,
+    /// Its execution environments (one unless [`Binaries::start_lambda_alone`] asked for more).
+    _processes: Vec<Running>,
     port: u16,
     /// Its own emulator, when it has one ([`start_function`]); dropped after the process.
     _emulator: Option<Running>,

@@ -334,6 +334,40 @@ pub trait Sleep: Send + Sync {
     async fn sleep(&self, duration: std::time::Duration);
 }
 
+/// `work`'s output, or `None` when `limit` passes first on `sleep` (`work` is dropped then): a
+/// timeout without a runtime, for a read whose answer is worth a bounded wait only.
+///
+/// ```
+/// use paracell_domain::ports::{Sleep, within};
+/// use paracell_domain::testing::block_on;
+/// use std::time::Duration;
+/// struct Instant;
+/// #[async_trait::async_trait]
+/// impl Sleep for Instant {
+///     async fn sleep(&self, _: Duration) {}
+/// }
+/// // A read that never answers (a black-holed link) costs the limit, not forever.
+/// let never = std::future::pending::<u64>();
+/// assert_eq!(block_on(within(&Instant, Duration::from_secs(2), never)), None);
+/// assert_eq!(block_on(within(&Instant, Duration::from_secs(2), async { 7 })), Some(7));
+/// ```
+pub async fn within<T>(
+    sleep: &dyn Sleep,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    let mut work = std::pin::pin!(work);
+    let mut timer = sleep.sleep(limit);
+    std::future::poll_fn(move |cx| {
+        // The work first: an answer that is ready when the limit passes still counts.
+        if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 /// The time source.
 pub trait Clock: Send + Sync {
     /// Now.

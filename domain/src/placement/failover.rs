@@ -21,6 +21,10 @@ use crate::replication::Position;
 use crate::tenancy::{CellId, TenantId};
 use std::time::Duration;
 
+/// How long a failover waits for the old primary's store to say what it committed beyond the
+/// promotion (the report's `lost_entries`), once the promotion is done.
+pub const OLD_STORE_READ_LIMIT: Duration = Duration::from_secs(2);
+
 /// The margins of the wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailoverPolicy {
@@ -285,12 +289,28 @@ pub async fn failover(
         )),
     }
 
-    // What the old primary committed beyond that position, when it can be read.
+    // What the old primary committed beyond that position, when it can be read — within a
+    // bounded wait: the promotion is done, and a black-holed store would otherwise hold the
+    // report (and the controller's tick) for its client's whole retry schedule. Unknown is
+    // reported as such; reconciliation counts it once the old store is back.
     let old_position = match old {
-        Some(old) => match old.store.head(tenant).await {
-            Ok(h) => h.map(|h| h.position),
-            Err(e) => {
+        Some(old) => match crate::ports::within(
+            ports.sleep.as_ref(),
+            OLD_STORE_READ_LIMIT,
+            old.store.head(tenant),
+        )
+        .await
+        {
+            Some(Ok(h)) => h.map(|h| h.position),
+            Some(Err(e)) => {
                 steps.push(format!("the old primary's store could not be read: {e}"));
+                None
+            }
+            None => {
+                steps.push(format!(
+                    "the old primary's store did not answer within {} ms",
+                    OLD_STORE_READ_LIMIT.as_millis()
+                ));
                 None
             }
         },
