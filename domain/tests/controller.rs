@@ -388,4 +388,17 @@ fn observers_of_a_healthy_cell_write_nothing_after_their_first_vote() {
     assert!(writes() > before, "down votes are written");
     let moved = block_on(w.quorum.get(&tenant())).unwrap().unwrap();
     assert_eq!((moved.primary.as_str(), moved.epoch), ("cell-b", 2));
+    // Failed over: the lease stays revoked, and the observers' later ticks (each `Finish`) write
+    // nothing once each has seen the move complete.
+    run(&w, &[&azure, &gcp], 4, false);
+    let before = writes();
+    for _ in 0..20 {
+        w.clock.advance(Duration::from_secs(2));
+        for o in [&azure, &gcp] {
+            let report = block_on(o.tick());
+            assert_eq!(report.decision, Some(Decision::Finish));
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+        }
+    }
+    assert_eq!(writes() - before, 0, "finished ticks wrote");
 }

@@ -265,6 +265,12 @@ pub struct Controller {
     wall: Arc<dyn Clock>,
     policy: ControllerPolicy,
     state: Mutex<(ProbeWindow, LeaseWatch)>,
+    /// The revoked lease (tenure, counter) whose failover this controller saw complete, read by
+    /// rounds: every protected tenant placed elsewhere. Its later `Finish` ticks then write nothing
+    /// (each would be a lease round and a placement round per tenant, every tick, for as long as the
+    /// lease stays revoked — contending with the new primary's own rounds, and over the witness's
+    /// per-object write rate with three observers).
+    finished: Mutex<Option<(u64, u64)>>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -321,6 +327,7 @@ impl Controller {
             wall,
             policy,
             state: Mutex::new((ProbeWindow::default(), LeaseWatch::new(timing))),
+            finished: Mutex::new(None),
         }
     }
 
@@ -388,7 +395,12 @@ impl Controller {
         report.decision = Some(decision.clone());
         match decision {
             Decision::Promote { seq } => match lease::revoke(&self.quorum, &self.cell, seq).await {
-                Ok(LeaseChange::Applied(_)) => self.fail_over(&mut report).await,
+                Ok(LeaseChange::Applied(revoked)) => {
+                    if self.fail_over(&mut report).await {
+                        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((revoked.tenure, revoked.seq));
+                    }
+                }
                 Ok(LeaseChange::Refused { reason, .. }) => report
                     .problems
                     .push(format!("revocation refused ({reason:?}): the cell renewed")),
@@ -396,8 +408,14 @@ impl Controller {
             },
             // The revocation was seen by a read that writes nothing: it may still be in flight, and
             // a renewal may yet win. Acted on only once a round reads it chosen.
+            Decision::Finish if self.finished_for(&lease) => {}
             Decision::Finish => match lease::read(&self.quorum, &self.cell).await {
-                Ok(Some(chosen)) if chosen.revoked => self.fail_over(&mut report).await,
+                Ok(Some(chosen)) if chosen.revoked => {
+                    if self.fail_over(&mut report).await {
+                        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some((chosen.tenure, chosen.seq));
+                    }
+                }
                 Ok(chosen) => report.problems.push(format!(
                     "the revocation seen is not chosen (the lease is {chosen:?}): nothing done"
                 )),
@@ -465,16 +483,24 @@ impl Controller {
         Verdicts::parse(&written.unwrap_or_default())
     }
 
+    /// Whether this controller saw the failover under `lease` (revoked) complete.
+    fn finished_for(&self, lease: &CellLease) -> bool {
+        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) == Some((lease.tenure, lease.seq))
+    }
+
     /// Fails over every protected tenant the registry still places on the cell, then records the
-    /// move in both cells' verdicts.
-    async fn fail_over(&self, report: &mut TickReport) {
+    /// move in both cells' verdicts. `true` when every protected tenant is now placed elsewhere
+    /// (read by a round, or moved by this call).
+    async fn fail_over(&self, report: &mut TickReport) -> bool {
         let mut moved_to = Vec::new();
+        let mut all_moved = true;
         for protected in &self.tenants {
             match self.quorum.get(&protected.tenant).await {
                 Ok(Some(p)) if p.primary == self.cell => {}
                 // Moved already (a previous tick, another observer), or never placed here.
                 Ok(_) => continue,
                 Err(e) => {
+                    all_moved = false;
                     report
                         .failovers
                         .push(Err(format!("{}: {e}", protected.tenant)));
@@ -491,6 +517,7 @@ impl Controller {
                 FailoverPolicy::after_revocation(),
             )
             .await;
+            all_moved &= outcome.is_ok();
             if outcome.is_ok() && !moved_to.contains(&protected.standby.id) {
                 moved_to.push(protected.standby.id.clone());
             }
@@ -499,14 +526,16 @@ impl Controller {
                 .push(outcome.map_err(|e| format!("{}: {e}", protected.tenant)));
         }
         if moved_to.is_empty() {
-            return;
+            return all_moved;
         }
         let now_ms = self.wall.now().unix_millis();
         for cell in std::iter::once(&self.cell).chain(moved_to.iter()) {
             if let Err(problem) = self.update_verdicts(cell, |v| v.moves.push(now_ms)).await {
+                // The hold-down is damping, not safety: the failover stands, and is finished.
                 report.problems.push(problem);
             }
         }
+        all_moved
     }
 }
 
