@@ -346,16 +346,97 @@ pub async fn buses_from_lookup(
     lookup: impl Fn(&str) -> Option<String>,
     client: Arc<dyn paracell_domain::ports::HttpClient>,
 ) -> Result<Vec<Arc<dyn Destination>>, String> {
+    Ok(named_buses(lookup, client)
+        .await?
+        .into_iter()
+        .map(Bus::destination)
+        .collect())
+}
+
+/// Where a failover controller publishes its decisions
+/// ([`paracell_domain::placement::quorum::events`]): the bus its cloud's cells publish to, named by
+/// the same variables (`PARACELL_EVENTBRIDGE_BUS` on AWS, `PARACELL_EVENTGRID_ENDPOINT` with its key
+/// or `PARACELL_EVENTGRID_AUTH=entra` on Azure); `None` when neither is set (the ticks are logged
+/// only). Both set is refused: a decision goes to one bus, its own cloud's.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let client = std::sync::Arc::new(paracell_examples::http_client::HyperClient::new());
+/// let env = |n: &str| match n {
+///     "PARACELL_EVENTGRID_ENDPOINT" => Some("http://127.0.0.1:8082".to_string()),
+///     "PARACELL_EVENTGRID_KEY" => Some("key".to_string()),
+///     _ => None,
+/// };
+/// let events = paracell_examples::decision_events_from_lookup(env, client.clone()).await.unwrap();
+/// assert_eq!(events.unwrap().bus(), "eventgrid:127.0.0.1:8082");
+/// assert!(paracell_examples::decision_events_from_lookup(|_| None, client).await.unwrap().is_none());
+/// # });
+/// ```
+pub async fn decision_events_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+    client: Arc<dyn paracell_domain::ports::HttpClient>,
+) -> Result<Option<paracell_domain::placement::quorum::events::DecisionEvents>, String> {
+    use paracell_domain::placement::quorum::events::DecisionEvents;
+    let mut buses = named_buses(lookup, client).await?;
+    if buses.len() > 1 {
+        return Err(
+            "a controller publishes to one bus: set PARACELL_EVENTBRIDGE_BUS or \
+             PARACELL_EVENTGRID_ENDPOINT, not both"
+                .into(),
+        );
+    }
+    Ok(buses.pop().map(|bus| {
+        DecisionEvents::new(
+            bus.publisher(),
+            Arc::new(UuidV7),
+            Arc::new(paracell_domain::ports::SystemClock),
+        )
+    }))
+}
+
+/// A bus the environment names: a relay destination for the cells' events and a publisher for a
+/// controller's decisions.
+enum Bus {
+    #[cfg(feature = "dynamodb")]
+    EventBridge(Arc<paracell_aws::outbound::eventbridge::EventBridgeBus>),
+    EventGrid(Arc<paracell_azure::outbound::eventgrid::EventGridTopic>),
+}
+
+impl Bus {
+    fn destination(self) -> Arc<dyn Destination> {
+        match self {
+            #[cfg(feature = "dynamodb")]
+            Self::EventBridge(bus) => bus,
+            Self::EventGrid(topic) => topic,
+        }
+    }
+
+    fn publisher(self) -> Arc<dyn paracell_domain::placement::quorum::events::EventPublisher> {
+        match self {
+            #[cfg(feature = "dynamodb")]
+            Self::EventBridge(bus) => bus,
+            Self::EventGrid(topic) => topic,
+        }
+    }
+}
+
+async fn named_buses(
+    lookup: impl Fn(&str) -> Option<String>,
+    client: Arc<dyn paracell_domain::ports::HttpClient>,
+) -> Result<Vec<Bus>, String> {
     use paracell_azure::outbound::eventgrid::{EventGridTopic, TopicAuth};
     let set = |name: &str| lookup(name).filter(|v| !v.is_empty());
-    let mut buses: Vec<Arc<dyn Destination>> = Vec::new();
+    let mut buses = Vec::new();
     if let Some(bus) = set("PARACELL_EVENTBRIDGE_BUS") {
         #[cfg(feature = "dynamodb")]
         {
             use paracell_aws::outbound::eventbridge::{EventBridgeBus, SdkEventBridge};
             let api =
                 SdkEventBridge::connect(set("PARACELL_EVENTBRIDGE_ENDPOINT").as_deref()).await;
-            buses.push(Arc::new(EventBridgeBus::new(&bus, Arc::new(api))));
+            buses.push(Bus::EventBridge(Arc::new(EventBridgeBus::new(
+                &bus,
+                Arc::new(api),
+            ))));
         }
         #[cfg(not(feature = "dynamodb"))]
         return Err(format!(
@@ -385,7 +466,9 @@ pub async fn buses_from_lookup(
                 );
             }
         };
-        buses.push(Arc::new(EventGridTopic::new(&endpoint, auth, client)));
+        buses.push(Bus::EventGrid(Arc::new(EventGridTopic::new(
+            &endpoint, auth, client,
+        ))));
     }
     Ok(buses)
 }

@@ -15,8 +15,9 @@
 use crate::quorum::{lease_timing_from_lookup, quorum_from_lookup};
 use paracell_domain::placement::quorum::QuorumRegistry;
 use paracell_domain::placement::quorum::controller::{
-    Controller, ControllerPolicy, Decision, Protected, TickReport, Watched,
+    Controller, ControllerPolicy, Protected, Watched,
 };
+use paracell_domain::placement::quorum::events::{DecisionEvents, evidence};
 use paracell_domain::placement::quorum::import::{Imported, import};
 use paracell_domain::placement::quorum::lease::{self, LeaseChange};
 use paracell_domain::placement::registry::Placement;
@@ -404,10 +405,21 @@ pub async fn controller_from(
     Ok((controller, policy))
 }
 
-/// A scheduled controller's set-up from the environment (`lambda-controller`, `azure-controller`):
-/// [`WatchConfig`], the controller, and how long each invocation ticks
-/// (`PARACELL_CONTROLLER_RUN_SECS`, default 50: under both platforms' 60 s timeouts).
-pub async fn scheduled_from_env() -> Result<(Arc<Controller>, ControllerPolicy, Duration), String> {
+/// A scheduled controller's set-up from the environment (`lambda-controller`, `azure-controller`).
+pub struct Scheduled {
+    /// The controller ([`WatchConfig`] from `PARACELL_WATCH_*`).
+    pub controller: Controller,
+    /// Its policy.
+    pub policy: ControllerPolicy,
+    /// How long each invocation ticks (`PARACELL_CONTROLLER_RUN_SECS`, default 50: under both
+    /// platforms' 60 s timeouts).
+    pub run_for: Duration,
+    /// Where its decisions are published ([`crate::decision_events_from_lookup`]), if anywhere.
+    pub events: Option<DecisionEvents>,
+}
+
+/// [`Scheduled`] from the process environment.
+pub async fn scheduled_from_env() -> Result<Scheduled, String> {
     let config = WatchConfig::from_lookup(env)?;
     let run_for = match env("PARACELL_CONTROLLER_RUN_SECS").map(|v| v.parse::<u64>()) {
         None => Duration::from_secs(50),
@@ -417,24 +429,61 @@ pub async fn scheduled_from_env() -> Result<(Arc<Controller>, ControllerPolicy, 
         }
     };
     let (controller, policy) = controller_from(&config, env).await?;
-    Ok((Arc::new(controller), policy, run_for))
+    let events = decision_events(env).await?;
+    Ok(Scheduled {
+        controller,
+        policy,
+        run_for,
+        events,
+    })
+}
+
+async fn decision_events(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<DecisionEvents>, String> {
+    crate::decision_events_from_lookup(lookup, Arc::new(crate::http_client::HyperClient::new()))
+        .await
 }
 
 /// Runs `controller` for `ticks` ticks (`None`: until `until` has passed), one tick every
-/// `policy.probe_every`, printing each tick's evidence as one JSON line on stdout; returns the
-/// reports' JSON.
+/// `policy.probe_every`, printing each tick's evidence as one JSON line on stdout and publishing
+/// the ticks that decide something new to `events` (a line `failover-controller-events` says what
+/// the bus took, and what it did not); returns the ticks' evidence.
 pub async fn run_ticks(
     controller: &Controller,
     policy: &ControllerPolicy,
+    events: Option<&DecisionEvents>,
     ticks: Option<u64>,
     until: Option<std::time::Instant>,
 ) -> Vec<Value> {
     let mut reports = Vec::new();
     loop {
-        let report = report_json(&controller.tick().await);
+        let tick = controller.tick().await;
+        let report = evidence(&tick);
         // One JSON line per tick: the evidence of every decision, for the logs.
         println!("{report}");
         reports.push(report);
+        if let Some(events) = events {
+            let out = events.observe(&tick).await;
+            let quiet = out.published.is_empty()
+                && out.failed.is_none()
+                && out.rejected.is_empty()
+                && out.overflowed == 0;
+            if !quiet {
+                println!(
+                    "{}",
+                    json!({
+                        "event": "failover-controller-events",
+                        "bus": events.bus(),
+                        "published": out.published,
+                        "pending": out.pending,
+                        "failed": out.failed.map(|e| e.to_string()),
+                        "rejected": out.rejected,
+                        "overflowed": out.overflowed,
+                    })
+                );
+            }
+        }
         let done = ticks.is_some_and(|n| reports.len() as u64 >= n)
             || until.is_some_and(|t| std::time::Instant::now() + policy.probe_every >= t);
         if done {
@@ -442,30 +491,6 @@ pub async fn run_ticks(
         }
         tokio::time::sleep(policy.probe_every).await;
     }
-}
-
-/// A tick's evidence as JSON (`event: failover-controller-tick`).
-pub fn report_json(r: &TickReport) -> Value {
-    json!({
-        "event": "failover-controller-tick",
-        "observer": r.observer,
-        "cell": r.cell.as_str(),
-        "probe_ok": r.probe_ok,
-        "lease": r.lease.as_ref().map(|l| json!({ "tenure": l.tenure, "seq": l.seq, "revoked": l.revoked })),
-        "votes": r.votes.iter().map(|(d, v)| (d.clone(), json!({ "down": v.down, "lease_seq": v.lease_seq }))).collect::<serde_json::Map<_, _>>(),
-        "decision": r.decision.as_ref().map(|d| match d {
-            Decision::Hold(h) => format!("hold: {h:?}"),
-            Decision::Promote { seq } => format!("promote (revoke at seq {seq})"),
-            Decision::Finish => "finish the promotion".to_owned(),
-            Decision::Page(why) => format!("page: {why}"),
-        }),
-        "failovers": r.failovers.iter().map(|f| match f {
-            Ok(f) => json!({ "tenant": f.tenant.as_str(), "from": f.from.as_str(), "to": f.to.as_str(),
-                "epoch_after": f.epochs.1, "promoted_at_seq": f.promoted_at.seq, "lost_entries": f.lost_entries }),
-            Err(e) => json!({ "error": e }),
-        }).collect::<Vec<_>>(),
-        "problems": r.problems,
-    })
 }
 
 /// `paracell-admin watch …` (the words after `watch`): the failover controller's loop.
@@ -477,6 +502,10 @@ pub async fn watch_command(words: &[&str]) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail("watch", e),
     };
-    run_ticks(&controller, &policy, ticks, None).await;
+    let events = match decision_events(env).await {
+        Ok(events) => events,
+        Err(e) => return fail("watch", e),
+    };
+    run_ticks(&controller, &policy, events.as_ref(), ticks, None).await;
     ExitCode::SUCCESS
 }

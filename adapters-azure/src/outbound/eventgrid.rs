@@ -14,6 +14,9 @@
 //! refusal is alarmed (never dead-lettered); 400, 404 and anything else are poison, dead-lettered
 //! with the status and the service's message. Sizes are checked before sending: an event over [`MAX_BYTES`] is never sent.
 
+use paracell_domain::placement::quorum::events::{
+    EventPublisher, PublishError as ControlPublishError,
+};
 use paracell_domain::ports::{HttpClient, OutboundRequest, OutboundResponse};
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::replication::bus::{BatchLimits, BusBatch};
@@ -148,7 +151,7 @@ impl EventGridTopic {
     }
 
     /// One publish; a refused token is dropped and the publish made once more with a fresh one.
-    async fn publish(&self, events: &[&str]) -> Result<OutboundResponse, PublishError> {
+    async fn post(&self, events: &[&str]) -> Result<OutboundResponse, PublishError> {
         let response = self.send(events).await?;
         match (&self.auth, response.status) {
             (TopicAuth::Entra(tokens), 401 | 403) => {
@@ -231,7 +234,7 @@ impl Destination for EventGridTopic {
         pending.reverse();
         while let Some(call) = pending.pop() {
             let events: Vec<&str> = batch.items(&call).map(String::as_str).collect();
-            let outcome = match self.publish(&events).await {
+            let outcome = match self.post(&events).await {
                 Err(PublishError::Transport(e)) => Delivery::Retry(e),
                 Err(PublishError::Credential(e)) => Delivery::Unauthorized(e),
                 Ok(response) => match response.status {
@@ -252,6 +255,39 @@ impl Destination for EventGridTopic {
             batch.settle_all(&call, &outcome);
         }
         Ok(batch.finish())
+    }
+}
+
+/// A failover controller's decisions on the topic (a batch of one): 2xx taken; 401/403 our
+/// credentials; 408, 429, 5xx or no answer sent again later; anything else (400, 404, 413) a
+/// rejection. Sizes are checked before sending, as for the relay.
+#[async_trait::async_trait]
+impl EventPublisher for EventGridTopic {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn publish(&self, document: &str) -> Result<(), ControlPublishError> {
+        if document.len() + 2 > self.max_bytes {
+            return Err(ControlPublishError::Rejected(format!(
+                "{}: the event is {} bytes, over Event Grid's limit of {} bytes",
+                self.name,
+                document.len(),
+                self.max_bytes
+            )));
+        }
+        match self.post(&[document]).await {
+            Err(PublishError::Credential(e)) => Err(ControlPublishError::Refused(e)),
+            Err(PublishError::Transport(e)) => Err(ControlPublishError::Unavailable(e)),
+            Ok(response) => match response.status {
+                200..=299 => Ok(()),
+                401 | 403 => Err(ControlPublishError::Refused(self.describe(&response))),
+                408 | 429 | 500..=599 => {
+                    Err(ControlPublishError::Unavailable(self.describe(&response)))
+                }
+                _ => Err(ControlPublishError::Rejected(self.describe(&response))),
+            },
+        }
     }
 }
 
@@ -286,6 +322,75 @@ mod tests {
             vec![vec![0, 1, 2, 3]]
         );
         assert!(!limits.fits(10) && limits.fits(9));
+    }
+
+    /// Answers every publish with `status`, keeping the bodies it got.
+    struct Answers {
+        status: u16,
+        bodies: std::sync::Mutex<Vec<String>>,
+    }
+    #[async_trait::async_trait]
+    impl HttpClient for Answers {
+        async fn send(
+            &self,
+            request: OutboundRequest,
+        ) -> Result<OutboundResponse, paracell_domain::ports::TransportError> {
+            self.bodies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(String::from_utf8_lossy(&request.body).into_owned());
+            Ok(OutboundResponse {
+                status: self.status,
+                headers: vec![],
+                body: b"{}".to_vec(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_controller_decision_is_one_event_batch_and_each_answer_has_its_fate() {
+        let doc =
+            r#"{"specversion":"1.0","id":"1","source":"/controllers/azure","type":"t","data":{}}"#;
+        let publish = |status| {
+            let client = Arc::new(Answers {
+                status,
+                bodies: std::sync::Mutex::new(vec![]),
+            });
+            let topic =
+                EventGridTopic::new("http://x", TopicAuth::SasKey("k".into()), client.clone());
+            let out = paracell_domain::testing::block_on(EventPublisher::publish(&topic, doc));
+            let bodies = client.bodies.lock().map(|b| b.clone()).unwrap_or_default();
+            (out, bodies)
+        };
+        let (out, bodies) = publish(200);
+        assert_eq!(out, Ok(()));
+        assert_eq!(bodies, vec![format!("[{doc}]")]);
+        assert!(matches!(
+            publish(403).0,
+            Err(ControlPublishError::Refused(_))
+        ));
+        assert!(matches!(
+            publish(429).0,
+            Err(ControlPublishError::Unavailable(_))
+        ));
+        assert!(matches!(
+            publish(503).0,
+            Err(ControlPublishError::Unavailable(_))
+        ));
+        assert!(matches!(
+            publish(400).0,
+            Err(ControlPublishError::Rejected(_))
+        ));
+        let topic = topic("http://x");
+        assert!(matches!(
+            paracell_domain::testing::block_on(EventPublisher::publish(&topic, doc)),
+            Err(ControlPublishError::Unavailable(_))
+        ));
+        let small = topic.with_max_bytes(10);
+        assert!(matches!(
+            paracell_domain::testing::block_on(EventPublisher::publish(&small, doc)),
+            Err(ControlPublishError::Rejected(_))
+        ));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! paracell-conformance drill outage --binaries [--scenarios 1,4,5] [--seed S] [--json]
 //! ```
 
+#[cfg(feature = "drill-binaries")]
+mod decision_events;
 pub mod events;
 #[cfg(feature = "drill-binaries")]
 pub mod events_binaries;

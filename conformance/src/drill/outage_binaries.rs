@@ -39,6 +39,7 @@
 //!
 //! [`LeaseTiming`]: paracell_domain::placement::quorum::LeaseTiming
 
+use super::decision_events::{self, DecisionBuses};
 use super::outage::Row;
 use super::replication_binaries::{Disorder, FrontDoor, SECRET, serve_front_door};
 use super::stream::StreamReader;
@@ -166,13 +167,15 @@ enum Endpoint {
     Gcs,
     CellAws,
     CellAzure,
+    /// The Event Grid topic (the controllers' decisions on Azure).
+    EventGrid,
 }
 
 impl Endpoint {
     fn domain(self) -> Domain {
         match self {
             Self::Dynamo | Self::CellAws => Domain::Aws,
-            Self::Cosmos | Self::CellAzure => Domain::Azure,
+            Self::Cosmos | Self::CellAzure | Self::EventGrid => Domain::Azure,
             Self::Gcs => Domain::Gcp,
         }
     }
@@ -334,6 +337,9 @@ struct Names {
     moto: String,
     gcs: String,
     cosmos_endpoint: String,
+    /// The Event Grid topic stand-in and its key.
+    topic: String,
+    topic_key: String,
     lease_secs: u64,
 }
 
@@ -348,6 +354,8 @@ impl Names {
             moto: dev_env("PARACELL_DYNAMODB_ENDPOINT")?,
             gcs: dev_env("PARACELL_TEST_GCS_ENDPOINT")?,
             cosmos_endpoint: dev_env("PARACELL_COSMOS_ENDPOINT")?,
+            topic: dev_env("PARACELL_TEST_EVENTGRID_ENDPOINT")?,
+            topic_key: dev_env("PARACELL_TEST_EVENTGRID_KEY")?,
             lease_secs,
         })
     }
@@ -638,7 +646,7 @@ async fn start_processes(
     workspace: &Path,
     names: &Names,
     net: &mut Net,
-    home: Cloud,
+    (home, control_bus): (Cloud, &str),
     seed: u64,
     logs: &Path,
 ) -> Result<Processes, String> {
@@ -653,6 +661,8 @@ async fn start_processes(
             .await?;
         net.add(from, Endpoint::Gcs, addr_of(&names.gcs)?).await?;
         net.add(from, Endpoint::CellAws, door).await?;
+        net.add(from, Endpoint::EventGrid, addr_of(&names.topic)?)
+            .await?;
     }
     let common = |env: &mut Vec<(String, String)>| {
         env.extend(
@@ -710,7 +720,7 @@ async fn start_processes(
     );
     let lambda_config = CellConfig::new("cell-aws", TenantScope::All).map_err(|e| e.to_string())?;
     let lambda = Arc::new(tokio::task::block_in_place(|| {
-        binaries.start_lambda_alone(&lambda_config, &lambda_env)
+        binaries.start_lambda_alone(&lambda_config, &lambda_env, 2)
     })?);
     let door_state = Arc::new(FrontDoor {
         lambda: lambda.clone(),
@@ -724,7 +734,7 @@ async fn start_processes(
 
     let dir = bin_dir(workspace);
     let (router, router_port) = start_router(&dir, names, net)?;
-    let (watchers, watcher_logs) = start_watchers(&dir, names, net, home, logs)?;
+    let (watchers, watcher_logs) = start_watchers(&dir, names, net, (home, control_bus), logs)?;
     Ok(Processes {
         lambda,
         _azure: azure,
@@ -772,18 +782,33 @@ fn start_router(dir: &Path, names: &Names, net: &Net) -> Result<(Running, u16), 
 }
 
 /// The controllers, one per failure domain, watching the home cell; their ticks go to
-/// `logs/watch-<domain>.jsonl`.
+/// `logs/watch-<domain>.jsonl`, their decisions to their buses (AWS's to `control_bus` on
+/// EventBridge, Azure's and the witness provider's to the Event Grid topic), each through its
+/// domain's link.
 fn start_watchers(
     dir: &Path,
     names: &Names,
     net: &Net,
-    home: Cloud,
+    (home, control_bus): (Cloud, &str),
     logs: &Path,
 ) -> Result<(Vec<Running>, Vec<PathBuf>), String> {
     let mut watchers = Vec::new();
     let mut watcher_logs = Vec::new();
     for observer in [Domain::Aws, Domain::Azure, Domain::Gcp] {
         let mut env = names.reach(net, observer);
+        if observer == Domain::Aws {
+            env.push(("PARACELL_EVENTBRIDGE_BUS".into(), control_bus.to_owned()));
+            env.push((
+                "PARACELL_EVENTBRIDGE_ENDPOINT".into(),
+                net.url(observer, Endpoint::Dynamo),
+            ));
+        } else {
+            env.push((
+                "PARACELL_EVENTGRID_ENDPOINT".into(),
+                net.url(observer, Endpoint::EventGrid),
+            ));
+            env.push(("PARACELL_EVENTGRID_KEY".into(), names.topic_key.clone()));
+        }
         env.push((
             "PARACELL_ADMIN_CELLS".into(),
             format!(
@@ -942,6 +967,8 @@ struct World {
     cell_table: String,
     lease_secs: u64,
     logs: PathBuf,
+    /// The controllers' buses.
+    decisions: DecisionBuses,
 }
 
 impl World {
@@ -964,9 +991,19 @@ impl World {
         std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
         let proposer = u64::from(std::process::id()) << 20 | seed;
         let quorum = names.place(home, proposer).await?;
+        let decisions =
+            DecisionBuses::create(&names.moto, &run, addr_of(&names.topic)?.port()).await?;
         let mut net = Net::default();
-        let processes =
-            start_processes(binaries, workspace, &names, &mut net, home, seed, &logs).await?;
+        let processes = start_processes(
+            binaries,
+            workspace,
+            &names,
+            &mut net,
+            (home, &decisions.bus),
+            seed,
+            &logs,
+        )
+        .await?;
         let dynamo =
             DynamoStore::connect(&DynamoConfig::new(&names.cell_table).with_endpoint(&names.moto))
                 .await;
@@ -990,6 +1027,7 @@ impl World {
             cell_table: names.cell_table.clone(),
             lease_secs,
             logs,
+            decisions,
         })
     }
 
@@ -1201,7 +1239,7 @@ async fn scenario_run(
     seed: u64,
     lease_secs: u64,
 ) -> Result<Row, String> {
-    let world = World::start(binaries, workspace, scenario, home, seed, lease_secs).await?;
+    let mut world = World::start(binaries, workspace, scenario, home, seed, lease_secs).await?;
     let load = Load::start(&world, seed).await?;
     let trial = match scenario {
         Scenario::HomeCut => fail_home(&world, &load, Fault::Cut).await?,
@@ -1264,8 +1302,48 @@ async fn scenario_run(
         world.processes.router_port,
     )
     .await?;
+    decision_checks(&mut row, &mut world.decisions, &trial.failovers).await?;
     world.finish(&row);
     Ok(row)
+}
+
+/// Every controller published its decisions to its bus, and every failover a controller logged
+/// is on that bus with its report — once the links are healed at the latest (an event the bus did
+/// not take is sent again on the controller's next tick).
+async fn decision_checks(
+    row: &mut Row,
+    buses: &mut DecisionBuses,
+    failovers: &[(Option<u64>, u64, String)],
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let all_in = |events: &[serde_json::Value]| {
+        decision_events::publishers(events).len() == 3
+            && failovers
+                .iter()
+                .all(|(_, seq, observer)| decision_events::published(events, observer, *seq))
+    };
+    while !all_in(buses.decisions().await?) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let events = buses.decisions().await?;
+    let publishers = decision_events::publishers(events);
+    check(
+        row,
+        "each controller published its decisions as CloudEvents on its bus (AWS's on EventBridge, the others' on Event Grid)",
+        publishers.len() == 3,
+        format!("{} events from {publishers:?}", events.len()),
+    );
+    let missing: Vec<&(Option<u64>, u64, String)> = failovers
+        .iter()
+        .filter(|(_, seq, observer)| !decision_events::published(events, observer, *seq))
+        .collect();
+    check(
+        row,
+        "every failover a controller made is on its bus, with its report (from, to, epoch, position, loss)",
+        missing.is_empty(),
+        format!("{} logged, not published: {missing:?}", failovers.len()),
+    );
+    Ok(())
 }
 
 /// RTO, RPO, one primary at a time, and the controller's loss against reconciliation's.

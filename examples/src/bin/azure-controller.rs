@@ -21,13 +21,12 @@ const FUNCTION: &str = "FailoverController";
 #[tokio::main]
 async fn main() -> ExitCode {
     paracell_examples::logs::init_azure();
-    let (controller, policy, run_for) =
-        match paracell_examples::quorum_admin::scheduled_from_env().await {
-            Ok(c) => c,
-            Err(e) => return paracell_examples::logs::exit("azure-controller", e, 2),
-        };
+    let scheduled = match paracell_examples::quorum_admin::scheduled_from_env().await {
+        Ok(c) => Arc::new(c),
+        Err(e) => return paracell_examples::logs::exit("azure-controller", e, 2),
+    };
     let handler: Arc<AsyncTriggerHandler> = Arc::new(move |invocation| {
-        let controller = Arc::clone(&controller);
+        let s = Arc::clone(&scheduled);
         Box::pin(async move {
             if invocation.function != FUNCTION {
                 return Err(format!(
@@ -35,8 +34,14 @@ async fn main() -> ExitCode {
                     invocation.function
                 ));
             }
-            let reports =
-                run_ticks(&controller, &policy, None, Some(Instant::now() + run_for)).await;
+            let reports = run_ticks(
+                &s.controller,
+                &s.policy,
+                s.events.as_ref(),
+                None,
+                Some(Instant::now() + s.run_for),
+            )
+            .await;
             Ok(TriggerOutcome {
                 logs: reports.iter().map(ToString::to_string).collect(),
                 return_value: Some(serde_json::json!({ "ticks": reports })),

@@ -18,16 +18,21 @@ use std::time::Instant;
 #[tokio::main]
 async fn main() -> ExitCode {
     paracell_examples::logs::init_aws();
-    let (controller, policy, run_for) =
-        match paracell_examples::quorum_admin::scheduled_from_env().await {
-            Ok(c) => c,
-            Err(e) => return paracell_examples::logs::exit("lambda-controller", e, 2),
-        };
+    let scheduled = match paracell_examples::quorum_admin::scheduled_from_env().await {
+        Ok(c) => Arc::new(c),
+        Err(e) => return paracell_examples::logs::exit("lambda-controller", e, 2),
+    };
     let handler: Arc<AsyncEventHandler> = Arc::new(move |_scheduled| {
-        let controller = Arc::clone(&controller);
+        let s = Arc::clone(&scheduled);
         Box::pin(async move {
-            let reports =
-                run_ticks(&controller, &policy, None, Some(Instant::now() + run_for)).await;
+            let reports = run_ticks(
+                &s.controller,
+                &s.policy,
+                s.events.as_ref(),
+                None,
+                Some(Instant::now() + s.run_for),
+            )
+            .await;
             Ok(serde_json::json!({ "ticks": reports }))
         })
     });

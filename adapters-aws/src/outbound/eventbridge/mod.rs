@@ -20,6 +20,7 @@
 //! `aws-sdk-eventbridge` under the `eventbridge` feature.
 
 use paracell_domain::events::TRANSACTION_ACCEPTED;
+use paracell_domain::placement::quorum::events::{EventPublisher, PublishError};
 use paracell_domain::replication::SealedEntry;
 use paracell_domain::replication::bus::{BatchLimits, BusBatch};
 use paracell_domain::replication::relay::{Delivery, DeliveryError, Destination};
@@ -61,6 +62,25 @@ impl BusEntry {
     /// assert_eq!(bus.detail, entry.event().unwrap().as_ref());
     /// ```
     pub fn for_event(document: &str, bus: &str) -> Result<Self, String> {
+        let entry = Self::for_cloud_event(document, bus)?;
+        if entry.detail_type != TRANSACTION_ACCEPTED {
+            return Err(format!("unexpected event type {}", entry.detail_type));
+        }
+        Ok(entry)
+    }
+
+    /// The entry carrying any structured CloudEvent `document` to `bus` (a failover controller's
+    /// decision, say): `Source` and `DetailType` from its `source` and `type`, as for
+    /// [`Self::for_event`].
+    ///
+    /// ```
+    /// use paracell_aws::outbound::eventbridge::BusEntry;
+    /// let doc = r#"{"specversion":"1.0","id":"1","source":"/controllers/aws","type":"dev.paracell.failover.decision.v1","data":{}}"#;
+    /// let entry = BusEntry::for_cloud_event(doc, "control").unwrap();
+    /// assert_eq!((entry.source.as_str(), entry.detail_type.as_str()), ("/controllers/aws", "dev.paracell.failover.decision.v1"));
+    /// assert!(BusEntry::for_cloud_event("{}", "control").is_err());
+    /// ```
+    pub fn for_cloud_event(document: &str, bus: &str) -> Result<Self, String> {
         #[derive(serde::Deserialize)]
         struct Head<'a> {
             source: &'a str,
@@ -69,9 +89,6 @@ impl BusEntry {
         }
         let head: Head<'_> =
             serde_json::from_str(document).map_err(|e| format!("not a CloudEvent: {e}"))?;
-        if head.kind != TRANSACTION_ACCEPTED {
-            return Err(format!("unexpected event type {}", head.kind));
-        }
         Ok(Self {
             source: head.source.to_owned(),
             detail_type: head.kind.to_owned(),
@@ -217,9 +234,138 @@ impl Destination for EventBridgeBus {
     }
 }
 
+/// A failover controller's decisions on the bus (`PutEvents`, one entry each): throttling and
+/// AWS's own failures are sent again later, a denied call is our credentials, anything else a
+/// rejection.
+#[async_trait::async_trait]
+impl EventPublisher for EventBridgeBus {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn publish(&self, document: &str) -> Result<(), PublishError> {
+        let entry = BusEntry::for_cloud_event(document, &self.bus)
+            .map_err(|e| PublishError::Rejected(format!("{}: {e}", self.name)))?;
+        if entry.size() > self.max_bytes {
+            return Err(PublishError::Rejected(format!(
+                "{}: the entry is {} bytes, over EventBridge's limit of {} bytes",
+                self.name,
+                entry.size(),
+                self.max_bytes
+            )));
+        }
+        match self.api.put_events(std::slice::from_ref(&entry)).await {
+            Ok(answers) => match answers.as_slice() {
+                [EntryResult::Accepted(_)] => Ok(()),
+                [EntryResult::Failed { code, message }] => {
+                    let reason = format!("{}: {code}: {message}", self.name);
+                    Err(if retryable(code) {
+                        PublishError::Unavailable(reason)
+                    } else {
+                        PublishError::Rejected(reason)
+                    })
+                }
+                other => Err(PublishError::Unavailable(format!(
+                    "{}: {} results for one entry",
+                    self.name,
+                    other.len()
+                ))),
+            },
+            Err(DeliveryError::Retryable { reason, .. }) => Err(PublishError::Unavailable(reason)),
+            Err(DeliveryError::Unauthorized(reason)) => Err(PublishError::Refused(reason)),
+            Err(DeliveryError::Rejected(reason)) => Err(PublishError::Rejected(reason)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Answers every call with `answer`, keeping the entries it got.
+    struct Answers {
+        answer: Result<Vec<EntryResult>, DeliveryError>,
+        got: std::sync::Mutex<Vec<BusEntry>>,
+    }
+    #[async_trait::async_trait]
+    impl PutEvents for Answers {
+        async fn put_events(
+            &self,
+            entries: &[BusEntry],
+        ) -> Result<Vec<EntryResult>, DeliveryError> {
+            self.got
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(entries);
+            self.answer.clone()
+        }
+    }
+
+    #[test]
+    fn a_controller_decision_is_one_entry_and_each_answer_has_its_fate() {
+        let doc = r#"{"specversion":"1.0","id":"1","source":"/controllers/aws","type":"dev.paracell.failover.decision.v1","data":{}}"#;
+        let publish = |answer| {
+            let api = Arc::new(Answers {
+                answer,
+                got: std::sync::Mutex::new(vec![]),
+            });
+            let bus = EventBridgeBus::new("control", api.clone());
+            let out = paracell_domain::testing::block_on(EventPublisher::publish(&bus, doc));
+            let got = api.got.lock().map(|g| g.clone()).unwrap_or_default();
+            (out, got)
+        };
+        let (out, got) = publish(Ok(vec![EntryResult::Accepted("e-1".into())]));
+        assert_eq!(out, Ok(()));
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (
+                got[0].source.as_str(),
+                got[0].detail_type.as_str(),
+                got[0].bus.as_str()
+            ),
+            (
+                "/controllers/aws",
+                "dev.paracell.failover.decision.v1",
+                "control"
+            )
+        );
+        assert_eq!(got[0].detail, doc, "the document as rendered");
+        let failed = |code: &str| {
+            Ok(vec![EntryResult::Failed {
+                code: code.into(),
+                message: "m".into(),
+            }])
+        };
+        assert!(matches!(
+            publish(failed("ThrottlingException")).0,
+            Err(PublishError::Unavailable(_))
+        ));
+        assert!(matches!(
+            publish(failed("MalformedDetail")).0,
+            Err(PublishError::Rejected(_))
+        ));
+        assert!(matches!(
+            publish(Err(DeliveryError::Unauthorized("AccessDenied".into()))).0,
+            Err(PublishError::Refused(_))
+        ));
+        assert!(matches!(
+            publish(Ok(vec![])).0,
+            Err(PublishError::Unavailable(_))
+        ));
+        let api = Arc::new(Answers {
+            answer: Ok(vec![]),
+            got: std::sync::Mutex::new(vec![]),
+        });
+        let small = EventBridgeBus::new("control", api.clone()).with_max_bytes(10);
+        assert!(matches!(
+            paracell_domain::testing::block_on(EventPublisher::publish(&small, doc)),
+            Err(PublishError::Rejected(_))
+        ));
+        assert!(
+            api.got.lock().map(|g| g.is_empty()).unwrap_or(false),
+            "never sent"
+        );
+    }
 
     #[test]
     fn calls_hold_at_most_ten_entries_and_the_size_limit() {

@@ -36,6 +36,23 @@ impl SdkEventBridge {
         rule: &str,
         queue_arn: &str,
     ) -> Result<(), String> {
+        let pattern = format!(
+            r#"{{"source":[{{"prefix":"/cells/"}}],"detail-type":["{}"]}}"#,
+            paracell_domain::events::TRANSACTION_ACCEPTED
+        );
+        self.create_bus_with_rule(bus, rule, &pattern, queue_arn)
+            .await
+    }
+
+    /// Creates the bus `bus` and a rule on it sending every event `pattern` matches to the SQS
+    /// queue `queue_arn` (a failover controller's decisions, say).
+    pub async fn create_bus_with_rule(
+        &self,
+        bus: &str,
+        rule: &str,
+        pattern: &str,
+        queue_arn: &str,
+    ) -> Result<(), String> {
         let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
         self.client
             .create_event_bus()
@@ -43,10 +60,6 @@ impl SdkEventBridge {
             .send()
             .await
             .map_err(|e| fail("CreateEventBus", &DisplayErrorContext(&e)))?;
-        let pattern = format!(
-            r#"{{"source":[{{"prefix":"/cells/"}}],"detail-type":["{}"]}}"#,
-            paracell_domain::events::TRANSACTION_ACCEPTED
-        );
         self.client
             .put_rule()
             .name(rule)

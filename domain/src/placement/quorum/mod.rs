@@ -33,6 +33,7 @@
 
 mod cas;
 pub mod controller;
+pub mod events;
 mod gate;
 pub mod import;
 pub mod lease;
