@@ -8,15 +8,17 @@
 //! | `PARACELL_GCS_ENDPOINT`, `PARACELL_GCS_PREFIX` | the witness's endpoint (default the public one) and object prefix (default `paracell/`) |
 //! | `PARACELL_GCS_AUTH` | `none` for the local stand-in; no token source for the real service is built yet (workload identity federation), so anything else is refused |
 //! | `PARACELL_LEASE_SECS` | the cell lease L (default 12; renewal every L/3, stop 2 s early, promoter margin 2.5 s) |
+//! | `PARACELL_ACCEPTOR_TIMEOUT_MS` | the deadline of each call to an acceptor (default 2000): past it the call counts as that acceptor's silence |
 //!
 //! The DynamoDB and Cosmos DB acceptors reach their services with the cells' usual settings
 //! (`PARACELL_DYNAMODB_ENDPOINT`, `PARACELL_COSMOS_*`); `PARACELL_STORE_PROVISION=1` creates the
 //! tables, containers and bucket (local runs and tests).
 
 use paracell_domain::placement::quorum::{
-    Acceptor, CasAcceptor, LeaseTiming, MemoryAcceptor, QuorumRegistry,
+    Accepted, Acceptor, AcceptorError, Ballot, CasAcceptor, LeaseTiming, MemoryAcceptor,
+    QuorumRegistry,
 };
-use paracell_domain::ports::IdGenerator;
+use paracell_domain::ports::{IdGenerator, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,15 +56,79 @@ pub async fn quorum_from_lookup(
 }
 
 /// The acceptors `PARACELL_QUORUM` names, in its order (empty when unset).
+///
+/// Each acceptor's calls have a deadline (`PARACELL_ACCEPTOR_TIMEOUT_MS`, default 2 s): a round
+/// waits for a black-holed acceptor only when it cannot decide without it — one refusal among
+/// three, say — and then no longer than the deadline, whatever the store SDK's own retry schedule.
 pub async fn acceptors_from_lookup(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<Arc<dyn Acceptor>>, String> {
     let spec = lookup("PARACELL_QUORUM").unwrap_or_default();
+    let limit = match lookup("PARACELL_ACCEPTOR_TIMEOUT_MS") {
+        None => Duration::from_secs(2),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .ok_or_else(|| {
+                format!("PARACELL_ACCEPTOR_TIMEOUT_MS={v:?} is not a positive number")
+            })?,
+    };
     let mut acceptors = Vec::new();
     for item in spec.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        acceptors.push(acceptor(item, &lookup).await?);
+        let inner = acceptor(item, &lookup).await?;
+        acceptors.push(Arc::new(Deadlined { inner, limit }) as Arc<dyn Acceptor>);
     }
     Ok(acceptors)
+}
+
+/// An acceptor whose every call ends by `limit`: one that has not answered by then is reported
+/// unavailable (an unknown outcome, which CASPaxos tolerates: the next round decides again).
+struct Deadlined {
+    inner: Arc<dyn Acceptor>,
+    limit: Duration,
+}
+
+impl Deadlined {
+    async fn call<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, AcceptorError>>,
+    ) -> Result<T, AcceptorError> {
+        tokio::time::timeout(self.limit, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(AcceptorError::Store(StoreError::Unavailable {
+                    retry_after_secs: 1,
+                    detail: format!(
+                        "{what} at the {} acceptor: no answer within {} ms",
+                        self.inner.domain(),
+                        self.limit.as_millis()
+                    ),
+                }))
+            })
+    }
+}
+
+#[async_trait::async_trait]
+impl Acceptor for Deadlined {
+    fn domain(&self) -> &str {
+        self.inner.domain()
+    }
+
+    async fn prepare(&self, key: &str, ballot: Ballot) -> Result<Option<Accepted>, AcceptorError> {
+        self.call("prepare", self.inner.prepare(key, ballot)).await
+    }
+
+    async fn accept(&self, key: &str, ballot: Ballot, value: &str) -> Result<(), AcceptorError> {
+        self.call("accept", self.inner.accept(key, ballot, value))
+            .await
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<Accepted>, AcceptorError> {
+        self.call("peek", self.inner.peek(key)).await
+    }
 }
 
 /// The cell lease's timings: `PARACELL_LEASE_SECS` (default 12).
@@ -185,5 +251,65 @@ async fn acceptor(
         other => Err(format!(
             "PARACELL_QUORUM: {other:?} is not an acceptor kind: use dynamodb:<table>, cosmos:<container>, gcs:<bucket> or memory:<domain>"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepted, never answered: a black-holed link.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl Acceptor for Silent {
+        fn domain(&self) -> &str {
+            "azure"
+        }
+        async fn prepare(&self, _: &str, _: Ballot) -> Result<Option<Accepted>, AcceptorError> {
+            std::future::pending().await
+        }
+        async fn accept(&self, _: &str, _: Ballot, _: &str) -> Result<(), AcceptorError> {
+            std::future::pending().await
+        }
+        async fn peek(&self, _: &str) -> Result<Option<Accepted>, AcceptorError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_acceptor_costs_a_round_the_deadline_not_the_sdks_retries() {
+        let silent = Deadlined {
+            inner: Arc::new(Silent),
+            limit: Duration::from_millis(150),
+        };
+        let started = std::time::Instant::now();
+        let ballot = Ballot {
+            counter: 1,
+            proposer: 1,
+        };
+        let err = silent.prepare("lease/cell-a", ballot).await.unwrap_err();
+        assert!(matches!(
+            err,
+            AcceptorError::Store(StoreError::Unavailable { .. })
+        ));
+        assert!(err.to_string().contains("azure acceptor"), "{err}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        assert!(silent.accept("k", ballot, "v").await.is_err());
+        assert!(silent.peek("k").await.is_err());
+        // Configured, or refused when it is not a positive number of milliseconds.
+        let env = |v: &'static str| {
+            move |n: &str| match n {
+                "PARACELL_QUORUM" => Some("memory:aws,memory:gcp".to_owned()),
+                "PARACELL_ACCEPTOR_TIMEOUT_MS" => Some(v.to_owned()),
+                _ => None,
+            }
+        };
+        assert_eq!(acceptors_from_lookup(env("250")).await.unwrap().len(), 2);
+        assert!(acceptors_from_lookup(env("0")).await.is_err());
     }
 }
