@@ -163,6 +163,18 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
 
     // And back: the Azure cell's new entry reaches the AWS cell first.
     replicate(&azure, &aws).await.unwrap();
+    // The standby on DynamoDB holds what the primary on Cosmos DB holds: same chain, each store's
+    // state its log's, and at the same position the same checksum across the two databases.
+    let (ok, verified) = admin(&["verify", "coop-1", "--json"], &cells, &registry);
+    assert!(ok, "{verified}");
+    assert_eq!(verified["verdict"], "agree", "{verified}");
+    assert_eq!(verified["primary"]["cell"], "cell-azure");
+    assert_eq!(verified["primary"]["seq"], 4);
+    assert_eq!(verified["standbys"][0]["compared_at"], 4);
+    assert_eq!(
+        verified["primary"]["checksum"], verified["standbys"][0]["checksum"],
+        "{verified}"
+    );
     let (ok, back) = admin(
         &["migrate", "coop-1", "--to", "cell-aws", "--json"],
         &cells,
@@ -181,6 +193,16 @@ async fn a_tenant_moves_from_dynamodb_to_cosmos_and_back_through_paracell_admin(
     assert_eq!(
         status["cells"][1]["lag_entries"], 1,
         "the last write is not replicated yet"
+    );
+    let (ok, verified) = admin(&["verify", "coop-1", "--json"], &cells, &registry);
+    assert!(ok, "a lagging standby still agrees: {verified}");
+    assert_eq!(
+        (
+            verified["primary"]["seq"].as_u64(),
+            verified["standbys"][0]["compared_at"].as_u64()
+        ),
+        (Some(5), Some(4)),
+        "{verified}"
     );
 
     // A target that is behind: the move rolls back and says so.

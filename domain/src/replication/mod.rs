@@ -24,6 +24,7 @@ pub mod leftovers;
 mod position;
 pub mod relay;
 pub mod signature;
+pub mod verify;
 
 pub use entry::{ENTRY_VERSION, Effect, Entry, EntryError, SealedEntry};
 pub use position::{Digest, Position};

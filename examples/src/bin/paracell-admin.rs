@@ -12,6 +12,7 @@
 //!                                                    # unplanned: wait out the old primary's lease, promote
 //! paracell-admin reconcile TENANT [--json] [--report FILE]
 //!                                                    # fence a returning primary, classify what it kept
+//! paracell-admin verify TENANT [--json]              # the primary and each standby: chains, state vs log
 //! paracell-admin quorum import|lease|reinstate …     # the placement quorum (paracell_examples::quorum_admin)
 //! paracell-admin watch CELL …                        # the failover controller's loop
 //! ```
@@ -21,7 +22,7 @@
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]\n       paracell-admin status TENANT [--json]\n       paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]\n       paracell-admin failover TENANT --to CELL --allow-data-loss [--json] [--lease-secs N] [--skew-secs N] [--invocation-secs N]\n       paracell-admin reconcile TENANT [--json] [--report FILE]\n";
+const USAGE: &str = "usage: paracell-admin dead-letters list [--json]\n       paracell-admin dead-letters replay [--limit N]\n       paracell-admin status TENANT [--json]\n       paracell-admin migrate TENANT --to CELL [--json] [--timeout-secs N]\n       paracell-admin failover TENANT --to CELL --allow-data-loss [--json] [--lease-secs N] [--skew-secs N] [--invocation-secs N]\n       paracell-admin reconcile TENANT [--json] [--report FILE]\n       paracell-admin verify TENANT [--json]\n";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -45,6 +46,9 @@ async fn main() -> ExitCode {
         }
         ["status", tenant, rest @ ..] if rest.iter().all(|a| *a == "--json") => {
             status(tenant, rest.contains(&"--json")).await
+        }
+        ["verify", tenant, rest @ ..] if rest.iter().all(|a| *a == "--json") => {
+            verify(tenant, rest.contains(&"--json")).await
         }
         ["migrate", tenant, rest @ ..] => {
             let mut to = None;
@@ -306,6 +310,102 @@ async fn reconcile(tenant: &str, json: bool, report_file: Option<&str>) -> ExitC
         );
     }
     ExitCode::SUCCESS
+}
+
+/// `verify TENANT`: the primary and each standby the registry names, compared (exit 0: they agree;
+/// 1: a difference, or a cell that kept writing too fast to follow).
+async fn verify(tenant: &str, json: bool) -> ExitCode {
+    use paracell_domain::replication::verify::{CellAudit, verify};
+    let Ok(tenant) = paracell_domain::TenantId::parse(tenant) else {
+        return fail("verify", format!("{tenant:?} is not a tenant id"));
+    };
+    let (cells, registry) = match placement_ports().await {
+        Ok(p) => p,
+        Err(e) => return fail("configuration", e),
+    };
+    let placement = match registry.get(&tenant).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return fail("verify", format!("{tenant} has no registry record")),
+        Err(e) => return fail("registry", e),
+    };
+    let find = |id: &paracell_domain::CellId| cells.iter().find(|c| c.id == *id).cloned();
+    let Some(primary) = find(&placement.primary) else {
+        return fail(
+            "verify",
+            format!("{} is not in PARACELL_ADMIN_CELLS", placement.primary),
+        );
+    };
+    let mut standbys = Vec::new();
+    for id in &placement.standbys {
+        match find(id) {
+            Some(cell) => standbys.push(cell),
+            None => return fail("verify", format!("{id} is not in PARACELL_ADMIN_CELLS")),
+        }
+    }
+    let v = match verify(&tenant, &primary, &standbys).await {
+        Ok(v) => v,
+        Err(e) => return fail("verify", e),
+    };
+    let audit_json = |a: &CellAudit| {
+        serde_json::json!({
+            "cell": a.cell.as_str(), "seq": a.seq, "digest": a.digest.to_string(),
+            "entries": a.entries, "balances": a.balances, "records": a.records,
+            "checksum": a.checksum, "unsettled": a.unsettled,
+            "difference": a.difference.as_ref().map(ToString::to_string),
+        })
+    };
+    let first = v
+        .first_difference()
+        .map(|(cell, d)| (cell.to_string(), d.to_string()));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "tenant": v.tenant.as_str(), "epoch": placement.epoch,
+                "verdict": if v.agrees() { "agree" } else { "diverged" },
+                "first_difference": first.as_ref().map(|(cell, d)| serde_json::json!({ "cell": cell, "what": d })),
+                "primary": audit_json(&v.primary),
+                "standbys": v.standbys.iter().map(|s| {
+                    let mut j = audit_json(&s.audit);
+                    j["compared_at"] = serde_json::json!(s.compared_at);
+                    j["chain"] = serde_json::json!(s.chain.as_ref().map(ToString::to_string));
+                    j
+                }).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        let line = |role: &str, a: &CellAudit| {
+            println!(
+                "  {role:<8} {:<14} seq {:>7}  {} balances, {} records  checksum {}{}",
+                a.cell.as_str(),
+                a.seq,
+                a.balances,
+                a.records,
+                &a.checksum[..16.min(a.checksum.len())],
+                if a.unsettled {
+                    "  (kept writing: unsettled)"
+                } else {
+                    ""
+                }
+            );
+        };
+        line("primary", &v.primary);
+        for s in &v.standbys {
+            line("standby", &s.audit);
+        }
+        match &first {
+            None if v.agrees() => println!("agree"),
+            None => println!(
+                "unsettled: a cell kept writing faster than the walk could follow; run it again"
+            ),
+            Some((cell, what)) => println!("diverged on {cell}: {what}"),
+        }
+    }
+    if v.agrees() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// The cells and the registry the placement commands reach.
