@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use paracell_domain::http::ApiRequest;
-use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
-use paracell_domain::memory::ManualClock;
-use paracell_domain::money::Currency;
+use paracell_domain::memory::{ManualClock, MemoryStore};
 use paracell_domain::placement::TenantRole;
 use paracell_domain::placement::failover::{FailoverPolicy, failover};
 use paracell_domain::placement::lease::{Ownership, PlacementSource};
@@ -15,14 +13,9 @@ use paracell_domain::placement::reconcile::{TailClass, reconcile};
 use paracell_domain::placement::registry::{
     MemoryRegistry, Placement, PlacementRegistry, PlacementState,
 };
-use paracell_domain::placement::{Fence, TenantHead};
-use paracell_domain::ports::{
-    BalanceSnapshot, Clock, Commit, CommitError, CreateView, EntryPage, EntryRef, Received, Sleep,
-    StoreError, TransactionStore, UuidV7,
-};
-use paracell_domain::replication::{Digest, SealedEntry};
+use paracell_domain::ports::{Clock, Sleep, StoreError, UuidV7};
+use paracell_domain::testing::faults::{Faults, FaultyStore, Operation};
 use paracell_domain::testing::{block_on, replicate};
-use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
 use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use std::sync::Arc;
 use std::time::Duration;
@@ -310,80 +303,15 @@ fn a_standby_promoted_with_entries_it_never_applied_books_at_once() {
     );
 }
 
-/// A store behind a black-holed link: every call is accepted and never answered.
+/// The old primary's store behind a black-holed link: every call accepted, never answered.
 struct BlackHoled;
 
-#[async_trait::async_trait]
-impl TransactionStore for BlackHoled {
-    async fn head(&self, _: &TenantId) -> Result<Option<TenantHead>, StoreError> {
-        std::future::pending().await
+impl Faults for BlackHoled {
+    fn before(&self, _: Operation) -> Result<(), StoreError> {
+        Ok(())
     }
-    async fn create_view(
-        &self,
-        _: &TenantId,
-        _: &IdempotencyKey,
-        _: &AccountId,
-        _: Currency,
-    ) -> Result<CreateView, StoreError> {
-        std::future::pending().await
-    }
-    async fn commit(&self, _: Commit) -> Result<(), CommitError> {
-        std::future::pending().await
-    }
-    async fn put_head(&self, _: Fence, _: TenantHead) -> Result<(), CommitError> {
-        std::future::pending().await
-    }
-    async fn receive(&self, _: &SealedEntry) -> Result<Received, StoreError> {
-        std::future::pending().await
-    }
-    async fn entry(&self, _: &TenantId, _: u64) -> Result<Option<SealedEntry>, StoreError> {
-        std::future::pending().await
-    }
-    async fn discard_received(&self, _: &TenantId, _: u64, _: &Digest) -> Result<bool, StoreError> {
-        std::future::pending().await
-    }
-    async fn entries_after(
-        &self,
-        _: &TenantId,
-        _: u64,
-        _: usize,
-    ) -> Result<Vec<SealedEntry>, StoreError> {
-        std::future::pending().await
-    }
-    async fn transaction(
-        &self,
-        _: &TenantId,
-        _: TransactionId,
-    ) -> Result<Option<Transaction>, StoreError> {
-        std::future::pending().await
-    }
-    async fn balance(
-        &self,
-        _: &TenantId,
-        _: &AccountId,
-        _: Currency,
-    ) -> Result<Option<BalanceSnapshot>, StoreError> {
-        std::future::pending().await
-    }
-    async fn balances(
-        &self,
-        _: &TenantId,
-        _: &AccountId,
-    ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-        std::future::pending().await
-    }
-    async fn idempotency_record(
-        &self,
-        _: &TenantId,
-        _: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        std::future::pending().await
-    }
-    async fn pending_entries(&self, _: Option<&str>, _: usize) -> Result<EntryPage, StoreError> {
-        std::future::pending().await
-    }
-    async fn mark_relayed(&self, _: &[EntryRef]) -> Result<(), StoreError> {
-        std::future::pending().await
+    fn stalls(&self, _: Operation) -> bool {
+        true
     }
 }
 
@@ -415,7 +343,7 @@ fn an_old_primary_whose_store_never_answers_costs_the_report_a_bounded_wait_not_
     };
     let silent = CellHandle {
         id: id_a.clone(),
-        store: Arc::new(BlackHoled),
+        store: Arc::new(FaultyStore::new(Arc::new(MemoryStore::new()), BlackHoled)),
     };
     let before = clock.now();
     let report = block_on(failover(

@@ -6,19 +6,14 @@
 use paracell_domain::http::ApiRequest;
 use paracell_domain::idempotency::{IdempotencyKey, IdempotencyRecord};
 use paracell_domain::memory::{ManualClock, MemoryStore};
-use paracell_domain::money::Currency;
 use paracell_domain::placement::lease::{Ownership, PlacementSource};
 use paracell_domain::placement::migrate::CellHandle;
 use paracell_domain::placement::registry::{MemoryRegistry, Placement, PlacementRegistry};
-use paracell_domain::placement::{Fence, TenantHead};
-use paracell_domain::ports::{
-    BalanceSnapshot, Commit, CommitError, CreateView, EntryPage, EntryRef, Received, StoreError,
-    TransactionStore, UuidV7,
-};
+use paracell_domain::ports::{BalanceSnapshot, StoreError, TransactionStore, UuidV7};
 use paracell_domain::replication::verify::{Difference, verify};
-use paracell_domain::replication::{Digest, SealedEntry};
+use paracell_domain::testing::faults::{Faults, FaultyStore, Operation};
 use paracell_domain::testing::{block_on, replicate};
-use paracell_domain::transaction::{AccountId, Transaction, TransactionId};
+use paracell_domain::transaction::AccountId;
 use paracell_domain::{Cell, CellConfig, CellId, CellPorts, TenantId, TenantScope};
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -156,11 +151,7 @@ fn a_standby_on_another_chain_is_found_at_its_position() {
 #[test]
 fn a_standby_whose_state_is_not_its_logs_is_found_even_where_the_chains_match() {
     // The standby's store misreports one balance: an entry applied wrongly.
-    let lying = Arc::new(Tampered {
-        inner: MemoryStore::new(),
-        balance: true,
-    });
-    let (a, b) = pair(lying.clone());
+    let (a, b) = pair(tampered(true));
     let v = block_on(verify(&tenant(), &handle(&a), &[handle(&b)])).unwrap();
     assert!(!v.agrees());
     assert_eq!(v.standbys[0].chain, None, "the chains match");
@@ -173,11 +164,7 @@ fn a_standby_whose_state_is_not_its_logs_is_found_even_where_the_chains_match() 
     assert!(v.primary.difference.is_none(), "the primary is fine");
 
     // Or it lost an idempotency record: a retry would book twice there.
-    let forgetful = Arc::new(Tampered {
-        inner: MemoryStore::new(),
-        balance: false,
-    });
-    let (a, b) = pair(forgetful);
+    let (a, b) = pair(tampered(false));
     let v = block_on(verify(&tenant(), &handle(&a), &[handle(&b)])).unwrap();
     let (_, difference) = v.first_difference().unwrap();
     assert!(
@@ -188,98 +175,33 @@ fn a_standby_whose_state_is_not_its_logs_is_found_even_where_the_chains_match() 
 
 /// A store that misreports: ACC-1's balances one cent high (`balance`), or no record for key k-3.
 struct Tampered {
-    inner: MemoryStore,
     balance: bool,
 }
 
-#[async_trait::async_trait]
-impl TransactionStore for Tampered {
-    async fn head(&self, t: &TenantId) -> Result<Option<TenantHead>, StoreError> {
-        self.inner.head(t).await
+impl Faults for Tampered {
+    fn before(&self, _: Operation) -> Result<(), StoreError> {
+        Ok(())
     }
-    async fn create_view(
-        &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-        a: &AccountId,
-        c: Currency,
-    ) -> Result<CreateView, StoreError> {
-        self.inner.create_view(t, k, a, c).await
-    }
-    async fn commit(&self, c: Commit) -> Result<(), CommitError> {
-        self.inner.commit(c).await
-    }
-    async fn put_head(&self, f: Fence, h: TenantHead) -> Result<(), CommitError> {
-        self.inner.put_head(f, h).await
-    }
-    async fn receive(&self, e: &SealedEntry) -> Result<Received, StoreError> {
-        self.inner.receive(e).await
-    }
-    async fn entry(&self, t: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
-        self.inner.entry(t, seq).await
-    }
-    async fn discard_received(
-        &self,
-        t: &TenantId,
-        seq: u64,
-        d: &Digest,
-    ) -> Result<bool, StoreError> {
-        self.inner.discard_received(t, seq, d).await
-    }
-    async fn entries_after(
-        &self,
-        t: &TenantId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<SealedEntry>, StoreError> {
-        self.inner.entries_after(t, after, limit).await
-    }
-    async fn transaction(
-        &self,
-        t: &TenantId,
-        id: TransactionId,
-    ) -> Result<Option<Transaction>, StoreError> {
-        self.inner.transaction(t, id).await
-    }
-    async fn balance(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-        c: Currency,
-    ) -> Result<Option<BalanceSnapshot>, StoreError> {
-        self.inner.balance(t, a, c).await
-    }
-    async fn balances(
-        &self,
-        t: &TenantId,
-        a: &AccountId,
-    ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-        let mut all = self.inner.balances(t, a).await?;
-        if self.balance && a.as_str() == "ACC-1" {
+    fn balances(&self, account: &AccountId, mut all: Vec<BalanceSnapshot>) -> Vec<BalanceSnapshot> {
+        if self.balance && account.as_str() == "ACC-1" {
             for b in &mut all {
                 b.available += Decimal::new(1, 2);
             }
         }
-        Ok(all)
+        all
     }
-    async fn idempotency_record(
+    fn record(
         &self,
-        t: &TenantId,
-        k: &IdempotencyKey,
-    ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        if !self.balance && k.as_str() == "k-3" {
-            return Ok(None);
-        }
-        self.inner.idempotency_record(t, k).await
+        key: &IdempotencyKey,
+        record: Option<IdempotencyRecord>,
+    ) -> Option<IdempotencyRecord> {
+        record.filter(|_| self.balance || key.as_str() != "k-3")
     }
-    async fn pending_entries(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<EntryPage, StoreError> {
-        self.inner.pending_entries(after, limit).await
-    }
-    async fn mark_relayed(&self, e: &[EntryRef]) -> Result<(), StoreError> {
-        self.inner.mark_relayed(e).await
-    }
+}
+
+fn tampered(balance: bool) -> Arc<dyn TransactionStore> {
+    Arc::new(FaultyStore::new(
+        Arc::new(MemoryStore::new()),
+        Tampered { balance },
+    ))
 }

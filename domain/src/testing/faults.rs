@@ -48,6 +48,33 @@ pub trait Faults: Send + Sync {
     /// Called once a commit has been applied, before its answer goes back (by default, nothing): a
     /// slow link makes the answer late here, so the writer sees the time move past it.
     fn after_commit(&self) {}
+
+    /// Whether `operation` is accepted and never answered (a black-holed link; by default, no).
+    fn stalls(&self, operation: Operation) -> bool {
+        let _ = operation;
+        false
+    }
+
+    /// Changes the balances a read returns (by default, nothing): a store whose state is not what
+    /// its log says.
+    fn balances(
+        &self,
+        account: &AccountId,
+        balances: Vec<BalanceSnapshot>,
+    ) -> Vec<BalanceSnapshot> {
+        let _ = account;
+        balances
+    }
+
+    /// Changes the idempotency record a read returns (by default, nothing).
+    fn record(
+        &self,
+        key: &IdempotencyKey,
+        record: Option<IdempotencyRecord>,
+    ) -> Option<IdempotencyRecord> {
+        let _ = key;
+        record
+    }
 }
 
 impl<F: Fn(Operation) -> Result<(), StoreError> + Send + Sync> Faults for F {
@@ -82,12 +109,20 @@ impl<F: Faults> FaultyStore<F> {
     pub fn faults(&self) -> &F {
         &self.faults
     }
+
+    /// What every operation goes through first: a stall, or the fault's error.
+    async fn enter(&self, operation: Operation) -> Result<(), StoreError> {
+        if self.faults.stalls(operation) {
+            std::future::pending::<()>().await;
+        }
+        self.faults.before(operation)
+    }
 }
 
 #[async_trait::async_trait]
 impl<F: Faults> TransactionStore for FaultyStore<F> {
     async fn head(&self, t: &TenantId) -> Result<Option<TenantHead>, StoreError> {
-        self.faults.before(Operation::Head)?;
+        self.enter(Operation::Head).await?;
         self.inner.head(t).await
     }
     async fn create_view(
@@ -97,12 +132,12 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         account: &AccountId,
         currency: Currency,
     ) -> Result<CreateView, StoreError> {
-        self.faults.before(Operation::CreateView)?;
+        self.enter(Operation::CreateView).await?;
         let view = self.inner.create_view(t, k, account, currency).await?;
         Ok(self.faults.view(t, k, view))
     }
     async fn commit(&self, c: Commit) -> Result<(), CommitError> {
-        self.faults.before(Operation::Commit)?;
+        self.enter(Operation::Commit).await?;
         let committed = self.inner.commit(c).await;
         self.faults.after_commit();
         committed
@@ -112,15 +147,15 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         fence: crate::placement::Fence,
         head: TenantHead,
     ) -> Result<(), CommitError> {
-        self.faults.before(Operation::PutHead)?;
+        self.enter(Operation::PutHead).await?;
         self.inner.put_head(fence, head).await
     }
     async fn receive(&self, e: &SealedEntry) -> Result<Received, StoreError> {
-        self.faults.before(Operation::Receive)?;
+        self.enter(Operation::Receive).await?;
         self.inner.receive(e).await
     }
     async fn entry(&self, t: &TenantId, seq: u64) -> Result<Option<SealedEntry>, StoreError> {
-        self.faults.before(Operation::Entry)?;
+        self.enter(Operation::Entry).await?;
         self.inner.entry(t, seq).await
     }
     async fn discard_received(
@@ -129,7 +164,7 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         seq: u64,
         digest: &crate::replication::Digest,
     ) -> Result<bool, StoreError> {
-        self.faults.before(Operation::DiscardReceived)?;
+        self.enter(Operation::DiscardReceived).await?;
         self.inner.discard_received(t, seq, digest).await
     }
     async fn entries_after(
@@ -138,7 +173,7 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         after: u64,
         limit: usize,
     ) -> Result<Vec<SealedEntry>, StoreError> {
-        self.faults.before(Operation::EntriesAfter)?;
+        self.enter(Operation::EntriesAfter).await?;
         self.inner.entries_after(t, after, limit).await
     }
     async fn transaction(
@@ -146,7 +181,7 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         t: &TenantId,
         id: TransactionId,
     ) -> Result<Option<Transaction>, StoreError> {
-        self.faults.before(Operation::Transaction)?;
+        self.enter(Operation::Transaction).await?;
         self.inner.transaction(t, id).await
     }
     async fn balance(
@@ -155,7 +190,7 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         a: &AccountId,
         c: Currency,
     ) -> Result<Option<BalanceSnapshot>, StoreError> {
-        self.faults.before(Operation::Balance)?;
+        self.enter(Operation::Balance).await?;
         self.inner.balance(t, a, c).await
     }
     async fn balances(
@@ -163,27 +198,29 @@ impl<F: Faults> TransactionStore for FaultyStore<F> {
         t: &TenantId,
         a: &AccountId,
     ) -> Result<Vec<BalanceSnapshot>, StoreError> {
-        self.faults.before(Operation::Balances)?;
-        self.inner.balances(t, a).await
+        self.enter(Operation::Balances).await?;
+        let balances = self.inner.balances(t, a).await?;
+        Ok(self.faults.balances(a, balances))
     }
     async fn idempotency_record(
         &self,
         t: &TenantId,
         k: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
-        self.faults.before(Operation::IdempotencyRecord)?;
-        self.inner.idempotency_record(t, k).await
+        self.enter(Operation::IdempotencyRecord).await?;
+        let record = self.inner.idempotency_record(t, k).await?;
+        Ok(self.faults.record(k, record))
     }
     async fn pending_entries(
         &self,
         after: Option<&str>,
         limit: usize,
     ) -> Result<EntryPage, StoreError> {
-        self.faults.before(Operation::PendingEntries)?;
+        self.enter(Operation::PendingEntries).await?;
         self.inner.pending_entries(after, limit).await
     }
     async fn mark_relayed(&self, entries: &[EntryRef]) -> Result<(), StoreError> {
-        self.faults.before(Operation::MarkRelayed)?;
+        self.enter(Operation::MarkRelayed).await?;
         self.inner.mark_relayed(entries).await
     }
 }
