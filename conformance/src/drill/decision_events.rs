@@ -6,7 +6,6 @@
 
 use crate::wire;
 use paracell_aws::outbound::eventbridge::SdkEventBridge;
-use paracell_aws::outbound::sqs::{SqsConfig, SqsDeadLetters};
 use paracell_domain::placement::quorum::events::FAILOVER_DECISION;
 use serde_json::Value;
 
@@ -26,19 +25,7 @@ pub(crate) struct DecisionBuses {
 impl DecisionBuses {
     /// Creates the run's bus, rule and queue on moto, and notes where the topic stand-in is.
     pub(crate) async fn create(moto: &str, run: &str, topic_port: u16) -> Result<Self, String> {
-        let config = SqsConfig {
-            queue_url: String::new(),
-            endpoint: Some(moto.to_owned()),
-        };
-        let queue_url = SqsDeadLetters::create_queue(&config, &format!("decisions-{run}"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let queue = SqsDeadLetters::connect(&SqsConfig {
-            queue_url: queue_url.clone(),
-            endpoint: Some(moto.to_owned()),
-        })
-        .await;
-        let arn = queue.queue_arn().await.map_err(|e| e.to_string())?;
+        let (queue_url, arn, sqs) = super::queue::create(moto, &format!("decisions-{run}")).await?;
         let bus = format!("control-{run}");
         SdkEventBridge::connect(Some(moto))
             .await
@@ -49,7 +36,6 @@ impl DecisionBuses {
                 &arn,
             )
             .await?;
-        let sqs = aws_sdk_sqs::Client::new(&aws_config::from_env().endpoint_url(moto).load().await);
         let topic_offset = topic_events(topic_port)?.len();
         Ok(Self {
             bus,
@@ -63,39 +49,9 @@ impl DecisionBuses {
 
     /// Every decision published so far, both buses (each read once; duplicates kept).
     pub(crate) async fn decisions(&mut self) -> Result<&[Value], String> {
-        loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "ReceiveMessage: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            let messages = out.messages.unwrap_or_default();
-            if messages.is_empty() {
-                break;
-            }
-            for message in messages {
-                // The target gets EventBridge's envelope, the CloudEvent as its `detail`.
-                let envelope: Value = serde_json::from_str(message.body().unwrap_or_default())
-                    .map_err(|e| format!("an SQS message is not JSON: {e}"))?;
-                self.read.push(envelope["detail"].clone());
-                if let Some(handle) = message.receipt_handle() {
-                    self.sqs
-                        .delete_message()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await
-                        .map_err(|e| format!("DeleteMessage: {e}"))?;
-                }
-            }
+        for envelope in super::queue::drain(&self.sqs, &self.queue_url).await? {
+            // The target gets EventBridge's envelope, the CloudEvent as its `detail`.
+            self.read.push(envelope["detail"].clone());
         }
         let topic = topic_events(self.topic_port)?;
         let total = topic.len();

@@ -88,38 +88,10 @@ async fn read_queue(
     queue_url: &str,
     received: &mut Received,
 ) -> Result<(), String> {
-    loop {
-        let out = client
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "ReceiveMessage: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(&e)
-                )
-            })?;
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(());
-        }
-        for message in messages {
-            let body: Value = serde_json::from_str(message.body().unwrap_or_default())
-                .map_err(|e| format!("an SQS message is not JSON: {e}"))?;
-            received.deliveries.push((body, Instant::now()));
-            if let Some(handle) = message.receipt_handle() {
-                client
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .map_err(|e| format!("DeleteMessage: {e}"))?;
-            }
-        }
+    for body in super::queue::drain(client, queue_url).await? {
+        received.deliveries.push((body, Instant::now()));
     }
+    Ok(())
 }
 
 /// The topic stand-in's events from `source`, past the `seen` first ones.
@@ -168,15 +140,8 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
         queue_url: String::new(),
         endpoint: Some(moto.clone()),
     };
-    let target_url = SqsDeadLetters::create_queue(&sqs, &format!("events-target-{run}"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let target = SqsDeadLetters::connect(&SqsConfig {
-        queue_url: target_url.clone(),
-        endpoint: Some(moto.clone()),
-    })
-    .await;
-    let target_arn = target.queue_arn().await.map_err(|e| e.to_string())?;
+    let (target_url, target_arn, sqs_client) =
+        super::queue::create(&moto, &format!("events-target-{run}")).await?;
     let bus = format!("events-{run}");
     SdkEventBridge::connect(Some(&moto))
         .await
@@ -256,7 +221,6 @@ async fn drill(options: Options, workspace: &Path, report: &mut DrillReport) -> 
     let mut eventgrid = Received::default();
     let mut topic_seen = 0;
     let source = format!("/cells/{azure_cell}");
-    let sqs_client = target.client().clone();
     let mut writes = 0;
     let deadline = Instant::now() + Duration::from_secs(300);
     let progress = crate::progress::Progress::new(options.writes as u64, "writes");

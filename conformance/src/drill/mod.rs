@@ -20,6 +20,8 @@ pub mod failover_binaries;
 pub mod outage;
 #[cfg(feature = "drill-binaries")]
 pub mod outage_binaries;
+#[cfg(feature = "drill-binaries")]
+mod queue;
 pub mod replication;
 #[cfg(feature = "drill-binaries")]
 pub mod replication_binaries;
