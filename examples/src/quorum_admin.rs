@@ -418,6 +418,21 @@ pub struct Scheduled {
     pub events: Option<DecisionEvents>,
 }
 
+impl Scheduled {
+    /// One invocation: ticks until `run_for` has passed (logging and publishing as [`run_ticks`]
+    /// does); the ticks' evidence.
+    pub async fn invocation(&self) -> Vec<Value> {
+        run_ticks(
+            &self.controller,
+            &self.policy,
+            self.events.as_ref(),
+            None,
+            Some(std::time::Instant::now() + self.run_for),
+        )
+        .await
+    }
+}
+
 /// [`Scheduled`] from the process environment.
 pub async fn scheduled_from_env() -> Result<Scheduled, String> {
     let config = WatchConfig::from_lookup(env)?;

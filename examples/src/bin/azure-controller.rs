@@ -10,10 +10,8 @@
 //! (`PARACELL_ADMIN_CELLS`).
 
 use paracell_azure::functions::{AsyncTriggerHandler, TriggerOutcome, run_async_triggers};
-use paracell_examples::quorum_admin::run_ticks;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The function's folder name under the app.
 const FUNCTION: &str = "FailoverController";
@@ -34,14 +32,7 @@ async fn main() -> ExitCode {
                     invocation.function
                 ));
             }
-            let reports = run_ticks(
-                &s.controller,
-                &s.policy,
-                s.events.as_ref(),
-                None,
-                Some(Instant::now() + s.run_for),
-            )
-            .await;
+            let reports = s.invocation().await;
             Ok(TriggerOutcome {
                 logs: reports.iter().map(ToString::to_string).collect(),
                 return_value: Some(serde_json::json!({ "ticks": reports })),

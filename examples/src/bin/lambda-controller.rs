@@ -10,10 +10,8 @@
 //! (`PARACELL_ADMIN_CELLS`). Build: `cargo lambda build --release --bin lambda-controller`.
 
 use paracell_aws::function::{AsyncEventHandler, run_async_events};
-use paracell_examples::quorum_admin::run_ticks;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,14 +23,7 @@ async fn main() -> ExitCode {
     let handler: Arc<AsyncEventHandler> = Arc::new(move |_scheduled| {
         let s = Arc::clone(&scheduled);
         Box::pin(async move {
-            let reports = run_ticks(
-                &s.controller,
-                &s.policy,
-                s.events.as_ref(),
-                None,
-                Some(Instant::now() + s.run_for),
-            )
-            .await;
+            let reports = s.invocation().await;
             Ok(serde_json::json!({ "ticks": reports }))
         })
     });
