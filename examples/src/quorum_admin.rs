@@ -474,7 +474,11 @@ pub async fn run_ticks(
     let mut reports = Vec::new();
     loop {
         let tick = controller.tick().await;
-        let report = evidence(&tick);
+        let mut report = evidence(&tick);
+        // When the tick ended, so a log read later lines its decisions up with other processes'.
+        report["time"] = json!(
+            paracell_domain::ports::Clock::now(&paracell_domain::ports::SystemClock).to_string()
+        );
         // One JSON line per tick: the evidence of every decision, for the logs.
         println!("{report}");
         reports.push(report);

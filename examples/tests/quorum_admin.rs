@@ -157,6 +157,13 @@ fn a_tenant_moves_to_the_quorum_and_a_cell_books_under_its_cell_lease() {
     assert_eq!(ticks.len(), 2);
     for tick in &ticks {
         assert_eq!(tick["event"], "failover-controller-tick");
+        assert!(
+            tick["time"]
+                .as_str()
+                .and_then(paracell_domain::Timestamp::parse_rfc3339)
+                .is_some(),
+            "{tick}"
+        );
         assert_eq!(tick["probe_ok"], true, "{tick}");
         assert_eq!(tick["votes"]["azure"]["down"], false);
         assert!(
