@@ -173,6 +173,24 @@ impl EventGridTopic {
             .map_err(|e| PublishError::Transport(format!("{}: {e}", self.name)))
     }
 
+    /// What the topic's answer to one publish means for every event in it (a 413 for more than one
+    /// event is split by the relay first): the rule for the cells' events and the controllers'
+    /// decisions alike.
+    fn fate(&self, answer: Result<OutboundResponse, PublishError>) -> Delivery {
+        match answer {
+            Err(PublishError::Transport(e)) => Delivery::Retry(e),
+            Err(PublishError::Credential(e)) => Delivery::Unauthorized(e),
+            Ok(response) => match response.status {
+                200..=299 => Delivery::Delivered,
+                // Our key or token is refused: a configuration fault (an expired token, a
+                // rotated key, a missing role), kept pending and alarmed, never poison.
+                401 | 403 => Delivery::Unauthorized(self.describe(&response)),
+                408 | 429 | 500..=599 => Delivery::Retry(self.describe(&response)),
+                _ => Delivery::Poison(self.describe(&response)),
+            },
+        }
+    }
+
     fn describe(&self, response: &OutboundResponse) -> String {
         let text = String::from_utf8_lossy(&response.body);
         format!(
@@ -234,24 +252,14 @@ impl Destination for EventGridTopic {
         pending.reverse();
         while let Some(call) = pending.pop() {
             let events: Vec<&str> = batch.items(&call).map(String::as_str).collect();
-            let outcome = match self.post(&events).await {
-                Err(PublishError::Transport(e)) => Delivery::Retry(e),
-                Err(PublishError::Credential(e)) => Delivery::Unauthorized(e),
-                Ok(response) => match response.status {
-                    200..=299 => Delivery::Delivered,
-                    413 if call.len() > 1 => {
-                        let (first, second) = call.split_at(call.len() / 2);
-                        pending.push(second.to_vec());
-                        pending.push(first.to_vec());
-                        continue;
-                    }
-                    // Our key or token is refused: a configuration fault (an expired token, a
-                    // rotated key, a missing role), kept pending and alarmed, never poison.
-                    401 | 403 => Delivery::Unauthorized(self.describe(&response)),
-                    408 | 429 | 500..=599 => Delivery::Retry(self.describe(&response)),
-                    _ => Delivery::Poison(self.describe(&response)),
-                },
-            };
+            let answer = self.post(&events).await;
+            if matches!(&answer, Ok(r) if r.status == 413) && call.len() > 1 {
+                let (first, second) = call.split_at(call.len() / 2);
+                pending.push(second.to_vec());
+                pending.push(first.to_vec());
+                continue;
+            }
+            let outcome = self.fate(answer);
             batch.settle_all(&call, &outcome);
         }
         Ok(batch.finish())
@@ -276,18 +284,7 @@ impl EventPublisher for EventGridTopic {
                 self.max_bytes
             )));
         }
-        match self.post(&[document]).await {
-            Err(PublishError::Credential(e)) => Err(ControlPublishError::Refused(e)),
-            Err(PublishError::Transport(e)) => Err(ControlPublishError::Unavailable(e)),
-            Ok(response) => match response.status {
-                200..=299 => Ok(()),
-                401 | 403 => Err(ControlPublishError::Refused(self.describe(&response))),
-                408 | 429 | 500..=599 => {
-                    Err(ControlPublishError::Unavailable(self.describe(&response)))
-                }
-                _ => Err(ControlPublishError::Rejected(self.describe(&response))),
-            },
-        }
+        ControlPublishError::from_delivery(self.fate(self.post(&[document]).await))
     }
 }
 

@@ -169,6 +169,42 @@ impl EventBridgeBus {
     }
 }
 
+impl EventBridgeBus {
+    /// What `PutEvents` said of `sent` entries, entry by entry: the rule for the cells' events and
+    /// the controllers' decisions alike.
+    fn fates(&self, sent: usize, answer: Result<Vec<EntryResult>, DeliveryError>) -> Vec<Delivery> {
+        match answer {
+            Ok(answers) if answers.len() == sent => answers
+                .into_iter()
+                .map(|answer| match answer {
+                    EntryResult::Accepted(_) => Delivery::Delivered,
+                    EntryResult::Failed { code, message } => {
+                        let reason = format!("{}: {code}: {message}", self.name);
+                        if retryable(&code) {
+                            Delivery::Retry(reason)
+                        } else {
+                            Delivery::Poison(reason)
+                        }
+                    }
+                })
+                .collect(),
+            Ok(answers) => vec![
+                Delivery::Retry(format!(
+                    "{}: {} results for {sent} entries",
+                    self.name,
+                    answers.len(),
+                ));
+                sent
+            ],
+            Err(DeliveryError::Retryable { reason, .. }) => vec![Delivery::Retry(reason); sent],
+            Err(DeliveryError::Rejected(reason)) => {
+                vec![Delivery::Poison(format!("rejected: {reason}")); sent]
+            }
+            Err(DeliveryError::Unauthorized(reason)) => vec![Delivery::Unauthorized(reason); sent],
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Destination for EventBridgeBus {
     fn name(&self) -> &str {
@@ -194,40 +230,7 @@ impl Destination for EventBridgeBus {
         );
         for call in batch.calls() {
             let sent: Vec<BusEntry> = batch.items(&call).cloned().collect();
-            let outcomes: Vec<Delivery> = match self.api.put_events(&sent).await {
-                Ok(answers) if answers.len() == sent.len() => answers
-                    .into_iter()
-                    .map(|answer| match answer {
-                        EntryResult::Accepted(_) => Delivery::Delivered,
-                        EntryResult::Failed { code, message } => {
-                            let reason = format!("{}: {code}: {message}", self.name);
-                            if retryable(&code) {
-                                Delivery::Retry(reason)
-                            } else {
-                                Delivery::Poison(reason)
-                            }
-                        }
-                    })
-                    .collect(),
-                Ok(answers) => vec![
-                    Delivery::Retry(format!(
-                        "{}: {} results for {} entries",
-                        self.name,
-                        answers.len(),
-                        sent.len()
-                    ));
-                    sent.len()
-                ],
-                Err(DeliveryError::Retryable { reason, .. }) => {
-                    vec![Delivery::Retry(reason); sent.len()]
-                }
-                Err(DeliveryError::Rejected(reason)) => {
-                    vec![Delivery::Poison(format!("rejected: {reason}")); sent.len()]
-                }
-                Err(DeliveryError::Unauthorized(reason)) => {
-                    vec![Delivery::Unauthorized(reason); sent.len()]
-                }
-            };
+            let outcomes = self.fates(sent.len(), self.api.put_events(&sent).await);
             batch.settle(&call, &outcomes);
         }
         Ok(batch.finish())
@@ -254,27 +257,12 @@ impl EventPublisher for EventBridgeBus {
                 self.max_bytes
             )));
         }
-        match self.api.put_events(std::slice::from_ref(&entry)).await {
-            Ok(answers) => match answers.as_slice() {
-                [EntryResult::Accepted(_)] => Ok(()),
-                [EntryResult::Failed { code, message }] => {
-                    let reason = format!("{}: {code}: {message}", self.name);
-                    Err(if retryable(code) {
-                        PublishError::Unavailable(reason)
-                    } else {
-                        PublishError::Rejected(reason)
-                    })
-                }
-                other => Err(PublishError::Unavailable(format!(
-                    "{}: {} results for one entry",
-                    self.name,
-                    other.len()
-                ))),
-            },
-            Err(DeliveryError::Retryable { reason, .. }) => Err(PublishError::Unavailable(reason)),
-            Err(DeliveryError::Unauthorized(reason)) => Err(PublishError::Refused(reason)),
-            Err(DeliveryError::Rejected(reason)) => Err(PublishError::Rejected(reason)),
-        }
+        let answer = self.api.put_events(std::slice::from_ref(&entry)).await;
+        // `fates` gives one fate per entry sent: exactly one here.
+        let fate = self.fates(1, answer).pop();
+        PublishError::from_delivery(
+            fate.unwrap_or_else(|| Delivery::Retry(format!("{}: no fate", self.name))),
+        )
     }
 }
 

@@ -23,6 +23,7 @@
 
 use super::controller::{Decision, TickReport};
 use crate::ports::{Clock, IdGenerator};
+use crate::replication::relay::Delivery;
 use crate::time::Timestamp;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
@@ -46,6 +47,20 @@ pub enum PublishError {
     /// The bus rejected the event itself: dropped (sending it again cannot succeed), reported.
     #[error("the bus rejected the event: {0}")]
     Rejected(String),
+}
+
+impl PublishError {
+    /// A decision's publish as a bus adapter judged the answer with its relay's own rule (one
+    /// rule per bus for the cells' events and the controllers'): taken, sent again later (`Retry`),
+    /// our credentials (`Unauthorized`), or rejected (`Poison`).
+    pub fn from_delivery(fate: Delivery) -> Result<(), Self> {
+        match fate {
+            Delivery::Delivered => Ok(()),
+            Delivery::Retry(why) => Err(Self::Unavailable(why)),
+            Delivery::Unauthorized(why) => Err(Self::Refused(why)),
+            Delivery::Poison(why) => Err(Self::Rejected(why)),
+        }
+    }
 }
 
 /// Where a controller's events go: its cloud's event bus.
