@@ -116,12 +116,11 @@ impl std::fmt::Display for Difference {
 pub struct CellAudit {
     /// The cell.
     pub cell: CellId,
-    /// Its head position when the audit ended (0: it holds nothing of the tenant).
+    /// Its head position when the audit ended, every entry up to it walked (0: it holds nothing of
+    /// the tenant).
     pub seq: u64,
     /// Its head digest.
     pub digest: Digest,
-    /// Entries walked.
-    pub entries: u64,
     /// Balances compared.
     pub balances: usize,
     /// Idempotency records compared.
@@ -427,7 +426,6 @@ async fn audit(tenant: &TenantId, cell: &CellHandle) -> Result<CellAudit, StoreE
         cell: cell.id.clone(),
         seq: fold.seq,
         digest: fold.digest,
-        entries: fold.seq,
         balances: stored.len(),
         records: fold.records_checked,
         checksum: hex(&hasher.finalize()),

@@ -349,7 +349,7 @@ async fn verify(tenant: &str, json: bool) -> ExitCode {
     let audit_json = |a: &CellAudit| {
         serde_json::json!({
             "cell": a.cell.as_str(), "seq": a.seq, "digest": a.digest.to_string(),
-            "entries": a.entries, "balances": a.balances, "records": a.records,
+            "balances": a.balances, "records": a.records,
             "checksum": a.checksum, "unsettled": a.unsettled,
             "difference": a.difference.as_ref().map(ToString::to_string),
         })

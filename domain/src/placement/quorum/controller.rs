@@ -395,12 +395,7 @@ impl Controller {
         report.decision = Some(decision.clone());
         match decision {
             Decision::Promote { seq } => match lease::revoke(&self.quorum, &self.cell, seq).await {
-                Ok(LeaseChange::Applied(revoked)) => {
-                    if self.fail_over(&mut report).await {
-                        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some((revoked.tenure, revoked.seq));
-                    }
-                }
+                Ok(LeaseChange::Applied(revoked)) => self.fail_over(&mut report, &revoked).await,
                 Ok(LeaseChange::Refused { reason, .. }) => report
                     .problems
                     .push(format!("revocation refused ({reason:?}): the cell renewed")),
@@ -410,12 +405,7 @@ impl Controller {
             // a renewal may yet win. Acted on only once a round reads it chosen.
             Decision::Finish if self.finished_for(&lease) => {}
             Decision::Finish => match lease::read(&self.quorum, &self.cell).await {
-                Ok(Some(chosen)) if chosen.revoked => {
-                    if self.fail_over(&mut report).await {
-                        *self.finished.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some((chosen.tenure, chosen.seq));
-                    }
-                }
+                Ok(Some(chosen)) if chosen.revoked => self.fail_over(&mut report, &chosen).await,
                 Ok(chosen) => report.problems.push(format!(
                     "the revocation seen is not chosen (the lease is {chosen:?}): nothing done"
                 )),
@@ -489,9 +479,9 @@ impl Controller {
     }
 
     /// Fails over every protected tenant the registry still places on the cell, then records the
-    /// move in both cells' verdicts. `true` when every protected tenant is now placed elsewhere
-    /// (read by a round, or moved by this call).
-    async fn fail_over(&self, report: &mut TickReport) -> bool {
+    /// move in both cells' verdicts. When every protected tenant is now placed elsewhere (read by a
+    /// round, or moved by this call), the failover under `revoked` is finished for this controller.
+    async fn fail_over(&self, report: &mut TickReport, revoked: &CellLease) {
         let mut moved_to = Vec::new();
         let mut all_moved = true;
         for protected in &self.tenants {
@@ -525,8 +515,12 @@ impl Controller {
                 .failovers
                 .push(outcome.map_err(|e| format!("{}: {e}", protected.tenant)));
         }
+        if all_moved {
+            *self.finished.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((revoked.tenure, revoked.seq));
+        }
         if moved_to.is_empty() {
-            return all_moved;
+            return;
         }
         let now_ms = self.wall.now().unix_millis();
         for cell in std::iter::once(&self.cell).chain(moved_to.iter()) {
@@ -535,7 +529,6 @@ impl Controller {
                 report.problems.push(problem);
             }
         }
-        all_moved
     }
 }
 
